@@ -1,0 +1,204 @@
+/* Bounded MPSC (sequence-numbered cells) and SPSC (cached indices) queues. */
+#include "core/queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t round_pow2(size_t n)
+{
+    size_t p = 2;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+typedef struct {
+    _Atomic size_t seq;
+} cell_hdr;
+
+#define CELL_DATA_OFF ((sizeof(cell_hdr) + 7) & ~(size_t)7)
+
+static inline cell_hdr *cell_at(const rly_mpsc *q, size_t pos)
+{
+    return (cell_hdr *)(q->cells + (pos & q->mask) * q->cell_size);
+}
+
+static inline void *cell_data(cell_hdr *c)
+{
+    return (unsigned char *)c + CELL_DATA_OFF;
+}
+
+relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
+{
+    memset(q, 0, sizeof *q);
+    if (capacity == 0 || capacity > ((size_t)1 << 30) || elem_size == 0)
+        return RELAY_EINVAL;
+    size_t cap = round_pow2(capacity);
+    q->mask = cap - 1;
+    q->elem_size = elem_size;
+    q->cell_size = (CELL_DATA_OFF + elem_size + 7) & ~(size_t)7;
+    q->cells = aligned_alloc(RLY_CACHELINE, (cap * q->cell_size + RLY_CACHELINE - 1) /
+                                                RLY_CACHELINE * RLY_CACHELINE);
+    if (!q->cells)
+        return RELAY_ENOMEM;
+    for (size_t i = 0; i < cap; i++)
+        atomic_init(&cell_at(q, i)->seq, i);
+    atomic_init(&q->tail, 0);
+    q->head = 0;
+    return RELAY_OK;
+}
+
+void rly_mpsc_fini(rly_mpsc *q)
+{
+    free(q->cells);
+    q->cells = NULL;
+}
+
+relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n)
+{
+    if (n == 0)
+        return RELAY_OK;
+    if (n > q->mask + 1)
+        return RELAY_EFULL;
+    size_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        /* The consumer frees cells in order, so the last cell being free means all are. */
+        cell_hdr *last = cell_at(q, pos + n - 1);
+        size_t seq = atomic_load_explicit(&last->seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)(pos + n - 1);
+        if (dif == 0) {
+            cell_hdr *first = cell_at(q, pos);
+            size_t fseq = atomic_load_explicit(&first->seq, memory_order_acquire);
+            if (fseq != pos) { /* an earlier cell of our range is not yet free */
+                if ((intptr_t)fseq - (intptr_t)pos < 0)
+                    return RELAY_EFULL;
+                pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+                continue;
+            }
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + n,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                break;
+        } else if (dif < 0) {
+            return RELAY_EFULL;
+        } else {
+            pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        }
+    }
+    const unsigned char *src = elems;
+    for (size_t i = 0; i < n; i++) {
+        cell_hdr *c = cell_at(q, pos + i);
+        memcpy(cell_data(c), src + i * q->elem_size, q->elem_size);
+        atomic_store_explicit(&c->seq, pos + i + 1, memory_order_release);
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_mpsc_push(rly_mpsc *q, const void *elem)
+{
+    size_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        cell_hdr *c = cell_at(q, pos);
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                memcpy(cell_data(c), elem, q->elem_size);
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                return RELAY_OK;
+            }
+        } else if (dif < 0) {
+            return RELAY_EFULL;
+        } else {
+            pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        }
+    }
+}
+
+size_t rly_mpsc_pop_batch(rly_mpsc *q, void *out, size_t max)
+{
+    unsigned char *dst = out;
+    size_t n = 0;
+    size_t cap = q->mask + 1;
+    while (n < max) {
+        cell_hdr *c = cell_at(q, q->head);
+        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        if (seq != q->head + 1)
+            break;
+        memcpy(dst + n * q->elem_size, cell_data(c), q->elem_size);
+        atomic_store_explicit(&c->seq, q->head + cap, memory_order_release);
+        q->head++;
+        n++;
+    }
+    return n;
+}
+
+size_t rly_mpsc_size_approx(rly_mpsc *q)
+{
+    size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    size_t h = q->head; /* racy read is only an estimate */
+    return t > h ? t - h : 0;
+}
+
+relay_err rly_spsc_init(rly_spsc *q, size_t capacity, size_t elem_size)
+{
+    memset(q, 0, sizeof *q);
+    if (capacity == 0 || capacity > ((size_t)1 << 30) || elem_size == 0)
+        return RELAY_EINVAL;
+    size_t cap = round_pow2(capacity);
+    q->mask = cap - 1;
+    q->elem_size = elem_size;
+    q->data = malloc(cap * elem_size);
+    if (!q->data)
+        return RELAY_ENOMEM;
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    return RELAY_OK;
+}
+
+void rly_spsc_fini(rly_spsc *q)
+{
+    free(q->data);
+    q->data = NULL;
+}
+
+size_t rly_spsc_push_batch(rly_spsc *q, const void *elems, size_t n)
+{
+    size_t cap = q->mask + 1;
+    size_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    if (tail + n - q->head_cache > cap)
+        q->head_cache = atomic_load_explicit(&q->head, memory_order_acquire);
+    size_t room = cap - (tail - q->head_cache);
+    if (n > room)
+        n = room;
+    const unsigned char *src = elems;
+    for (size_t i = 0; i < n;) {
+        size_t idx = (tail + i) & q->mask;
+        size_t run = cap - idx < n - i ? cap - idx : n - i;
+        memcpy(q->data + idx * q->elem_size, src + i * q->elem_size, run * q->elem_size);
+        i += run;
+    }
+    if (n)
+        atomic_store_explicit(&q->tail, tail + n, memory_order_release);
+    return n;
+}
+
+size_t rly_spsc_pop_batch(rly_spsc *q, void *out, size_t max)
+{
+    size_t cap = q->mask + 1;
+    size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    if (q->tail_cache - head < max)
+        q->tail_cache = atomic_load_explicit(&q->tail, memory_order_acquire);
+    size_t avail = q->tail_cache - head;
+    size_t n = avail < max ? avail : max;
+    unsigned char *dst = out;
+    for (size_t i = 0; i < n;) {
+        size_t idx = (head + i) & q->mask;
+        size_t run = cap - idx < n - i ? cap - idx : n - i;
+        memcpy(dst + i * q->elem_size, q->data + idx * q->elem_size, run * q->elem_size);
+        i += run;
+    }
+    if (n)
+        atomic_store_explicit(&q->head, head + n, memory_order_release);
+    return n;
+}

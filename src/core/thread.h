@@ -1,0 +1,98 @@
+/* Threads, locks and a spin-then-park event: thin wrappers that abort only on programming errors. */
+#ifndef RLY_CORE_THREAD_H
+#define RLY_CORE_THREAD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "relay/err.h"
+
+#define RLY_CACHELINE 64
+
+/* rly_cpu_relax tells the CPU the caller is spinning. */
+static inline void rly_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+typedef pthread_t rly_thread;
+
+/* rly_thread_start starts fn(arg) on a new thread named name (<= 15 chars shown). */
+relay_err rly_thread_start(rly_thread *t, void *(*fn)(void *), void *arg, const char *name);
+
+/* rly_thread_join waits for t to finish. */
+void rly_thread_join(rly_thread t);
+
+typedef pthread_mutex_t rly_mutex;
+typedef pthread_cond_t rly_cond;
+
+/* rly_mutex_init initialises a non-recursive mutex. */
+void rly_mutex_init(rly_mutex *m);
+/* rly_mutex_fini destroys m. */
+void rly_mutex_fini(rly_mutex *m);
+/* rly_mutex_lock locks m. */
+void rly_mutex_lock(rly_mutex *m);
+/* rly_mutex_unlock unlocks m. */
+void rly_mutex_unlock(rly_mutex *m);
+/* rly_cond_init initialises a condition variable on the monotonic clock. */
+void rly_cond_init(rly_cond *c);
+/* rly_cond_fini destroys c. */
+void rly_cond_fini(rly_cond *c);
+/* rly_cond_wait_until waits on c until signalled or the monotonic deadline; false on timeout. */
+bool rly_cond_wait_until(rly_cond *c, rly_mutex *m, int64_t deadline_ns);
+/* rly_cond_wait waits on c until signalled. */
+void rly_cond_wait(rly_cond *c, rly_mutex *m);
+/* rly_cond_broadcast wakes every waiter of c. */
+void rly_cond_broadcast(rly_cond *c);
+
+/*
+ * rly_event is a one-waiter wake-up flag for an owner thread that spins, then parks.
+ * Protocol (no lost wake-ups): the waiter calls rly_event_prepare(), re-checks its
+ * queues, then rly_event_park() or rly_event_cancel(); a producer makes its item
+ * visible and then calls rly_event_notify(), which costs one fence and one load
+ * unless the waiter is parked.
+ */
+typedef struct rly_event {
+    _Atomic uint32_t state; /* 0 idle, 1 notified, 2 parked */
+} rly_event;
+
+/* rly_event_init sets e idle. */
+static inline void rly_event_init(rly_event *e)
+{
+    atomic_init(&e->state, 0);
+}
+
+/* rly_event_prepare announces that the owner is about to park. */
+static inline void rly_event_prepare(rly_event *e)
+{
+    atomic_store_explicit(&e->state, 2, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* rly_event_cancel withdraws a prepare because work was found. */
+static inline void rly_event_cancel(rly_event *e)
+{
+    atomic_store_explicit(&e->state, 0, memory_order_relaxed);
+}
+
+/* rly_event_park sleeps until notified or timeout_ns elapses (< 0: no timeout). */
+void rly_event_park(rly_event *e, int64_t timeout_ns);
+
+/* rly_event_wake_slow wakes a parked owner; called by rly_event_notify. */
+void rly_event_wake_slow(rly_event *e);
+
+/* rly_event_notify wakes the owner if it is parked; call after publishing work. */
+static inline void rly_event_notify(rly_event *e)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&e->state, memory_order_relaxed) == 2)
+        rly_event_wake_slow(e);
+}
+
+#endif
