@@ -1,0 +1,271 @@
+/* Router worker thread: ordered delivery to owned actors, fair stepping, spin-then-park. */
+#include "routing/router.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+
+#define BATCH 128
+#define SPIN_ROUNDS 64
+#define YIELD_ROUNDS 4
+
+struct rly_router {
+    rly_mpsc intake;
+    rly_event wake;
+    uint32_t id;
+    rly_thread thread;
+    bool started;
+    rly_router_return_fn ret;
+    void *ret_ctx;
+    rly_idmap actors; /* id -> rly_actor_slot*, router thread only */
+    rly_actor_slot **active;
+    uint32_t n_active, cap_active;
+    uint32_t step_cursor;
+    _Atomic uint64_t delivered, misrouted, steps;
+    _Atomic uint32_t n_actors;
+};
+
+relay_err rly_router_new(uint32_t id, size_t queue_cap, rly_router_return_fn ret, void *ret_ctx,
+                         rly_router **out)
+{
+    rly_router *r = calloc(1, sizeof *r);
+    if (!r)
+        return RELAY_ENOMEM;
+    relay_err e = rly_mpsc_init(&r->intake, queue_cap, sizeof(rly_msg));
+    if (e)
+        goto fail;
+    e = rly_idmap_init(&r->actors, 64);
+    if (e)
+        goto fail;
+    rly_event_init(&r->wake);
+    r->id = id;
+    r->ret = ret;
+    r->ret_ctx = ret_ctx;
+    *out = r;
+    return RELAY_OK;
+fail:
+    rly_mpsc_fini(&r->intake);
+    free(r);
+    return e;
+}
+
+uint32_t rly_router_id(const rly_router *r)
+{
+    return r->id;
+}
+
+bool rly_router_on_thread(const rly_router *r)
+{
+    return r->started && pthread_equal(pthread_self(), r->thread);
+}
+
+relay_err rly_router_push_batch(rly_router *r, const rly_msg *msgs, size_t n)
+{
+    relay_err e = rly_mpsc_push_batch(&r->intake, msgs, n);
+    if (e == RELAY_OK)
+        rly_event_notify(&r->wake);
+    return e;
+}
+
+size_t rly_router_free_space(rly_router *r)
+{
+    size_t used = rly_mpsc_size_approx(&r->intake);
+    size_t cap = rly_mpsc_capacity(&r->intake);
+    return used >= cap ? 0 : cap - used;
+}
+
+void rly_router_set_active(rly_actor_slot *s, bool active)
+{
+    rly_router *r = s->router;
+    if (!r)
+        return;
+    if (active && s->active_idx < 0) {
+        if (r->n_active == r->cap_active) {
+            uint32_t cap = r->cap_active ? r->cap_active * 2 : 16;
+            rly_actor_slot **a = realloc(r->active, cap * sizeof *a);
+            if (!a) {
+                rly_error("router", "router %u: cannot grow the active list", r->id);
+                return;
+            }
+            r->active = a;
+            r->cap_active = cap;
+        }
+        s->active_idx = (int32_t)r->n_active;
+        r->active[r->n_active++] = s;
+    } else if (!active && s->active_idx >= 0) {
+        uint32_t i = (uint32_t)s->active_idx;
+        rly_actor_slot *last = r->active[--r->n_active];
+        r->active[i] = last;
+        last->active_idx = (int32_t)i;
+        s->active_idx = -1;
+    }
+}
+
+static void return_event(rly_router *r, rly_msg *ev)
+{
+    r->ret(r->ret_ctx, ev);
+}
+
+/* handle runs one intake message; returns false on STOP. */
+static bool handle(rly_router *r, rly_msg *m)
+{
+    switch (m->kind) {
+    case RLY_KIND_DATA: {
+        rly_actor_slot *s = rly_idmap_get(&r->actors, m->actor);
+        if (!s) {
+            atomic_fetch_add_explicit(&r->misrouted, 1, memory_order_relaxed);
+            m->flags |= RLY_MSG_REQUEUED;
+            return_event(r, m);
+            return true;
+        }
+        s->ops->deliver(s, m);
+        atomic_fetch_add_explicit(&r->delivered, 1, memory_order_relaxed);
+        return true;
+    }
+    case RLY_KIND_ADOPT: {
+        rly_actor_slot *s = m->payload;
+        s->router = r;
+        s->active_idx = -1;
+        if (rly_idmap_put(&r->actors, s->id, s) != RELAY_OK) {
+            /* Cannot own it: give it back so nothing is lost. */
+            rly_error("router", "router %u: out of memory adopting an actor", r->id);
+            s->router = NULL;
+            rly_msg ev = {.actor = s->id, .kind = RLY_KIND_EV_HANDOVER, .payload = s};
+            return_event(r, &ev);
+            return true;
+        }
+        atomic_fetch_add_explicit(&r->n_actors, 1, memory_order_relaxed);
+        if (s->ops->attach)
+            s->ops->attach(s, r);
+        return true;
+    }
+    case RLY_KIND_MIGRATE_OUT:
+    case RLY_KIND_DETACH: {
+        rly_actor_slot *s = rly_idmap_del(&r->actors, m->actor);
+        if (s) {
+            rly_router_set_active(s, false);
+            atomic_fetch_sub_explicit(&r->n_actors, 1, memory_order_relaxed);
+            if (m->kind == RLY_KIND_DETACH && !(m->u32 & RLY_REMOVE_KEEP) && s->ops->detach)
+                s->ops->detach(s);
+            s->router = NULL;
+        }
+        rly_msg ev = {.actor = m->actor,
+                      .kind = m->kind == RLY_KIND_DETACH ? RLY_KIND_EV_REMOVED : RLY_KIND_EV_HANDOVER,
+                      .payload = s,
+                      .reply = m->reply};
+        return_event(r, &ev);
+        return true;
+    }
+    case RLY_KIND_STOP:
+        return false;
+    default:
+        rly_error("router", "router %u: unexpected message kind %u", r->id, m->kind);
+        rly_msg_discard(m, RELAY_EINTERNAL);
+        return true;
+    }
+}
+
+/* step_active gives each active actor one step, starting where the last round stopped. */
+static bool step_active(rly_router *r)
+{
+    uint32_t n = r->n_active;
+    if (n == 0)
+        return false;
+    for (uint32_t k = 0; k < n && r->n_active; k++) {
+        uint32_t i = r->step_cursor++ % r->n_active;
+        rly_actor_slot *s = r->active[i];
+        atomic_fetch_add_explicit(&r->steps, 1, memory_order_relaxed);
+        if (!s->ops->step || !s->ops->step(s))
+            rly_router_set_active(s, false);
+    }
+    return r->n_active > 0;
+}
+
+static void *router_main(void *arg)
+{
+    rly_router *r = arg;
+    rly_msg buf[BATCH];
+    unsigned idle = 0;
+    bool running = true;
+    while (running) {
+        size_t n = rly_mpsc_pop_batch(&r->intake, buf, BATCH);
+        size_t i = 0;
+        while (i < n && running)
+            running = handle(r, &buf[i++]);
+        if (!running) {
+            /* STOP is the last message the dispatcher sends; anything after it is a bug, but
+               it is still routed again rather than lost. */
+            for (; i < n; i++) {
+                rly_error("router", "router %u: message after STOP, routing it again", r->id);
+                buf[i].flags |= RLY_MSG_REQUEUED;
+                return_event(r, &buf[i]);
+            }
+            break;
+        }
+        bool work = step_active(r);
+        if (n || work) {
+            idle = 0;
+            continue;
+        }
+        if (++idle < SPIN_ROUNDS) {
+            rly_cpu_relax();
+            continue;
+        }
+        if (idle < SPIN_ROUNDS + YIELD_ROUNDS) {
+            sched_yield();
+            continue;
+        }
+        rly_event_prepare(&r->wake);
+        if (rly_mpsc_size_approx(&r->intake) == 0)
+            rly_event_park(&r->wake, 100 * 1000 * 1000);
+        else
+            rly_event_cancel(&r->wake);
+        idle = 0;
+    }
+    return NULL;
+}
+
+relay_err rly_router_start(rly_router *r)
+{
+    char name[16];
+    snprintf(name, sizeof name, "relay-rt%u", r->id);
+    relay_err e = rly_thread_start(&r->thread, router_main, r, name);
+    if (e == RELAY_OK)
+        r->started = true;
+    return e;
+}
+
+void rly_router_join(rly_router *r)
+{
+    if (r->started) {
+        rly_thread_join(r->thread);
+        r->started = false;
+    }
+}
+
+void rly_router_free(rly_router *r)
+{
+    if (!r)
+        return;
+    rly_router_join(r);
+    rly_msg buf[BATCH];
+    size_t n;
+    while ((n = rly_mpsc_pop_batch(&r->intake, buf, BATCH)) > 0)
+        for (size_t i = 0; i < n; i++)
+            if (buf[i].kind == RLY_KIND_DATA)
+                rly_msg_discard(&buf[i], RELAY_ESHUTDOWN);
+    rly_mpsc_fini(&r->intake);
+    rly_idmap_fini(&r->actors);
+    free(r->active);
+    free(r);
+}
+
+void rly_router_get_stats(rly_router *r, rly_router_stats *out)
+{
+    out->delivered = atomic_load_explicit(&r->delivered, memory_order_relaxed);
+    out->misrouted = atomic_load_explicit(&r->misrouted, memory_order_relaxed);
+    out->steps = atomic_load_explicit(&r->steps, memory_order_relaxed);
+    out->actors = atomic_load_explicit(&r->n_actors, memory_order_relaxed);
+}
