@@ -108,7 +108,6 @@ relay_err rly_coord_add_actor(rly_coord *c, rly_actor_slot *slot)
     relay_err e = c->lifecycle ? RELAY_ESHUTDOWN : RELAY_OK;
     if (!e) {
         uint32_t router = least_loaded(c);
-        slot->active_idx = -1;
         e = rly_state_add(&c->state, slot, router);
         if (!e) {
             e = rly_coord_control(c, RLY_KIND_CTL_ACTOR_ADD, slot->id, router, slot, NULL);

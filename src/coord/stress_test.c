@@ -30,12 +30,15 @@ static uint64_t xorshift(uint64_t *s)
 }
 
 static _Atomic bool producers_done;
+static _Atomic int scale_ops;
+static int min_scale_ops;
 
 static void *producer(void *p)
 {
     producer_arg *a = p;
     uint64_t rng = a->seed;
-    for (int64_t i = 0; i < a->count; i++) {
+    /* Keep sending until both the count and the minimum number of scale operations are reached. */
+    for (int64_t i = 0; i < a->count || atomic_load(&scale_ops) < min_scale_ops; i++) {
         uint32_t k = (uint32_t)(xorshift(&rng) % ACTORS);
         int64_t seq = a->sent_to[k];
         relay_err e;
@@ -66,6 +69,7 @@ static void *scaler(void *p)
         else
             assert_ok(rly_coord_scale_in(a->c, k < r ? k : r - 1));
         a->ops++;
+        atomic_fetch_add(&scale_ops, 1);
         rly_sleep_ns((int64_t)(xorshift(&rng) % 4 + 1) * RLY_NS_PER_MS);
     }
     return NULL;
@@ -88,6 +92,8 @@ static void exactly_once_in_order_under_scaling(void **state)
     producer_arg pa[PRODUCERS];
     rly_thread pt[PRODUCERS], st;
     atomic_store(&producers_done, false);
+    atomic_store(&scale_ops, 0);
+    min_scale_ops = test_sanitized() ? 10 : 40;
     for (uint32_t p = 0; p < PRODUCERS; p++) {
         pa[p] = (producer_arg){c, actors, p, 0x9e3779b97f4a7c15ULL * (p + 1), per,
                                calloc(ACTORS, sizeof(int64_t))};
@@ -99,7 +105,7 @@ static void exactly_once_in_order_under_scaling(void **state)
         rly_thread_join(pt[p]);
     atomic_store(&producers_done, true);
     rly_thread_join(st);
-    assert_true(sa.ops >= 2);
+    assert_true(sa.ops >= min_scale_ops);
 
     for (int i = 0; i < ACTORS; i++) {
         int64_t want = 0;
@@ -121,7 +127,7 @@ static void exactly_once_in_order_under_scaling(void **state)
         assert_int_equal(atomic_load(&actors[i].shutdowns), 1);
         total += (uint64_t)want;
     }
-    assert_int_equal(total, (uint64_t)per * PRODUCERS);
+    assert_true(total >= (uint64_t)per * PRODUCERS);
     print_message("delivered %llu messages exactly once across %d scale operations\n",
                   (unsigned long long)total, sa.ops);
     rly_coord_free(c);

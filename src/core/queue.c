@@ -44,7 +44,7 @@ relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
     for (size_t i = 0; i < cap; i++)
         atomic_init(&cell_at(q, i)->seq, i);
     atomic_init(&q->tail, 0);
-    q->head = 0;
+    atomic_init(&q->head, 0);
     return RELAY_OK;
 }
 
@@ -120,23 +120,26 @@ size_t rly_mpsc_pop_batch(rly_mpsc *q, void *out, size_t max)
     unsigned char *dst = out;
     size_t n = 0;
     size_t cap = q->mask + 1;
+    size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
     while (n < max) {
-        cell_hdr *c = cell_at(q, q->head);
+        cell_hdr *c = cell_at(q, head);
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        if (seq != q->head + 1)
+        if (seq != head + 1)
             break;
         memcpy(dst + n * q->elem_size, cell_data(c), q->elem_size);
-        atomic_store_explicit(&c->seq, q->head + cap, memory_order_release);
-        q->head++;
+        atomic_store_explicit(&c->seq, head + cap, memory_order_release);
+        head++;
         n++;
     }
+    if (n)
+        atomic_store_explicit(&q->head, head, memory_order_relaxed);
     return n;
 }
 
 size_t rly_mpsc_size_approx(rly_mpsc *q)
 {
     size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    size_t h = q->head; /* racy read is only an estimate */
+    size_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     return t > h ? t - h : 0;
 }
 

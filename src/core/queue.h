@@ -26,7 +26,7 @@
 
 typedef struct rly_mpsc {
     _Alignas(RLY_CACHELINE) _Atomic size_t tail; /* next position producers claim */
-    _Alignas(RLY_CACHELINE) size_t head;         /* consumer-owned */
+    _Alignas(RLY_CACHELINE) _Atomic size_t head; /* written by the consumer only */
     size_t mask;
     size_t elem_size;
     size_t cell_size;

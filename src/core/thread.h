@@ -11,6 +11,28 @@
 
 #define RLY_CACHELINE 64
 
+#if defined(__SANITIZE_THREAD__)
+#define RLY_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RLY_TSAN 1
+#endif
+#endif
+
+/*
+ * rly_full_fence orders earlier stores before later loads. TSan does not model fences, so under
+ * TSan a seq_cst read-modify-write on the given word stands in for it (a full barrier as well).
+ */
+static inline void rly_full_fence(_Atomic uint32_t *word)
+{
+#ifdef RLY_TSAN
+    atomic_fetch_add_explicit(word, 0, memory_order_seq_cst);
+#else
+    (void)word;
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* rly_cpu_relax tells the CPU the caller is spinning. */
 static inline void rly_cpu_relax(void)
 {
@@ -72,7 +94,7 @@ static inline void rly_event_init(rly_event *e)
 static inline void rly_event_prepare(rly_event *e)
 {
     atomic_store_explicit(&e->state, 2, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst);
+    rly_full_fence(&e->state);
 }
 
 /* rly_event_cancel withdraws a prepare because work was found. */
@@ -90,7 +112,7 @@ void rly_event_wake_slow(rly_event *e);
 /* rly_event_notify wakes the owner if it is parked; call after publishing work. */
 static inline void rly_event_notify(rly_event *e)
 {
-    atomic_thread_fence(memory_order_seq_cst);
+    rly_full_fence(&e->state);
     if (atomic_load_explicit(&e->state, memory_order_relaxed) == 2)
         rly_event_wake_slow(e);
 }
