@@ -38,6 +38,16 @@ typedef struct rtent {
 typedef struct route {
     relay_id id;
     _Atomic uint32_t state;
+    /* Fast path: a sender may push straight into the owning router's queue while `fast` is set
+       and every message it sent through the dispatcher (`sent`) has been forwarded (`fwd`). */
+    _Atomic uint32_t fast;
+    _Atomic uint32_t direct_active; /* senders between their check and their push */
+    _Atomic(rly_router *) fast_router;
+    _Atomic uint64_t sent; /* messages senders put on the intake for this actor */
+    _Alignas(RLY_CACHELINE) _Atomic uint64_t fwd; /* of those, forwarded or ended (dispatcher) */
+    uint64_t fwd_local;                           /* dispatcher's running count */
+    bool in_touched;
+    struct route *tnext;
     rtent *rt;     /* current router when ASSIGNED/REMOVING; source when MIGRATING */
     rtent *target; /* destination when MIGRATING */
     pnode *head, *tail;
@@ -61,9 +71,11 @@ struct rly_dispatcher {
     _Atomic int64_t pending_total; /* held + reserved; shared with senders */
 
     /* Dispatcher-thread state. */
-    rly_cidmap routes; /* relay_id -> route*, read lock-free by senders */
+    rly_cidmap routes; /* relay_id -> route*, read lock-free; inserts under routes_lock */
+    rly_mutex routes_lock;
     route **all_routes;
     size_t n_routes, cap_routes;
+    route *touched; /* routes whose fwd count or fast flag must be published */
     rtent **rts;
     size_t n_rts, cap_rts;
     route *plist;      /* routes with pending messages */
@@ -132,6 +144,7 @@ relay_err rly_dispatcher_new(const rly_dispatcher_config *cfg, rly_dispatcher **
         goto fail;
     rly_event_init(&d->wake);
     rly_mutex_init(&d->ret_lock);
+    rly_mutex_init(&d->routes_lock);
     *out = d;
     return RELAY_OK;
 fail:
@@ -256,30 +269,90 @@ static route *route_get(rly_dispatcher *d, relay_id id)
     return rly_cidmap_get(&d->routes, id);
 }
 
+/* route_get_or_create finds or makes id's route; any thread (inserts are serialised). */
 static route *route_get_or_create(rly_dispatcher *d, relay_id id)
 {
     route *r = route_get(d, id);
     if (r)
         return r;
+    rly_mutex_lock(&d->routes_lock);
+    r = route_get(d, id);
+    if (r)
+        goto out;
     if (d->n_routes == d->cap_routes) {
         size_t cap = d->cap_routes ? d->cap_routes * 2 : 256;
         route **a = realloc(d->all_routes, cap * sizeof *a);
         if (!a)
-            return NULL;
+            goto out;
         d->all_routes = a;
         d->cap_routes = cap;
     }
-    r = calloc(1, sizeof *r);
+    r = aligned_alloc(RLY_CACHELINE, sizeof *r);
     if (!r)
-        return NULL;
+        goto out;
+    memset(r, 0, sizeof *r);
     r->id = id;
     atomic_init(&r->state, RS_UNKNOWN);
+    atomic_init(&r->fast, 0);
+    atomic_init(&r->direct_active, 0);
+    atomic_init(&r->fast_router, NULL);
+    atomic_init(&r->sent, 0);
+    atomic_init(&r->fwd, 0);
     if (rly_cidmap_insert(&d->routes, id, r) != RELAY_OK) {
         free(r);
-        return NULL;
+        r = NULL;
+        goto out;
     }
     d->all_routes[d->n_routes++] = r;
+out:
+    rly_mutex_unlock(&d->routes_lock);
     return r;
+}
+
+/* touch records that r forwarded or ended a message this round (published after the push). */
+static void touch(rly_dispatcher *d, route *r)
+{
+    if (!r->in_touched) {
+        r->in_touched = true;
+        r->tnext = d->touched;
+        d->touched = r;
+    }
+}
+
+/* count_fwd accounts one intake message of r as forwarded or ended. */
+static void count_fwd(rly_dispatcher *d, route *r, const rly_msg *m)
+{
+    if (m->flags & RLY_MSG_REQUEUED)
+        return; /* already counted when it first passed */
+    r->fwd_local++;
+    touch(d, r);
+}
+
+/* publish_touched runs once every stage is pushed: forwarded counts become visible and routes
+   that are settled on a router reopen the fast path. */
+static void publish_touched(rly_dispatcher *d)
+{
+    route *r = d->touched;
+    d->touched = NULL;
+    while (r) {
+        route *next = r->tnext;
+        r->in_touched = false;
+        atomic_store_explicit(&r->fwd, r->fwd_local, memory_order_release);
+        if (atomic_load_explicit(&r->state, memory_order_relaxed) == RS_ASSIGNED && r->npend == 0 &&
+            !atomic_load_explicit(&r->fast, memory_order_relaxed)) {
+            atomic_store_explicit(&r->fast_router, r->rt->router, memory_order_relaxed);
+            atomic_store_explicit(&r->fast, 1, memory_order_release);
+        }
+        r = next;
+    }
+}
+
+/* close_fast stops direct sends to r and waits for senders already past their check. */
+static void close_fast(route *r)
+{
+    atomic_store_explicit(&r->fast, 0, memory_order_seq_cst);
+    while (atomic_load_explicit(&r->direct_active, memory_order_seq_cst) != 0)
+        sched_yield();
 }
 
 static uint32_t route_state(const route *r)
@@ -341,6 +414,7 @@ static void pend(rly_dispatcher *d, route *r, rly_msg *m, int64_t now)
     if (!n) {
         rly_error("dispatcher", "out of memory holding a %s message; failing it",
                   rly_proto_name(m->proto));
+        count_fwd(d, r, m);
         if (m->flags & RLY_MSG_RESERVED)
             release_reservation(d);
         rly_msg_discard(m, RELAY_ENOMEM);
@@ -376,6 +450,7 @@ static void flush_route(rly_dispatcher *d, route *r)
         r->npend--;
         n->msg.flags &= (uint16_t)~RLY_MSG_RESERVED;
         rt->stage[rt->n_stage++] = n->msg;
+        count_fwd(d, r, &n->msg);
         release_reservation(d);
         d->local.dispatched++;
         node_put(d, n);
@@ -403,6 +478,7 @@ static void route_msg(rly_dispatcher *d, rly_msg *m, int64_t now)
             m->flags &= (uint16_t)~RLY_MSG_RESERVED;
         }
         r->rt->stage[r->rt->n_stage++] = *m;
+        count_fwd(d, r, m);
         d->local.dispatched++;
         return;
     }
@@ -440,6 +516,7 @@ static void expire_route(rly_dispatcher *d, route *r, int64_t now)
             release_reservation(d);
             /* Counted before the reply completes, so a woken waiter sees the count. */
             atomic_store_explicit(&d->s_expired, ++d->local.expired, memory_order_relaxed);
+            count_fwd(d, r, &n->msg);
             rly_msg_discard(&n->msg, RELAY_ETIMEDOUT);
             node_put(d, n);
             r->npend--;
@@ -515,6 +592,7 @@ static void adopt(rly_dispatcher *d, route *r, rtent *rt, rly_actor_slot *slot)
     r->target = NULL;
     route_set_state(r, RS_ASSIGNED);
     mark_ready(d, r);
+    touch(d, r);
 }
 
 static void ctl_router_add(rly_dispatcher *d, rly_msg *m)
@@ -581,6 +659,7 @@ static void ctl_actor_move(rly_dispatcher *d, rly_msg *m)
     uint32_t st = r ? route_state(r) : RS_UNKNOWN;
     if (st == RS_ASSIGNED) {
         if (r->rt != target) {
+            close_fast(r);
             rly_msg out = {.actor = r->id, .kind = RLY_KIND_MIGRATE_OUT};
             stage_control(d, r->rt, &out);
             r->target = target;
@@ -604,6 +683,7 @@ static void ctl_actor_remove(rly_dispatcher *d, rly_msg *m)
     route *r = route_get(d, m->actor);
     uint32_t st = r ? route_state(r) : RS_UNKNOWN;
     if (st == RS_ASSIGNED) {
+        close_fast(r);
         rly_msg det = {.actor = r->id, .kind = RLY_KIND_DETACH, .u32 = m->u32, .reply = m->reply};
         m->reply = NULL;
         stage_control(d, r->rt, &det);
@@ -688,11 +768,17 @@ static void ev_removed(rly_dispatcher *d, rly_msg *ev)
 /* finish_shutdown delivers Shutdown to every actor, fails what cannot be delivered, stops routers. */
 static void finish_shutdown(rly_dispatcher *d)
 {
-    for (size_t i = 0; i < d->n_routes; i++) {
+    rly_mutex_lock(&d->routes_lock);
+    size_t n_routes = d->n_routes;
+    rly_mutex_unlock(&d->routes_lock);
+    for (size_t i = 0; i < n_routes; i++)
+        close_fast(d->all_routes[i]);
+    for (size_t i = 0; i < n_routes; i++) {
         route *r = d->all_routes[i];
         if (route_state(r) == RS_ASSIGNED) {
             while (r->head) {
                 stage_control(d, r->rt, &r->head->msg);
+                count_fwd(d, r, &r->head->msg);
                 pnode *n = r->head;
                 r->head = n->next;
                 release_reservation(d);
@@ -708,6 +794,7 @@ static void finish_shutdown(rly_dispatcher *d)
                 pnode *n = r->head;
                 r->head = n->next;
                 release_reservation(d);
+                count_fwd(d, r, &n->msg);
                 atomic_store_explicit(&d->s_failed, ++d->local.failed, memory_order_relaxed);
                 rly_msg_discard(&n->msg, RELAY_ESHUTDOWN);
                 node_put(d, n);
@@ -862,6 +949,8 @@ static void *dispatcher_main(void *arg)
         if (d->ready)
             flush_ready(d);
         bool flushed = flush_all(d);
+        if (flushed && d->touched)
+            publish_touched(d);
         finish_router_removals(d);
         if (now >= d->next_tick) {
             tick(d, now);
@@ -965,6 +1054,7 @@ void rly_dispatcher_free(rly_dispatcher *d)
     free(d->rts);
     free(d->ret_q);
     rly_cidmap_fini(&d->routes);
+    rly_mutex_fini(&d->routes_lock);
     rly_mutex_fini(&d->ret_lock);
     rly_mpsc_fini(&d->intake);
     free(d);
@@ -972,11 +1062,27 @@ void rly_dispatcher_free(rly_dispatcher *d)
 
 /* ---- senders ------------------------------------------------------------------------------ */
 
-/* reserve takes pending-table room for messages to actors that are not on a router. */
-static relay_err reserve(rly_dispatcher *d, rly_msg *m)
+/* try_direct pushes msgs (all for r's actor) straight to its router when the route is settled. */
+static bool try_direct(route *r, const rly_msg *msgs, size_t n)
 {
-    route *r = rly_cidmap_get(&d->routes, m->actor);
-    uint32_t st = r ? atomic_load_explicit(&r->state, memory_order_acquire) : RS_UNKNOWN;
+    if (!atomic_load_explicit(&r->fast, memory_order_acquire))
+        return false;
+    atomic_fetch_add_explicit(&r->direct_active, 1, memory_order_seq_cst);
+    bool ok = false;
+    if (atomic_load_explicit(&r->fast, memory_order_seq_cst) &&
+        atomic_load_explicit(&r->sent, memory_order_acquire) ==
+            atomic_load_explicit(&r->fwd, memory_order_acquire)) {
+        rly_router *rt = atomic_load_explicit(&r->fast_router, memory_order_relaxed);
+        ok = rly_router_push_batch(rt, msgs, n) == RELAY_OK;
+    }
+    atomic_fetch_sub_explicit(&r->direct_active, 1, memory_order_release);
+    return ok;
+}
+
+/* reserve takes pending-table room for messages to actors that are not on a router. */
+static relay_err reserve(rly_dispatcher *d, route *r, rly_msg *m)
+{
+    uint32_t st = atomic_load_explicit(&r->state, memory_order_acquire);
     if (st == RS_ASSIGNED || st == RS_MIGRATING || st == RS_REMOVING)
         return RELAY_OK;
     int64_t prev = atomic_fetch_add_explicit(&d->pending_total, 1, memory_order_relaxed);
@@ -1021,23 +1127,52 @@ static relay_err push_wait(rly_dispatcher *d, const rly_msg *msgs, size_t n)
     }
 }
 
+/* send_run sends n messages for one actor: directly when settled, else through the intake. */
+static relay_err send_run(rly_dispatcher *d, rly_msg *msgs, size_t n, size_t *taken)
+{
+    *taken = 0;
+    route *r = route_get_or_create(d, msgs[0].actor);
+    if (!r)
+        return RELAY_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        msgs[i].flags &= (uint16_t)~(RLY_MSG_RESERVED | RLY_MSG_REQUEUED);
+    if (try_direct(r, msgs, n)) {
+        *taken = n;
+        return RELAY_OK;
+    }
+    size_t k = 0;
+    relay_err e = RELAY_OK;
+    while (k < n && (e = reserve(d, r, &msgs[k])) == RELAY_OK)
+        k++;
+    if (k == 0)
+        return e;
+    /* Count before pushing so no direct send can overtake these. */
+    atomic_fetch_add_explicit(&r->sent, k, memory_order_seq_cst);
+    relay_err pe = push_wait(d, msgs, k);
+    if (pe) {
+        atomic_fetch_sub_explicit(&r->sent, k, memory_order_seq_cst);
+        for (size_t i = 0; i < k; i++)
+            unreserve(d, &msgs[i]);
+        return pe;
+    }
+    rly_event_notify(&d->wake);
+    *taken = k;
+    return e;
+}
+
+static bool valid_data(const rly_msg *m)
+{
+    return m->kind == RLY_KIND_DATA && m->proto < RLY_PROTO_COUNT;
+}
+
 relay_err rly_dispatcher_send(rly_dispatcher *d, rly_msg *m)
 {
-    if (!d || !m || m->kind != RLY_KIND_DATA || m->proto >= RLY_PROTO_COUNT)
+    if (!d || !m || !valid_data(m))
         return RELAY_EINVAL;
     if (atomic_load_explicit(&d->closed, memory_order_acquire))
         return RELAY_ESHUTDOWN;
-    m->flags &= (uint16_t)~RLY_MSG_RESERVED;
-    relay_err e = reserve(d, m);
-    if (e)
-        return e;
-    e = push_wait(d, m, 1);
-    if (e) {
-        unreserve(d, m);
-        return e;
-    }
-    rly_event_notify(&d->wake);
-    return RELAY_OK;
+    size_t taken;
+    return send_run(d, m, 1, &taken);
 }
 
 size_t rly_dispatcher_send_batch(rly_dispatcher *d, rly_msg *msgs, size_t n, relay_err *err)
@@ -1053,30 +1188,18 @@ size_t rly_dispatcher_send_batch(rly_dispatcher *d, rly_msg *msgs, size_t n, rel
         goto out;
     }
     while (sent < n) {
-        /* Reserve a run of messages, push it in one batch. */
+        /* A run of consecutive messages for the same actor travels together. */
         size_t run = 0;
-        while (sent + run < n && run < BATCH) {
-            rly_msg *m = &msgs[sent + run];
-            if (m->kind != RLY_KIND_DATA || m->proto >= RLY_PROTO_COUNT) {
-                e = RELAY_EINVAL;
-                break;
-            }
-            m->flags &= (uint16_t)~RLY_MSG_RESERVED;
-            if ((e = reserve(d, m)) != RELAY_OK)
-                break;
+        while (sent + run < n && run < BATCH && valid_data(&msgs[sent + run]) &&
+               rly_id_same(&msgs[sent + run].actor, &msgs[sent].actor))
             run++;
+        if (run == 0) {
+            e = RELAY_EINVAL;
+            break;
         }
-        if (run) {
-            relay_err pe = push_wait(d, msgs + sent, run);
-            if (pe) {
-                for (size_t i = 0; i < run; i++)
-                    unreserve(d, &msgs[sent + i]);
-                e = pe;
-                break;
-            }
-            sent += run;
-            rly_event_notify(&d->wake);
-        }
+        size_t taken;
+        e = send_run(d, msgs + sent, run, &taken);
+        sent += taken;
         if (e)
             break;
     }
@@ -1106,7 +1229,7 @@ void rly_dispatcher_close(rly_dispatcher *d)
 
 bool rly_dispatcher_is_assigned(rly_dispatcher *d, relay_id id)
 {
-    route *r = rly_cidmap_get(&d->routes, id);
+    route *r = route_get(d, id);
     return r && atomic_load_explicit(&r->state, memory_order_acquire) == RS_ASSIGNED;
 }
 

@@ -1,0 +1,189 @@
+/*
+ * bench_route: routing throughput and latency.
+ *   one-way: a producer thread sends sequenced messages (batches of 64) -> dispatcher -> router ->
+ *            actor, for (actors, routers) = (4, 1), (64, 4), (1024, 16); messages/s until the
+ *            last one is delivered.
+ *   request/reply: ModelVersion-style requests whose reply the actor completes, with 1 and 64
+ *            outstanding; round trips/s and p50/p99/p99.9 latency.
+ * Usage: bench_route [messages_millions=20] [round_trips_thousands=500]
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "coord/coordinator.h"
+#include "core/clock.h"
+
+typedef struct {
+    rly_actor_slot slot;
+    int64_t next;
+    _Atomic uint64_t *delivered;
+    uint64_t errors;
+} bactor;
+
+static void b_deliver(rly_actor_slot *slot, rly_msg *m)
+{
+    bactor *a = slot->actor;
+    if (m->proto == RLY_SHUTDOWN)
+        return;
+    if (m->reply) {
+        rly_reply_complete(m->reply, RELAY_OK, m->arg, NULL, NULL);
+        return;
+    }
+    if (m->arg != a->next)
+        a->errors++;
+    a->next = m->arg + 1;
+    atomic_fetch_add_explicit(a->delivered, 1, memory_order_relaxed);
+}
+
+static const rly_actor_ops b_ops = {.deliver = b_deliver};
+
+static rly_coord *setup(uint32_t routers, uint32_t n_actors, bactor **out,
+                        _Atomic uint64_t *delivered)
+{
+    rly_coord_config cfg;
+    rly_coord_config_default(&cfg);
+    cfg.routers = routers;
+    rly_coord *c = NULL;
+    if (rly_coord_new(&cfg, &c) != RELAY_OK) {
+        fprintf(stderr, "cannot start the runtime\n");
+        exit(1);
+    }
+    bactor *a = calloc(n_actors, sizeof *a);
+    for (uint32_t i = 0; i < n_actors; i++) {
+        a[i].slot.id = relay_id_from_seed(1, i);
+        a[i].slot.actor = &a[i];
+        a[i].slot.ops = &b_ops;
+        a[i].delivered = delivered;
+        if (rly_coord_add_actor(c, &a[i].slot) != RELAY_OK) {
+            fprintf(stderr, "cannot add actor\n");
+            exit(1);
+        }
+    }
+    *out = a;
+    return c;
+}
+
+static double one_way(uint32_t n_actors, uint32_t routers, uint64_t total)
+{
+    _Atomic uint64_t delivered = 0;
+    bactor *a;
+    rly_coord *c = setup(routers, n_actors, &a, &delivered);
+    int64_t *seq = calloc(n_actors, sizeof *seq);
+    enum { B = 64 };
+    rly_msg batch[B];
+    uint64_t sent = 0;
+    uint32_t k = 0;
+    int64_t t0 = rly_now_ns();
+    while (sent < total) {
+        for (int i = 0; i < B; i++) {
+            /* Runs of 8 messages per actor, round-robin over actors. */
+            if ((sent + (uint64_t)i) % 8 == 0)
+                k = (k + 1) % n_actors;
+            batch[i] = rly_msg_data(a[k].slot.id, RLY_FLAG_LAST_ACTION, seq[k]++, NULL, NULL, NULL);
+        }
+        size_t off = 0;
+        while (off < B) {
+            relay_err e;
+            off += rly_dispatcher_send_batch(c->disp, batch + off, B - off, &e);
+            if (off < B && e != RELAY_EFULL) {
+                fprintf(stderr, "send failed: %s\n", relay_strerror(e));
+                exit(1);
+            }
+        }
+        sent += B;
+    }
+    while (atomic_load_explicit(&delivered, memory_order_relaxed) < total)
+        rly_cpu_relax();
+    int64_t t1 = rly_now_ns();
+    rly_coord_shutdown(c);
+    uint64_t errors = 0;
+    for (uint32_t i = 0; i < n_actors; i++)
+        errors += a[i].errors;
+    if (errors)
+        fprintf(stderr, "ORDER ERRORS: %llu\n", (unsigned long long)errors);
+    rly_coord_free(c);
+    free(a);
+    free(seq);
+    return (double)total / ((double)(t1 - t0) / 1e9);
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static void round_trips(uint32_t outstanding, uint64_t total, double *rate, int64_t *p50,
+                        int64_t *p99, int64_t *p999)
+{
+    _Atomic uint64_t delivered = 0;
+    bactor *a;
+    rly_coord *c = setup(4, 64, &a, &delivered);
+    int64_t *lat = malloc(total * sizeof *lat);
+    rly_reply **win = calloc(outstanding, sizeof *win);
+    int64_t *start = calloc(outstanding, sizeof *start);
+    uint64_t issued = 0, done = 0;
+    int64_t t0 = rly_now_ns();
+    while (done < total) {
+        for (uint32_t w = 0; w < outstanding; w++) {
+            if (win[w] && rly_reply_is_done(win[w])) {
+                lat[done++] = rly_now_ns() - start[w];
+                rly_reply_release(win[w]);
+                win[w] = NULL;
+            }
+            if (!win[w] && issued < total) {
+                rly_reply *r = rly_reply_new();
+                rly_msg m = rly_msg_data(a[issued % 64].slot.id, RLY_MODEL_VERSION, 0, NULL, NULL, r);
+                start[w] = rly_now_ns();
+                if (rly_dispatcher_send(c->disp, &m) != RELAY_OK) {
+                    fprintf(stderr, "send failed\n");
+                    exit(1);
+                }
+                win[w] = r;
+                issued++;
+            }
+        }
+    }
+    int64_t t1 = rly_now_ns();
+    qsort(lat, total, sizeof *lat, cmp_i64);
+    *rate = (double)total / ((double)(t1 - t0) / 1e9);
+    *p50 = lat[total / 2];
+    *p99 = lat[total * 99 / 100];
+    *p999 = lat[total * 999 / 1000];
+    rly_coord_shutdown(c);
+    rly_coord_free(c);
+    free(a);
+    free(lat);
+    free(win);
+    free(start);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t msgs = (uint64_t)((argc > 1 ? atof(argv[1]) : 20.0) * 1e6);
+    uint64_t rts = (uint64_t)((argc > 2 ? atof(argv[2]) : 500.0) * 1e3);
+    static const uint32_t shapes[3][2] = {{4, 1}, {64, 4}, {1024, 16}};
+    for (int i = 0; i < 3; i++) {
+        double r = one_way(shapes[i][0], shapes[i][1], msgs);
+        printf("one-way actors=%u routers=%u msgs=%llu rate=%.2f M msgs/s\n", shapes[i][0],
+               shapes[i][1], (unsigned long long)msgs, r / 1e6);
+        fflush(stdout);
+    }
+    static const uint32_t outs[2] = {1, 64};
+    for (int i = 0; i < 2; i++) {
+        double rate;
+        int64_t p50, p99, p999;
+        round_trips(outs[i], rts, &rate, &p50, &p99, &p999);
+        printf("request-reply outstanding=%u n=%llu rate=%.2f M rt/s p50=%.2f us p99=%.2f us "
+               "p99.9=%.2f us\n",
+               outs[i], (unsigned long long)rts, rate / 1e6, p50 / 1e3, p99 / 1e3, p999 / 1e3);
+        fflush(stdout);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
+    return 0;
+}
