@@ -62,6 +62,13 @@ RELAY_API relay_err relay_env_load(const char *path, const relay_env_def **out);
 /* relay_env_resolve finds a built-in by name or, if name contains '/' or ends in ".so", loads it. */
 RELAY_API relay_err relay_env_resolve(const char *name, const relay_env_def **out);
 
+/* relay_env_builtin returns the i-th built-in environment (0-based), or NULL past the last. */
+RELAY_API const relay_env_def *relay_env_builtin(size_t i);
+
+/* relay_env_episode_seed returns the reset seed of an env's episode: env_seed for episode 0,
+   a splitmix64 mix of env_seed and episode after it (what relay_vecenv uses on auto-reset). */
+RELAY_API uint64_t relay_env_episode_seed(uint64_t env_seed, uint64_t episode);
+
 /* relay_vecenv steps n copies of one environment in lockstep, with auto-reset. */
 typedef struct relay_vecenv relay_vecenv;
 
@@ -90,6 +97,10 @@ RELAY_API void relay_vecenv_reset(relay_vecenv *v, float *obs);
  */
 RELAY_API void relay_vecenv_step(relay_vecenv *v, const void *actions, float *obs, float *rewards,
                                  bool *terminated, bool *truncated, float *final_obs);
+
+/* relay_vecenv_invalid_actions counts actions that were out of range (discrete, clamped) or NaN
+   (continuous, replaced by 0 clipped to the bounds) since v was created. */
+RELAY_API uint64_t relay_vecenv_invalid_actions(const relay_vecenv *v);
 
 #ifdef __cplusplus
 }
