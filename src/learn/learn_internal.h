@@ -1,0 +1,98 @@
+/* Internal layout of policies, rollouts and learners, shared by the learn layer and its tests. */
+#ifndef RLY_LEARN_INTERNAL_H
+#define RLY_LEARN_INTERNAL_H
+
+#include "learn/nn.h"
+#include "learn/rng.h"
+#include "relay/learn.h"
+
+struct relay_policy {
+    relay_policy_spec spec;
+    uint32_t max_batch;
+    uint32_t n_out; /* pi head width: n_actions or act_dim */
+    bool trainable;
+    rly_mlp trunk; /* shared only */
+    rly_mlp pi, vf;
+    size_t n_params, trunk_off, pi_off, vf_off, log_std_off;
+    float *params;              /* [n_params] */
+    float *grads;               /* [n_params], trainable only */
+    float *dh;                  /* shared + trainable: trunk output gradient [max_batch x h] */
+    float *xbuf;                /* normalised observations [max_batch x obs_dim] */
+    float *lpbuf;               /* log-probability row scratch [n_actions] */
+    double *rms_mean, *rms_var; /* running observation statistics */
+    double rms_count;
+    float *norm_mean, *norm_inv_std; /* float copies used by normalisation */
+    rly_rng rng;
+};
+
+/* rly_policy_create builds a policy; trainable adds gradients and backward workspaces. */
+relay_err rly_policy_create(const relay_policy_spec *spec, uint32_t max_batch, uint64_t seed,
+                            bool trainable, relay_policy **out);
+
+/* rly_policy_normalize writes normalised observations (or returns obs itself when disabled). */
+const float *rly_policy_normalize(relay_policy *p, const float *obs, uint32_t n, float *dst);
+
+/* rly_policy_forward runs pi and vf on network inputs x; logits/means and values are returned. */
+void rly_policy_forward(relay_policy *p, const float *x, uint32_t n, const float **pi_out,
+                        const float **v_out);
+
+/* rly_policy_backward back-propagates dpi [n x n_out] and dv [n] into p->grads (overwritten;
+   log_std gradients are left to the caller). Both inputs are overwritten. */
+void rly_policy_backward(relay_policy *p, float *dpi, float *dv, uint32_t n);
+
+/* rly_policy_update_obs_stats folds n raw observations into the running statistics. */
+void rly_policy_update_obs_stats(relay_policy *p, const float *obs, size_t n);
+
+struct relay_rollout {
+    uint32_t obs_dim, act_dim, n_actions;
+    bool discrete;
+    uint32_t n_envs, n_steps;
+    uint32_t *count; /* [n_envs] steps stored per stream */
+    float *obs;      /* [T x N x obs_dim] */
+    int32_t *act_i;  /* discrete [T x N] */
+    float *act_f;    /* continuous [T x N x act_dim] */
+    uint8_t *mask;   /* discrete [T x N x n_actions] */
+    bool has_mask;
+    float *logp, *value, *reward, *final_value, *adv, *ret; /* [T x N] */
+    uint8_t *term, *trunc;                                  /* [T x N] */
+    bool finished;
+};
+
+/*
+ * rly_gae computes GAE over [T x N] arrays (row t, stream e at t*N + e): termination bootstraps
+ * with 0, truncation with final_value, the last step with last_value[e]; ret = adv + value.
+ */
+void rly_gae(uint32_t T, uint32_t N, const float *reward, const float *value, const uint8_t *term,
+             const uint8_t *trunc, const float *final_value, const float *last_value, float gamma,
+             float lambda, float *adv, float *ret);
+
+/* rly_loss_out holds the per-minibatch loss terms. */
+typedef struct rly_loss_out {
+    float policy_loss, value_loss, entropy, approx_kl, clip_fraction, loss;
+} rly_loss_out;
+
+struct relay_ppo {
+    relay_ppo_config cfg;
+    relay_policy *pol;
+    rly_adam adam;
+    uint64_t timesteps;
+    uint32_t updates;
+    rly_rng rng;
+    uint32_t buf_size, mb_cap;
+    uint32_t *perm;
+    float *mb_obs, *mb_act_f, *mb_logp, *mb_adv, *mb_ret, *mb_val;
+    int32_t *mb_act_i;
+    uint8_t *mb_mask;
+    float *dpi, *dv, *lp; /* [mb x n_out], [mb], [mb x n_actions] */
+};
+
+/*
+ * rly_ppo_loss_grad evaluates the loss on one minibatch of n network inputs (already
+ * normalised) and leaves its gradient in p->pol->grads. act is int32 or float per the spec,
+ * mask may be NULL. clip <= 0 gives the plain policy-gradient loss -mean(A logp) (REINFORCE).
+ */
+void rly_ppo_loss_grad(relay_ppo *p, uint32_t n, const float *x, const void *act,
+                       const uint8_t *mask, const float *logp_old, float *adv, const float *ret,
+                       const float *val_old, float clip, rly_loss_out *out);
+
+#endif
