@@ -52,6 +52,9 @@ relay_err rly_coord_new(const rly_coord_config *cfg, rly_coord **out)
             c->cfg.control_timeout_ns = cfg->control_timeout_ns;
         if (cfg->shutdown_timeout_ns > 0)
             c->cfg.shutdown_timeout_ns = cfg->shutdown_timeout_ns;
+        c->cfg.router_started = cfg->router_started;
+        c->cfg.router_stopped = cfg->router_stopped;
+        c->cfg.hook_ctx = cfg->hook_ctx;
     }
     if (c->cfg.routers == 0) {
         rly_error("coord", "at least one router is required");
@@ -182,8 +185,12 @@ void rly_coord_free(rly_coord *c)
         return;
     if (c->disp)
         rly_coord_shutdown(c);
-    for (uint32_t i = 0; i < c->n_routers; i++)
+    for (uint32_t i = 0; i < c->n_routers; i++) {
+        rly_router_join(c->routers[i]);
+        if (c->cfg.router_stopped)
+            c->cfg.router_stopped(c->cfg.hook_ctx, c->routers[i]);
         rly_router_free(c->routers[i]);
+    }
     free(c->routers);
     rly_dispatcher_free(c->disp);
     rly_state_fini(&c->state);

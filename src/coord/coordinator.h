@@ -22,6 +22,11 @@ typedef struct rly_coord_config {
     size_t router_queue_capacity;  /* per-router intake (default 16384) */
     int64_t control_timeout_ns;    /* wait for the dispatcher's ack (default 30 s) */
     int64_t shutdown_timeout_ns;   /* bound on shutdown (default 30 s) */
+    /* router_started runs (control thread) before a new router takes actors, e.g. to give it a
+       trajectory buffer with rly_router_set_user; router_stopped runs after it was joined. */
+    relay_err (*router_started)(void *ctx, rly_router *r);
+    void (*router_stopped)(void *ctx, rly_router *r);
+    void *hook_ctx;
 } rly_coord_config;
 
 typedef struct rly_coord {

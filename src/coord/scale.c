@@ -91,8 +91,14 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
                            rly_dispatcher_router_return, c->disp, &r);
         if (e)
             break;
+        if (c->cfg.router_started && (e = c->cfg.router_started(c->cfg.hook_ctx, r)) != RELAY_OK) {
+            rly_router_free(r);
+            break;
+        }
         e = rly_router_start(r);
         if (e) {
+            if (c->cfg.router_stopped)
+                c->cfg.router_stopped(c->cfg.hook_ctx, r);
             rly_router_free(r);
             break;
         }
@@ -102,6 +108,9 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
             rly_msg stop = {.kind = RLY_KIND_STOP};
             while (rly_router_push_batch(r, &stop, 1) != RELAY_OK)
                 rly_cpu_relax();
+            rly_router_join(r);
+            if (c->cfg.router_stopped)
+                c->cfg.router_stopped(c->cfg.hook_ctx, r);
             rly_router_free(r);
             break;
         }
@@ -146,6 +155,8 @@ relay_err rly_coord_scale_in(rly_coord *c, uint32_t n)
                               NULL, NULL);
         if (!e) {
             rly_router_join(gone[k]);
+            if (c->cfg.router_stopped)
+                c->cfg.router_stopped(c->cfg.hook_ctx, gone[k]);
             rly_router_free(gone[k]);
             gone[k] = NULL;
         }

@@ -5,11 +5,11 @@
 
 static const char *const proto_names[RLY_PROTO_COUNT] = {
     "RequestInference", "ModelVersion",   "FlagLastAction", "ModelHandshake",
-    "SendTrajectory",   "ModelUpdate",    "Shutdown",
+    "SendTrajectory",   "ModelUpdate",    "Shutdown",       "RunEnv",
 };
 
 /* The seed's per-protocol retry time-to-live, in seconds. */
-static const int ttl_seconds[RLY_PROTO_COUNT] = {10, 15, 20, 30, 30, 60, 60};
+static const int ttl_seconds[RLY_PROTO_COUNT] = {10, 15, 20, 30, 30, 60, 60, 30};
 
 const char *rly_proto_name(int proto)
 {

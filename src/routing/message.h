@@ -27,7 +27,8 @@ typedef enum rly_proto {
     RLY_SEND_TRAJECTORY = 4,   /* payload: trajectory + timestamp */
     RLY_MODEL_UPDATE = 5,      /* payload: model bytes; arg: version */
     RLY_SHUTDOWN = 6,          /* flush and stop */
-    RLY_PROTO_COUNT = 7
+    RLY_RUN_ENV = 7,           /* Relay extension: step an env on the actor's router; reply at end */
+    RLY_PROTO_COUNT = 8
 } rly_proto;
 
 /* rly_msg_kind separates actor messages from the routing layer's own control traffic. */

@@ -25,6 +25,7 @@ struct rly_router {
     uint32_t step_cursor;
     _Atomic uint64_t delivered, misrouted, steps;
     _Atomic uint32_t n_actors;
+    void *user;
 };
 
 relay_err rly_router_new(uint32_t id, size_t queue_cap, rly_router_return_fn ret, void *ret_ctx,
@@ -54,6 +55,16 @@ fail:
 uint32_t rly_router_id(const rly_router *r)
 {
     return r->id;
+}
+
+void rly_router_set_user(rly_router *r, void *user)
+{
+    r->user = user;
+}
+
+void *rly_router_user(const rly_router *r)
+{
+    return r->user;
 }
 
 bool rly_router_on_thread(const rly_router *r)

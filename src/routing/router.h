@@ -84,6 +84,12 @@ void rly_router_set_active(rly_actor_slot *slot, bool active);
 /* rly_router_get_stats copies racy counters of r. */
 void rly_router_get_stats(rly_router *r, rly_router_stats *out);
 
+/* rly_router_set_user attaches an upper layer's per-router object (e.g. its trajectory buffer). */
+void rly_router_set_user(rly_router *r, void *user);
+
+/* rly_router_user returns the object set with rly_router_set_user (NULL if none). */
+void *rly_router_user(const rly_router *r);
+
 /* rly_router_on_thread reports whether the caller is r's thread. */
 bool rly_router_on_thread(const rly_router *r);
 

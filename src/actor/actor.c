@@ -1,0 +1,830 @@
+/* Actor: inference, action selection, trajectory recording and run_env stepping. */
+#include "actor/actor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define MOD "actor"
+
+static const char *const aux_names[RLY_N_AUX] = {"logp", "value", "bootstrap", "cut"};
+
+/* A run in progress: a vectorised env and its per-env trajectories. */
+typedef struct env_run {
+    relay_vecenv *venv;
+    uint32_t n;
+    uint64_t steps_left; /* UINT64_MAX = until stopped */
+    uint64_t steps_done;
+    rly_reply *reply; /* completed when the run ends */
+    float *obs, *next_obs, *final_obs, *out, *values, *rewards, *logp, *env_act, *acts_f;
+    int32_t *acts_i;
+    bool *term, *trunc;
+    relay_traj **traj;
+    int64_t *episode;
+} env_run;
+
+struct rly_actor {
+    rly_actor_slot slot;
+    rly_actor_config cfg;
+    rly_policy_desc desc;
+    relay_model_handle *pi_h, *vf_h;
+    bool own_handles;
+    relay_model_ref pi_ref, vf_ref;
+    relay_model_ws *ws;
+    rly_rng rng;
+    int64_t version; /* -1: no model */
+    float log_std[RELAY_ENV_MAX_DIM];
+    relay_step_spec spec, spec_masked;
+    relay_traj *traj; /* request_action path */
+    int64_t episode;
+    env_run run;
+    bool running;
+    rly_traj_out *out_fallback;
+    rly_actor_stats stats;
+    float scratch[2 * RELAY_ENV_MAX_DIM + 2];
+};
+
+/* ---- descriptions ------------------------------------------------------------------------- */
+
+relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env)
+{
+    if (!d || !env || !env->spaces)
+        return RELAY_EINVAL;
+    relay_space *obs = calloc(2, sizeof *obs);
+    if (!obs)
+        return RELAY_ENOMEM;
+    relay_space *act = obs + 1;
+    env->spaces(obs, act);
+    memset(d, 0, sizeof *d);
+    d->obs_dim = obs->dim;
+    d->discrete = act->discrete;
+    d->n_actions = act->discrete ? (uint32_t)act->n : 0;
+    d->act_dim = act->discrete ? 1 : act->dim;
+    if (!act->discrete) {
+        d->bounded = true;
+        for (uint32_t i = 0; i < act->dim && i < RELAY_ENV_MAX_DIM; i++) {
+            d->low[i] = act->low[i];
+            d->high[i] = act->high[i];
+        }
+    }
+    free(obs);
+    if (d->obs_dim == 0 || d->obs_dim > RELAY_ENV_MAX_DIM || d->act_dim == 0 ||
+        d->act_dim > RELAY_ENV_MAX_DIM || (d->discrete && d->n_actions == 0))
+        return RELAY_EINVAL;
+    return RELAY_OK;
+}
+
+static int64_t numel_of(const relay_space_desc *s)
+{
+    int64_t n = 1;
+    for (uint32_t i = 0; i < s->rank; i++)
+        n *= s->shape[i];
+    return n;
+}
+
+relay_err rly_policy_desc_from_meta(rly_policy_desc *d, const relay_model_meta *meta)
+{
+    if (!d || !meta)
+        return RELAY_EINVAL;
+    memset(d, 0, sizeof *d);
+    int64_t od = numel_of(&meta->obs);
+    if (od <= 0 || od > RELAY_ENV_MAX_DIM) {
+        rly_error(MOD, "observation size %lld is not supported (1..%d)", (long long)od,
+                  RELAY_ENV_MAX_DIM);
+        return RELAY_ESHAPE;
+    }
+    d->obs_dim = (uint32_t)od;
+    d->discrete = meta->act.discrete;
+    if (d->discrete) {
+        if (meta->act.n <= 0 || meta->act.n > RELAY_ENV_MAX_DIM)
+            return RELAY_ESHAPE;
+        d->n_actions = (uint32_t)meta->act.n;
+        d->act_dim = 1;
+    } else {
+        int64_t ad = numel_of(&meta->act);
+        if (ad <= 0 || ad > RELAY_ENV_MAX_DIM)
+            return RELAY_ESHAPE;
+        d->act_dim = (uint32_t)ad;
+        if (meta->act.n_bounds) {
+            d->bounded = true;
+            for (uint32_t i = 0; i < d->act_dim; i++) {
+                uint32_t k = meta->act.n_bounds == 1 ? 0 : i;
+                d->low[i] = meta->act.low[k];
+                d->high[i] = meta->act.high[k];
+            }
+        }
+    }
+    return RELAY_OK;
+}
+
+static void make_spec(const rly_policy_desc *d, bool masked, relay_step_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->obs_dtype = RELAY_F32;
+    s->obs_rank = 1;
+    s->obs_shape[0] = d->obs_dim;
+    s->act_dtype = d->discrete ? RELAY_I32 : RELAY_F32;
+    s->act_rank = 1;
+    s->act_shape[0] = d->discrete ? 1 : d->act_dim;
+    if (masked) {
+        s->mask_dtype = RELAY_U8;
+        s->mask_rank = 1;
+        s->mask_shape[0] = d->n_actions;
+    }
+    s->n_aux = RLY_N_AUX;
+    for (int i = 0; i < RLY_N_AUX; i++)
+        snprintf(s->aux_names[i], RELAY_AUX_NAME_MAX, "%s", aux_names[i]);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static const rly_actor_ops actor_ops;
+
+relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
+{
+    if (!cfg || !out)
+        return RELAY_EINVAL;
+    const rly_policy_desc *d = &cfg->policy;
+    if (d->obs_dim == 0 || d->obs_dim > RELAY_ENV_MAX_DIM || d->act_dim == 0 ||
+        d->act_dim > RELAY_ENV_MAX_DIM || (d->discrete && (d->n_actions == 0 ||
+                                                           d->n_actions > RELAY_ENV_MAX_DIM))) {
+        rly_error(MOD, "invalid policy description (obs %u, act %u, actions %u)", d->obs_dim,
+                  d->act_dim, d->n_actions);
+        return RELAY_EINVAL;
+    }
+    rly_actor *a = calloc(1, sizeof *a);
+    if (!a)
+        return RELAY_ENOMEM;
+    a->cfg = *cfg;
+    a->desc = *d;
+    a->slot.id = cfg->id;
+    a->slot.actor = a;
+    a->slot.ops = &actor_ops;
+    a->slot.active_idx = -1;
+    a->version = -1;
+    rly_rng_seed(&a->rng, cfg->seed);
+    make_spec(d, false, &a->spec);
+    make_spec(d, true, &a->spec_masked);
+    relay_err e = RELAY_OK;
+    a->ws = relay_model_ws_new();
+    if (!a->ws)
+        e = RELAY_ENOMEM;
+    if (!e && cfg->shared_pi) {
+        a->pi_h = cfg->shared_pi;
+        a->vf_h = cfg->shared_vf;
+    } else if (!e) {
+        a->own_handles = true;
+        e = relay_model_handle_new(&a->pi_h);
+        if (!e)
+            e = relay_model_handle_new(&a->vf_h);
+    }
+    if (e) {
+        rly_actor_free(a);
+        return e;
+    }
+    *out = a;
+    return RELAY_OK;
+}
+
+static void run_free(env_run *r)
+{
+    relay_vecenv_free(r->venv);
+    free(r->obs);
+    free(r->next_obs);
+    free(r->final_obs);
+    free(r->out);
+    free(r->values);
+    free(r->rewards);
+    free(r->logp);
+    free(r->env_act);
+    free(r->acts_f);
+    free(r->acts_i);
+    free(r->term);
+    free(r->trunc);
+    if (r->traj)
+        for (uint32_t i = 0; i < r->n; i++)
+            relay_traj_free(r->traj[i]);
+    free(r->traj);
+    free(r->episode);
+    if (r->reply)
+        rly_reply_fail(r->reply, RELAY_ECANCELED);
+    memset(r, 0, sizeof *r);
+}
+
+void rly_actor_free(rly_actor *a)
+{
+    if (!a)
+        return;
+    run_free(&a->run);
+    relay_traj_free(a->traj);
+    if (a->pi_h)
+        relay_model_handle_release(a->pi_h, &a->pi_ref);
+    if (a->vf_h)
+        relay_model_handle_release(a->vf_h, &a->vf_ref);
+    if (a->own_handles) {
+        relay_model_handle_free(a->pi_h);
+        relay_model_handle_free(a->vf_h);
+    }
+    relay_model_ws_free(a->ws);
+    free(a);
+}
+
+rly_actor_slot *rly_actor_slot_of(rly_actor *a)
+{
+    return &a->slot;
+}
+
+rly_actor *rly_actor_of(rly_actor_slot *slot)
+{
+    return slot->actor;
+}
+
+rly_actor_stats *rly_actor_stats_of(rly_actor *a)
+{
+    return &a->stats;
+}
+
+const rly_policy_desc *rly_actor_desc(const rly_actor *a)
+{
+    return &a->desc;
+}
+
+void rly_actor_set_out(rly_actor *a, rly_traj_out *out)
+{
+    a->out_fallback = out;
+}
+
+/* ---- models ------------------------------------------------------------------------------- */
+
+static relay_err check_model(const rly_actor *a, const relay_model *pi, const relay_model *vf)
+{
+    uint32_t want_out = a->desc.discrete ? a->desc.n_actions : a->desc.act_dim;
+    if (pi) {
+        uint32_t out = relay_model_out_dim(pi);
+        if (relay_model_in_dim(pi) != a->desc.obs_dim ||
+            (out != want_out && !(!a->desc.discrete && out == 2 * want_out))) {
+            rly_error(MOD, "policy model maps %u -> %u, the actor needs %u -> %u",
+                      relay_model_in_dim(pi), out, a->desc.obs_dim, want_out);
+            return RELAY_ESHAPE;
+        }
+    }
+    if (vf && (relay_model_in_dim(vf) != a->desc.obs_dim || relay_model_out_dim(vf) != 1)) {
+        rly_error(MOD, "value model maps %u -> %u, the actor needs %u -> 1",
+                  relay_model_in_dim(vf), relay_model_out_dim(vf), a->desc.obs_dim);
+        return RELAY_ESHAPE;
+    }
+    return RELAY_OK;
+}
+
+/* refresh re-pins the newest published models (one atomic load each when unchanged). */
+static void refresh(rly_actor *a)
+{
+    if (!a->pi_ref.model) {
+        if (relay_model_handle_acquire(a->pi_h, &a->pi_ref) == RELAY_OK)
+            a->version = a->pi_ref.version;
+    } else if (relay_model_handle_refresh(a->pi_h, &a->pi_ref)) {
+        a->version = a->pi_ref.version;
+    }
+    if (a->vf_h) {
+        if (!a->vf_ref.model)
+            relay_model_handle_acquire(a->vf_h, &a->vf_ref);
+        else
+            relay_model_handle_refresh(a->vf_h, &a->vf_ref);
+    }
+}
+
+/* publish makes pi (and vf) current in the own handles; taken_pi/taken_vf tell what they now own. */
+static relay_err publish(rly_actor *a, relay_model *pi, relay_model *vf, int64_t version,
+                         bool *taken_pi, bool *taken_vf)
+{
+    *taken_pi = *taken_vf = false;
+    relay_err e = check_model(a, pi, vf);
+    if (e)
+        return e;
+    e = relay_model_handle_publish(a->pi_h, pi, version);
+    if (e)
+        return e;
+    *taken_pi = true;
+    if (vf) {
+        e = relay_model_handle_publish(a->vf_h, vf, version);
+        *taken_vf = e == RELAY_OK;
+    }
+    refresh(a);
+    return e;
+}
+
+relay_err rly_actor_install(rly_actor *a, relay_model *pi, relay_model *vf, int64_t version,
+                            const float *log_std, uint32_t n_log_std)
+{
+    if (!a || (!pi && a->own_handles))
+        return RELAY_EINVAL;
+    if (log_std)
+        for (uint32_t i = 0; i < n_log_std && i < RELAY_ENV_MAX_DIM; i++)
+            a->log_std[i] = log_std[i];
+    if (!pi) {
+        refresh(a);
+        return RELAY_OK;
+    }
+    bool tp, tv;
+    relay_err e = publish(a, pi, vf, version, &tp, &tv);
+    if (tp && !tv)
+        relay_model_free(vf); /* pi is in; a value model that failed is dropped with a log */
+    if (tp && !tv && vf)
+        rly_warn(MOD, "value model not installed: %s", relay_strerror(e));
+    return tp ? RELAY_OK : e;
+}
+
+void rly_model_update_free(void *p)
+{
+    rly_model_update *u = p;
+    if (!u)
+        return;
+    relay_model_free(u->pi);
+    relay_model_free(u->vf);
+    free(u);
+}
+
+/* ---- acting ------------------------------------------------------------------------------- */
+
+rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+{
+    size_t floats = d->obs_dim + d->act_dim;
+    size_t bytes = sizeof(rly_infer_req) + floats * sizeof(float) +
+                   (with_mask ? d->n_actions : 0);
+    rly_infer_req *r = calloc(1, bytes);
+    if (!r)
+        return NULL;
+    r->obs = r->data;
+    r->action = r->data + d->obs_dim;
+    r->mask = with_mask ? (uint8_t *)(r->data + floats) : NULL;
+    r->has_mask = with_mask;
+    r->version = -1;
+    return r;
+}
+
+/*
+ * policy_forward runs the policy (and value) model on n observations and selects actions.
+ * out/values are [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and
+ * env_act (continuous), log-probabilities to logp.
+ */
+static relay_err policy_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
+                                float *out, float *values, int32_t *acts_i, float *acts_f,
+                                float *env_act, float *logp)
+{
+    if (!a->pi_ref.model)
+        return RELAY_ENOMODEL;
+    relay_err e = relay_model_forward_ws(a->pi_ref.model, a->ws, obs, (int)n, out);
+    if (e)
+        return e;
+    if (a->vf_ref.model) {
+        e = relay_model_forward_ws(a->vf_ref.model, a->ws, obs, (int)n, values);
+        if (e)
+            return e;
+    } else {
+        memset(values, 0, n * sizeof *values);
+    }
+    const rly_policy_desc *d = &a->desc;
+    uint32_t od = relay_model_out_dim(a->pi_ref.model);
+    for (uint32_t i = 0; i < n; i++) {
+        if (d->discrete) {
+            e = rly_select_categorical(out + (size_t)i * od, masks ? masks + (size_t)i * d->n_actions : NULL,
+                                       d->n_actions, a->cfg.deterministic, &a->rng, &acts_i[i],
+                                       &logp[i]);
+            if (e) {
+                rly_warn(MOD, "the action mask forbids every action");
+                return e;
+            }
+        } else {
+            const float *mean = out + (size_t)i * od;
+            const float *ls = od == 2 * d->act_dim ? mean + d->act_dim : a->log_std;
+            rly_select_gaussian(mean, ls, d->act_dim, a->cfg.deterministic, &a->rng,
+                                d->bounded ? d->low : NULL, d->bounded ? d->high : NULL,
+                                acts_f + (size_t)i * d->act_dim, env_act + (size_t)i * d->act_dim,
+                                &logp[i]);
+        }
+    }
+    return RELAY_OK;
+}
+
+/* value_of returns V(obs) for one observation (0 without a value model). */
+static float value_of(rly_actor *a, const float *obs)
+{
+    float v = 0.0f;
+    if (a->vf_ref.model && relay_model_forward_ws(a->vf_ref.model, a->ws, obs, 1, &v) != RELAY_OK)
+        v = 0.0f;
+    return v;
+}
+
+/* ---- trajectories ------------------------------------------------------------------------- */
+
+static rly_traj_out *out_of(rly_actor *a)
+{
+    if (a->slot.router) {
+        rly_traj_out *o = rly_router_user(a->slot.router);
+        if (o)
+            return o;
+    }
+    return a->out_fallback;
+}
+
+/* emit hands t on (ownership moves) and counts it. */
+static void emit(rly_actor *a, relay_traj *t)
+{
+    if (!t)
+        return;
+    if (t->len == 0) {
+        relay_traj_free(t);
+        return;
+    }
+    t->actor = a->slot.id; /* stamped at emission: set_actor_id renames the data too */
+    rly_traj_out *o = out_of(a);
+    atomic_fetch_add_explicit(&a->stats.trajectories, 1, memory_order_relaxed);
+    if (!o) {
+        rly_warn(MOD, "no trajectory destination; dropping a %u-step trajectory", t->len);
+        relay_traj_free(t);
+        return;
+    }
+    o->push(o, t);
+}
+
+static relay_traj *traj_start(rly_actor *a, bool masked, int64_t env_id, int64_t episode)
+{
+    relay_traj *t = relay_traj_new(masked ? &a->spec_masked : &a->spec,
+                                   a->cfg.max_traj_len ? a->cfg.max_traj_len : 64,
+                                   a->cfg.max_traj_len);
+    if (!t)
+        return NULL;
+    t->actor = a->slot.id;
+    t->env_id = env_id;
+    t->episode = episode;
+    t->policy_version = a->version;
+    return t;
+}
+
+/* close_truncated marks t's last row as the end of a truncated piece bootstrapped from v. */
+static void close_truncated(relay_traj *t, float bootstrap, bool cut)
+{
+    if (!t || t->len == 0)
+        return;
+    uint32_t last = t->len - 1;
+    t->truncated[last] = 1;
+    t->aux[(size_t)last * RLY_N_AUX + RLY_AUX_BOOTSTRAP] = bootstrap;
+    t->aux[(size_t)last * RLY_N_AUX + RLY_AUX_CUT] = cut ? 1.0f : 0.0f;
+}
+
+/* flush_all emits every partial trajectory as a cut chunk (model update, removal, shutdown). */
+static void flush_all(rly_actor *a)
+{
+    if (a->traj && a->traj->len) {
+        close_truncated(a->traj, 0.0f, true);
+        emit(a, a->traj);
+        a->traj = NULL;
+    }
+    env_run *r = &a->run;
+    if (a->running && r->traj) {
+        for (uint32_t i = 0; i < r->n; i++) {
+            relay_traj *t = r->traj[i];
+            if (!t || t->len == 0)
+                continue;
+            close_truncated(t, value_of(a, r->obs + (size_t)i * a->desc.obs_dim), true);
+            emit(a, t);
+            r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
+        }
+    }
+}
+
+/* ---- message handlers --------------------------------------------------------------------- */
+
+static void handle_infer(rly_actor *a, rly_msg *m)
+{
+    rly_infer_req *q = m->payload;
+    m->payload = NULL;
+    refresh(a);
+    const rly_policy_desc *d = &a->desc;
+    float *logits = a->scratch;
+    float value = 0.0f, logp = 0.0f, env_act[RELAY_ENV_MAX_DIM];
+    int32_t idx = 0;
+    relay_err e = policy_forward(a, q->obs, 1, q->has_mask ? q->mask : NULL, logits, &value, &idx,
+                                 q->action, env_act, &logp);
+    if (e == RELAY_OK) {
+        if (d->discrete) {
+            q->action_index = idx;
+            q->action[0] = (float)idx;
+        } else {
+            memcpy(q->action, env_act, d->act_dim * sizeof(float));
+        }
+        q->logp = logp;
+        q->value = value;
+        q->version = a->version;
+        atomic_fetch_add_explicit(&a->stats.inferences, 1, memory_order_relaxed);
+        if (a->cfg.record) {
+            /* The reward that came with this observation belongs to the previous action. */
+            if (a->traj && a->traj->len)
+                a->traj->reward[a->traj->len - 1] += q->reward;
+            if (!a->traj)
+                a->traj = traj_start(a, q->has_mask, -1, a->episode);
+            if (a->traj) {
+                if (a->traj->max_len && a->traj->len == a->traj->max_len) {
+                    close_truncated(a->traj, value, true);
+                    emit(a, a->traj);
+                    a->traj = traj_start(a, q->has_mask, -1, a->episode);
+                }
+                if (a->traj && (a->traj->spec.mask_dtype != RELAY_DTYPE_INVALID) != q->has_mask) {
+                    /* Masks appeared or disappeared mid-episode: start a new piece. */
+                    close_truncated(a->traj, value, true);
+                    emit(a, a->traj);
+                    a->traj = traj_start(a, q->has_mask, -1, a->episode);
+                }
+                float aux[RLY_N_AUX] = {logp, value, 0.0f, 0.0f};
+                const void *act = d->discrete ? (const void *)&idx : (const void *)q->action;
+                if (a->traj)
+                    relay_traj_push(a->traj, q->obs, act, q->has_mask ? q->mask : NULL, 0.0f,
+                                    false, false, aux, rly_wall_ns());
+            }
+        }
+    }
+    if (m->reply) {
+        if (e)
+            free(q);
+        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : free);
+        m->reply = NULL;
+    } else {
+        free(q);
+    }
+}
+
+static void handle_flag_last(rly_actor *a, rly_msg *m)
+{
+    float reward;
+    int32_t bits = (int32_t)m->arg;
+    memcpy(&reward, &bits, sizeof reward);
+    relay_err e = RELAY_OK;
+    if (a->traj && a->traj->len) {
+        uint32_t last = a->traj->len - 1;
+        a->traj->reward[last] += reward;
+        a->traj->terminated[last] = 1;
+        emit(a, a->traj);
+        a->traj = NULL;
+        a->episode++;
+        atomic_fetch_add_explicit(&a->stats.episodes, 1, memory_order_relaxed);
+    } else {
+        e = RELAY_ESTATE; /* nothing to close */
+    }
+    if (m->reply) {
+        rly_reply_complete(m->reply, e, a->episode, NULL, NULL);
+        m->reply = NULL;
+    }
+}
+
+static void handle_update(rly_actor *a, rly_msg *m)
+{
+    rly_model_update *u = m->payload;
+    m->payload = NULL;
+    relay_err e = RELAY_OK;
+    /* Data of the old version is closed first, so each trajectory has one policy version. */
+    flush_all(a);
+    if (u) {
+        if (u->n_log_std)
+            for (uint32_t i = 0; i < u->n_log_std && i < RELAY_ENV_MAX_DIM; i++)
+                a->log_std[i] = u->log_std[i];
+        if (u->pi && a->own_handles) {
+            bool tp, tv;
+            e = publish(a, u->pi, u->vf, u->version, &tp, &tv);
+            if (tp)
+                u->pi = NULL;
+            if (tv)
+                u->vf = NULL;
+        } else if (u->pi) {
+            rly_warn(MOD, "model update with models for an actor on shared handles; ignored");
+            e = RELAY_EINVAL;
+        } else {
+            refresh(a);
+        }
+        rly_model_update_free(u);
+    } else {
+        refresh(a);
+    }
+    /* Running envs start fresh pieces stamped with the new version. */
+    if (a->running)
+        for (uint32_t i = 0; i < a->run.n; i++)
+            if (a->run.traj[i])
+                a->run.traj[i]->policy_version = a->version;
+    if (m->reply) {
+        rly_reply_complete(m->reply, e, a->version, NULL, NULL);
+        m->reply = NULL;
+    }
+}
+
+static void end_run(rly_actor *a, relay_err status)
+{
+    env_run *r = &a->run;
+    if (!a->running)
+        return;
+    flush_all(a);
+    rly_router_set_active(&a->slot, false);
+    if (r->reply) {
+        rly_reply_complete(r->reply, status, (int64_t)r->steps_done, NULL, NULL);
+        r->reply = NULL;
+    }
+    a->running = false;
+    run_free(r);
+}
+
+static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *reply)
+{
+    if (a->running)
+        return RELAY_EBUSY;
+    rly_policy_desc d;
+    relay_err e = rly_policy_desc_from_env(&d, spec->env);
+    if (e)
+        return e;
+    if (d.obs_dim != a->desc.obs_dim || d.discrete != a->desc.discrete ||
+        (d.discrete ? d.n_actions != a->desc.n_actions : d.act_dim != a->desc.act_dim)) {
+        rly_error(MOD, "env %s does not match the actor's policy (obs %u vs %u)", spec->env->name,
+                  d.obs_dim, a->desc.obs_dim);
+        return RELAY_ESHAPE;
+    }
+    if (spec->n_envs == 0 || spec->n_envs > RELAY_MODEL_MAX_BATCH)
+        return RELAY_EINVAL;
+    env_run *r = &a->run;
+    memset(r, 0, sizeof *r);
+    r->n = spec->n_envs;
+    size_t n = r->n, od = a->desc.obs_dim, ad = a->desc.act_dim;
+    size_t outw = a->desc.discrete ? a->desc.n_actions : 2 * ad;
+    e = relay_vecenv_new(spec->env, spec->n_envs, spec->seed, &r->venv);
+    if (e)
+        return e;
+    r->obs = malloc(n * od * sizeof(float));
+    r->next_obs = malloc(n * od * sizeof(float));
+    r->final_obs = malloc(n * od * sizeof(float));
+    r->out = malloc(n * outw * sizeof(float));
+    r->values = malloc(n * sizeof(float));
+    r->rewards = malloc(n * sizeof(float));
+    r->logp = malloc(n * sizeof(float));
+    r->env_act = malloc(n * ad * sizeof(float));
+    r->acts_f = malloc(n * ad * sizeof(float));
+    r->acts_i = malloc(n * sizeof(int32_t));
+    r->term = malloc(n * sizeof(bool));
+    r->trunc = malloc(n * sizeof(bool));
+    r->traj = calloc(n, sizeof *r->traj);
+    r->episode = calloc(n, sizeof *r->episode);
+    if (!r->obs || !r->next_obs || !r->final_obs || !r->out || !r->values || !r->rewards ||
+        !r->logp || !r->env_act || !r->acts_f || !r->acts_i || !r->term || !r->trunc || !r->traj ||
+        !r->episode) {
+        run_free(r);
+        return RELAY_ENOMEM;
+    }
+    if (a->pi_ref.model && relay_model_ws_reserve(a->ws, a->pi_ref.model, (int)n) != RELAY_OK) {
+        run_free(r);
+        return RELAY_ENOMEM;
+    }
+    relay_vecenv_reset(r->venv, r->obs);
+    if (a->cfg.record)
+        for (uint32_t i = 0; i < r->n; i++) {
+            r->traj[i] = traj_start(a, false, (int64_t)i, 0);
+            if (!r->traj[i]) {
+                run_free(r);
+                return RELAY_ENOMEM;
+            }
+        }
+    r->steps_left = spec->steps ? spec->steps : UINT64_MAX;
+    r->reply = reply;
+    a->running = true;
+    rly_router_set_active(&a->slot, true);
+    return RELAY_OK;
+}
+
+/* step_env runs one vector step of the actor's env; false when the run is over. */
+static bool step_env(rly_actor *a)
+{
+    env_run *r = &a->run;
+    if (!a->running)
+        return false;
+    refresh(a);
+    const rly_policy_desc *d = &a->desc;
+    relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
+                                 r->env_act, r->logp);
+    if (e) {
+        rly_error(MOD, "run_env stopped: %s", relay_strerror(e));
+        end_run(a, e);
+        return false;
+    }
+    const void *env_actions = d->discrete ? (const void *)r->acts_i : (const void *)r->env_act;
+    relay_vecenv_step(r->venv, env_actions, r->next_obs, r->rewards, r->term, r->trunc,
+                      r->final_obs);
+    int64_t now = rly_wall_ns();
+    size_t od = d->obs_dim;
+    for (uint32_t i = 0; i < r->n; i++) {
+        relay_traj *t = r->traj[i];
+        if (t) {
+            const float *obs_i = r->obs + i * od;
+            if (t->max_len && t->len == t->max_len) {
+                /* Max length: emit a chunk bootstrapped from this state, continue the episode. */
+                close_truncated(t, r->values[i], true);
+                emit(a, t);
+                t = r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
+            }
+            if (t) {
+                float aux[RLY_N_AUX] = {r->logp[i], r->values[i], 0.0f, 0.0f};
+                const void *act = d->discrete ? (const void *)&r->acts_i[i]
+                                              : (const void *)(r->acts_f + i * d->act_dim);
+                relay_traj_push(t, obs_i, act, NULL, r->rewards[i], r->term[i], r->trunc[i], aux,
+                                now);
+            }
+        }
+        if (r->term[i] || r->trunc[i]) {
+            if (t) {
+                if (r->trunc[i] && !r->term[i])
+                    t->aux[(size_t)(t->len - 1) * RLY_N_AUX + RLY_AUX_BOOTSTRAP] =
+                        value_of(a, r->final_obs + i * od);
+                emit(a, t);
+            }
+            r->episode[i]++;
+            atomic_fetch_add_explicit(&a->stats.episodes, 1, memory_order_relaxed);
+            r->traj[i] = a->cfg.record ? traj_start(a, false, (int64_t)i, r->episode[i]) : NULL;
+        }
+    }
+    float *tmp = r->obs;
+    r->obs = r->next_obs;
+    r->next_obs = tmp;
+    atomic_fetch_add_explicit(&a->stats.env_steps, r->n, memory_order_relaxed);
+    r->steps_done++;
+    if (r->steps_left != UINT64_MAX && --r->steps_left == 0) {
+        end_run(a, RELAY_OK);
+        return false;
+    }
+    return true;
+}
+
+static void deliver(rly_actor_slot *slot, rly_msg *m)
+{
+    rly_actor *a = slot->actor;
+    switch (m->proto) {
+    case RLY_REQUEST_INFERENCE:
+        handle_infer(a, m);
+        break;
+    case RLY_FLAG_LAST_ACTION:
+        handle_flag_last(a, m);
+        break;
+    case RLY_MODEL_VERSION:
+        refresh(a);
+        if (m->reply)
+            rly_reply_complete(m->reply, RELAY_OK, a->version, NULL, NULL);
+        m->reply = NULL;
+        break;
+    case RLY_MODEL_HANDSHAKE:
+        refresh(a);
+        if (m->reply)
+            rly_reply_complete(m->reply, a->version < 0 ? RELAY_ENOMODEL : RELAY_OK, a->version,
+                               NULL, NULL);
+        m->reply = NULL;
+        break;
+    case RLY_MODEL_UPDATE:
+        handle_update(a, m);
+        break;
+    case RLY_RUN_ENV: {
+        rly_run_env *spec = m->payload;
+        rly_reply *reply = m->reply;
+        m->reply = NULL;
+        relay_err e = spec ? start_run(a, spec, reply) : RELAY_EINVAL;
+        if (e && reply)
+            rly_reply_fail(reply, e);
+        break;
+    }
+    case RLY_SHUTDOWN:
+        if (a->running)
+            end_run(a, RELAY_ESHUTDOWN);
+        flush_all(a);
+        if (m->reply)
+            rly_reply_complete(m->reply, RELAY_OK, 0, NULL, NULL);
+        m->reply = NULL;
+        break;
+    default:
+        rly_warn(MOD, "actor cannot handle %s", rly_proto_name(m->proto));
+        if (m->reply)
+            rly_reply_fail(m->reply, RELAY_EUNSUPPORTED);
+        m->reply = NULL;
+    }
+    if (m->payload && m->payload_free)
+        m->payload_free(m->payload);
+    m->payload = NULL;
+}
+
+static bool step(rly_actor_slot *slot)
+{
+    return step_env(slot->actor);
+}
+
+static void detach(rly_actor_slot *slot)
+{
+    rly_actor *a = slot->actor;
+    if (a->running)
+        end_run(a, RELAY_ECANCELED);
+    flush_all(a);
+}
+
+static const rly_actor_ops actor_ops = {.deliver = deliver, .step = step, .detach = detach};

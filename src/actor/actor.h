@@ -1,0 +1,155 @@
+/*
+ * rly_actor: a policy that acts, records what happens, and hands finished trajectories on.
+ *
+ * An actor runs on its router's thread (it implements rly_actor_ops). It owns: its model refs
+ * (pinned versions of a policy model and an optional value model, read from model handles that
+ * are its own or shared with other actors), a seeded RNG, its current trajectory (one per env
+ * when it steps a vectorised env), and episode counters.
+ *
+ * Messages it handles (payloads below, ownership as in routing/message.h):
+ *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in.
+ *   FlagLastAction    arg = final reward as float bits; closes the episode (terminated).
+ *   ModelVersion      reply value = current version, -1 without a model.
+ *   ModelUpdate       payload rly_model_update (owned); arg = version.
+ *   ModelHandshake    reply value = current version, RELAY_ENOMODEL without a model.
+ *   RunEnv            payload rly_run_env (owned); reply value = steps done, at the end.
+ *   Shutdown          flushes partial trajectories and ends a run.
+ *
+ * Rewards: the reward passed with RequestInference is credited to the previous action (the one
+ * that led to this observation); flag_last_action's reward to the last action. So row t of a
+ * trajectory is (s_t, a_t, r_t), not RelayRL's off-by-one pairing.
+ *
+ * Trajectories end on termination, on truncation (time limit), on max length (emitted as a
+ * chunk: last row truncated and aux "cut" = 1, the episode continues in the next trajectory),
+ * on flag_last_action, on a model update (so each trajectory has one policy version), on removal
+ * and on shutdown. Auxiliary values per row: "logp", "value" (0 without a value model), and on
+ * a row that ends a truncated trajectory "bootstrap" = V(next observation) for GAE.
+ */
+#ifndef RLY_ACTOR_ACTOR_H
+#define RLY_ACTOR_ACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actor/select.h"
+#include "relay/data.h"
+#include "relay/env.h"
+#include "relay/model.h"
+#include "routing/router.h"
+
+/* Names and order of the auxiliary values actors record. */
+#define RLY_AUX_LOGP 0
+#define RLY_AUX_VALUE 1
+#define RLY_AUX_BOOTSTRAP 2
+#define RLY_AUX_CUT 3
+#define RLY_N_AUX 4
+
+/* rly_traj_out receives finished trajectories; push always takes ownership (it may block). */
+typedef struct rly_traj_out {
+    void (*push)(struct rly_traj_out *out, relay_traj *t);
+} rly_traj_out;
+
+/* rly_policy_desc describes what a policy model maps from and to. */
+typedef struct rly_policy_desc {
+    uint32_t obs_dim;
+    bool discrete;
+    uint32_t n_actions; /* discrete */
+    uint32_t act_dim;   /* continuous (1 for discrete) */
+    bool bounded;       /* continuous: clip env actions to [low, high] */
+    float low[RELAY_ENV_MAX_DIM];
+    float high[RELAY_ENV_MAX_DIM];
+} rly_policy_desc;
+
+/* rly_policy_desc_from_env fills d from an environment's spaces. */
+relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env);
+
+/* rly_policy_desc_from_meta fills d from a model bundle's metadata. */
+relay_err rly_policy_desc_from_meta(rly_policy_desc *d, const relay_model_meta *meta);
+
+typedef struct rly_actor_config {
+    relay_id id;
+    uint64_t seed;
+    uint32_t max_traj_len; /* 0 = unlimited */
+    rly_policy_desc policy;
+    relay_model_handle *shared_pi; /* NULL: the actor has its own handles */
+    relay_model_handle *shared_vf;
+    bool deterministic; /* argmax / mean instead of sampling */
+    bool record;        /* record trajectories */
+} rly_actor_config;
+
+/* rly_infer_req is one RequestInference: the caller fills the inputs, the actor the outputs. */
+typedef struct rly_infer_req {
+    float reward;   /* credited to the previous action */
+    bool has_mask;
+    int64_t version; /* out: model version used */
+    float logp;      /* out */
+    float value;     /* out (0 without a value model) */
+    float *obs;      /* [obs_dim], points into data */
+    uint8_t *mask;   /* [n_actions] or NULL */
+    float *action;   /* out: [act_dim] (discrete: the index as a float) */
+    int32_t action_index; /* out, discrete */
+    float data[];    /* storage for obs, action and mask */
+} rly_infer_req;
+
+/* rly_infer_req_new allocates a request sized for desc (mask storage when with_mask). */
+rly_infer_req *rly_infer_req_new(const rly_policy_desc *desc, bool with_mask);
+
+/* rly_model_update is a ModelUpdate payload: new models (owned) or a refresh of shared handles. */
+typedef struct rly_model_update {
+    relay_model *pi; /* NULL with shared handles (already published there) */
+    relay_model *vf;
+    int64_t version;
+    uint32_t n_log_std; /* continuous: state-independent log std, 0 = keep */
+    float log_std[RELAY_ENV_MAX_DIM];
+} rly_model_update;
+
+/* rly_model_update_free frees an update and the models it still owns. */
+void rly_model_update_free(void *p);
+
+/* rly_run_env is a RunEnv payload. */
+typedef struct rly_run_env {
+    const relay_env_def *env;
+    uint32_t n_envs;
+    uint64_t seed;
+    uint64_t steps; /* vector steps; 0 = until stopped */
+} rly_run_env;
+
+/* rly_actor_stats are racy counters, for progress reporting. */
+typedef struct rly_actor_stats {
+    _Atomic uint64_t env_steps;   /* env transitions (all envs) */
+    _Atomic uint64_t inferences;  /* RequestInference handled */
+    _Atomic uint64_t episodes;    /* finished episodes */
+    _Atomic uint64_t trajectories;
+} rly_actor_stats;
+
+typedef struct rly_actor rly_actor;
+
+/* rly_actor_new creates an actor (not yet on a router); its slot is rly_actor_slot_of(). */
+relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out);
+
+/* rly_actor_free frees an actor that is on no router (removed, or after shutdown). */
+void rly_actor_free(rly_actor *a);
+
+/* rly_actor_slot_of returns the routing slot of a. */
+rly_actor_slot *rly_actor_slot_of(rly_actor *a);
+
+/* rly_actor_of returns the actor behind a slot made by rly_actor_new. */
+rly_actor *rly_actor_of(rly_actor_slot *slot);
+
+/* rly_actor_stats_of returns a's counters. */
+rly_actor_stats *rly_actor_stats_of(rly_actor *a);
+
+/* rly_actor_desc returns a's policy description. */
+const rly_policy_desc *rly_actor_desc(const rly_actor *a);
+
+/*
+ * rly_actor_install sets a's initial models before it is on a router (owned on success):
+ * pi (required unless shared), vf (optional), version, log_std (continuous, may be NULL).
+ */
+relay_err rly_actor_install(rly_actor *a, relay_model *pi, relay_model *vf, int64_t version,
+                            const float *log_std, uint32_t n_log_std);
+
+/* rly_actor_set_out sets where trajectories go when a is on no router (tests, single thread). */
+void rly_actor_set_out(rly_actor *a, rly_traj_out *out);
+
+#endif

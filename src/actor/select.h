@@ -1,0 +1,49 @@
+/*
+ * Action selection from model outputs, and the actor's seeded RNG.
+ *
+ * Discrete policies output logits; a mask (1 = allowed, 0 = forbidden) removes actions by
+ * setting their logits to -inf before the softmax, so masked actions have probability exactly
+ * zero. Continuous policies output the Gaussian mean; the standard deviation is exp(log_std), a
+ * state-independent parameter. Log-probabilities are of the unclipped sample; the environment
+ * receives the sample clipped to the action bounds.
+ */
+#ifndef RLY_ACTOR_SELECT_H
+#define RLY_ACTOR_SELECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "relay/err.h"
+
+/* rly_rng is xoshiro256** seeded through splitmix64: fast, and reproducible from one seed. */
+typedef struct rly_rng {
+    uint64_t s[4];
+} rly_rng;
+
+/* rly_rng_seed initialises r from seed. */
+void rly_rng_seed(rly_rng *r, uint64_t seed);
+/* rly_rng_next returns 64 random bits. */
+uint64_t rly_rng_next(rly_rng *r);
+/* rly_rng_uniform returns a float in [0, 1). */
+float rly_rng_uniform(rly_rng *r);
+/* rly_rng_normal returns a standard normal sample (Box-Muller). */
+float rly_rng_normal(rly_rng *r);
+
+/*
+ * rly_select_categorical picks an action from n logits (masked by mask[n] when not NULL) by
+ * sampling, or the most likely one when deterministic; writes its log-probability to *logp.
+ * RELAY_EINVAL when the mask forbids every action.
+ */
+relay_err rly_select_categorical(const float *logits, const uint8_t *mask, uint32_t n,
+                                 bool deterministic, rly_rng *rng, int32_t *action, float *logp);
+
+/*
+ * rly_select_gaussian samples a = mean + exp(log_std) * eps (or a = mean when deterministic)
+ * for dim dimensions, writes a to action, a clipped to [low, high] to env_action (bounds may be
+ * NULL for unbounded), and the log-probability of a to *logp.
+ */
+void rly_select_gaussian(const float *mean, const float *log_std, uint32_t dim, bool deterministic,
+                         rly_rng *rng, const float *low, const float *high, float *action,
+                         float *env_action, float *logp);
+
+#endif
