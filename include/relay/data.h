@@ -47,6 +47,17 @@ RELAY_API size_t relay_dtype_size(relay_dtype dtype);
 /* relay_dtype_name returns "f32", "f64", "i32", "i64", "u8", "bool" or "invalid". */
 RELAY_API const char *relay_dtype_name(relay_dtype dtype);
 
+/* relay_dtype_valid reports whether dtype is one of the element types above. */
+RELAY_API bool relay_dtype_valid(relay_dtype dtype);
+
+/*
+ * relay_shape_nbytes computes the byte size of a dense array of dtype and shape into *out;
+ * RELAY_EDTYPE (invalid dtype), RELAY_ESHAPE (rank > 8, NULL shape or negative dimension) or
+ * RELAY_ETOOBIG (element count or byte size overflows) otherwise.
+ */
+RELAY_API relay_err relay_shape_nbytes(relay_dtype dtype, uint32_t rank, const int64_t *shape,
+                                       size_t *out);
+
 /* relay_tensor is a dense, contiguous, little-endian n-d array; it owns data iff owns is true. */
 typedef struct relay_tensor {
     relay_dtype dtype;
@@ -119,13 +130,19 @@ typedef struct relay_step_spec {
 RELAY_API void relay_step_spec_bytes(const relay_step_spec *s, size_t *obs, size_t *act,
                                      size_t *mask);
 
+/*
+ * relay_step_spec_validate checks dtypes, ranks, shapes (no overflow), n_aux <= RELAY_MAX_AUX and
+ * NUL-terminated aux names; it logs and returns the first problem found.
+ */
+RELAY_API relay_err relay_step_spec_validate(const relay_step_spec *s);
+
 /* relay_step_spec_eq reports whether two specs describe the same columns. */
 RELAY_API bool relay_step_spec_eq(const relay_step_spec *a, const relay_step_spec *b);
 
 /* relay_traj is a trajectory: identity fields plus len steps stored column by column. */
 typedef struct relay_traj {
     relay_id actor;
-    int64_t env_id;                 /* -1 when the actor has no vectorised env */
+    int64_t env_id;                  /* -1 when the actor has no vectorised env */
     char env_label[RELAY_LABEL_MAX]; /* "" when none */
     int64_t episode;
     int64_t policy_version;
@@ -143,7 +160,10 @@ typedef struct relay_traj {
     int64_t *ts;         /* [cap] Unix epoch nanoseconds */
 } relay_traj;
 
-/* relay_traj_new allocates an empty trajectory for spec with room for cap steps (max_len 0 = none). */
+/*
+ * relay_traj_new allocates an empty trajectory for spec with room for cap steps (max_len 0 = none);
+ * NULL when spec is invalid (see relay_step_spec_validate) or memory runs out.
+ */
 RELAY_API relay_traj *relay_traj_new(const relay_step_spec *spec, uint32_t cap, uint32_t max_len);
 
 /* relay_traj_free frees t and its columns; NULL is a no-op. */
@@ -154,12 +174,13 @@ RELAY_API relay_err relay_traj_reserve(relay_traj *t, uint32_t cap);
 
 /*
  * relay_traj_push appends one step, copying obs/act/mask (mask may be NULL) and aux (n_aux values
- * in spec order). Returns RELAY_EFULL, without appending, once len == max_len: the caller emits
+ * in spec order; NULL = zeros; a NULL mask with a mask column records ones, i.e. all allowed).
+ * Returns RELAY_EFULL, without appending, once len == max_len: the caller emits
  * the trajectory (marked truncated) and starts a new one.
  */
 RELAY_API relay_err relay_traj_push(relay_traj *t, const void *obs, const void *act,
-                                    const void *mask, float reward, bool terminated,
-                                    bool truncated, const float *aux, int64_t ts_ns);
+                                    const void *mask, float reward, bool terminated, bool truncated,
+                                    const float *aux, int64_t ts_ns);
 
 /* relay_traj_clear drops all steps but keeps the columns and identity fields. */
 RELAY_API void relay_traj_clear(relay_traj *t);
