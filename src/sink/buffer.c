@@ -1,0 +1,343 @@
+/* Router-side trajectory buffers (bounded, block or drop-oldest) and the sink worker. */
+#include "sink/buffer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define MOD "buffer"
+
+struct rly_tbuf {
+    rly_traj_out out; /* first: actors see only this */
+    rly_sinkworker *w;
+    rly_mutex lock;
+    rly_cond not_full;
+    relay_traj **ring;
+    uint32_t cap, head, count;
+    rly_backpressure policy;
+    bool retiring;
+    rly_tbuf_stats st;
+    rly_tbuf *next; /* worker's list */
+};
+
+struct rly_sinkworker {
+    rly_mutex lock; /* protects the buffer list, retired totals and stop */
+    rly_cond changed;
+    rly_tbuf *bufs;
+    rly_tbuf_stats retired;
+    bool stop;
+    rly_event wake;
+    rly_thread thread;
+    bool started;
+    _Atomic bool halted; /* the worker thread has exited: nobody drains any more */
+    relay_sink **sinks;
+    size_t n_sinks;
+    uint32_t batch;
+    rly_sink_consumer consumer;
+    void *consumer_ctx;
+    _Atomic uint64_t written;
+    relay_traj **scratch;
+};
+
+static void tbuf_push(rly_traj_out *o, relay_traj *t)
+{
+    rly_tbuf *b = (rly_tbuf *)o;
+    relay_traj *evicted = NULL;
+    rly_mutex_lock(&b->lock);
+    if (b->count == b->cap) {
+        if (b->policy == RLY_BP_DROP_OLDEST) {
+            evicted = b->ring[b->head];
+            b->head = (b->head + 1) % b->cap;
+            b->count--;
+            b->st.dropped++;
+        } else {
+            b->st.blocked++;
+            while (b->count == b->cap) {
+                if (atomic_load_explicit(&b->w->halted, memory_order_acquire)) {
+                    /* Nobody will drain: make room rather than wait forever (counted). */
+                    evicted = b->ring[b->head];
+                    b->head = (b->head + 1) % b->cap;
+                    b->count--;
+                    b->st.dropped++;
+                    break;
+                }
+                rly_cond_wait_until(&b->not_full, &b->lock, rly_now_ns() + 10 * RLY_NS_PER_MS);
+            }
+        }
+    }
+    b->ring[(b->head + b->count) % b->cap] = t;
+    b->count++;
+    b->st.accepted++;
+    rly_mutex_unlock(&b->lock);
+    if (evicted) {
+        rly_warn(MOD, "trajectory buffer full: dropped the oldest trajectory (%u steps)",
+                 evicted->len);
+        relay_traj_free(evicted);
+    }
+    rly_event_notify(&b->w->wake);
+}
+
+/* drain_one moves up to max trajectories out of b; returns how many. */
+static uint32_t drain_one(rly_tbuf *b, relay_traj **out, uint32_t max)
+{
+    rly_mutex_lock(&b->lock);
+    uint32_t n = b->count < max ? b->count : max;
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = b->ring[b->head];
+        b->head = (b->head + 1) % b->cap;
+    }
+    b->count -= n;
+    b->st.drained += n;
+    if (n)
+        rly_cond_broadcast(&b->not_full);
+    rly_mutex_unlock(&b->lock);
+    return n;
+}
+
+static void deliver(rly_sinkworker *w, relay_traj **t, uint32_t n)
+{
+    for (size_t s = 0; s < w->n_sinks; s++) {
+        relay_err e = relay_sink_write_batch(w->sinks[s], t, n);
+        if (e)
+            rly_debug(MOD, "sink %s: %s", relay_sink_name(w->sinks[s]), relay_strerror(e));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (w->consumer)
+            w->consumer(w->consumer_ctx, t[i]);
+        else
+            relay_traj_free(t[i]);
+    }
+    atomic_fetch_add_explicit(&w->written, n, memory_order_relaxed);
+}
+
+/* drain_all passes on everything queued; returns whether anything was found. */
+static bool drain_all(rly_sinkworker *w)
+{
+    bool any = false;
+    rly_mutex_lock(&w->lock);
+    rly_tbuf *list = w->bufs;
+    rly_mutex_unlock(&w->lock);
+    /* Buffers are only unlinked by this thread, so walking the list unlocked is safe; new ones
+       are pushed at the head and picked up next round. */
+    for (rly_tbuf *b = list; b; b = b->next) {
+        uint32_t n;
+        while ((n = drain_one(b, w->scratch, w->batch)) > 0) {
+            deliver(w, w->scratch, n);
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* reap frees retiring buffers that are empty and wakes their retire() callers. */
+static void reap(rly_sinkworker *w)
+{
+    rly_mutex_lock(&w->lock);
+    rly_tbuf **pp = &w->bufs;
+    bool changed = false;
+    while (*pp) {
+        rly_tbuf *b = *pp;
+        rly_mutex_lock(&b->lock);
+        bool done = b->retiring && b->count == 0;
+        rly_mutex_unlock(&b->lock);
+        if (done) {
+            *pp = b->next;
+            b->next = NULL;
+            w->retired.accepted += b->st.accepted;
+            w->retired.dropped += b->st.dropped;
+            w->retired.blocked += b->st.blocked;
+            w->retired.drained += b->st.drained;
+            b->w = NULL; /* tells retire() it may free b */
+            changed = true;
+        } else {
+            pp = &b->next;
+        }
+    }
+    if (changed)
+        rly_cond_broadcast(&w->changed);
+    rly_mutex_unlock(&w->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    rly_sinkworker *w = arg;
+    for (;;) {
+        bool any = drain_all(w);
+        reap(w);
+        rly_mutex_lock(&w->lock);
+        bool stop = w->stop;
+        rly_mutex_unlock(&w->lock);
+        if (stop && !any) {
+            drain_all(w);
+            reap(w);
+            break;
+        }
+        if (any)
+            continue;
+        rly_event_prepare(&w->wake);
+        rly_event_park(&w->wake, 2 * RLY_NS_PER_MS);
+    }
+    for (size_t s = 0; s < w->n_sinks; s++)
+        relay_sink_flush(w->sinks[s]);
+    atomic_store_explicit(&w->halted, true, memory_order_release);
+    rly_mutex_lock(&w->lock);
+    rly_cond_broadcast(&w->changed);
+    rly_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t batch,
+                             rly_sink_consumer consumer, void *consumer_ctx, rly_sinkworker **out)
+{
+    rly_sinkworker *w = calloc(1, sizeof *w);
+    if (!w)
+        return RELAY_ENOMEM;
+    w->batch = batch ? batch : 256;
+    w->scratch = malloc(w->batch * sizeof *w->scratch);
+    w->sinks = n_sinks ? malloc(n_sinks * sizeof *w->sinks) : NULL;
+    if (!w->scratch || (n_sinks && !w->sinks)) {
+        free(w->scratch);
+        free(w->sinks);
+        free(w);
+        return RELAY_ENOMEM;
+    }
+    if (n_sinks)
+        memcpy(w->sinks, sinks, n_sinks * sizeof *sinks);
+    w->n_sinks = n_sinks;
+    w->consumer = consumer;
+    w->consumer_ctx = consumer_ctx;
+    rly_mutex_init(&w->lock);
+    rly_cond_init(&w->changed);
+    rly_event_init(&w->wake);
+    relay_err e = rly_thread_start(&w->thread, worker_main, w, "relay-sink");
+    if (e) {
+        rly_cond_fini(&w->changed);
+        rly_mutex_fini(&w->lock);
+        free(w->scratch);
+        free(w->sinks);
+        free(w);
+        return e;
+    }
+    w->started = true;
+    *out = w;
+    return RELAY_OK;
+}
+
+void rly_sinkworker_stop(rly_sinkworker *w)
+{
+    if (!w || !w->started)
+        return;
+    rly_mutex_lock(&w->lock);
+    w->stop = true;
+    rly_mutex_unlock(&w->lock);
+    rly_event_wake_slow(&w->wake);
+    rly_thread_join(w->thread);
+    w->started = false;
+}
+
+void rly_sinkworker_free(rly_sinkworker *w)
+{
+    if (!w)
+        return;
+    rly_sinkworker_stop(w);
+    /* Buffers still attached (never retired): whatever is left was drained at stop. */
+    rly_tbuf *b = w->bufs;
+    while (b) {
+        rly_tbuf *next = b->next;
+        for (uint32_t i = 0; i < b->count; i++)
+            relay_traj_free(b->ring[(b->head + i) % b->cap]);
+        rly_cond_fini(&b->not_full);
+        rly_mutex_fini(&b->lock);
+        free(b->ring);
+        free(b);
+        b = next;
+    }
+    rly_cond_fini(&w->changed);
+    rly_mutex_fini(&w->lock);
+    free(w->scratch);
+    free(w->sinks);
+    free(w);
+}
+
+uint64_t rly_sinkworker_written(rly_sinkworker *w)
+{
+    return atomic_load_explicit(&w->written, memory_order_relaxed);
+}
+
+relay_err rly_tbuf_new(rly_sinkworker *w, uint32_t capacity, rly_backpressure policy,
+                       rly_tbuf **out)
+{
+    if (!w || capacity == 0)
+        return RELAY_EINVAL;
+    rly_tbuf *b = calloc(1, sizeof *b);
+    if (!b)
+        return RELAY_ENOMEM;
+    b->ring = malloc(capacity * sizeof *b->ring);
+    if (!b->ring) {
+        free(b);
+        return RELAY_ENOMEM;
+    }
+    b->out.push = tbuf_push;
+    b->w = w;
+    b->cap = capacity;
+    b->policy = policy;
+    rly_mutex_init(&b->lock);
+    rly_cond_init(&b->not_full);
+    rly_mutex_lock(&w->lock);
+    b->next = w->bufs;
+    w->bufs = b;
+    rly_mutex_unlock(&w->lock);
+    *out = b;
+    return RELAY_OK;
+}
+
+rly_traj_out *rly_tbuf_out(rly_tbuf *b)
+{
+    return &b->out;
+}
+
+void rly_tbuf_retire(rly_tbuf *b)
+{
+    if (!b)
+        return;
+    rly_sinkworker *w = b->w;
+    rly_mutex_lock(&b->lock);
+    b->retiring = true;
+    rly_mutex_unlock(&b->lock);
+    rly_event_wake_slow(&w->wake);
+    rly_mutex_lock(&w->lock);
+    while (b->w && !atomic_load_explicit(&w->halted, memory_order_acquire))
+        rly_cond_wait_until(&w->changed, &w->lock, rly_now_ns() + 10 * RLY_NS_PER_MS);
+    bool reaped = b->w == NULL;
+    rly_mutex_unlock(&w->lock);
+    if (!reaped)
+        return; /* worker already stopped: rly_sinkworker_free releases it */
+    rly_cond_fini(&b->not_full);
+    rly_mutex_fini(&b->lock);
+    free(b->ring);
+    free(b);
+}
+
+void rly_tbuf_get_stats(rly_tbuf *b, rly_tbuf_stats *out)
+{
+    rly_mutex_lock(&b->lock);
+    *out = b->st;
+    rly_mutex_unlock(&b->lock);
+}
+
+void rly_sinkworker_totals(rly_sinkworker *w, rly_tbuf_stats *out)
+{
+    rly_mutex_lock(&w->lock);
+    *out = w->retired;
+    for (rly_tbuf *b = w->bufs; b; b = b->next) {
+        rly_tbuf_stats s;
+        rly_tbuf_get_stats(b, &s);
+        out->accepted += s.accepted;
+        out->dropped += s.dropped;
+        out->blocked += s.blocked;
+        out->drained += s.drained;
+    }
+    rly_mutex_unlock(&w->lock);
+}

@@ -1,0 +1,785 @@
+/*
+ * relay_inspect_file: detect a Relay Arrow, CSV or binary trajectory file by its first bytes and
+ * print its schema, row/trajectory counts, per-episode return and length statistics and the
+ * first rows. Everything read from the file is bounds-checked; malformed input is RELAY_EFORMAT.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "relay/codec.h"
+#include "sink/arrow_format.h"
+#include "sink/fb.h"
+#include "sink/sink_internal.h"
+
+/* ---- per-episode statistics ---- */
+
+typedef struct ep_key {
+    uint8_t actor[16];
+    int64_t env_id, episode;
+} ep_key;
+
+typedef struct ep_acc {
+    ep_key key;
+    double ret;
+    uint64_t len;
+    bool used;
+} ep_acc;
+
+typedef struct stats {
+    ep_acc *slots;
+    size_t cap, count;
+    uint64_t rows, trajs;
+    /* the previous row's trajectory identity, to count trajectories */
+    ep_key last;
+    int64_t last_start;
+    bool have_last;
+    bool oom;
+} stats;
+
+static uint64_t key_hash(const ep_key *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    const uint8_t *p = (const uint8_t *)k;
+    for (size_t i = 0; i < sizeof *k; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static ep_acc *find(stats *s, const ep_key *k)
+{
+    if (s->oom)
+        return NULL;
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 1024;
+        ep_acc *n = calloc(ncap, sizeof *n);
+        if (!n) {
+            s->oom = true;
+            return NULL;
+        }
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i].used) {
+                size_t j = key_hash(&s->slots[i].key) & (ncap - 1);
+                while (n[j].used)
+                    j = (j + 1) & (ncap - 1);
+                n[j] = s->slots[i];
+            }
+        free(s->slots);
+        s->slots = n;
+        s->cap = ncap;
+    }
+    size_t j = key_hash(k) & (s->cap - 1);
+    while (s->slots[j].used && memcmp(&s->slots[j].key, k, sizeof *k) != 0)
+        j = (j + 1) & (s->cap - 1);
+    if (!s->slots[j].used) {
+        s->slots[j].used = true;
+        s->slots[j].key = *k;
+        s->count++;
+    }
+    return &s->slots[j];
+}
+
+static void add_row(stats *s, const uint8_t actor[16], int64_t env_id, int64_t episode,
+                    int64_t start, int64_t step, float reward)
+{
+    ep_key k;
+    memset(&k, 0, sizeof k);
+    memcpy(k.actor, actor, 16);
+    k.env_id = env_id;
+    k.episode = episode;
+    if (!s->have_last || step == 0 || start != s->last_start || memcmp(&k, &s->last, sizeof k) != 0)
+        s->trajs++;
+    s->last = k;
+    s->last_start = start;
+    s->have_last = true;
+    s->rows++;
+    ep_acc *a = find(s, &k);
+    if (a) {
+        a->ret += reward;
+        a->len++;
+    }
+}
+
+static void print_stats(stats *s, FILE *out)
+{
+    fprintf(out, "rows: %" PRIu64 "\ntrajectories: %" PRIu64 "\nepisodes: %zu\n", s->rows, s->trajs,
+            s->count);
+    if (s->oom)
+        fprintf(out, "(episode statistics incomplete: out of memory)\n");
+    if (s->count == 0)
+        return;
+    double rsum = 0, rmin = INFINITY, rmax = -INFINITY, lsum = 0, lmin = INFINITY, lmax = 0;
+    for (size_t i = 0; i < s->cap; i++) {
+        ep_acc *a = &s->slots[i];
+        if (!a->used)
+            continue;
+        rsum += a->ret;
+        rmin = fmin(rmin, a->ret);
+        rmax = fmax(rmax, a->ret);
+        lsum += (double)a->len;
+        lmin = fmin(lmin, (double)a->len);
+        lmax = fmax(lmax, (double)a->len);
+    }
+    double n = (double)s->count;
+    fprintf(out, "episode return: count %zu mean %.6g min %.6g max %.6g\n", s->count, rsum / n,
+            rmin, rmax);
+    fprintf(out, "episode length: count %zu mean %.6g min %.0f max %.0f\n", s->count, lsum / n,
+            lmin, lmax);
+}
+
+static relay_err bad(const char *path, const char *what)
+{
+    rly_warn(RLY_SINK_LOG, "inspect %s: %s", path, what);
+    return RELAY_EFORMAT;
+}
+
+/* ---- Arrow ---- */
+
+typedef struct icol {
+    char name[64];
+    uint8_t type, leaf, bits;
+    bool sign;
+    uint8_t prec;
+    uint32_t lsize;
+    /* per batch */
+    const uint8_t *vals, *offs;
+    size_t vals_len, offs_len;
+} icol;
+
+#define MAX_ICOLS 64
+
+static bool read_at(FILE *fp, int64_t off, void *dst, size_t n)
+{
+    return fseeko(fp, (off_t)off, SEEK_SET) == 0 && fread(dst, 1, n, fp) == n;
+}
+
+static bool parse_int_type(const rly_fbt *type, icol *c)
+{
+    int64_t bits, sign;
+    rly_fb_scalar(type, 0, 4, true, 0, &bits);
+    rly_fb_scalar(type, 1, 1, false, 0, &sign);
+    if (bits != 8 && bits != 16 && bits != 32 && bits != 64)
+        return false;
+    c->bits = (uint8_t)bits;
+    c->sign = sign != 0;
+    return true;
+}
+
+static bool parse_leaf(const rly_fbt *field, uint8_t *type_out, icol *c)
+{
+    int64_t tt;
+    rly_fb_scalar(field, RLY_FIELD_TYPE_TYPE, 1, false, 0, &tt);
+    rly_fbt type;
+    if (!rly_fb_subtable(field, RLY_FIELD_TYPE, &type))
+        return false;
+    *type_out = (uint8_t)tt;
+    int64_t v;
+    switch (tt) {
+    case RLY_AT_INT:
+        return parse_int_type(&type, c);
+    case RLY_AT_FLOAT:
+        rly_fb_scalar(&type, 0, 2, false, 0, &v);
+        c->prec = (uint8_t)v;
+        return v == 1 || v == 2;
+    case RLY_AT_FSB:
+    case RLY_AT_FSL:
+        rly_fb_scalar(&type, 0, 4, true, 0, &v);
+        if (v < 0 || v > (1 << 24))
+            return false;
+        c->lsize = (uint32_t)v;
+        return true;
+    case RLY_AT_UTF8:
+    case RLY_AT_BOOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static size_t elem_size(const icol *c)
+{
+    switch (c->leaf) {
+    case RLY_AT_INT:
+        return c->bits / 8;
+    case RLY_AT_FLOAT:
+        return c->prec == 2 ? 8 : 4;
+    case RLY_AT_FSB:
+        return c->lsize;
+    default:
+        return 0;
+    }
+}
+
+static void print_type(FILE *out, const icol *c)
+{
+    char leaf[32];
+    switch (c->leaf) {
+    case RLY_AT_INT:
+        snprintf(leaf, sizeof leaf, "%s%u", c->sign ? "int" : "uint", c->bits);
+        break;
+    case RLY_AT_FLOAT:
+        snprintf(leaf, sizeof leaf, "%s", c->prec == 2 ? "float64" : "float32");
+        break;
+    case RLY_AT_BOOL:
+        snprintf(leaf, sizeof leaf, "bool");
+        break;
+    case RLY_AT_UTF8:
+        snprintf(leaf, sizeof leaf, "utf8");
+        break;
+    default:
+        snprintf(leaf, sizeof leaf, "fixed_size_binary[%u]", c->lsize);
+        break;
+    }
+    if (c->type == RLY_AT_FSL)
+        fprintf(out, "fixed_size_list<%s>[%u]", leaf, c->lsize);
+    else
+        fprintf(out, "%s", leaf);
+}
+
+static double elem_value(const icol *c, const uint8_t *p, size_t i, bool *is_int, int64_t *iv)
+{
+    *is_int = c->leaf != RLY_AT_FLOAT;
+    if (c->leaf == RLY_AT_BOOL) {
+        *iv = (p[i >> 3] >> (i & 7)) & 1;
+        return (double)*iv;
+    }
+    if (c->leaf == RLY_AT_FLOAT) {
+        if (c->prec == 2) {
+            double d;
+            memcpy(&d, p + 8 * i, 8);
+            return d;
+        }
+        float f;
+        memcpy(&f, p + 4 * i, 4);
+        return f;
+    }
+    uint64_t u = rly_fb_rd(p + (size_t)(c->bits / 8) * i, c->bits / 8);
+    if (c->sign && c->bits < 64 && (u >> (c->bits - 1)) & 1)
+        u |= ~0ull << c->bits;
+    *iv = (int64_t)u;
+    return (double)*iv;
+}
+
+static void print_elem(FILE *out, const icol *c, const uint8_t *p, size_t i)
+{
+    bool is_int;
+    int64_t iv = 0;
+    double d = elem_value(c, p, i, &is_int, &iv);
+    if (c->leaf == RLY_AT_BOOL)
+        fprintf(out, "%s", iv ? "true" : "false");
+    else if (is_int)
+        fprintf(out, c->sign ? "%" PRId64 : "%" PRIu64, iv);
+    else
+        fprintf(out, "%.9g", d);
+}
+
+static void print_cell(FILE *out, const icol *c, size_t row)
+{
+    if (c->type == RLY_AT_UTF8) {
+        int32_t a, b;
+        memcpy(&a, c->offs + 4 * row, 4);
+        memcpy(&b, c->offs + 4 * row + 4, 4);
+        fprintf(out, "%.*s", (int)(b - a), (const char *)c->vals + a);
+    } else if (c->type == RLY_AT_FSB && c->lsize == 16) {
+        relay_id id;
+        char text[RELAY_ID_STRLEN + 1];
+        memcpy(id.bytes, c->vals + 16 * row, 16);
+        fprintf(out, "%s", relay_id_format(id, text));
+    } else if (c->type == RLY_AT_FSB) {
+        for (uint32_t k = 0; k < c->lsize; k++)
+            fprintf(out, "%02x", c->vals[(size_t)c->lsize * row + k]);
+    } else if (c->type == RLY_AT_FSL) {
+        fputc('[', out);
+        for (uint32_t k = 0; k < c->lsize && k < 8; k++) {
+            if (k)
+                fputc(',', out);
+            print_elem(out, c, c->vals, (size_t)c->lsize * row + k);
+        }
+        fprintf(out, c->lsize > 8 ? ",...]" : "]");
+    } else {
+        print_elem(out, c, c->vals, row);
+    }
+}
+
+/* bind_buffers points each column at its buffers in the batch body; false when out of bounds. */
+static bool bind_buffers(icol *cols, int ncols, const rly_fbr *r, const rly_fbt *rb,
+                         const uint8_t *body, size_t body_len, int64_t rows)
+{
+    uint32_t nb, nn;
+    size_t bstart, nstart;
+    if (!rly_fb_vec(rb, RLY_RB_BUFFERS, 16, &nb, &bstart) ||
+        !rly_fb_vec(rb, RLY_RB_NODES, 16, &nn, &nstart))
+        return false;
+    uint32_t bi = 0, ni = 0;
+    for (int i = 0; i < ncols; i++) {
+        icol *c = &cols[i];
+        int nbuf = c->type == RLY_AT_UTF8 ? 3 : c->type == RLY_AT_FSL ? 3 : 2;
+        int nnode = c->type == RLY_AT_FSL ? 2 : 1;
+        if (bi + (uint32_t)nbuf > nb || ni + (uint32_t)nnode > nn)
+            return false;
+        int64_t node_len = (int64_t)rly_fb_rd(r->p + nstart + 16 * (size_t)ni, 8);
+        int64_t nulls = (int64_t)rly_fb_rd(r->p + nstart + 16 * (size_t)ni + 8, 8);
+        if (node_len != rows || nulls != 0)
+            return false;
+        ni += (uint32_t)nnode;
+        const uint8_t *bp[3];
+        size_t bl[3];
+        for (int k = 0; k < nbuf; k++) {
+            uint64_t off = rly_fb_rd(r->p + bstart + 16 * (size_t)(bi + (uint32_t)k), 8);
+            uint64_t len = rly_fb_rd(r->p + bstart + 16 * (size_t)(bi + (uint32_t)k) + 8, 8);
+            if (off > body_len || len > body_len - off)
+                return false;
+            bp[k] = body + off;
+            bl[k] = (size_t)len;
+        }
+        bi += (uint32_t)nbuf;
+        uint64_t n = (uint64_t)rows * (c->type == RLY_AT_FSL ? c->lsize : 1);
+        if (c->type == RLY_AT_UTF8) {
+            c->offs = bp[1], c->offs_len = bl[1], c->vals = bp[2], c->vals_len = bl[2];
+            if (c->offs_len < ((size_t)rows + 1) * 4)
+                return false;
+            for (int64_t k = 0; k <= rows; k++) {
+                int32_t o;
+                memcpy(&o, c->offs + 4 * k, 4);
+                if (o < 0 || (size_t)o > c->vals_len)
+                    return false;
+                if (k > 0) {
+                    int32_t prev;
+                    memcpy(&prev, c->offs + 4 * (k - 1), 4);
+                    if (o < prev)
+                        return false;
+                }
+            }
+            continue;
+        }
+        c->vals = bp[nbuf - 1];
+        c->vals_len = bl[nbuf - 1];
+        uint64_t need = c->leaf == RLY_AT_BOOL ? (n + 7) / 8 : n * elem_size(c);
+        if (c->type == RLY_AT_FSB)
+            need = (uint64_t)rows * c->lsize;
+        if (c->vals_len < need)
+            return false;
+    }
+    return true;
+}
+
+static int find_col(const icol *cols, int n, const char *name, uint8_t type)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(cols[i].name, name) == 0 && cols[i].type == type)
+            return i;
+    return -1;
+}
+
+relay_err rly_inspect_arrow(const char *path, FILE *fp, FILE *out, uint32_t head_rows)
+{
+    if (fseeko(fp, 0, SEEK_END) != 0)
+        return bad(path, "cannot seek");
+    int64_t size = (int64_t)ftello(fp);
+    uint8_t tail[10];
+    if (size < 8 + 10 || !read_at(fp, size - 10, tail, 10) || memcmp(tail + 4, "ARROW1", 6) != 0)
+        return bad(path, "Arrow file without the trailing ARROW1 magic (truncated or a stream?)");
+    int64_t flen = (int32_t)rly_fb_rd(tail, 4);
+    if (flen <= 0 || flen > size - 18)
+        return bad(path, "Arrow footer length out of range");
+    uint8_t *fbuf = malloc((size_t)flen);
+    if (!fbuf)
+        return RELAY_ENOMEM;
+    relay_err e = RELAY_OK;
+    uint8_t *batch = NULL;
+    size_t batch_cap = 0;
+    stats st = {0};
+    icol cols[MAX_ICOLS];
+    int ncols = 0;
+    if (!read_at(fp, size - 10 - flen, fbuf, (size_t)flen)) {
+        e = bad(path, "cannot read the Arrow footer");
+        goto done;
+    }
+    rly_fbr fr = {fbuf, (size_t)flen};
+    rly_fbt footer, schema;
+    uint32_t nfields, nblocks;
+    size_t fstart, bstart;
+    if (!rly_fb_root(&fr, &footer) || !rly_fb_subtable(&footer, RLY_FOOTER_SCHEMA, &schema) ||
+        !rly_fb_vec(&schema, RLY_SCHEMA_FIELDS, 4, &nfields, &fstart) ||
+        !rly_fb_vec(&footer, RLY_FOOTER_BATCHES, 24, &nblocks, &bstart)) {
+        e = bad(path, "malformed Arrow footer");
+        goto done;
+    }
+    if (nfields > MAX_ICOLS) {
+        e = bad(path, "too many columns for a Relay Arrow file");
+        goto done;
+    }
+    fprintf(out, "file: %s\nformat: arrow (Arrow IPC file, %u record batches)\nschema:\n", path,
+            nblocks);
+    for (uint32_t i = 0; i < nfields; i++) {
+        icol *c = &cols[ncols];
+        memset(c, 0, sizeof *c);
+        rly_fbt f;
+        const char *name;
+        uint32_t nlen;
+        if (!rly_fb_vec_table(&fr, fstart, i, &f) ||
+            !rly_fb_str(&f, RLY_FIELD_NAME, &name, &nlen) || !parse_leaf(&f, &c->type, c)) {
+            e = bad(path, "unsupported or malformed field in the Arrow schema");
+            goto done;
+        }
+        snprintf(c->name, sizeof c->name, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
+        c->leaf = c->type;
+        if (c->type == RLY_AT_FSL) {
+            uint32_t nch;
+            size_t cstart;
+            rly_fbt child;
+            icol tmp = *c;
+            if (!rly_fb_vec(&f, RLY_FIELD_CHILDREN, 4, &nch, &cstart) || nch != 1 ||
+                !rly_fb_vec_table(&fr, cstart, 0, &child) || !parse_leaf(&child, &c->leaf, &tmp) ||
+                (c->leaf != RLY_AT_INT && c->leaf != RLY_AT_FLOAT && c->leaf != RLY_AT_BOOL)) {
+                e = bad(path, "unsupported list child in the Arrow schema");
+                goto done;
+            }
+            c->bits = tmp.bits, c->sign = tmp.sign, c->prec = tmp.prec;
+        }
+        fprintf(out, "  %s: ", c->name);
+        print_type(out, c);
+        fputc('\n', out);
+        ncols++;
+    }
+    int ia = find_col(cols, ncols, "actor_id", RLY_AT_FSB);
+    int ienv = find_col(cols, ncols, "env_id", RLY_AT_INT);
+    int iep = find_col(cols, ncols, "episode", RLY_AT_INT);
+    int istart = find_col(cols, ncols, "traj_start_ns", RLY_AT_INT);
+    int istep = find_col(cols, ncols, "step", RLY_AT_INT);
+    int irew = find_col(cols, ncols, "reward", RLY_AT_FLOAT);
+    if (ncols > 0 && (ia < 0 || ienv < 0 || iep < 0 || istart < 0 || istep < 0 || irew < 0 ||
+                      cols[ia].lsize != 16 || cols[irew].prec != 1)) {
+        e = bad(path, "an Arrow file, but not one written by Relay (missing Relay columns)");
+        goto done;
+    }
+    uint32_t printed = 0;
+    for (uint32_t b = 0; b < nblocks; b++) {
+        const uint8_t *bl = fbuf + bstart + 24 * (size_t)b;
+        int64_t off = (int64_t)rly_fb_rd(bl, 8);
+        int64_t mlen = (int32_t)rly_fb_rd(bl + 8, 4);
+        int64_t blen = (int64_t)rly_fb_rd(bl + 16, 8);
+        if (off < 8 || mlen < 16 || blen < 0 || off > size || mlen > size - off ||
+            blen > size - off - mlen) {
+            e = bad(path, "record batch block out of range");
+            goto done;
+        }
+        size_t need = (size_t)(mlen + blen);
+        if (need > batch_cap) {
+            free(batch);
+            batch = malloc(need);
+            batch_cap = batch ? need : 0;
+            if (!batch) {
+                e = RELAY_ENOMEM;
+                goto done;
+            }
+        }
+        if (!read_at(fp, off, batch, need)) {
+            e = bad(path, "cannot read a record batch");
+            goto done;
+        }
+        rly_fbr mr = {batch + 8, (size_t)mlen - 8};
+        rly_fbt msg, rb;
+        int64_t htype, rows;
+        if (rly_fb_rd(batch, 4) != 0xffffffffu || !rly_fb_root(&mr, &msg) ||
+            !rly_fb_scalar(&msg, RLY_MSG_HTYPE, 1, false, 0, &htype) ||
+            htype != RLY_AMSG_RECORD_BATCH || !rly_fb_subtable(&msg, RLY_MSG_HEADER, &rb) ||
+            !rly_fb_scalar(&rb, RLY_RB_LENGTH, 8, true, 0, &rows) || rows < 0 ||
+            !bind_buffers(cols, ncols, &mr, &rb, batch + mlen, (size_t)blen, rows)) {
+            e = bad(path, "malformed record batch");
+            goto done;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            bool is_int;
+            int64_t env, ep, start, step;
+            elem_value(&cols[ienv], cols[ienv].vals, (size_t)r, &is_int, &env);
+            elem_value(&cols[iep], cols[iep].vals, (size_t)r, &is_int, &ep);
+            elem_value(&cols[istart], cols[istart].vals, (size_t)r, &is_int, &start);
+            elem_value(&cols[istep], cols[istep].vals, (size_t)r, &is_int, &step);
+            float rew;
+            memcpy(&rew, cols[irew].vals + 4 * r, 4);
+            add_row(&st, cols[ia].vals + 16 * r, env, ep, start, step, rew);
+            if (printed < head_rows) {
+                if (printed == 0) {
+                    fprintf(out, "first rows:\n");
+                    for (int i = 0; i < ncols; i++)
+                        fprintf(out, "%s%s", i ? "\t" : "  ", cols[i].name);
+                    fputc('\n', out);
+                }
+                for (int i = 0; i < ncols; i++) {
+                    fputs(i ? "\t" : "  ", out);
+                    print_cell(out, &cols[i], (size_t)r);
+                }
+                fputc('\n', out);
+                printed++;
+            }
+        }
+    }
+    print_stats(&st, out);
+done:
+    free(fbuf);
+    free(batch);
+    free(st.slots);
+    return e;
+}
+
+/* ---- CSV ---- */
+
+#define CSV_HEADER                                                                                 \
+    "actor_id,env_id,env_label,episode,policy_version,traj_start_ns,traj_end_ns,step,timestamp_ns"
+
+/* split_csv splits a line into fields in place (unquoting); returns the field count. */
+static int split_csv(char *line, char **fields, int max)
+{
+    int n = 0;
+    char *p = line, *w;
+    while (n < max) {
+        fields[n++] = w = p;
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                if (*p == '\0')
+                    break;
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+        }
+        while (*p && *p != ',')
+            *w++ = *p++;
+        if (*p == '\0') {
+            *w = '\0';
+            break;
+        }
+        p++;
+        *w = '\0';
+    }
+    return n;
+}
+
+/* read_record reads one CSV record (joining lines inside quotes); false at end of file. */
+static bool read_record(FILE *fp, char **buf, size_t *cap)
+{
+    size_t len = 0;
+    bool quoted = false;
+    for (;;) {
+        int ch = fgetc(fp);
+        if (ch == EOF)
+            break;
+        if (len + 2 > *cap) {
+            size_t ncap = *cap ? *cap * 2 : 4096;
+            char *p = realloc(*buf, ncap);
+            if (!p)
+                return false;
+            *buf = p, *cap = ncap;
+        }
+        if (ch == '"')
+            quoted = !quoted;
+        if (ch == '\n' && !quoted)
+            break;
+        (*buf)[len++] = (char)ch;
+    }
+    if (len == 0 && feof(fp))
+        return false;
+    if (len && (*buf)[len - 1] == '\r')
+        len--;
+    (*buf)[len] = '\0';
+    return true;
+}
+
+relay_err rly_inspect_csv(const char *path, FILE *fp, FILE *out, uint32_t head_rows)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    relay_err e = RELAY_OK;
+    stats st = {0};
+    enum { MAXF = 1 << 16 };
+    char **f = malloc(sizeof *f * MAXF);
+    if (!f)
+        return RELAY_ENOMEM;
+    rewind(fp);
+    if (!read_record(fp, &line, &cap) || strncmp(line, CSV_HEADER, strlen(CSV_HEADER)) != 0) {
+        e = bad(path, "CSV without the Relay header");
+        goto done;
+    }
+    fprintf(out, "file: %s\nformat: csv\nschema:\n", path);
+    char *hdr = strdup(line);
+    if (!hdr) {
+        e = RELAY_ENOMEM;
+        goto done;
+    }
+    int nh = split_csv(line, f, MAXF), irew = -1;
+    for (int i = 0; i < nh; i++) {
+        fprintf(out, "  %s\n", f[i]);
+        if (strcmp(f[i], "reward") == 0)
+            irew = i;
+    }
+    if (irew < 0) {
+        free(hdr);
+        e = bad(path, "CSV header has no reward column");
+        goto done;
+    }
+    uint32_t printed = 0;
+    uint64_t lineno = 1;
+    while (read_record(fp, &line, &cap)) {
+        lineno++;
+        if (printed < head_rows) {
+            if (printed == 0)
+                fprintf(out, "first rows:\n  %s\n", hdr);
+            fprintf(out, "  %s\n", line);
+            printed++;
+        }
+        int n = split_csv(line, f, MAXF);
+        relay_id id;
+        char *end1, *end2, *end3, *end4, *end5;
+        if (n != nh || relay_id_parse(f[0], &id) != RELAY_OK) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "CSV line %" PRIu64 " is malformed", lineno);
+            free(hdr);
+            e = bad(path, msg);
+            goto done;
+        }
+        int64_t env = strtoll(f[1], &end1, 10), ep = strtoll(f[3], &end2, 10);
+        int64_t start = strtoll(f[5], &end3, 10), step = strtoll(f[7], &end4, 10);
+        float rew = strtof(f[irew], &end5);
+        if (*end1 || *end2 || *end3 || *end4 || *end5) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "CSV line %" PRIu64 " has a non-numeric field", lineno);
+            free(hdr);
+            e = bad(path, msg);
+            goto done;
+        }
+        add_row(&st, id.bytes, env, ep, start, step, rew);
+    }
+    free(hdr);
+    print_stats(&st, out);
+done:
+    free(line);
+    free(f);
+    free(st.slots);
+    return e;
+}
+
+/* ---- binary ---- */
+
+relay_err rly_inspect_binary(const char *path, FILE *fp, FILE *out, uint32_t head_rows)
+{
+    relay_codec *codec = NULL;
+    relay_err e = relay_codec_new(NULL, &codec);
+    if (e != RELAY_OK)
+        return e;
+    relay_codec_buf buf = {0};
+    relay_traj *t = NULL;
+    stats st = {0};
+    uint32_t printed = 0;
+    uint64_t frames = 0;
+    rewind(fp);
+    relay_codec_limits lim = relay_codec_limits_default();
+    for (;;) {
+        e = relay_codec_frame_read(fp, &buf, lim.max_message_bytes);
+        if (e == RELAY_EEMPTY) {
+            e = RELAY_OK;
+            break;
+        }
+        if (e != RELAY_OK) {
+            rly_warn(RLY_SINK_LOG, "inspect %s: frame %" PRIu64 ": %s", path, frames,
+                     relay_strerror(e));
+            break;
+        }
+        if (!t) {
+            relay_step_spec empty;
+            memset(&empty, 0, sizeof empty);
+            empty.obs_dtype = empty.act_dtype = RELAY_F32;
+            t = relay_traj_new(&empty, 1, 0);
+            if (!t) {
+                e = RELAY_ENOMEM;
+                break;
+            }
+        }
+        e = relay_codec_decode_traj_into(codec, buf.data, buf.len, t);
+        if (e != RELAY_OK) {
+            rly_warn(RLY_SINK_LOG, "inspect %s: frame %" PRIu64 " is not a trajectory: %s", path,
+                     frames, relay_strerror(e));
+            break;
+        }
+        if (frames == 0) {
+            char sh[200];
+            fprintf(out, "file: %s\nformat: binary (length-delimited relay.v1 envelopes)\n", path);
+            fprintf(out, "schema (first trajectory):\n");
+            rly_shape_text(sh, sizeof sh, t->spec.obs_rank, t->spec.obs_shape);
+            fprintf(out, "  obs: %s %s\n", relay_dtype_name(t->spec.obs_dtype), sh);
+            rly_shape_text(sh, sizeof sh, t->spec.act_rank, t->spec.act_shape);
+            fprintf(out, "  act: %s %s\n", relay_dtype_name(t->spec.act_dtype), sh);
+            if (t->spec.mask_dtype != RELAY_DTYPE_INVALID) {
+                rly_shape_text(sh, sizeof sh, t->spec.mask_rank, t->spec.mask_shape);
+                fprintf(out, "  mask: %s %s\n", relay_dtype_name(t->spec.mask_dtype), sh);
+            }
+            for (uint32_t j = 0; j < t->spec.n_aux; j++)
+                fprintf(out, "  aux.%s: f32\n", t->spec.aux_names[j]);
+        }
+        frames++;
+        char idtext[RELAY_ID_STRLEN + 1];
+        relay_id_format(t->actor, idtext);
+        for (uint32_t i = 0; i < t->len; i++) {
+            if (printed < head_rows) {
+                if (printed == 0)
+                    fprintf(out, "first rows:\n  actor_id\tenv_id\tepisode\tstep\treward\t"
+                                 "terminated\ttruncated\n");
+                fprintf(out, "  %s\t%" PRId64 "\t%" PRId64 "\t%u\t%.9g\t%d\t%d\n", idtext,
+                        t->env_id, t->episode, i, t->reward[i], t->terminated[i], t->truncated[i]);
+                printed++;
+            }
+            add_row(&st, t->actor.bytes, t->env_id, t->episode, t->start_ns, i, t->reward[i]);
+        }
+    }
+    if (e == RELAY_OK && frames == 0)
+        e = bad(path, "binary trajectory file without frames");
+    st.trajs = frames; /* every decoded trajectory, including empty ones */
+    if (e == RELAY_OK)
+        print_stats(&st, out);
+    else if (e != RELAY_ENOMEM)
+        e = RELAY_EFORMAT;
+    relay_traj_free(t);
+    relay_codec_buf_fini(&buf);
+    relay_codec_free(codec);
+    free(st.slots);
+    return e;
+}
+
+/* ---- detection ---- */
+
+relay_err relay_inspect_file(const char *path, FILE *out, uint32_t head_rows)
+{
+    if (!path || !out)
+        return RELAY_EINVAL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        rly_error(RLY_SINK_LOG, "inspect: cannot open %s: %s", path, strerror(errno));
+        return RELAY_EIO;
+    }
+    uint8_t head[16] = {0};
+    size_t n = fread(head, 1, sizeof head, fp);
+    relay_err e;
+    size_t vlen = 0;
+    while (vlen < n && vlen < RELAY_FRAME_MAX_PREFIX && (head[vlen] & 0x80))
+        vlen++;
+    if (n >= 6 && memcmp(head, "ARROW1", 6) == 0)
+        e = rly_inspect_arrow(path, fp, out, head_rows);
+    else if (n >= 9 && memcmp(head, "actor_id,", 9) == 0)
+        e = rly_inspect_csv(path, fp, out, head_rows);
+    else if (vlen < n && vlen + 5 <= n && memcmp(head + vlen + 1, "RLYE", 4) == 0)
+        e = rly_inspect_binary(path, fp, out, head_rows);
+    else
+        e = bad(path, "not a Relay Arrow, CSV or binary trajectory file (unknown first bytes)");
+    fclose(fp);
+    return e;
+}
