@@ -19,6 +19,9 @@ typedef struct env_run {
     uint32_t n;
     uint64_t steps_left; /* UINT64_MAX = until stopped */
     uint64_t steps_done;
+    uint32_t per_version;  /* quota of vector steps per policy version (0 = none) */
+    uint32_t version_steps; /* steps taken under the current version */
+    bool paused;           /* quota reached: waiting for a model update */
     rly_reply *reply; /* completed when the run ends */
     float *obs, *next_obs, *final_obs, *out, *values, *rewards, *logp, *env_act, *acts_f;
     int32_t *acts_i;
@@ -592,8 +595,10 @@ static void handle_update(rly_actor *a, rly_msg *m)
             for (uint32_t i = 0; i < u->n_log_std && i < RELAY_ENV_MAX_DIM; i++)
                 a->log_std[i] = u->log_std[i];
         if (u->pi && a->own_handles) {
+            /* A negative version means "the next one": 0 for a first model, else current + 1. */
+            int64_t v = u->version >= 0 ? u->version : (a->version < 0 ? 0 : a->version + 1);
             bool tp, tv;
-            e = publish(a, u->pi, u->vf, u->version, &tp, &tv);
+            e = publish(a, u->pi, u->vf, v, &tp, &tv);
             if (tp)
                 u->pi = NULL;
             if (tv)
@@ -609,10 +614,16 @@ static void handle_update(rly_actor *a, rly_msg *m)
         refresh(a);
     }
     /* Running envs start fresh pieces stamped with the new version. */
-    if (a->running)
+    if (a->running) {
         for (uint32_t i = 0; i < a->run.n; i++)
             if (a->run.traj[i])
                 a->run.traj[i]->policy_version = a->version;
+        a->run.version_steps = 0;
+        if (a->run.paused) {
+            a->run.paused = false;
+            rly_router_set_active(&a->slot, true);
+        }
+    }
     if (m->reply) {
         rly_reply_complete(m->reply, e, a->version, NULL, NULL);
         m->reply = NULL;
@@ -692,6 +703,7 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
             }
         }
     r->steps_left = spec->steps ? spec->steps : UINT64_MAX;
+    r->per_version = spec->steps_per_version;
     r->reply = reply;
     a->running = true;
     rly_router_set_active(&a->slot, true);
@@ -755,6 +767,12 @@ static bool step_env(rly_actor *a)
     r->steps_done++;
     if (r->steps_left != UINT64_MAX && --r->steps_left == 0) {
         end_run(a, RELAY_OK);
+        return false;
+    }
+    if (r->per_version && ++r->version_steps >= r->per_version) {
+        /* Quota of this version reached: hand the data over and wait for the next model. */
+        flush_all(a);
+        r->paused = true;
         return false;
     }
     return true;

@@ -112,6 +112,8 @@ typedef struct rly_run_env {
     uint32_t n_envs;
     uint64_t seed;
     uint64_t steps; /* vector steps; 0 = until stopped */
+    uint32_t steps_per_version; /* > 0: pause after this many vector steps of one policy version
+                                   until a ModelUpdate arrives (synchronous on-policy training) */
 } rly_run_env;
 
 /* rly_actor_stats are racy counters, for progress reporting. */

@@ -1,0 +1,38 @@
+/*
+ * Internal agent hooks for in-process training (used by the CLI's train command): a consumer
+ * that takes every drained trajectory (the learner), actors created from a policy description
+ * on the agent's shared model handles, and publishing new models to every actor as ModelUpdate
+ * messages through the dispatcher.
+ */
+#ifndef RLY_AGENT_AGENT_H
+#define RLY_AGENT_AGENT_H
+
+#include "actor/actor.h"
+#include "relay/relay.h"
+#include "sink/buffer.h"
+
+/* rly_agent_set_consumer makes fn(ctx, t) own every trajectory after the sinks (before start). */
+relay_err rly_agent_set_consumer(relay_agent *a, rly_sink_consumer fn, void *ctx);
+
+/*
+ * rly_agent_new_actor_desc creates an actor for desc on the agent's shared handles (shared mode
+ * is required), seeded with seed, with trajectories cut at max_len.
+ */
+relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, uint64_t seed,
+                                   uint32_t max_len, relay_id *id);
+
+/*
+ * rly_agent_publish makes pi/vf (owned on success) the shared models at version, then sends a
+ * ModelUpdate (with log_std for continuous policies) to every actor through the dispatcher.
+ */
+relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, relay_model *vf,
+                            const float *log_std, uint32_t n_log_std);
+
+/*
+ * rly_agent_run_env_quota starts actor id stepping env with n_envs copies until shutdown,
+ * pausing after steps_per_version vector steps of each policy version until the next update.
+ */
+relay_err rly_agent_run_env_quota(relay_agent *a, relay_id id, const relay_env_def *env,
+                                  uint32_t n_envs, uint64_t seed, uint32_t steps_per_version);
+
+#endif
