@@ -137,6 +137,7 @@ static void request_action_credits_rewards_to_previous_step(void **state)
     world w;
     world_start(&w);
     rly_actor *a = make_actor(&w, 0, 0.5f);
+    relay_id id = rly_actor_slot_of(a)->id;
     rly_infer_req *q = NULL;
     assert_ok(request(&w, a, 9.0f, &q)); /* no previous action: 9 is not credited */
     assert_int_equal(q->action_index, 1);
@@ -157,7 +158,8 @@ static void request_action_credits_rewards_to_previous_step(void **state)
     assert_float_equal(t->reward[2], 5.0f, 0);
     assert_int_equal(t->terminated[2], 1);
     assert_int_equal(t->terminated[0], 0);
-    assert_true(relay_id_eq(t->actor, rly_actor_slot_of(a)->id) || 1);
+    assert_true(relay_id_eq(t->actor, id));
+    assert_int_equal(t->env_id, -1);
     assert_int_equal(t->spec.n_aux, RLY_N_AUX);
     assert_string_equal(t->spec.aux_names[RLY_AUX_VALUE], "value");
     assert_float_equal(t->aux[1 * RLY_N_AUX + RLY_AUX_VALUE], 0.5f, 1e-6);
