@@ -1,5 +1,5 @@
 /*
- * Action selection from model outputs, and the actor's seeded RNG.
+ * Action selection from model outputs, with the actor's seeded RNG (core/rng.h).
  *
  * Discrete policies output logits; a mask (1 = allowed, 0 = forbidden) removes actions by
  * setting their logits to -inf before the softmax, so masked actions have probability exactly
@@ -13,21 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/rng.h"
 #include "relay/err.h"
-
-/* rly_rng is xoshiro256** seeded through splitmix64: fast, and reproducible from one seed. */
-typedef struct rly_rng {
-    uint64_t s[4];
-} rly_rng;
-
-/* rly_rng_seed initialises r from seed. */
-void rly_rng_seed(rly_rng *r, uint64_t seed);
-/* rly_rng_next returns 64 random bits. */
-uint64_t rly_rng_next(rly_rng *r);
-/* rly_rng_uniform returns a float in [0, 1). */
-float rly_rng_uniform(rly_rng *r);
-/* rly_rng_normal returns a standard normal sample (Box-Muller). */
-float rly_rng_normal(rly_rng *r);
 
 /*
  * rly_select_categorical picks an action from n logits (masked by mask[n] when not NULL) by

@@ -846,14 +846,21 @@ relay_err relay_agent_update_model(relay_agent *a, const relay_bundle *b, const 
 relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, relay_model *vf,
                             const float *log_std, uint32_t n_log_std)
 {
-    if (!a || !pi || !a->cfg.shared_model)
+    if (!a || !pi || !a->cfg.shared_model) {
+        relay_model_free(pi);
+        relay_model_free(vf);
         return RELAY_EINVAL;
+    }
     relay_err e = RELAY_OK;
-    if (vf && (e = relay_model_handle_publish(a->shared_vf, vf, version)) != RELAY_OK)
+    if (vf && (e = relay_model_handle_publish(a->shared_vf, vf, version)) != RELAY_OK) {
+        relay_model_free(pi);
+        relay_model_free(vf);
         return e;
+    }
     e = relay_model_handle_publish(a->shared_pi, pi, version);
     if (e) {
-        return e; /* vf (if any) is already owned by its handle */
+        relay_model_free(pi); /* vf (if any) is already owned by its handle */
+        return e;
     }
     rly_mutex_lock(&a->lock);
     a->shared_version = version;

@@ -22,8 +22,9 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
                                    uint32_t max_len, relay_id *id);
 
 /*
- * rly_agent_publish makes pi/vf (owned on success) the shared models at version, then sends a
- * ModelUpdate (with log_std for continuous policies) to every actor through the dispatcher.
+ * rly_agent_publish makes pi/vf the shared models at version (it always takes ownership of both),
+ * then sends a ModelUpdate (with log_std for continuous policies) to every actor through the
+ * dispatcher without waiting for acknowledgements.
  */
 relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, relay_model *vf,
                             const float *log_std, uint32_t n_log_std);

@@ -3,7 +3,7 @@
 #define RLY_LEARN_INTERNAL_H
 
 #include "learn/nn.h"
-#include "learn/rng.h"
+#include "core/rng.h"
 #include "relay/learn.h"
 
 struct relay_policy {

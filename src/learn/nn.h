@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "learn/rng.h"
+#include "core/rng.h"
 #include "relay/err.h"
 #include "relay/learn.h"
 

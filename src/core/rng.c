@@ -1,5 +1,5 @@
 /* xoshiro256** (Blackman & Vigna) seeded by splitmix64, with uniform and normal helpers. */
-#include "learn/rng.h"
+#include "core/rng.h"
 
 #include <math.h>
 

@@ -1,6 +1,6 @@
-/* Seeded pseudo-random numbers for learning: xoshiro256** state, uniform and Gaussian draws. */
-#ifndef RLY_LEARN_RNG_H
-#define RLY_LEARN_RNG_H
+/* Seeded pseudo-random numbers (actors and learning): xoshiro256** state, uniform and Gaussian draws. */
+#ifndef RLY_CORE_RNG_H
+#define RLY_CORE_RNG_H
 
 #include <stdint.h>
 

@@ -1,0 +1,296 @@
+/* relay eval: run a saved policy greedily (or sampling) on an environment and report returns. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli_support.h"
+#include "relay/env.h"
+#include "relay/model.h"
+
+#define EVAL_MAX_EPISODES 10000000L
+
+static const char eval_usage[] =
+    "usage: relay eval --model PATH --env NAME [--episodes N] [--seed S] [--stochastic]\n"
+    "  --model PATH    policy.onnx file, or a bundle directory (model.onnx + metadata.json)\n"
+    "  --env NAME      built-in environment (e.g. CartPole-v1) or plug-in .so path\n"
+    "  --episodes N    episodes to run (default 100)\n"
+    "  --seed S        environment seed (default 0)\n"
+    "  --stochastic    sample actions instead of argmax / mean\n";
+
+typedef struct eval_args {
+    const char *model, *env;
+    long episodes;
+    unsigned long long seed;
+    bool stochastic;
+} eval_args;
+
+/* opt_value matches --name or --name=value; *val gets the value (next argv entry if needed). */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *val = argv[++*i];
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, eval_args *a, FILE *err)
+{
+    memset(a, 0, sizeof *a);
+    a->episodes = 100;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        if (!strcmp(argv[i], "--stochastic")) {
+            a->stochastic = true;
+        } else if (!strcmp(argv[i], "--deterministic")) {
+            a->stochastic = false;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(eval_usage, err);
+            return 2;
+        } else if ((r = opt_value(argc, argv, &i, "--model", &v)) != 0) {
+            if (r < 0 || !*v)
+                goto missing;
+            a->model = v;
+        } else if ((r = opt_value(argc, argv, &i, "--env", &v)) != 0) {
+            if (r < 0 || !*v)
+                goto missing;
+            a->env = v;
+        } else if ((r = opt_value(argc, argv, &i, "--episodes", &v)) != 0) {
+            if (r < 0)
+                goto missing;
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (errno || end == v || *end || n < 1 || n > EVAL_MAX_EPISODES) {
+                fprintf(err, "relay eval: --episodes must be an integer in 1..%ld, got '%s'\n",
+                        EVAL_MAX_EPISODES, v);
+                return 2;
+            }
+            a->episodes = n;
+        } else if ((r = opt_value(argc, argv, &i, "--seed", &v)) != 0) {
+            if (r < 0)
+                goto missing;
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 0);
+            if (errno || end == v || *end || v[0] == '-') {
+                fprintf(err, "relay eval: --seed must be a non-negative integer, got '%s'\n", v);
+                return 2;
+            }
+            a->seed = s;
+        } else {
+            fprintf(err, "relay eval: unknown argument '%s'\n%s", argv[i], eval_usage);
+            return 2;
+        }
+        continue;
+    missing:
+        fprintf(err, "relay eval: %s needs a value\n", argv[i]);
+        return 2;
+    }
+    if (!a->model || !a->env) {
+        fprintf(err, "relay eval: --model and --env are required\n%s", eval_usage);
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct xrng {
+    uint64_t s;
+} xrng;
+
+static double xrng_uniform(xrng *r)
+{
+    /* splitmix64 */
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double xrng_normal(xrng *r)
+{
+    double u = xrng_uniform(r), v = xrng_uniform(r);
+    if (u < 1e-300)
+        u = 1e-300;
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* choose_discrete picks argmax, or samples from softmax(out) (out already probabilities when
+ * probs). */
+static int32_t choose_discrete(const float *out, uint32_t n, bool stochastic, bool probs, xrng *rng)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (out[i] > out[best])
+            best = i;
+    if (!stochastic)
+        return (int32_t)best;
+    double w[RELAY_ENV_MAX_DIM > 1024 ? RELAY_ENV_MAX_DIM : 1024], tot = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        w[i] = probs ? (out[i] > 0 ? out[i] : 0) : exp((double)out[i] - out[best]);
+        tot += w[i];
+    }
+    double u = xrng_uniform(rng) * tot;
+    for (uint32_t i = 0; i < n; i++) {
+        if (u < w[i])
+            return (int32_t)i;
+        u -= w[i];
+    }
+    return (int32_t)best;
+}
+
+int rly_cli_eval_io(int argc, char **argv, FILE *out, FILE *err)
+{
+    eval_args a;
+    int rc = parse_args(argc, argv, &a, err);
+    if (rc)
+        return rc;
+    const relay_env_def *def = NULL;
+    if (relay_env_resolve(a.env, &def) != RELAY_OK || !def) {
+        fprintf(err, "relay eval: unknown environment '%s'\n", a.env);
+        return 2;
+    }
+    relay_space os, as;
+    memset(&os, 0, sizeof os);
+    memset(&as, 0, sizeof as);
+    def->spaces(&os, &as);
+    if (os.discrete || (as.discrete ? as.n < 1 || as.n > 1024 : as.dim == 0)) {
+        fprintf(err, "relay eval: environment '%s' has unsupported spaces\n", a.env);
+        return 2;
+    }
+    relay_model *m = NULL;
+    int64_t version = -1;
+    struct stat sb;
+    relay_err e;
+    if (stat(a.model, &sb) != 0) {
+        fprintf(err, "relay eval: cannot open model '%s': %s\n", a.model, strerror(errno));
+        return 2;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        relay_bundle *b = NULL;
+        if ((e = relay_bundle_load(a.model, &b))) {
+            fprintf(err, "relay eval: cannot load bundle '%s': %s\n", a.model, relay_strerror(e));
+            return 2;
+        }
+        version = relay_bundle_meta(b)->version;
+        m = relay_bundle_take_model(b);
+        relay_bundle_free(b);
+    } else if ((e = relay_model_load_onnx(a.model, &m))) {
+        fprintf(err, "relay eval: cannot load ONNX model '%s': %s\n", a.model, relay_strerror(e));
+        return 2;
+    }
+    uint32_t in = relay_model_in_dim(m), od = relay_model_out_dim(m);
+    uint32_t ad = as.discrete ? (uint32_t)as.n : as.dim;
+    if (in != os.dim) {
+        fprintf(err, "relay eval: model takes %u inputs but %s observations have %u values\n", in,
+                def->name, os.dim);
+        relay_model_free(m);
+        return 2;
+    }
+    if (as.discrete ? od != ad : od != ad && od != 2 * ad) {
+        fprintf(err, "relay eval: model gives %u outputs but %s needs %u (%s)\n", od, def->name, ad,
+                as.discrete ? "one logit or probability per action" : "the action mean");
+        relay_model_free(m);
+        return 2;
+    }
+    if (a.stochastic && !as.discrete && od != 2 * ad) {
+        fprintf(err,
+                "relay eval: --stochastic with continuous actions needs a model that outputs "
+                "mean and log std (%u values)\n",
+                2 * ad);
+        relay_model_free(m);
+        return 2;
+    }
+    bool probs = relay_model_output_is_softmax(m);
+    relay_vecenv *venv = NULL;
+    float *buf = NULL;
+    double *rets = NULL;
+    rc = 1;
+    if ((e = relay_vecenv_new(def, 1, a.seed, &venv)) || (e = relay_model_reserve(m, 1))) {
+        fprintf(err, "relay eval: %s\n", relay_strerror(e));
+        goto out;
+    }
+    buf = calloc((size_t)os.dim + od + ad, sizeof(float));
+    rets = calloc((size_t)a.episodes, sizeof(double));
+    if (!buf || !rets) {
+        fprintf(err, "relay eval: out of memory\n");
+        goto out;
+    }
+    float *obs = buf, *o = buf + os.dim, *act_f = o + od;
+    xrng rng = {a.seed ^ 0x243f6a8885a308d3ULL};
+    relay_vecenv_reset(venv, obs);
+    long done = 0;
+    uint64_t steps = 0;
+    double ret = 0;
+    while (done < a.episodes) {
+        if ((e = relay_model_forward(m, obs, 1, o))) {
+            fprintf(err, "relay eval: inference failed: %s\n", relay_strerror(e));
+            goto out;
+        }
+        int32_t act_i = 0;
+        if (as.discrete) {
+            act_i = choose_discrete(o, ad, a.stochastic, probs, &rng);
+        } else {
+            for (uint32_t i = 0; i < ad; i++) {
+                double v = o[i];
+                if (a.stochastic)
+                    v += exp(o[ad + i]) * xrng_normal(&rng);
+                act_f[i] = (float)(v < as.low[i] ? as.low[i] : v > as.high[i] ? as.high[i] : v);
+            }
+        }
+        float r;
+        bool term, trunc;
+        relay_vecenv_step(venv, as.discrete ? (const void *)&act_i : (const void *)act_f, obs, &r,
+                          &term, &trunc, NULL);
+        ret += r;
+        steps++;
+        if (term || trunc) {
+            rets[done++] = ret;
+            ret = 0;
+        }
+    }
+    double mean = 0, var = 0, lo = rets[0], hi = rets[0];
+    for (long i = 0; i < done; i++) {
+        mean += rets[i];
+        lo = rets[i] < lo ? rets[i] : lo;
+        hi = rets[i] > hi ? rets[i] : hi;
+    }
+    mean /= (double)done;
+    for (long i = 0; i < done; i++)
+        var += (rets[i] - mean) * (rets[i] - mean);
+    var /= (double)done;
+    fprintf(out, "env %s\n", def->name);
+    fprintf(out, "model %s", a.model);
+    if (version >= 0)
+        fprintf(out, " (version %lld)", (long long)version);
+    fprintf(out, "\npolicy %s\nseed %llu\n", a.stochastic ? "stochastic" : "deterministic", a.seed);
+    fprintf(out, "episodes %ld\n", done);
+    fprintf(out, "mean_return %.4f\nstd_return %.4f\nmin_return %.4f\nmax_return %.4f\n", mean,
+            sqrt(var), lo, hi);
+    fprintf(out, "mean_length %.2f\n", (double)steps / (double)done);
+    rc = 0;
+out:
+    free(buf);
+    free(rets);
+    relay_vecenv_free(venv);
+    relay_model_free(m);
+    return rc;
+}
+
+int rly_cli_eval(int argc, char **argv)
+{
+    return rly_cli_eval_io(argc, argv, stdout, stderr);
+}

@@ -1,0 +1,877 @@
+/* rly_learner: trajectories in, PPO updates on its own thread, ONNX policy/value models out. */
+#include "learn/learner.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/thread.h"
+#include "learn/learn_internal.h"
+
+#define MOD "learner"
+
+/* piece is a trajectory a stream still holds, with off rows already consumed. */
+typedef struct piece {
+    relay_traj *t;
+    uint32_t off;
+    int a_logp, a_value, a_boot, a_cut; /* aux column indices */
+} piece;
+
+/* stream is one (actor, env_id) source of rows (learner thread only). */
+typedef struct stream {
+    bool used;
+    relay_id actor;
+    int64_t env_id;
+    piece *pieces;
+    uint32_t n_pieces, cap_pieces;
+    uint64_t rows; /* unconsumed rows over all pieces */
+    int64_t ep_id; /* episode whose return is being summed */
+    bool ep_open;
+    double ep_sum;
+} stream;
+
+struct rly_learner {
+    rly_learner_config cfg;
+    uint32_t n_streams, n_steps, obs_dim, act_dim, n_actions;
+    bool discrete;
+    relay_ppo *ppo;
+    relay_rollout *ro;
+    float *last_values; /* [n_streams] */
+    stream *streams;
+    relay_traj **batch; /* [q_cap] popped trajectories */
+    int64_t version;    /* learner thread's current version */
+    bool warned_future;
+
+    rly_mutex mu; /* guards everything below */
+    rly_cond cv_in, cv_space, cv_state;
+    relay_traj **q;
+    uint32_t q_cap, q_head, q_len;
+    bool stopping;
+    rly_learner_stats st;
+    float rets[RLY_LEARNER_RET_WINDOW];
+    uint8_t *pi_onnx; /* newest pi chain */
+    size_t pi_onnx_len;
+    int64_t t0;
+
+    rly_thread th;
+    bool running;
+};
+
+/* ---- export --------------------------------------------------------------------------------- */
+
+static relay_activation act_of(relay_hidden_act a)
+{
+    return a == RELAY_HIDDEN_RELU ? RELAY_ACT_RELU : RELAY_ACT_TANH;
+}
+
+/* chain_layer is one dense layer of an exported chain: a view into an rly_mlp. */
+typedef struct chain_layer {
+    const rly_mlp *m;
+    uint32_t l;
+    relay_activation act;
+} chain_layer;
+
+relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, uint8_t **bytes,
+                                 size_t *len)
+{
+    if (!p || !bytes || !len || (which != RLY_CHAIN_PI && which != RLY_CHAIN_VF)) {
+        rly_error(MOD, "export_onnx: NULL argument or unknown chain %d", (int)which);
+        return RELAY_EINVAL;
+    }
+    *bytes = NULL;
+    *len = 0;
+    chain_layer ch[2 * RLY_MLP_MAX_LAYERS];
+    uint32_t n = 0;
+    relay_activation hid = act_of(p->spec.activation);
+    if (p->spec.shared)
+        for (uint32_t l = 0; l < p->trunk.n_layers; l++)
+            ch[n++] = (chain_layer){&p->trunk, l, hid};
+    const rly_mlp *head = which == RLY_CHAIN_PI ? &p->pi : &p->vf;
+    for (uint32_t l = 0; l < head->n_layers; l++)
+        ch[n++] = (chain_layer){head, l, l + 1 < head->n_layers ? hid : RELAY_ACT_NONE};
+    uint32_t sizes[2 * RLY_MLP_MAX_LAYERS + 1];
+    relay_activation acts[2 * RLY_MLP_MAX_LAYERS];
+    const float *wp[2 * RLY_MLP_MAX_LAYERS], *bp[2 * RLY_MLP_MAX_LAYERS];
+    size_t total = 0;
+    sizes[0] = p->spec.obs_dim;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t in = ch[i].m->sizes[ch[i].l], out = ch[i].m->sizes[ch[i].l + 1];
+        if (in != sizes[i]) {
+            rly_error(MOD, "export_onnx: layer %u takes %u inputs, previous gives %u", i, in,
+                      sizes[i]);
+            return RELAY_EINTERNAL;
+        }
+        sizes[i + 1] = out;
+        acts[i] = ch[i].act;
+        total += (size_t)in * out + out;
+    }
+    float *buf = malloc(total * sizeof(float));
+    if (!buf)
+        return RELAY_ENOMEM;
+    float *dst = buf;
+    for (uint32_t i = 0; i < n; i++) {
+        const rly_mlp *m = ch[i].m;
+        uint32_t in = sizes[i], out = sizes[i + 1];
+        const float *w = m->params + m->w_off[ch[i].l]; /* [in x out] */
+        const float *b = m->params + m->b_off[ch[i].l];
+        float *wt = dst, *bt = dst + (size_t)in * out;
+        for (uint32_t o = 0; o < out; o++)
+            for (uint32_t k = 0; k < in; k++)
+                wt[(size_t)o * in + k] = w[(size_t)k * out + o];
+        memcpy(bt, b, out * sizeof(float));
+        if (i == 0 && p->spec.normalize_obs) {
+            /* W ((x - mean) * inv_std) + b = (W * inv_std) x + (b - W (mean * inv_std)). */
+            for (uint32_t o = 0; o < out; o++) {
+                double shift = 0;
+                float *row = wt + (size_t)o * in;
+                for (uint32_t k = 0; k < in; k++) {
+                    row[k] *= p->norm_inv_std[k];
+                    shift += (double)row[k] * p->norm_mean[k];
+                }
+                bt[o] = (float)((double)bt[o] - shift);
+            }
+        }
+        wp[i] = wt;
+        bp[i] = bt;
+        dst = bt + out;
+    }
+    relay_mlp_desc d = {
+        .n_layers = n, .sizes = sizes, .activations = acts, .weights = wp, .biases = bp};
+    relay_err e = relay_mlp_to_onnx(&d, bytes, len);
+    free(buf);
+    if (e)
+        rly_error(MOD, "export_onnx: relay_mlp_to_onnx failed: %s", relay_strerror(e));
+    return e;
+}
+
+/* export_model builds one chain of p as a model; the ONNX bytes are kept in *bytes if non-NULL. */
+static relay_err export_model(const relay_policy *p, rly_policy_chain which, relay_model **out,
+                              uint8_t **keep, size_t *keep_len)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    relay_err e = rly_policy_export_onnx(p, which, &b, &n);
+    if (!e)
+        e = relay_model_from_onnx(b, n, out);
+    if (!e && keep) {
+        *keep = b;
+        *keep_len = n;
+        b = NULL;
+    }
+    free(b);
+    return e;
+}
+
+relay_err rly_policy_export_models(const relay_policy *p, relay_model **pi, relay_model **vf)
+{
+    if (!p || !pi || !vf) {
+        rly_error(MOD, "export_models: NULL argument");
+        return RELAY_EINVAL;
+    }
+    *pi = *vf = NULL;
+    relay_err e = export_model(p, RLY_CHAIN_PI, pi, NULL, NULL);
+    if (!e)
+        e = export_model(p, RLY_CHAIN_VF, vf, NULL, NULL);
+    if (e) {
+        relay_model_free(*pi);
+        *pi = NULL;
+    }
+    return e;
+}
+
+/* ---- configuration -------------------------------------------------------------------------- */
+
+relay_err rly_learner_config_init(rly_learner_config *c, const relay_env_def *env,
+                                  uint32_t n_streams)
+{
+    if (!c) {
+        rly_error(MOD, "config_init: NULL config");
+        return RELAY_EINVAL;
+    }
+    memset(c, 0, sizeof *c);
+    if (!env || relay_ppo_config_zoo(&c->ppo, env->name) != RELAY_OK)
+        relay_ppo_config_default(&c->ppo);
+    c->env = env;
+    c->n_streams = n_streams;
+    c->n_steps = c->ppo.n_steps;
+    return RELAY_OK;
+}
+
+/* fill_spaces sets the space-derived fields of s from env, keeping the architecture. */
+static relay_err fill_spaces(relay_policy_spec *s, const relay_env_def *env)
+{
+    relay_space obs, act;
+    memset(&obs, 0, sizeof obs);
+    memset(&act, 0, sizeof act);
+    env->spaces(&obs, &act);
+    relay_policy_spec t;
+    relay_err e = relay_policy_spec_from_spaces(&t, &obs, &act);
+    if (e)
+        return e;
+    s->obs_dim = t.obs_dim;
+    s->discrete = t.discrete;
+    s->n_actions = t.n_actions;
+    s->act_dim = t.act_dim;
+    memcpy(s->act_low, t.act_low, sizeof s->act_low);
+    memcpy(s->act_high, t.act_high, sizeof s->act_high);
+    return RELAY_OK;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static void *learner_main(void *arg);
+
+static void streams_free(rly_learner *l)
+{
+    if (!l->streams)
+        return;
+    for (uint32_t i = 0; i < l->n_streams; i++) {
+        stream *s = &l->streams[i];
+        for (uint32_t k = 0; k < s->n_pieces; k++)
+            relay_traj_free(s->pieces[k].t);
+        free(s->pieces);
+    }
+    free(l->streams);
+    l->streams = NULL;
+}
+
+relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
+{
+    if (!cfg || !out) {
+        rly_error(MOD, "new: NULL argument");
+        return RELAY_EINVAL;
+    }
+    *out = NULL;
+    if (!cfg->publish) {
+        rly_error(MOD, "new: a publish callback is required");
+        return RELAY_ECONFIG;
+    }
+    if (cfg->n_streams == 0 || cfg->n_streams > 65536) {
+        rly_error(MOD, "new: n_streams %u out of range 1..65536", cfg->n_streams);
+        return RELAY_ECONFIG;
+    }
+    rly_learner *l = calloc(1, sizeof *l);
+    if (!l)
+        return RELAY_ENOMEM;
+    l->cfg = *cfg;
+    relay_ppo_config *pc = &l->cfg.ppo;
+    relay_err e = RELAY_OK;
+    if (pc->policy.obs_dim == 0) {
+        if (!cfg->env || !cfg->env->spaces) {
+            rly_error(MOD, "new: no policy spec and no env to derive it from");
+            free(l);
+            return RELAY_ECONFIG;
+        }
+        if ((e = fill_spaces(&pc->policy, cfg->env))) {
+            free(l);
+            return e;
+        }
+    }
+    l->n_streams = cfg->n_streams;
+    l->n_steps = cfg->n_steps ? cfg->n_steps : pc->n_steps;
+    pc->n_envs = l->n_streams;
+    pc->n_steps = l->n_steps;
+    l->obs_dim = pc->policy.obs_dim;
+    l->discrete = pc->policy.discrete;
+    l->n_actions = pc->policy.discrete ? pc->policy.n_actions : 0;
+    l->act_dim = pc->policy.discrete ? 1 : pc->policy.act_dim;
+    l->q_cap = cfg->queue_cap ? cfg->queue_cap : 4 * l->n_streams + 64;
+    if (l->cfg.push_timeout_ns == 0)
+        l->cfg.push_timeout_ns = 5 * RLY_NS_PER_S;
+    l->version = -1;
+    rly_mutex_init(&l->mu);
+    rly_cond_init(&l->cv_in);
+    rly_cond_init(&l->cv_space);
+    rly_cond_init(&l->cv_state);
+    l->st.version = -1;
+    if ((e = relay_ppo_new(pc, &l->ppo)) ||
+        (e = relay_rollout_new(&pc->policy, l->n_streams, l->n_steps, &l->ro)))
+        goto fail;
+    e = RELAY_ENOMEM;
+    l->last_values = calloc(l->n_streams, sizeof(float));
+    l->streams = calloc(l->n_streams, sizeof(stream));
+    l->q = calloc(l->q_cap, sizeof(relay_traj *));
+    l->batch = calloc(l->q_cap, sizeof(relay_traj *));
+    if (!l->last_values || !l->streams || !l->q || !l->batch)
+        goto fail;
+    l->t0 = rly_now_ns();
+    l->running = true;
+    if ((e = rly_thread_start(&l->th, learner_main, l, "rly-learner"))) {
+        l->running = false;
+        goto fail;
+    }
+    *out = l;
+    return RELAY_OK;
+fail:
+    rly_learner_free(l);
+    return e;
+}
+
+void rly_learner_stop(rly_learner *l)
+{
+    if (!l)
+        return;
+    rly_mutex_lock(&l->mu);
+    l->stopping = true;
+    rly_cond_broadcast(&l->cv_in);
+    rly_cond_broadcast(&l->cv_space);
+    rly_cond_broadcast(&l->cv_state);
+    rly_mutex_unlock(&l->mu);
+    if (l->running) {
+        rly_thread_join(l->th);
+        l->running = false;
+    }
+    rly_mutex_lock(&l->mu);
+    for (uint32_t i = 0; i < l->q_len; i++) {
+        relay_traj *t = l->q[(l->q_head + i) % l->q_cap];
+        l->st.steps_discarded += t->len;
+        relay_traj_free(t);
+    }
+    l->q_len = 0;
+    rly_mutex_unlock(&l->mu);
+}
+
+void rly_learner_free(rly_learner *l)
+{
+    if (!l)
+        return;
+    rly_learner_stop(l);
+    streams_free(l);
+    free(l->q);
+    free(l->batch);
+    free(l->last_values);
+    free(l->pi_onnx);
+    relay_rollout_free(l->ro);
+    relay_ppo_free(l->ppo);
+    rly_cond_fini(&l->cv_in);
+    rly_cond_fini(&l->cv_space);
+    rly_cond_fini(&l->cv_state);
+    rly_mutex_fini(&l->mu);
+    free(l);
+}
+
+relay_policy *rly_learner_policy(rly_learner *l)
+{
+    return l && !l->running ? relay_ppo_policy(l->ppo) : NULL;
+}
+
+/* ---- intake --------------------------------------------------------------------------------- */
+
+static int aux_index(const relay_step_spec *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->n_aux; i++)
+        if (!strcmp(s->aux_names[i], name))
+            return (int)i;
+    return -1;
+}
+
+static int64_t spec_numel(uint32_t rank, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (uint32_t i = 0; i < rank; i++)
+        n *= shape[i];
+    return n;
+}
+
+static relay_err check_traj(const rly_learner *l, const relay_traj *t)
+{
+    const relay_step_spec *s = &t->spec;
+    if (s->obs_dtype != RELAY_F32 || spec_numel(s->obs_rank, s->obs_shape) != l->obs_dim) {
+        rly_warn(MOD, "push: observations must be %u float32 values", l->obs_dim);
+        return RELAY_ESHAPE;
+    }
+    if (s->act_dtype != (l->discrete ? RELAY_I32 : RELAY_F32) ||
+        spec_numel(s->act_rank, s->act_shape) != l->act_dim) {
+        rly_warn(MOD, "push: actions must be %u %s values", l->act_dim,
+                 l->discrete ? "int32" : "float32");
+        return RELAY_ESHAPE;
+    }
+    if (s->mask_dtype != RELAY_DTYPE_INVALID &&
+        (!l->discrete || s->mask_dtype != RELAY_U8 ||
+         spec_numel(s->mask_rank, s->mask_shape) != l->n_actions)) {
+        rly_warn(MOD, "push: a mask must be %u uint8 values (discrete actions only)", l->n_actions);
+        return RELAY_ESHAPE;
+    }
+    static const char *const need[] = {"logp", "value", "bootstrap", "cut"};
+    for (int i = 0; i < 4; i++)
+        if (aux_index(s, need[i]) < 0) {
+            rly_warn(MOD, "push: trajectory has no auxiliary value \"%s\"", need[i]);
+            return RELAY_EINVAL;
+        }
+    if (t->len > 0 && (!t->obs || !t->act || !t->reward || !t->terminated || !t->truncated ||
+                       !t->aux || !t->ts)) {
+        rly_warn(MOD, "push: trajectory columns missing");
+        return RELAY_EINVAL;
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_learner_push(rly_learner *l, relay_traj *t)
+{
+    if (!l || !t) {
+        rly_error(MOD, "push: NULL argument");
+        return RELAY_EINVAL;
+    }
+    relay_err e = check_traj(l, t);
+    if (e)
+        return e;
+    int64_t deadline =
+        l->cfg.push_timeout_ns > 0 ? rly_now_ns() + l->cfg.push_timeout_ns : INT64_MIN;
+    rly_mutex_lock(&l->mu);
+    while (!l->stopping && l->q_len == l->q_cap) {
+        if (deadline == INT64_MIN || !rly_cond_wait_until(&l->cv_space, &l->mu, deadline)) {
+            if (l->q_len == l->q_cap && !l->stopping) {
+                rly_mutex_unlock(&l->mu);
+                return RELAY_EFULL;
+            }
+        }
+    }
+    if (l->stopping) {
+        rly_mutex_unlock(&l->mu);
+        return RELAY_ESHUTDOWN;
+    }
+    l->q[(l->q_head + l->q_len) % l->q_cap] = t;
+    l->q_len++;
+    l->st.trajs_received++;
+    l->st.steps_received += t->len;
+    rly_cond_broadcast(&l->cv_in);
+    rly_mutex_unlock(&l->mu);
+    return RELAY_OK;
+}
+
+/* ---- learner thread ------------------------------------------------------------------------- */
+
+/* count_locked adds to a counter of st under the mutex. */
+static void count_add(rly_learner *l, uint64_t *ctr, uint64_t n)
+{
+    rly_mutex_lock(&l->mu);
+    *ctr += n;
+    rly_mutex_unlock(&l->mu);
+}
+
+static stream *find_stream(rly_learner *l, relay_id actor, int64_t env_id)
+{
+    for (uint32_t i = 0; i < l->n_streams; i++) {
+        stream *s = &l->streams[i];
+        if (!s->used) {
+            s->used = true;
+            s->actor = actor;
+            s->env_id = env_id;
+            s->ep_id = INT64_MIN;
+            return s;
+        }
+        if (s->env_id == env_id && relay_id_eq(s->actor, actor))
+            return s;
+    }
+    return NULL;
+}
+
+static float aux_at(const relay_traj *t, uint32_t row, int col)
+{
+    return t->aux[(size_t)row * t->spec.n_aux + (size_t)col];
+}
+
+/* account_episode sums t's rewards into its stream's episode and records finished returns. */
+static void account_episode(rly_learner *l, stream *s, const relay_traj *t, int a_cut)
+{
+    if (s->ep_id == INT64_MIN || t->episode > s->ep_id) {
+        s->ep_id = t->episode;
+        s->ep_open = true;
+        s->ep_sum = 0;
+    } else if (t->episode < s->ep_id || !s->ep_open) {
+        return; /* a late piece of an episode already counted */
+    }
+    for (uint32_t i = 0; i < t->len; i++)
+        s->ep_sum += t->reward[i];
+    uint32_t last = t->len - 1;
+    bool ended = t->terminated[last] || (t->truncated[last] && aux_at(t, last, a_cut) == 0.0f);
+    if (!ended)
+        return;
+    s->ep_open = false;
+    float r = (float)s->ep_sum;
+    rly_mutex_lock(&l->mu);
+    rly_learner_stats *st = &l->st;
+    l->rets[st->episodes % RLY_LEARNER_RET_WINDOW] = r;
+    st->episodes++;
+    st->last_return = r;
+    uint64_t have = st->episodes < RLY_LEARNER_RET_WINDOW ? st->episodes : RLY_LEARNER_RET_WINDOW;
+    double sum = 0;
+    for (uint64_t j = 0; j < have; j++)
+        sum += l->rets[j];
+    st->mean_return_100 = (float)(sum / (double)have);
+    rly_mutex_unlock(&l->mu);
+}
+
+static bool stale(const rly_learner *l, int64_t v)
+{
+    return v < l->version - (int64_t)l->cfg.policy_lag;
+}
+
+static void ingest(rly_learner *l, relay_traj *t, bool done)
+{
+    if (t->len == 0) {
+        relay_traj_free(t);
+        return;
+    }
+    stream *s = find_stream(l, t->actor, t->env_id);
+    if (!s) {
+        rly_warn(MOD, "dropping a trajectory of env %lld: more than %u streams",
+                 (long long)t->env_id, l->n_streams);
+        count_add(l, &l->st.steps_discarded, t->len);
+        relay_traj_free(t);
+        return;
+    }
+    piece p = {.t = t,
+               .off = 0,
+               .a_logp = aux_index(&t->spec, "logp"),
+               .a_value = aux_index(&t->spec, "value"),
+               .a_boot = aux_index(&t->spec, "bootstrap"),
+               .a_cut = aux_index(&t->spec, "cut")};
+    account_episode(l, s, t, p.a_cut);
+    if (stale(l, t->policy_version)) {
+        rly_mutex_lock(&l->mu);
+        l->st.trajs_stale++;
+        l->st.steps_stale += t->len;
+        rly_mutex_unlock(&l->mu);
+        relay_traj_free(t);
+        return;
+    }
+    if (done || t->policy_version > l->version) {
+        if (!done && !l->warned_future) {
+            rly_warn(MOD, "dropping data of version %lld, newer than the learner's %lld",
+                     (long long)t->policy_version, (long long)l->version);
+            l->warned_future = true;
+        }
+        count_add(l, &l->st.steps_discarded, t->len);
+        relay_traj_free(t);
+        return;
+    }
+    if (s->n_pieces == s->cap_pieces) {
+        uint32_t nc = s->cap_pieces ? 2 * s->cap_pieces : 16;
+        piece *np = realloc(s->pieces, nc * sizeof *np);
+        if (!np) {
+            rly_error(MOD, "out of memory queuing a trajectory; dropped");
+            count_add(l, &l->st.steps_discarded, t->len);
+            relay_traj_free(t);
+            return;
+        }
+        s->pieces = np;
+        s->cap_pieces = nc;
+    }
+    s->pieces[s->n_pieces++] = p;
+    s->rows += t->len;
+}
+
+static int piece_cmp(const void *a, const void *b)
+{
+    const relay_traj *x = ((const piece *)a)->t, *y = ((const piece *)b)->t;
+    if (x->episode != y->episode)
+        return x->episode < y->episode ? -1 : 1;
+    int64_t tx = x->len ? x->ts[0] : x->start_ns, ty = y->len ? y->ts[0] : y->start_ns;
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return x->policy_version < y->policy_version ? -1 : x->policy_version > y->policy_version;
+}
+
+static bool ready(const rly_learner *l)
+{
+    for (uint32_t i = 0; i < l->n_streams; i++)
+        if (!l->streams[i].used || l->streams[i].rows < l->n_steps)
+            return false;
+    return true;
+}
+
+/* fill_stream moves the first n_steps rows of stream e into the rollout. */
+static relay_err fill_stream(rly_learner *l, uint32_t e)
+{
+    stream *s = &l->streams[e];
+    qsort(s->pieces, s->n_pieces, sizeof *s->pieces, piece_cmp);
+    uint32_t taken = 0, k = 0;
+    size_t ob = (size_t)l->obs_dim * sizeof(float);
+    size_t ab = l->discrete ? sizeof(int32_t) : (size_t)l->act_dim * sizeof(float);
+    size_t mb = l->n_actions;
+    while (taken < l->n_steps) {
+        piece *p = &s->pieces[k];
+        const relay_traj *t = p->t;
+        uint32_t r = p->off;
+        bool last_row = taken + 1 == l->n_steps;
+        bool piece_end = r + 1 == t->len;
+        /* the row that follows in this stream, if any, when it continues the same episode */
+        const piece *np = piece_end && k + 1 < s->n_pieces ? &s->pieces[k + 1] : NULL;
+        bool cont = !piece_end || (np && np->t->episode == t->episode);
+        bool term = t->terminated[r], trunc = t->truncated[r] && !term;
+        bool cut = trunc && aux_at(t, r, p->a_cut) != 0.0f;
+        float boot = aux_at(t, r, p->a_boot);
+        /* a cut row followed by its continuation (or ending the batch) is not an episode end */
+        bool as_trunc = trunc && !(cut && (cont || last_row));
+        const float *obs = (const float *)(t->obs + (size_t)r * ob);
+        const void *act = t->act + (size_t)r * ab;
+        const uint8_t *mask = t->mask ? t->mask + (size_t)r * mb : NULL;
+        relay_err err =
+            relay_rollout_add_env(l->ro, e, obs, act, mask, aux_at(t, r, p->a_logp),
+                                  aux_at(t, r, p->a_value), t->reward[r], term, as_trunc, boot);
+        if (err)
+            return err;
+        if (last_row) {
+            float lv;
+            if (term)
+                lv = 0.0f;
+            else if (trunc)
+                lv = boot;
+            else if (!piece_end)
+                lv = aux_at(t, r + 1, p->a_value);
+            else if (cont)
+                lv = aux_at(np->t, np->off, np->a_value);
+            else
+                lv = aux_at(t, r, p->a_value); /* no successor known: V(s) stands in */
+            l->last_values[e] = lv;
+        }
+        taken++;
+        p->off++;
+        if (p->off == t->len)
+            k++;
+    }
+    /* drop consumed pieces, keep the rest in order */
+    for (uint32_t i = 0; i < k; i++)
+        relay_traj_free(s->pieces[i].t);
+    memmove(s->pieces, s->pieces + k, (s->n_pieces - k) * sizeof *s->pieces);
+    s->n_pieces -= k;
+    s->rows -= l->n_steps;
+    return RELAY_OK;
+}
+
+/* purge drops pieces whose version fell out of the accepted window. */
+static void purge(rly_learner *l)
+{
+    uint64_t trajs = 0, rows = 0;
+    for (uint32_t e = 0; e < l->n_streams; e++) {
+        stream *s = &l->streams[e];
+        uint32_t w = 0;
+        for (uint32_t i = 0; i < s->n_pieces; i++) {
+            piece *p = &s->pieces[i];
+            if (stale(l, p->t->policy_version)) {
+                trajs++;
+                rows += p->t->len - p->off;
+                s->rows -= p->t->len - p->off;
+                relay_traj_free(p->t);
+            } else {
+                s->pieces[w++] = *p;
+            }
+        }
+        s->n_pieces = w;
+    }
+    if (trajs) {
+        rly_mutex_lock(&l->mu);
+        l->st.trajs_stale += trajs;
+        l->st.steps_stale += rows;
+        rly_mutex_unlock(&l->mu);
+    }
+}
+
+/* publish exports the current policy and hands version v to the callback. */
+static relay_err publish(rly_learner *l, int64_t v)
+{
+    const relay_policy *p = relay_ppo_policy(l->ppo);
+    relay_model *pi = NULL, *vf = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    relay_err e = export_model(p, RLY_CHAIN_PI, &pi, &bytes, &len);
+    if (!e)
+        e = export_model(p, RLY_CHAIN_VF, &vf, NULL, NULL);
+    if (e) {
+        relay_model_free(pi);
+        free(bytes);
+        rly_error(MOD, "exporting version %lld failed: %s", (long long)v, relay_strerror(e));
+        return e;
+    }
+    rly_mutex_lock(&l->mu);
+    free(l->pi_onnx);
+    l->pi_onnx = bytes;
+    l->pi_onnx_len = len;
+    rly_mutex_unlock(&l->mu);
+    const float *ls = p->spec.discrete ? NULL : p->params + p->log_std_off;
+    uint32_t nls = p->spec.discrete ? 0 : p->spec.act_dim;
+    l->version = v;
+    relay_err pe = l->cfg.publish(l->cfg.publish_ctx, v, pi, vf, ls, nls);
+    if (pe)
+        rly_warn(MOD, "publish of version %lld failed: %s", (long long)v, relay_strerror(pe));
+    rly_mutex_lock(&l->mu);
+    l->st.version = v;
+    rly_cond_broadcast(&l->cv_state);
+    rly_mutex_unlock(&l->mu);
+    return RELAY_OK;
+}
+
+static relay_err update(rly_learner *l)
+{
+    relay_rollout_clear(l->ro);
+    relay_err e = RELAY_OK;
+    for (uint32_t s = 0; s < l->n_streams && !e; s++)
+        e = fill_stream(l, s);
+    relay_ppo_metrics m;
+    if (!e)
+        e = relay_rollout_finish(l->ro, l->last_values, l->cfg.ppo.gamma, l->cfg.ppo.gae_lambda);
+    if (!e)
+        e = relay_ppo_update(l->ppo, l->ro, &m);
+    if (e) {
+        rly_error(MOD, "update %lld failed: %s", (long long)l->version, relay_strerror(e));
+        return e;
+    }
+    rly_mutex_lock(&l->mu);
+    l->st.updates++;
+    l->st.last = m;
+    l->st.steps_consumed += (uint64_t)l->n_streams * l->n_steps;
+    if (l->st.steps_consumed >= l->cfg.ppo.total_timesteps)
+        l->st.done = true;
+    rly_mutex_unlock(&l->mu);
+    if ((e = publish(l, l->version + 1)))
+        return e;
+    purge(l);
+    if (l->cfg.on_update) {
+        rly_learner_stats st;
+        rly_learner_stats_get(l, &st);
+        l->cfg.on_update(l->cfg.on_update_ctx, &st);
+    }
+    return RELAY_OK;
+}
+
+static void fail(rly_learner *l, relay_err e)
+{
+    rly_mutex_lock(&l->mu);
+    if (!l->st.error)
+        l->st.error = e;
+    rly_cond_broadcast(&l->cv_state);
+    rly_mutex_unlock(&l->mu);
+}
+
+static void *learner_main(void *arg)
+{
+    rly_learner *l = arg;
+    relay_err e = publish(l, 0);
+    if (e) {
+        fail(l, e);
+        return NULL;
+    }
+    bool failed = false;
+    for (;;) {
+        rly_mutex_lock(&l->mu);
+        while (!l->stopping && l->q_len == 0)
+            rly_cond_wait(&l->cv_in, &l->mu);
+        if (l->stopping) {
+            rly_mutex_unlock(&l->mu);
+            break;
+        }
+        uint32_t n = l->q_len;
+        for (uint32_t i = 0; i < n; i++)
+            l->batch[i] = l->q[(l->q_head + i) % l->q_cap];
+        l->q_head = (l->q_head + n) % l->q_cap;
+        l->q_len = 0;
+        bool done = l->st.done || failed;
+        rly_cond_broadcast(&l->cv_space);
+        rly_mutex_unlock(&l->mu);
+        for (uint32_t i = 0; i < n; i++) {
+            ingest(l, l->batch[i], done);
+            if (!done && ready(l)) {
+                if ((e = update(l))) {
+                    fail(l, e);
+                    failed = true;
+                }
+                rly_mutex_lock(&l->mu);
+                done = l->st.done || failed;
+                rly_mutex_unlock(&l->mu);
+            }
+        }
+        if (done)
+            rly_cond_broadcast(&l->cv_state);
+    }
+    return NULL;
+}
+
+/* ---- queries -------------------------------------------------------------------------------- */
+
+void rly_learner_stats_get(rly_learner *l, rly_learner_stats *out)
+{
+    if (!l || !out)
+        return;
+    rly_mutex_lock(&l->mu);
+    *out = l->st;
+    rly_mutex_unlock(&l->mu);
+    out->wall_s = (double)(rly_now_ns() - l->t0) * 1e-9;
+    out->sps = out->wall_s > 0 ? (double)out->steps_consumed / out->wall_s : 0.0;
+}
+
+relay_err rly_learner_wait_version(rly_learner *l, int64_t v, int64_t timeout_ns)
+{
+    if (!l)
+        return RELAY_EINVAL;
+    int64_t deadline = rly_now_ns() + timeout_ns;
+    relay_err e = RELAY_OK;
+    rly_mutex_lock(&l->mu);
+    while (l->st.version < v) {
+        if (l->st.error) {
+            e = l->st.error;
+            break;
+        }
+        if (l->stopping) {
+            e = RELAY_ESHUTDOWN;
+            break;
+        }
+        if (!rly_cond_wait_until(&l->cv_state, &l->mu, deadline) && l->st.version < v) {
+            e = RELAY_ETIMEDOUT;
+            break;
+        }
+    }
+    rly_mutex_unlock(&l->mu);
+    return e;
+}
+
+relay_err rly_learner_wait_done(rly_learner *l, int64_t timeout_ns)
+{
+    if (!l)
+        return RELAY_EINVAL;
+    int64_t deadline = rly_now_ns() + timeout_ns;
+    relay_err e = RELAY_OK;
+    rly_mutex_lock(&l->mu);
+    while (!l->st.done) {
+        if (l->st.error) {
+            e = l->st.error;
+            break;
+        }
+        if (l->stopping) {
+            e = RELAY_ESHUTDOWN;
+            break;
+        }
+        if (!rly_cond_wait_until(&l->cv_state, &l->mu, deadline) && !l->st.done) {
+            e = RELAY_ETIMEDOUT;
+            break;
+        }
+    }
+    rly_mutex_unlock(&l->mu);
+    return e;
+}
+
+relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len)
+{
+    if (!l || !bytes || !len) {
+        rly_error(MOD, "export_onnx: NULL argument");
+        return RELAY_EINVAL;
+    }
+    *bytes = NULL;
+    *len = 0;
+    relay_err e = RELAY_OK;
+    rly_mutex_lock(&l->mu);
+    if (!l->pi_onnx) {
+        e = RELAY_ENOMODEL;
+    } else if (!(*bytes = malloc(l->pi_onnx_len))) {
+        e = RELAY_ENOMEM;
+    } else {
+        memcpy(*bytes, l->pi_onnx, l->pi_onnx_len);
+        *len = l->pi_onnx_len;
+    }
+    rly_mutex_unlock(&l->mu);
+    if (e == RELAY_ENOMODEL)
+        rly_warn(MOD, "export_onnx: no version published yet");
+    return e;
+}

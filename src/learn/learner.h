@@ -1,0 +1,129 @@
+/*
+ * rly_learner: an in-process PPO/REINFORCE learner fed with actor trajectories.
+ *
+ * Interface (message-like, so a networked learner can reuse it): trajectories come in through
+ * rly_learner_push (any thread, bounded, ownership moves on success); new models go out through
+ * the publish callback (learner thread), which receives the policy model pi (obs -> logits for
+ * discrete actions, obs -> mean for continuous ones), the value model vf (obs -> value), the
+ * state-independent log std (continuous) and the version number. Version 0 (the initial
+ * weights) is published by the learner thread as soon as it starts.
+ *
+ * Trajectories follow the actor's layout (src/actor/actor.h): observations f32 [obs_dim],
+ * actions i32 [1] (discrete) or f32 [act_dim] (unclipped Gaussian sample), optional u8 mask,
+ * auxiliary values "logp", "value", "bootstrap", "cut" (looked up by name). A stream is one
+ * (actor id, env_id) pair; there must be n_streams of them. When every stream holds n_steps rows
+ * of acceptable versions (current - policy_lag .. current), the learner orders each stream's
+ * pieces by (episode, first timestamp), fills a relay_rollout, runs relay_ppo_update, exports and
+ * publishes version + 1. Older data is dropped and counted; rows left over after a batch stay
+ * for the next one while their version is still acceptable.
+ */
+#ifndef RLY_LEARN_LEARNER_H
+#define RLY_LEARN_LEARNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relay/data.h"
+#include "relay/learn.h"
+#include "relay/model.h"
+
+/* rly_learner_publish_fn receives a new version; it owns pi and vf from the call on. */
+typedef relay_err (*rly_learner_publish_fn)(void *ctx, int64_t version, relay_model *pi,
+                                            relay_model *vf, const float *log_std,
+                                            uint32_t n_log_std);
+
+/* RLY_LEARNER_RET_WINDOW is how many recent episode returns the mean return is taken over. */
+#define RLY_LEARNER_RET_WINDOW 100
+
+/* rly_learner_stats is a snapshot of the learner's counters (see rly_learner_stats_get). */
+typedef struct rly_learner_stats {
+    uint64_t steps_consumed;  /* rows used by updates */
+    uint64_t steps_received;  /* rows pushed and accepted by rly_learner_push */
+    uint64_t steps_stale;     /* rows dropped because their version was too old */
+    uint64_t steps_discarded; /* rows dropped otherwise (unknown stream, future version, stop) */
+    uint64_t trajs_received;
+    uint64_t trajs_stale; /* trajectories dropped (wholly or partly) as too old */
+    uint64_t episodes;    /* finished episodes seen (terminated, or truncated without a cut) */
+    float mean_return_100;
+    float last_return;
+    uint32_t updates;
+    int64_t version; /* newest published version (-1 before version 0) */
+    relay_ppo_metrics last;
+    double sps;      /* steps_consumed / wall_s */
+    double wall_s;   /* seconds since the learner started */
+    bool done;       /* steps_consumed reached the configured total_timesteps */
+    relay_err error; /* first fatal error of the learner thread (RELAY_OK if none) */
+} rly_learner_stats;
+
+/* rly_learner_update_fn is called by the learner thread after each update and publish. */
+typedef void (*rly_learner_update_fn)(void *ctx, const rly_learner_stats *stats);
+
+/* rly_learner_config configures a learner (see rly_learner_config_init for defaults). */
+typedef struct rly_learner_config {
+    relay_ppo_config ppo;     /* hyperparameters; ppo.n_envs is replaced by n_streams */
+    const relay_env_def *env; /* fills ppo.policy's spaces when ppo.policy.obs_dim == 0 */
+    uint32_t n_streams;       /* actors x envs per actor */
+    uint32_t n_steps;         /* rows per stream per update (0: ppo.n_steps) */
+    uint32_t policy_lag;      /* accepted age of data in versions; 0 = on-policy */
+    uint32_t queue_cap;       /* trajectories the intake holds (0: 4 x n_streams + 64) */
+    int64_t push_timeout_ns;  /* how long rly_learner_push blocks when full (0: 5 s; < 0: none) */
+    rly_learner_publish_fn publish;
+    void *publish_ctx;
+    rly_learner_update_fn on_update; /* optional */
+    void *on_update_ctx;
+} rly_learner_config;
+
+/* rly_learner is the learner object (opaque). */
+typedef struct rly_learner rly_learner;
+
+/* rly_learner_config_init fills c with zoo hyperparameters of env (SB3 defaults if none). */
+relay_err rly_learner_config_init(rly_learner_config *c, const relay_env_def *env,
+                                  uint32_t n_streams);
+
+/* rly_learner_new validates cfg, builds the learner and starts its thread (which publishes v0). */
+relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out);
+
+/*
+ * rly_learner_push hands t to the learner: ownership moves on RELAY_OK; on error the caller keeps
+ * t (RELAY_EINVAL/ESHAPE: t does not fit the policy, RELAY_EFULL: intake still full after the
+ * push timeout, RELAY_ESHUTDOWN: the learner is stopping). Thread-safe.
+ */
+relay_err rly_learner_push(rly_learner *l, relay_traj *t);
+
+/* rly_learner_stats_get copies the current counters into out (thread-safe). */
+void rly_learner_stats_get(rly_learner *l, rly_learner_stats *out);
+
+/* rly_learner_wait_version blocks until version >= v or timeout_ns passes (RELAY_ETIMEDOUT). */
+relay_err rly_learner_wait_version(rly_learner *l, int64_t v, int64_t timeout_ns);
+
+/* rly_learner_wait_done blocks until total_timesteps were consumed, an error, or timeout_ns. */
+relay_err rly_learner_wait_done(rly_learner *l, int64_t timeout_ns);
+
+/* rly_learner_stop stops the learner thread and drops queued data; idempotent. */
+void rly_learner_stop(rly_learner *l);
+
+/* rly_learner_free stops l and frees it and everything it still holds; NULL is a no-op. */
+void rly_learner_free(rly_learner *l);
+
+/* rly_learner_export_onnx serialises the newest policy (pi chain) to ONNX; *bytes malloc'd. */
+relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len);
+
+/* rly_learner_policy returns the learner's policy; only valid after rly_learner_stop. */
+relay_policy *rly_learner_policy(rly_learner *l);
+
+/* rly_policy_chain selects which network rly_policy_export_onnx writes. */
+typedef enum rly_policy_chain { RLY_CHAIN_PI = 0, RLY_CHAIN_VF = 1 } rly_policy_chain;
+
+/*
+ * rly_policy_export_onnx writes one network of p as a plain MLP in ONNX (*bytes malloc'd,
+ * caller frees): shared trunks are duplicated into each chain and observation normalisation is
+ * folded into the first layer (its clipping is dropped). Not safe concurrently with updates of p.
+ */
+relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, uint8_t **bytes,
+                                 size_t *len);
+
+/* rly_policy_export_models builds the pi and vf models of p (both owned by the caller). */
+relay_err rly_policy_export_models(const relay_policy *p, relay_model **pi, relay_model **vf);
+
+#endif
