@@ -193,6 +193,7 @@ RELAY_API relay_err relay_agent_flush(relay_agent *a);
 /* relay_agent_stats are counters for progress and diagnostics. */
 typedef struct relay_agent_stats {
     uint64_t env_steps, inferences, episodes, trajectories;
+    uint64_t batched_inferences; /* inferences that shared one forward pass with other actors */
     uint64_t dispatched, pending, expired, rejected;
     uint64_t buffered_dropped, buffered_blocked;
     uint32_t actors, routers;

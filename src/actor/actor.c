@@ -2,6 +2,7 @@
 #include "actor/actor.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,29 +375,32 @@ rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
  * out/values are [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and
  * env_act (continuous), log-probabilities to logp.
  */
-static relay_err policy_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
-                                float *out, float *values, int32_t *acts_i, float *acts_f,
-                                float *env_act, float *logp)
+/* forward_models runs the policy model (out) and the value model (values, 0 without one). */
+static relay_err forward_models(rly_actor *a, const float *obs, uint32_t n, float *out,
+                                float *values)
 {
     if (!a->pi_ref.model)
         return RELAY_ENOMODEL;
     relay_err e = relay_model_forward_ws(a->pi_ref.model, a->ws, obs, (int)n, out);
     if (e)
         return e;
-    if (a->vf_ref.model) {
-        e = relay_model_forward_ws(a->vf_ref.model, a->ws, obs, (int)n, values);
-        if (e)
-            return e;
-    } else {
-        memset(values, 0, n * sizeof *values);
-    }
+    if (a->vf_ref.model)
+        return relay_model_forward_ws(a->vf_ref.model, a->ws, obs, (int)n, values);
+    memset(values, 0, n * sizeof *values);
+    return RELAY_OK;
+}
+
+/* select_rows picks actions for n rows of policy outputs with a's RNG. */
+static relay_err select_rows(rly_actor *a, const float *out, uint32_t n, const uint8_t *masks,
+                             int32_t *acts_i, float *acts_f, float *env_act, float *logp)
+{
     const rly_policy_desc *d = &a->desc;
     uint32_t od = relay_model_out_dim(a->pi_ref.model);
     for (uint32_t i = 0; i < n; i++) {
         if (d->discrete) {
-            e = rly_select_categorical(out + (size_t)i * od, masks ? masks + (size_t)i * d->n_actions : NULL,
-                                       d->n_actions, a->cfg.deterministic, &a->rng, &acts_i[i],
-                                       &logp[i]);
+            relay_err e = rly_select_categorical(
+                out + (size_t)i * od, masks ? masks + (size_t)i * d->n_actions : NULL,
+                d->n_actions, a->cfg.deterministic, &a->rng, &acts_i[i], &logp[i]);
             if (e) {
                 rly_warn(MOD, "the action mask forbids every action");
                 return e;
@@ -411,6 +415,19 @@ static relay_err policy_forward(rly_actor *a, const float *obs, uint32_t n, cons
         }
     }
     return RELAY_OK;
+}
+
+/*
+ * policy_forward runs the models on n observations and selects actions: out/values are
+ * [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and env_act
+ * (continuous), log-probabilities to logp.
+ */
+static relay_err policy_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
+                                float *out, float *values, int32_t *acts_i, float *acts_f,
+                                float *env_act, float *logp)
+{
+    relay_err e = forward_models(a, obs, n, out, values);
+    return e ? e : select_rows(a, out, n, masks, acts_i, acts_f, env_act, logp);
 }
 
 /* value_of returns V(obs) for one observation (0 without a value model). */
@@ -502,17 +519,16 @@ static void flush_all(rly_actor *a)
 
 /* ---- message handlers --------------------------------------------------------------------- */
 
-static void handle_infer(rly_actor *a, rly_msg *m)
+/* infer_finish selects q's action from the policy output row (when e is OK), records the step
+   and completes m's reply; it takes ownership of q. */
+static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float *out, float value,
+                         relay_err e)
 {
-    rly_infer_req *q = m->payload;
-    m->payload = NULL;
-    refresh(a);
     const rly_policy_desc *d = &a->desc;
-    float *logits = a->scratch;
-    float value = 0.0f, logp = 0.0f, env_act[RELAY_ENV_MAX_DIM];
+    float logp = 0.0f, env_act[RELAY_ENV_MAX_DIM];
     int32_t idx = 0;
-    relay_err e = policy_forward(a, q->obs, 1, q->has_mask ? q->mask : NULL, logits, &value, &idx,
-                                 q->action, env_act, &logp);
+    if (e == RELAY_OK)
+        e = select_rows(a, out, 1, q->has_mask ? q->mask : NULL, &idx, q->action, env_act, &logp);
     if (e == RELAY_OK) {
         if (d->discrete) {
             q->action_index = idx;
@@ -557,6 +573,104 @@ static void handle_infer(rly_actor *a, rly_msg *m)
         m->reply = NULL;
     } else {
         free(q);
+    }
+}
+
+static void handle_infer(rly_actor *a, rly_msg *m)
+{
+    rly_infer_req *q = m->payload;
+    m->payload = NULL;
+    refresh(a);
+    float value = 0.0f;
+    relay_err e = forward_models(a, q->obs, 1, a->scratch, &value);
+    infer_finish(a, m, q, a->scratch, value, e);
+}
+
+/* Per-thread scratch for batched inference across actors (grown, never shrunk), freed when the
+   router thread exits. */
+typedef struct batch_scratch {
+    float *obs, *out, *val;
+    size_t cap_obs, cap_out, cap_n;
+} batch_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    batch_scratch *b = p;
+    free(b->obs);
+    free(b->out);
+    free(b->val);
+    free(b);
+}
+
+static void scratch_key_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static batch_scratch *scratch_get(void)
+{
+    pthread_once(&scratch_once, scratch_key_init);
+    batch_scratch *b = pthread_getspecific(scratch_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (b && pthread_setspecific(scratch_key, b) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
+}
+
+static bool grow(float **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    float *nb = realloc(*buf, need * sizeof(float));
+    if (!nb)
+        return false;
+    *buf = nb;
+    *cap = need;
+    return true;
+}
+
+/*
+ * deliver_many handles a run of RequestInference messages to actors of one router: when every
+ * actor reads the same models (shared model mode) the observations go through one batched
+ * forward pass; each actor then selects with its own RNG and records its own step, in order.
+ */
+static void deliver_many(rly_actor_slot **slots, rly_msg *msgs, size_t n)
+{
+    rly_actor *first = slots[0]->actor;
+    refresh(first);
+    bool same = first->pi_ref.model != NULL;
+    for (size_t i = 1; i < n && same; i++) {
+        rly_actor *a = slots[i]->actor;
+        refresh(a);
+        same = a->pi_ref.model == first->pi_ref.model && a->vf_ref.model == first->vf_ref.model &&
+               a->desc.obs_dim == first->desc.obs_dim;
+    }
+    uint32_t od = same ? relay_model_out_dim(first->pi_ref.model) : 0;
+    size_t in = first->desc.obs_dim;
+    batch_scratch *b = same ? scratch_get() : NULL;
+    if (!b || !grow(&b->obs, &b->cap_obs, n * in) || !grow(&b->out, &b->cap_out, n * od) ||
+        !grow(&b->val, &b->cap_n, n)) {
+        for (size_t i = 0; i < n; i++)
+            slots[i]->ops->deliver(slots[i], &msgs[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        memcpy(b->obs + i * in, ((rly_infer_req *)msgs[i].payload)->obs, in * sizeof(float));
+    relay_err e = forward_models(first, b->obs, (uint32_t)n, b->out, b->val);
+    for (size_t i = 0; i < n; i++) {
+        rly_infer_req *q = msgs[i].payload;
+        if (e == RELAY_OK)
+            atomic_fetch_add_explicit(&((rly_actor *)slots[i]->actor)->stats.batched, 1,
+                                      memory_order_relaxed);
+        msgs[i].payload = NULL;
+        infer_finish(slots[i]->actor, &msgs[i], q, b->out + i * od, b->val[i], e);
     }
 }
 
@@ -845,4 +959,5 @@ static void detach(rly_actor_slot *slot)
     flush_all(a);
 }
 
-static const rly_actor_ops actor_ops = {.deliver = deliver, .step = step, .detach = detach};
+static const rly_actor_ops actor_ops = {
+    .deliver = deliver, .deliver_many = deliver_many, .step = step, .detach = detach};

@@ -120,6 +120,7 @@ typedef struct rly_run_env {
 typedef struct rly_actor_stats {
     _Atomic uint64_t env_steps;   /* env transitions (all envs) */
     _Atomic uint64_t inferences;  /* RequestInference handled */
+    _Atomic uint64_t batched;     /* of those, served by a forward pass shared with other actors */
     _Atomic uint64_t episodes;    /* finished episodes */
     _Atomic uint64_t trajectories;
 } rly_actor_stats;

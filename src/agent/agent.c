@@ -1058,6 +1058,7 @@ void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
         rly_actor_stats *s = rly_actor_stats_of(((agent_actor *)it->val)->actor);
         out->env_steps += atomic_load_explicit(&s->env_steps, memory_order_relaxed);
         out->inferences += atomic_load_explicit(&s->inferences, memory_order_relaxed);
+        out->batched_inferences += atomic_load_explicit(&s->batched, memory_order_relaxed);
         out->episodes += atomic_load_explicit(&s->episodes, memory_order_relaxed);
         out->trajectories += atomic_load_explicit(&s->trajectories, memory_order_relaxed);
     }

@@ -233,11 +233,64 @@ static void file_sinks_are_valid_after_shutdown(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* In shared mode, one request_action for many actors on a router runs one batched forward. */
+static void shared_model_batches_inference(void **state)
+{
+    relay_config cfg;
+    relay_config_default(&cfg);
+    cfg.shared_model = true;
+    snprintf(cfg.env, sizeof cfg.env, "CartPole-v1");
+    relay_agent *a = agent_start(&cfg);
+    enum { N = 16 };
+    relay_id ids[N];
+    assert_ok(relay_agent_new_actors(a, N, NULL, ids));
+    relay_bundle *b = bundle_for(0, 2.0f);
+    assert_ok(relay_agent_update_model(a, b, NULL, 0));
+    int64_t v[N];
+    assert_ok(relay_agent_get_model_version(a, ids, N, v));
+    for (int i = 0; i < N; i++)
+        assert_int_equal(v[i], 1);
+    float obs[N * 4] = {0}, actions[N];
+    int zeros = 0;
+    for (int round = 0; round < 50; round++) {
+        assert_ok(relay_agent_request_action(a, ids, N, obs, NULL, NULL, actions, NULL));
+        for (int i = 0; i < N; i++)
+            zeros += actions[i] == 0.0f;
+    }
+    /* P(action 0) = 1 / (1 + e^-2) = 0.881 for every actor, each sampling with its own RNG. */
+    double p0 = (double)zeros / (50.0 * N);
+    assert_true(p0 > 0.83 && p0 < 0.93);
+    relay_agent_stats st;
+    relay_agent_get_stats(a, &st);
+    assert_int_equal(st.inferences, 50 * N);
+    assert_true(st.batched_inferences > 0);
+    assert_ok(relay_agent_flag_last_action(a, ids, N, NULL));
+    assert_ok(relay_agent_flush(a));
+    relay_traj *got[64];
+    size_t n = 0;
+    assert_ok(relay_agent_drain_trajectories(a, got, 64, &n));
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i]->len, 50);
+        for (uint32_t k = 0; k < got[i]->len; k++) {
+            int32_t act;
+            memcpy(&act, got[i]->act + 4 * k, 4);
+            float lp = got[i]->aux[k * got[i]->spec.n_aux];
+            float want = act == 0 ? -log1pf(expf(-2.0f)) : -log1pf(expf(2.0f));
+            assert_float_equal(lp, want, 1e-5);
+        }
+        relay_traj_free(got[i]);
+    }
+    relay_agent_free(a);
+    relay_bundle_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(walkthrough),
         cmocka_unit_test(calls_before_start_are_refused),
+        cmocka_unit_test(shared_model_batches_inference),
         cmocka_unit_test(file_sinks_are_valid_after_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@ struct rly_router {
     _Atomic uint64_t delivered, misrouted, steps;
     _Atomic uint32_t n_actors;
     void *user;
+    rly_actor_slot *run_slots[BATCH];
 };
 
 relay_err rly_router_new(uint32_t id, size_t queue_cap, rly_router_return_fn ret, void *ret_ctx,
@@ -178,6 +179,22 @@ static bool handle(rly_router *r, rly_msg *m)
     }
 }
 
+/* inference_run counts the RequestInference messages at the head of msgs that go to owned actors
+   whose ops can take them together, filling r->run_slots; 0 or 1 means "deliver one by one". */
+static size_t inference_run(rly_router *r, const rly_msg *msgs, size_t n)
+{
+    size_t k = 0;
+    const rly_actor_ops *ops = NULL;
+    while (k < n && msgs[k].kind == RLY_KIND_DATA && msgs[k].proto == RLY_REQUEST_INFERENCE) {
+        rly_actor_slot *s = rly_idmap_get(&r->actors, msgs[k].actor);
+        if (!s || !s->ops->deliver_many || (ops && s->ops != ops))
+            break;
+        ops = s->ops;
+        r->run_slots[k++] = s;
+    }
+    return k;
+}
+
 /* step_active gives each active actor one step, starting where the last round stopped. */
 static bool step_active(rly_router *r)
 {
@@ -203,8 +220,16 @@ static void *router_main(void *arg)
     while (running) {
         size_t n = rly_mpsc_pop_batch(&r->intake, buf, BATCH);
         size_t i = 0;
-        while (i < n && running)
+        while (i < n && running) {
+            size_t run = inference_run(r, buf + i, n - i);
+            if (run > 1) {
+                r->run_slots[0]->ops->deliver_many(r->run_slots, buf + i, run);
+                atomic_fetch_add_explicit(&r->delivered, run, memory_order_relaxed);
+                i += run;
+                continue;
+            }
             running = handle(r, &buf[i++]);
+        }
         if (!running) {
             /* STOP is the last message the dispatcher sends; anything after it is a bug, but
                it is still routed again rather than lost. */

@@ -29,6 +29,9 @@ typedef struct rly_actor_slot rly_actor_slot;
 typedef struct rly_actor_ops {
     /* deliver hands msg to the actor, which then owns its payload and reply. */
     void (*deliver)(rly_actor_slot *slot, rly_msg *msg);
+    /* deliver_many (optional) hands a run of RequestInference messages, each to its slot's actor
+       (all with these ops), so inference can be batched; same ownership as deliver. */
+    void (*deliver_many)(rly_actor_slot **slots, rly_msg *msgs, size_t n);
     /* step runs one unit of background work (e.g. one vector env step); false when none is left. */
     bool (*step)(rly_actor_slot *slot);
     /* attach tells the actor it now lives on router r (e.g. to switch trajectory buffers). */
