@@ -136,7 +136,8 @@ static void round_trips(uint32_t outstanding, uint64_t total, double *rate, int6
             }
             if (!win[w] && issued < total) {
                 rly_reply *r = rly_reply_new();
-                rly_msg m = rly_msg_data(a[issued % 64].slot.id, RLY_MODEL_VERSION, 0, NULL, NULL, r);
+                rly_msg m =
+                    rly_msg_data(a[issued % 64].slot.id, RLY_MODEL_VERSION, 0, NULL, NULL, r);
                 start[w] = rly_now_ns();
                 if (rly_dispatcher_send(c->disp, &m) != RELAY_OK) {
                     fprintf(stderr, "send failed\n");

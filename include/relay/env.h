@@ -28,10 +28,10 @@ extern "C" {
 
 /* relay_space describes a flat observation or action space. */
 typedef struct relay_space {
-    bool discrete;                 /* true: one int32 in [0, n) */
-    int32_t n;                     /* number of discrete actions */
-    uint32_t dim;                  /* flat length (1 for discrete) */
-    float low[RELAY_ENV_MAX_DIM];  /* per-element bounds (Box spaces); -inf/+inf when unbounded */
+    bool discrete;                /* true: one int32 in [0, n) */
+    int32_t n;                    /* number of discrete actions */
+    uint32_t dim;                 /* flat length (1 for discrete) */
+    float low[RELAY_ENV_MAX_DIM]; /* per-element bounds (Box spaces); -inf/+inf when unbounded */
     float high[RELAY_ENV_MAX_DIM];
 } relay_space;
 
@@ -56,10 +56,12 @@ typedef struct relay_env_def {
 /* relay_env_find returns the built-in environment called name, or NULL. */
 RELAY_API const relay_env_def *relay_env_find(const char *name);
 
-/* relay_env_load loads a plug-in shared library from path; the handle stays loaded for the process. */
+/* relay_env_load loads a plug-in shared library from path; the handle stays loaded for the process.
+ */
 RELAY_API relay_err relay_env_load(const char *path, const relay_env_def **out);
 
-/* relay_env_resolve finds a built-in by name or, if name contains '/' or ends in ".so", loads it. */
+/* relay_env_resolve finds a built-in by name or, if name contains '/' or ends in ".so", loads it.
+ */
 RELAY_API relay_err relay_env_resolve(const char *name, const relay_env_def **out);
 
 /* relay_env_builtin returns the i-th built-in environment (0-based), or NULL past the last. */

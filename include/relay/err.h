@@ -29,7 +29,7 @@ extern "C" {
     X(RELAY_ETRUNCATED, 14, "truncated input")                                                     \
     X(RELAY_ETOOBIG, 15, "limit exceeded")                                                         \
     X(RELAY_ECHECKSUM, 16, "checksum mismatch")                                                    \
-    X(RELAY_EAUTH, 17, "authentication failed (wrong key or tampered data)")                      \
+    X(RELAY_EAUTH, 17, "authentication failed (wrong key or tampered data)")                       \
     X(RELAY_EUNSUPPORTED, 18, "unsupported")                                                       \
     X(RELAY_EVERSION, 19, "unsupported format version")                                            \
     X(RELAY_ESHAPE, 20, "shape mismatch")                                                          \
@@ -50,7 +50,7 @@ typedef enum relay_err {
 #define RELAY_ERR_ENUM_(name, value, msg) name = value,
     RELAY_ERR_LIST(RELAY_ERR_ENUM_)
 #undef RELAY_ERR_ENUM_
-    RELAY_ERR_COUNT_
+        RELAY_ERR_COUNT_
 } relay_err;
 
 /* relay_strerror returns a static, human-readable message for err (never NULL). */

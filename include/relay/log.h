@@ -18,7 +18,8 @@ typedef enum relay_log_level {
 } relay_log_level;
 
 /* relay_log_fn receives one formatted record; it may be called from any Relay thread. */
-typedef void (*relay_log_fn)(relay_log_level level, const char *module, const char *text, void *user);
+typedef void (*relay_log_fn)(relay_log_level level, const char *module, const char *text,
+                             void *user);
 
 /* relay_log_set_level sets the minimum level recorded (default RELAY_LOG_WARN, or $RELAY_LOG). */
 RELAY_API void relay_log_set_level(relay_log_level level);
@@ -29,7 +30,8 @@ RELAY_API relay_log_level relay_log_get_level(void);
 /* relay_log_set_sink routes records to fn (NULL restores the default: one line on stderr). */
 RELAY_API void relay_log_set_sink(relay_log_fn fn, void *user);
 
-/* relay_log_level_parse turns "debug", "info", "warn", "error" or "off" into a level; -1 if unknown. */
+/* relay_log_level_parse turns "debug", "info", "warn", "error" or "off" into a level; -1 if
+ * unknown. */
 RELAY_API int relay_log_level_parse(const char *name);
 
 #ifdef __cplusplus

@@ -53,19 +53,19 @@ typedef struct relay_config {
     uint32_t ttl_ms[8];              /* "dispatcher.ttl_ms.<Protocol>", the seed's defaults */
     uint32_t router_queue_capacity;  /* "router_queue_capacity", default 16384 */
     uint32_t buffer_capacity;        /* "trajectory.buffer_capacity" per router, default 1024 */
-    bool drop_oldest;                /* "trajectory.backpressure": "block" (default)|"drop_oldest" */
-    bool sink_memory;                /* "sinks.memory.enabled", default true */
-    uint32_t memory_per_actor;       /* "sinks.memory.per_actor", default 1000 */
-    bool sink_arrow;                 /* "sinks.arrow.enabled", default false */
-    uint32_t arrow_batch_rows;       /* "sinks.arrow.batch_rows", default 65536 */
-    uint64_t rotate_bytes;           /* "sinks.rotate_bytes": 0 = never, default 0 */
-    bool sink_csv;                   /* "sinks.csv.enabled", default false */
-    bool sink_binary;                /* "sinks.binary.enabled", default false */
-    char sink_dir[RELAY_PATH_MAX];   /* "sinks.dir": output directory, default "trajectories" */
-    char run_name[RELAY_PATH_MAX];   /* "sinks.run_name": file stem, default "" (automatic) */
-    uint32_t request_timeout_ms;     /* "timeouts.request_ms", default 10000 */
-    uint32_t shutdown_timeout_ms;    /* "timeouts.shutdown_ms", default 30000 */
-    char log_level[16];              /* "log_level": debug|info|warn|error|off, default "warn" */
+    bool drop_oldest;              /* "trajectory.backpressure": "block" (default)|"drop_oldest" */
+    bool sink_memory;              /* "sinks.memory.enabled", default true */
+    uint32_t memory_per_actor;     /* "sinks.memory.per_actor", default 1000 */
+    bool sink_arrow;               /* "sinks.arrow.enabled", default false */
+    uint32_t arrow_batch_rows;     /* "sinks.arrow.batch_rows", default 65536 */
+    uint64_t rotate_bytes;         /* "sinks.rotate_bytes": 0 = never, default 0 */
+    bool sink_csv;                 /* "sinks.csv.enabled", default false */
+    bool sink_binary;              /* "sinks.binary.enabled", default false */
+    char sink_dir[RELAY_PATH_MAX]; /* "sinks.dir": output directory, default "trajectories" */
+    char run_name[RELAY_PATH_MAX]; /* "sinks.run_name": file stem, default "" (automatic) */
+    uint32_t request_timeout_ms;   /* "timeouts.request_ms", default 10000 */
+    uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
+    char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
 } relay_config;
 
 /* relay_config_default fills cfg with every default. */
@@ -136,7 +136,8 @@ RELAY_API size_t relay_agent_actor_ids(relay_agent *a, relay_id *ids, size_t max
 /* relay_agent_obs_dim returns the observation width of actor id (0 if unknown). */
 RELAY_API uint32_t relay_agent_obs_dim(relay_agent *a, relay_id id);
 
-/* relay_agent_act_dim returns the action width written per actor by request_action (0 if unknown). */
+/* relay_agent_act_dim returns the action width written per actor by request_action (0 if unknown).
+ */
 RELAY_API uint32_t relay_agent_act_dim(relay_agent *a, relay_id id);
 
 /*
@@ -166,7 +167,8 @@ RELAY_API relay_err relay_agent_update_model(relay_agent *a, const relay_bundle 
 RELAY_API relay_err relay_agent_get_model_version(relay_agent *a, const relay_id *ids, size_t n,
                                                   int64_t *versions);
 
-/* relay_agent_scale_throughput adds (delta > 0) or removes (delta < 0) routers; 0 is RELAY_EINVAL. */
+/* relay_agent_scale_throughput adds (delta > 0) or removes (delta < 0) routers; 0 is RELAY_EINVAL.
+ */
 RELAY_API relay_err relay_agent_scale_throughput(relay_agent *a, int32_t delta);
 
 /* relay_agent_num_routers returns the current router count. */

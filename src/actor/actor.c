@@ -20,10 +20,10 @@ typedef struct env_run {
     uint32_t n;
     uint64_t steps_left; /* UINT64_MAX = until stopped */
     uint64_t steps_done;
-    uint32_t per_version;  /* quota of vector steps per policy version (0 = none) */
+    uint32_t per_version;   /* quota of vector steps per policy version (0 = none) */
     uint32_t version_steps; /* steps taken under the current version */
-    bool paused;           /* quota reached: waiting for a model update */
-    rly_reply *reply; /* completed when the run ends */
+    bool paused;            /* quota reached: waiting for a model update */
+    rly_reply *reply;       /* completed when the run ends */
     float *obs, *next_obs, *final_obs, *out, *values, *rewards, *logp, *env_act, *acts_f;
     int32_t *acts_i;
     bool *term, *trunc;
@@ -154,8 +154,8 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
         return RELAY_EINVAL;
     const rly_policy_desc *d = &cfg->policy;
     if (d->obs_dim == 0 || d->obs_dim > RELAY_ENV_MAX_DIM || d->act_dim == 0 ||
-        d->act_dim > RELAY_ENV_MAX_DIM || (d->discrete && (d->n_actions == 0 ||
-                                                           d->n_actions > RELAY_ENV_MAX_DIM))) {
+        d->act_dim > RELAY_ENV_MAX_DIM ||
+        (d->discrete && (d->n_actions == 0 || d->n_actions > RELAY_ENV_MAX_DIM))) {
         rly_error(MOD, "invalid policy description (obs %u, act %u, actions %u)", d->obs_dim,
                   d->act_dim, d->n_actions);
         return RELAY_EINVAL;
@@ -277,8 +277,8 @@ static relay_err check_model(const rly_actor *a, const relay_model *pi, const re
         }
     }
     if (vf && (relay_model_in_dim(vf) != a->desc.obs_dim || relay_model_out_dim(vf) != 1)) {
-        rly_error(MOD, "value model maps %u -> %u, the actor needs %u -> 1",
-                  relay_model_in_dim(vf), relay_model_out_dim(vf), a->desc.obs_dim);
+        rly_error(MOD, "value model maps %u -> %u, the actor needs %u -> 1", relay_model_in_dim(vf),
+                  relay_model_out_dim(vf), a->desc.obs_dim);
         return RELAY_ESHAPE;
     }
     return RELAY_OK;
@@ -301,7 +301,8 @@ static void refresh(rly_actor *a)
     }
 }
 
-/* publish makes pi (and vf) current in the own handles; taken_pi/taken_vf tell what they now own. */
+/* publish makes pi (and vf) current in the own handles; taken_pi/taken_vf tell what they now own.
+ */
 static relay_err publish(rly_actor *a, relay_model *pi, relay_model *vf, int64_t version,
                          bool *taken_pi, bool *taken_vf)
 {
@@ -357,8 +358,7 @@ void rly_model_update_free(void *p)
 rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
 {
     size_t floats = d->obs_dim + d->act_dim;
-    size_t bytes = sizeof(rly_infer_req) + floats * sizeof(float) +
-                   (with_mask ? d->n_actions : 0);
+    size_t bytes = sizeof(rly_infer_req) + floats * sizeof(float) + (with_mask ? d->n_actions : 0);
     rly_infer_req *r = calloc(1, bytes);
     if (!r)
         return NULL;
@@ -399,8 +399,8 @@ static relay_err select_rows(rly_actor *a, const float *out, uint32_t n, const u
     for (uint32_t i = 0; i < n; i++) {
         if (d->discrete) {
             relay_err e = rly_select_categorical(
-                out + (size_t)i * od, masks ? masks + (size_t)i * d->n_actions : NULL,
-                d->n_actions, a->cfg.deterministic, &a->rng, &acts_i[i], &logp[i]);
+                out + (size_t)i * od, masks ? masks + (size_t)i * d->n_actions : NULL, d->n_actions,
+                a->cfg.deterministic, &a->rng, &acts_i[i], &logp[i]);
             if (e) {
                 rly_warn(MOD, "the action mask forbids every action");
                 return e;
@@ -473,9 +473,9 @@ static void emit(rly_actor *a, relay_traj *t)
 
 static relay_traj *traj_start(rly_actor *a, bool masked, int64_t env_id, int64_t episode)
 {
-    relay_traj *t = relay_traj_new(masked ? &a->spec_masked : &a->spec,
-                                   a->cfg.max_traj_len ? a->cfg.max_traj_len : 64,
-                                   a->cfg.max_traj_len);
+    relay_traj *t =
+        relay_traj_new(masked ? &a->spec_masked : &a->spec,
+                       a->cfg.max_traj_len ? a->cfg.max_traj_len : 64, a->cfg.max_traj_len);
     if (!t)
         return NULL;
     t->actor = a->slot.id;
@@ -561,8 +561,8 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
                 float aux[RLY_N_AUX] = {logp, value, 0.0f, 0.0f};
                 const void *act = d->discrete ? (const void *)&idx : (const void *)q->action;
                 if (a->traj)
-                    relay_traj_push(a->traj, q->obs, act, q->has_mask ? q->mask : NULL, 0.0f,
-                                    false, false, aux, rly_wall_ns());
+                    relay_traj_push(a->traj, q->obs, act, q->has_mask ? q->mask : NULL, 0.0f, false,
+                                    false, aux, rly_wall_ns());
             }
         }
     }

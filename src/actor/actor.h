@@ -79,16 +79,16 @@ typedef struct rly_actor_config {
 
 /* rly_infer_req is one RequestInference: the caller fills the inputs, the actor the outputs. */
 typedef struct rly_infer_req {
-    float reward;   /* credited to the previous action */
+    float reward; /* credited to the previous action */
     bool has_mask;
-    int64_t version; /* out: model version used */
-    float logp;      /* out */
-    float value;     /* out (0 without a value model) */
-    float *obs;      /* [obs_dim], points into data */
-    uint8_t *mask;   /* [n_actions] or NULL */
-    float *action;   /* out: [act_dim] (discrete: the index as a float) */
+    int64_t version;      /* out: model version used */
+    float logp;           /* out */
+    float value;          /* out (0 without a value model) */
+    float *obs;           /* [obs_dim], points into data */
+    uint8_t *mask;        /* [n_actions] or NULL */
+    float *action;        /* out: [act_dim] (discrete: the index as a float) */
     int32_t action_index; /* out, discrete */
-    float data[];    /* storage for obs, action and mask */
+    float data[];         /* storage for obs, action and mask */
 } rly_infer_req;
 
 /* rly_infer_req_new allocates a request sized for desc (mask storage when with_mask). */
@@ -111,17 +111,17 @@ typedef struct rly_run_env {
     const relay_env_def *env;
     uint32_t n_envs;
     uint64_t seed;
-    uint64_t steps; /* vector steps; 0 = until stopped */
+    uint64_t steps;             /* vector steps; 0 = until stopped */
     uint32_t steps_per_version; /* > 0: pause after this many vector steps of one policy version
                                    until a ModelUpdate arrives (synchronous on-policy training) */
 } rly_run_env;
 
 /* rly_actor_stats are racy counters, for progress reporting. */
 typedef struct rly_actor_stats {
-    _Atomic uint64_t env_steps;   /* env transitions (all envs) */
-    _Atomic uint64_t inferences;  /* RequestInference handled */
-    _Atomic uint64_t batched;     /* of those, served by a forward pass shared with other actors */
-    _Atomic uint64_t episodes;    /* finished episodes */
+    _Atomic uint64_t env_steps;  /* env transitions (all envs) */
+    _Atomic uint64_t inferences; /* RequestInference handled */
+    _Atomic uint64_t batched;    /* of those, served by a forward pass shared with other actors */
+    _Atomic uint64_t episodes;   /* finished episodes */
     _Atomic uint64_t trajectories;
 } rly_actor_stats;
 

@@ -48,8 +48,8 @@ static relay_model *dense(uint32_t in, uint32_t out, const float *bias)
     const float *ws[1] = {w};
     const float *bs[1] = {bias};
     relay_activation act[1] = {RELAY_ACT_NONE};
-    relay_mlp_desc d = {.n_layers = 1, .sizes = sizes, .activations = act, .weights = ws,
-                        .biases = bs};
+    relay_mlp_desc d = {
+        .n_layers = 1, .sizes = sizes, .activations = act, .weights = ws, .biases = bs};
     relay_model *m = NULL;
     assert_ok(relay_model_from_mlp(&d, &m));
     free(w);
@@ -73,7 +73,8 @@ static void world_start(world *w)
 
 static rly_actor *make_actor(world *w, uint32_t max_len, float vf_bias)
 {
-    rly_actor_config cfg = {.id = relay_id_new(), .seed = 3, .max_traj_len = max_len, .record = true};
+    rly_actor_config cfg = {
+        .id = relay_id_new(), .seed = 3, .max_traj_len = max_len, .record = true};
     cfg.policy.obs_dim = 4;
     cfg.policy.discrete = true;
     cfg.policy.n_actions = 2;

@@ -37,7 +37,7 @@ struct relay_agent {
     relay_sink *sinks[MAX_SINKS];
     size_t n_sinks;
     relay_sink *memory;
-    rly_idmap actors; /* id -> agent_actor* */
+    rly_idmap actors;     /* id -> agent_actor* */
     uint64_t actor_count; /* actors ever created, for seeds */
     relay_model_handle *shared_pi, *shared_vf;
     int64_t shared_version;
@@ -135,7 +135,9 @@ static relay_err open_sink(relay_agent *a, relay_sink_kind kind)
     relay_err e = relay_sink_open(&sc, &s);
     if (e) {
         rly_error(MOD, "cannot open the %s sink in %s: %s",
-                  kind == RELAY_SINK_ARROW ? "arrow" : kind == RELAY_SINK_CSV ? "csv" : "binary",
+                  kind == RELAY_SINK_ARROW ? "arrow"
+                  : kind == RELAY_SINK_CSV ? "csv"
+                                           : "binary",
                   a->cfg.sink_dir, relay_strerror(e));
         return e;
     }
@@ -170,8 +172,7 @@ static relay_err start_runtime(relay_agent *a)
     if (!e && a->cfg.sink_binary)
         open_sink(a, RELAY_SINK_BINARY);
     if (!e)
-        e = rly_sinkworker_new(a->sinks, a->n_sinks, 256, a->consumer, a->consumer_ctx,
-                               &a->worker);
+        e = rly_sinkworker_new(a->sinks, a->n_sinks, 256, a->consumer, a->consumer_ctx, &a->worker);
     if (!e) {
         rly_coord_config cc;
         rly_coord_config_default(&cc);
@@ -425,8 +426,11 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
 {
     if (!a || !desc || !a->cfg.shared_model)
         return RELAY_EINVAL;
-    rly_actor_config ac = {.id = relay_id_from_seed(seed, 0xac70), .seed = seed,
-                           .max_traj_len = max_len, .record = true, .policy = *desc};
+    rly_actor_config ac = {.id = relay_id_from_seed(seed, 0xac70),
+                           .seed = seed,
+                           .max_traj_len = max_len,
+                           .record = true,
+                           .policy = *desc};
     rly_mutex_lock(&a->lock);
     relay_err e = running_locked(a);
     if (!e) {
@@ -626,8 +630,10 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
     }
     for (size_t i = 0; i < n; i++) {
         bool with_mask = masks && descs[i].discrete;
-        rly_policy_desc pd = {.obs_dim = descs[i].obs, .act_dim = descs[i].act,
-                              .n_actions = descs[i].n_actions, .discrete = descs[i].discrete};
+        rly_policy_desc pd = {.obs_dim = descs[i].obs,
+                              .act_dim = descs[i].act,
+                              .n_actions = descs[i].n_actions,
+                              .discrete = descs[i].discrete};
         rly_infer_req *q = rly_infer_req_new(&pd, with_mask);
         if (!q) {
             for (size_t k = 0; k < i; k++)
@@ -648,7 +654,8 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
         e = RELAY_ENOMEM;
         goto out;
     }
-    e = send_and_wait(a, msgs, n, replies, latch, (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+    e = send_and_wait(a, msgs, n, replies, latch,
+                      (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
     for (size_t i = 0; i < n; i++) {
         void *p = NULL;
         relay_err re = rly_reply_wait(replies[i], 0, NULL, &p);
@@ -926,8 +933,11 @@ static relay_err run_env(relay_agent *a, relay_id id, const relay_env_def *env, 
     rly_run_env *spec = calloc(1, sizeof *spec);
     if (!spec)
         return RELAY_ENOMEM;
-    *spec = (rly_run_env){.env = env, .n_envs = n_envs ? n_envs : 1, .seed = seed,
-                          .steps = steps, .steps_per_version = per_version};
+    *spec = (rly_run_env){.env = env,
+                          .n_envs = n_envs ? n_envs : 1,
+                          .seed = seed,
+                          .steps = steps,
+                          .steps_per_version = per_version};
     rly_reply *r = rly_reply_new();
     if (!r) {
         free(spec);

@@ -18,8 +18,8 @@ static relay_bundle *bundle_for(int prefer, float margin)
     const float *ws[1] = {w};
     const float *bs[1] = {b};
     relay_activation act[1] = {RELAY_ACT_NONE};
-    relay_mlp_desc d = {.n_layers = 1, .sizes = sizes, .activations = act, .weights = ws,
-                        .biases = bs};
+    relay_mlp_desc d = {
+        .n_layers = 1, .sizes = sizes, .activations = act, .weights = ws, .biases = bs};
     uint8_t *onnx = NULL;
     size_t len = 0;
     assert_ok(relay_mlp_to_onnx(&d, &onnx, &len));

@@ -28,7 +28,7 @@ typedef struct rly_cfg_key {
     const char *name;
     rly_cfg_type type;
     size_t offset, size;
-    uint64_t min, max; /* integer range */
+    uint64_t min, max;        /* integer range */
     const char *const *names; /* NULL-terminated choices */
 } rly_cfg_key;
 

@@ -101,13 +101,14 @@ static float default_target(const char *env)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: relay train [--env NAME] [--algo ppo|reinforce] [--actors N]\n"
-            "                   [--envs-per-actor K] [--routers R] [--steps S] [--seed X]\n"
-            "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
-            "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
-            "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
-            "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
+    fprintf(
+        f,
+        "usage: relay train [--env NAME] [--algo ppo|reinforce] [--actors N]\n"
+        "                   [--envs-per-actor K] [--routers R] [--steps S] [--seed X]\n"
+        "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
+        "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
+        "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
+        "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -314,7 +315,8 @@ int rly_cli_train(int argc, char **argv)
             }
             snprintf(o->algo, sizeof o->algo, "%s", v);
         } else if (strcmp(a, "--sink") == 0) {
-            if (strcmp(v, "arrow") && strcmp(v, "csv") && strcmp(v, "binary") && strcmp(v, "none")) {
+            if (strcmp(v, "arrow") && strcmp(v, "csv") && strcmp(v, "binary") &&
+                strcmp(v, "none")) {
                 fprintf(stderr, "relay train: --sink must be arrow, csv, binary or none\n");
                 return 2;
             }
@@ -370,8 +372,8 @@ int rly_cli_train(int argc, char **argv)
         return 1;
     }
     if (o->envs_per_actor == 0)
-        o->envs_per_actor = lc.ppo.n_envs >= o->actors ? (lc.ppo.n_envs + o->actors - 1) / o->actors
-                                                       : 1;
+        o->envs_per_actor =
+            lc.ppo.n_envs >= o->actors ? (lc.ppo.n_envs + o->actors - 1) / o->actors : 1;
     uint32_t streams = o->actors * o->envs_per_actor;
     e = rly_learner_config_init(&lc, env, streams);
     if (e) {
@@ -436,7 +438,8 @@ int rly_cli_train(int argc, char **argv)
         e = relay_agent_start(r.agent);
     relay_id *ids = calloc(o->actors, sizeof *ids);
     for (uint32_t i = 0; !e && i < o->actors; i++)
-        e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1, n_steps, &ids[i]);
+        e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1, n_steps,
+                                     &ids[i]);
     lc.publish = publish;
     lc.publish_ctx = &r;
     lc.on_update = on_update;
@@ -449,14 +452,16 @@ int rly_cli_train(int argc, char **argv)
     r.learner = learner; /* from here on trajectories reach it */
     for (uint32_t i = 0; !e && i < o->actors; i++)
         e = rly_agent_run_env_quota(r.agent, ids[i], env, o->envs_per_actor,
-                                    o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor, n_steps);
+                                    o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor,
+                                    n_steps);
     if (e) {
         fprintf(stderr, "relay train: cannot start: %s\n", relay_strerror(e));
         goto out;
     }
     if (!quiet)
-        fprintf(stderr, "relay train: %s, %s, %u actors x %u envs, %u routers, target %.1f, "
-                        "budget %llu steps, run directory %s\n",
+        fprintf(stderr,
+                "relay train: %s, %s, %u actors x %u envs, %u routers, target %.1f, "
+                "budget %llu steps, run directory %s\n",
                 o->env, o->algo, o->actors, o->envs_per_actor, ac->routers, o->target,
                 (unsigned long long)o->steps, o->out);
     signal(SIGINT, on_signal);

@@ -18,10 +18,10 @@
 
 typedef struct rly_coord_config {
     rly_dispatcher_config dispatcher;
-    uint32_t routers;              /* initial router count (default 1) */
-    size_t router_queue_capacity;  /* per-router intake (default 16384) */
-    int64_t control_timeout_ns;    /* wait for the dispatcher's ack (default 30 s) */
-    int64_t shutdown_timeout_ns;   /* bound on shutdown (default 30 s) */
+    uint32_t routers;             /* initial router count (default 1) */
+    size_t router_queue_capacity; /* per-router intake (default 16384) */
+    int64_t control_timeout_ns;   /* wait for the dispatcher's ack (default 30 s) */
+    int64_t shutdown_timeout_ns;  /* bound on shutdown (default 30 s) */
     /* router_started runs (control thread) before a new router takes actors, e.g. to give it a
        trajectory buffer with rly_router_set_user; router_stopped runs after it was joined. */
     relay_err (*router_started)(void *ctx, rly_router *r);
@@ -53,7 +53,8 @@ void rly_coord_free(rly_coord *c);
 /* rly_coord_send sends one actor message; ownership as rly_dispatcher_send. */
 relay_err rly_coord_send(rly_coord *c, rly_msg *m);
 
-/* rly_coord_add_actor registers slot and places it on the least-loaded router (lowest id on ties). */
+/* rly_coord_add_actor registers slot and places it on the least-loaded router (lowest id on ties).
+ */
 relay_err rly_coord_add_actor(rly_coord *c, rly_actor_slot *slot);
 
 /*

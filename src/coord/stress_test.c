@@ -95,8 +95,8 @@ static void exactly_once_in_order_under_scaling(void **state)
     atomic_store(&scale_ops, 0);
     min_scale_ops = test_sanitized() ? 10 : 40;
     for (uint32_t p = 0; p < PRODUCERS; p++) {
-        pa[p] = (producer_arg){c, actors, p, 0x9e3779b97f4a7c15ULL * (p + 1), per,
-                               calloc(ACTORS, sizeof(int64_t))};
+        pa[p] = (producer_arg){
+            c, actors, p, 0x9e3779b97f4a7c15ULL * (p + 1), per, calloc(ACTORS, sizeof(int64_t))};
         assert_ok(rly_thread_start(&pt[p], producer, &pa[p], "producer"));
     }
     scaler_arg sa = {c, 12345, 0};
@@ -119,7 +119,8 @@ static void exactly_once_in_order_under_scaling(void **state)
         int64_t want = 0;
         for (uint32_t p = 0; p < PRODUCERS; p++) {
             want += pa[p].sent_to[i];
-            /* Each producer's next expected sequence equals what it sent: nothing lost or doubled. */
+            /* Each producer's next expected sequence equals what it sent: nothing lost or doubled.
+             */
             assert_int_equal(actors[i].next[p], pa[p].sent_to[i]);
         }
         assert_int_equal(atomic_load(&actors[i].received), (uint64_t)want);

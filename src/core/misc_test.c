@@ -101,10 +101,8 @@ static void log_filters_by_level(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(strerror_covers_every_code),
-        cmocka_unit_test(id_roundtrip_and_version),
-        cmocka_unit_test(idmap_put_get_del),
-        cmocka_unit_test(cidmap_insert_only),
+        cmocka_unit_test(strerror_covers_every_code), cmocka_unit_test(id_roundtrip_and_version),
+        cmocka_unit_test(idmap_put_get_del),          cmocka_unit_test(cidmap_insert_only),
         cmocka_unit_test(log_filters_by_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

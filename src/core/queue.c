@@ -75,8 +75,8 @@ relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n)
                 pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
                 continue;
             }
-            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + n,
-                                                      memory_order_relaxed, memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + n, memory_order_relaxed,
+                                                      memory_order_relaxed))
                 break;
         } else if (dif < 0) {
             return RELAY_EFULL;
@@ -101,8 +101,8 @@ relay_err rly_mpsc_push(rly_mpsc *q, const void *elem)
         size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         intptr_t dif = (intptr_t)seq - (intptr_t)pos;
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
                 memcpy(cell_data(c), elem, q->elem_size);
                 atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
                 return RELAY_OK;

@@ -39,7 +39,8 @@ relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size);
 void rly_mpsc_fini(rly_mpsc *q);
 /* rly_mpsc_push copies *elem in; RELAY_EFULL when there is no room (caller keeps ownership). */
 relay_err rly_mpsc_push(rly_mpsc *q, const void *elem);
-/* rly_mpsc_push_batch copies all n elements in, contiguously and in order, or none (RELAY_EFULL). */
+/* rly_mpsc_push_batch copies all n elements in, contiguously and in order, or none (RELAY_EFULL).
+ */
 relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n);
 /* rly_mpsc_pop_batch copies up to max elements out (consumer only) and returns how many. */
 size_t rly_mpsc_pop_batch(rly_mpsc *q, void *out, size_t max);

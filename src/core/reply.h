@@ -32,10 +32,12 @@ typedef struct rly_reply {
     rly_event ev;
 } rly_reply;
 
-/* rly_reply_new returns a pending reply holding two references: the waiter's and the completer's. */
+/* rly_reply_new returns a pending reply holding two references: the waiter's and the completer's.
+ */
 rly_reply *rly_reply_new(void);
 
-/* rly_reply_new_in is rly_reply_new whose completion also counts down latch (which it references). */
+/* rly_reply_new_in is rly_reply_new whose completion also counts down latch (which it references).
+ */
 rly_reply *rly_reply_new_in(rly_latch *latch);
 
 /*

@@ -1,4 +1,5 @@
-/* Seeded pseudo-random numbers (actors and learning): xoshiro256** state, uniform and Gaussian draws. */
+/* Seeded pseudo-random numbers (actors and learning): xoshiro256** state, uniform and Gaussian
+ * draws. */
 #ifndef RLY_CORE_RNG_H
 #define RLY_CORE_RNG_H
 

@@ -76,7 +76,8 @@ void rly_cond_fini(rly_cond *c)
 
 bool rly_cond_wait_until(rly_cond *c, rly_mutex *m, int64_t deadline_ns)
 {
-    struct timespec ts = {.tv_sec = deadline_ns / RLY_NS_PER_S, .tv_nsec = deadline_ns % RLY_NS_PER_S};
+    struct timespec ts = {.tv_sec = deadline_ns / RLY_NS_PER_S,
+                          .tv_nsec = deadline_ns % RLY_NS_PER_S};
     int rc = pthread_cond_timedwait(c, m, &ts);
     if (rc == ETIMEDOUT)
         return false;

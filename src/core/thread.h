@@ -1,4 +1,5 @@
-/* Threads, locks and a spin-then-park event: thin wrappers that abort only on programming errors. */
+/* Threads, locks and a spin-then-park event: thin wrappers that abort only on programming errors.
+ */
 #ifndef RLY_CORE_THREAD_H
 #define RLY_CORE_THREAD_H
 

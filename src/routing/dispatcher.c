@@ -96,8 +96,7 @@ struct rly_dispatcher {
     _Atomic size_t ret_pending;
 
     /* Published counters. */
-    _Atomic uint64_t s_dispatched, s_queued, s_retried, s_expired, s_rejected, s_requeued,
-        s_failed;
+    _Atomic uint64_t s_dispatched, s_queued, s_retried, s_expired, s_rejected, s_requeued, s_failed;
 };
 
 void rly_dispatcher_config_default(rly_dispatcher_config *cfg)
@@ -744,8 +743,10 @@ static void ev_handover(rly_dispatcher *d, rly_msg *ev)
     target->incoming--;
     adopt(d, r, target, slot);
     if (r->remove_reply) {
-        rly_msg det = {
-            .actor = r->id, .kind = RLY_KIND_DETACH, .u32 = r->remove_keep, .reply = r->remove_reply};
+        rly_msg det = {.actor = r->id,
+                       .kind = RLY_KIND_DETACH,
+                       .u32 = r->remove_keep,
+                       .reply = r->remove_reply};
         r->remove_reply = NULL;
         stage_control(d, target, &det);
         route_set_state(r, RS_REMOVING);
@@ -765,7 +766,8 @@ static void ev_removed(rly_dispatcher *d, rly_msg *ev)
                            NULL);
 }
 
-/* finish_shutdown delivers Shutdown to every actor, fails what cannot be delivered, stops routers. */
+/* finish_shutdown delivers Shutdown to every actor, fails what cannot be delivered, stops routers.
+ */
 static void finish_shutdown(rly_dispatcher *d)
 {
     rly_mutex_lock(&d->routes_lock);
@@ -1135,7 +1137,7 @@ static relay_err send_run(rly_dispatcher *d, rly_msg *msgs, size_t n, size_t *ta
     if (!r)
         return RELAY_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        msgs[i].flags &= (uint16_t)~(RLY_MSG_RESERVED | RLY_MSG_REQUEUED);
+        msgs[i].flags &= (uint16_t) ~(RLY_MSG_RESERVED | RLY_MSG_REQUEUED);
     if (try_direct(r, msgs, n)) {
         *taken = n;
         return RELAY_OK;

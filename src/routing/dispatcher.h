@@ -33,13 +33,13 @@
 typedef struct rly_dispatcher rly_dispatcher;
 
 typedef struct rly_dispatcher_config {
-    size_t intake_capacity;       /* global queue, messages (default 65536) */
-    size_t pending_capacity;      /* max messages held for unassigned actors (default 65536) */
+    size_t intake_capacity;          /* global queue, messages (default 65536) */
+    size_t pending_capacity;         /* max messages held for unassigned actors (default 65536) */
     int64_t ttl_ns[RLY_PROTO_COUNT]; /* 0 = the seed's default for that protocol */
-    int64_t tick_ns;              /* retry timer period (default 50 ms) */
-    int64_t retry_initial_ns;     /* first retry delay (default 100 ms) */
-    int64_t retry_max_ns;         /* backoff cap (default 800 ms) */
-    int64_t send_timeout_ns;      /* how long a send waits for intake room (default 5 s) */
+    int64_t tick_ns;                 /* retry timer period (default 50 ms) */
+    int64_t retry_initial_ns;        /* first retry delay (default 100 ms) */
+    int64_t retry_max_ns;            /* backoff cap (default 800 ms) */
+    int64_t send_timeout_ns;         /* how long a send waits for intake room (default 5 s) */
 } rly_dispatcher_config;
 
 typedef struct rly_dispatcher_stats {

@@ -1,4 +1,5 @@
-/* Tests for the dispatcher and routers: forwarding, pending FIFO, TTL, bounds, migration, shutdown. */
+/* Tests for the dispatcher and routers: forwarding, pending FIFO, TTL, bounds, migration, shutdown.
+ */
 #include <string.h>
 
 #include "routing_harness.h"
@@ -178,7 +179,8 @@ static void migration_keeps_order(void **state)
     for (int i = 0; i < 2; i++)
         assert_ok(rly_thread_start(&t[i], sender, &args[i], "sender"));
     for (int k = 0; k < 60; k++) {
-        assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_MOVE, a.slot.id, (uint32_t)(k % 3) + 1, NULL, NULL));
+        assert_ok(
+            h_ctl(f.d, RLY_KIND_CTL_ACTOR_MOVE, a.slot.id, (uint32_t)(k % 3) + 1, NULL, NULL));
         rly_sleep_ns(200 * RLY_NS_PER_US);
     }
     for (int i = 0; i < 2; i++)

@@ -27,17 +27,17 @@ typedef enum rly_proto {
     RLY_SEND_TRAJECTORY = 4,   /* payload: trajectory + timestamp */
     RLY_MODEL_UPDATE = 5,      /* payload: model bytes; arg: version */
     RLY_SHUTDOWN = 6,          /* flush and stop */
-    RLY_RUN_ENV = 7,           /* Relay extension: step an env on the actor's router; reply at end */
+    RLY_RUN_ENV = 7, /* Relay extension: step an env on the actor's router; reply at end */
     RLY_PROTO_COUNT = 8
 } rly_proto;
 
 /* rly_msg_kind separates actor messages from the routing layer's own control traffic. */
 typedef enum rly_msg_kind {
-    RLY_KIND_DATA = 0,         /* an actor message (proto says which) */
-    RLY_KIND_ADOPT = 1,        /* router: take ownership of actor slot (payload) */
-    RLY_KIND_MIGRATE_OUT = 2,  /* router: hand the actor back for a move */
-    RLY_KIND_DETACH = 3,       /* router: remove the actor (it flushes), reply -> slot */
-    RLY_KIND_STOP = 4,         /* router: exit after everything before this */
+    RLY_KIND_DATA = 0,        /* an actor message (proto says which) */
+    RLY_KIND_ADOPT = 1,       /* router: take ownership of actor slot (payload) */
+    RLY_KIND_MIGRATE_OUT = 2, /* router: hand the actor back for a move */
+    RLY_KIND_DETACH = 3,      /* router: remove the actor (it flushes), reply -> slot */
+    RLY_KIND_STOP = 4,        /* router: exit after everything before this */
     RLY_KIND_CTL_ROUTER_ADD = 16,
     RLY_KIND_CTL_ROUTER_REMOVE = 17,
     RLY_KIND_CTL_ACTOR_ADD = 18,
@@ -79,12 +79,18 @@ int64_t rly_proto_default_ttl_ns(int proto);
 /* rly_msg_discard ends an undeliverable message: fails its reply with err and frees its payload. */
 void rly_msg_discard(rly_msg *m, relay_err err);
 
-/* rly_msg_data builds an actor message for proto with an owned payload and reply (both optional). */
+/* rly_msg_data builds an actor message for proto with an owned payload and reply (both optional).
+ */
 static inline rly_msg rly_msg_data(relay_id actor, rly_proto proto, int64_t arg, void *payload,
                                    void (*payload_free)(void *), rly_reply *reply)
 {
-    rly_msg m = {.actor = actor, .proto = (uint8_t)proto, .kind = RLY_KIND_DATA, .arg = arg,
-                 .payload = payload, .payload_free = payload_free, .reply = reply};
+    rly_msg m = {.actor = actor,
+                 .proto = (uint8_t)proto,
+                 .kind = RLY_KIND_DATA,
+                 .arg = arg,
+                 .payload = payload,
+                 .payload_free = payload_free,
+                 .reply = reply};
     return m;
 }
 

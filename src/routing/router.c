@@ -164,7 +164,8 @@ static bool handle(rly_router *r, rly_msg *m)
             s->router = NULL;
         }
         rly_msg ev = {.actor = m->actor,
-                      .kind = m->kind == RLY_KIND_DETACH ? RLY_KIND_EV_REMOVED : RLY_KIND_EV_HANDOVER,
+                      .kind =
+                          m->kind == RLY_KIND_DETACH ? RLY_KIND_EV_REMOVED : RLY_KIND_EV_HANDOVER,
                       .payload = s,
                       .reply = m->reply};
         return_event(r, &ev);
