@@ -22,13 +22,6 @@ static const char *const log_names[] = {"debug", "info", "warn", "error", "off",
 #define OFF(f) offsetof(relay_config, f)
 #define SZ(f) sizeof(((relay_config *)0)->f)
 
-/* The protocol names used as keys under dispatcher.ttl_ms. */
-static const char *const ttl_keys[8] = {
-    "dispatcher.ttl_ms.RequestInference", "dispatcher.ttl_ms.ModelVersion",
-    "dispatcher.ttl_ms.FlagLastAction",   "dispatcher.ttl_ms.ModelHandshake",
-    "dispatcher.ttl_ms.SendTrajectory",   "dispatcher.ttl_ms.ModelUpdate",
-    "dispatcher.ttl_ms.Shutdown",         "dispatcher.ttl_ms.RunEnv"};
-
 static const rly_cfg_key agent_keys[] = {
     {"routers", RLY_CFG_U32, OFF(routers), SZ(routers), 1, 4096, NULL},
     {"seed", RLY_CFG_U64, OFF(seed), SZ(seed), 0, UINT64_MAX, NULL},
@@ -66,14 +59,21 @@ static const rly_cfg_key agent_keys[] = {
     {"timeouts.shutdown_ms", RLY_CFG_U32, OFF(shutdown_timeout_ms), SZ(shutdown_timeout_ms), 1,
      86400000, NULL},
     {"log_level", RLY_CFG_STR_ENUM, OFF(log_level), SZ(log_level), 0, 0, log_names},
-    {ttl_keys[0], RLY_CFG_U32, OFF(ttl_ms[0]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[1], RLY_CFG_U32, OFF(ttl_ms[1]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[2], RLY_CFG_U32, OFF(ttl_ms[2]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[3], RLY_CFG_U32, OFF(ttl_ms[3]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[4], RLY_CFG_U32, OFF(ttl_ms[4]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[5], RLY_CFG_U32, OFF(ttl_ms[5]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[6], RLY_CFG_U32, OFF(ttl_ms[6]), sizeof(uint32_t), 1, 86400000, NULL},
-    {ttl_keys[7], RLY_CFG_U32, OFF(ttl_ms[7]), sizeof(uint32_t), 1, 86400000, NULL},
+    {"dispatcher.ttl_ms.RequestInference", RLY_CFG_U32, OFF(ttl_ms[0]), sizeof(uint32_t), 1,
+     86400000, NULL},
+    {"dispatcher.ttl_ms.ModelVersion", RLY_CFG_U32, OFF(ttl_ms[1]), sizeof(uint32_t), 1, 86400000,
+     NULL},
+    {"dispatcher.ttl_ms.FlagLastAction", RLY_CFG_U32, OFF(ttl_ms[2]), sizeof(uint32_t), 1, 86400000,
+     NULL},
+    {"dispatcher.ttl_ms.ModelHandshake", RLY_CFG_U32, OFF(ttl_ms[3]), sizeof(uint32_t), 1, 86400000,
+     NULL},
+    {"dispatcher.ttl_ms.SendTrajectory", RLY_CFG_U32, OFF(ttl_ms[4]), sizeof(uint32_t), 1, 86400000,
+     NULL},
+    {"dispatcher.ttl_ms.ModelUpdate", RLY_CFG_U32, OFF(ttl_ms[5]), sizeof(uint32_t), 1, 86400000,
+     NULL},
+    {"dispatcher.ttl_ms.Shutdown", RLY_CFG_U32, OFF(ttl_ms[6]), sizeof(uint32_t), 1, 86400000,
+     NULL},
+    {"dispatcher.ttl_ms.RunEnv", RLY_CFG_U32, OFF(ttl_ms[7]), sizeof(uint32_t), 1, 86400000, NULL},
 };
 
 const rly_cfg_key *rly_agent_config_keys(size_t *n)

@@ -6,7 +6,12 @@
  * at run time; the portable kernel has the same blocking and is auto-vectorised for the
  * baseline ISA.
  */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
+#define RLY_OPT(...) __attribute__((optimize(__VA_ARGS__)))
+#else
+#define RLY_OPT(...)
+#endif
 #include "learn/nn.h"
 
 #include <immintrin.h>
@@ -196,14 +201,10 @@ void rly_gemm(uint32_t M, uint32_t N, uint32_t K, const float *A, size_t sam, si
         x[i] = ax < 0.25f ? small : signed_big;                                                    \
     }
 
-__attribute__((target("avx2,fma"), optimize("no-trapping-math", "no-math-errno"))) static void
-tanh_avx2(float *x, size_t n)
-{
-    TANH_BODY
-}
+__attribute__((target("avx2,fma")))
+RLY_OPT("no-trapping-math", "no-math-errno") static void tanh_avx2(float *x, size_t n){TANH_BODY}
 
-__attribute__((optimize("no-trapping-math", "no-math-errno"))) static void tanh_portable(float *x,
-                                                                                         size_t n)
+RLY_OPT("no-trapping-math", "no-math-errno") static void tanh_portable(float *x, size_t n)
 {
     TANH_BODY
 }
@@ -436,8 +437,8 @@ void rly_adam_fini(rly_adam *a)
     memset(a, 0, sizeof *a);
 }
 
-__attribute__((optimize("no-math-errno"))) void rly_adam_step(rly_adam *a, float *params,
-                                                              const float *grads, float lr)
+RLY_OPT("no-math-errno")
+void rly_adam_step(rly_adam *a, float *params, const float *grads, float lr)
 {
     a->t++;
     float b1 = a->beta1, b2 = a->beta2;
