@@ -5,8 +5,6 @@
 
 #include "core/clock.h"
 
-#define SPIN_ITERS 2000
-
 static void latch_ref(rly_latch *l)
 {
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
@@ -40,11 +38,12 @@ void rly_latch_count_down(rly_latch *l)
 /* wait_until spins, then parks on ev, until done() holds or the deadline passes. */
 static bool wait_until(rly_event *ev, bool (*done)(void *), void *arg, int64_t timeout_ns)
 {
-    for (int i = 0; i < SPIN_ITERS; i++) {
+    rly_backoff b = {0};
+    int64_t spin = timeout_ns >= 0 && timeout_ns < RLY_SPIN_NS ? timeout_ns : RLY_SPIN_NS;
+    do {
         if (done(arg))
             return true;
-        rly_cpu_relax();
-    }
+    } while (!rly_backoff_idle(&b, spin));
     int64_t deadline = timeout_ns < 0 ? -1 : rly_now_ns() + timeout_ns;
     for (;;) {
         rly_event_prepare(ev);

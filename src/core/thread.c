@@ -114,6 +114,11 @@ void rly_event_wake_slow(rly_event *e)
         syscall(SYS_futex, &e->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+int64_t rly_backoff_now(void)
+{
+    return rly_now_ns();
+}
+
 void rly_sleep_ns(int64_t ns)
 {
     if (ns <= 0)

@@ -4,6 +4,7 @@
 #define RLY_CORE_THREAD_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -109,6 +110,48 @@ void rly_event_park(rly_event *e, int64_t timeout_ns);
 
 /* rly_event_wake_slow wakes a parked owner; called by rly_event_notify. */
 void rly_event_wake_slow(rly_event *e);
+
+/*
+ * rly_backoff paces an idle owner thread: a few pause rounds, then sched_yield() (which hands the
+ * core to any runnable thread, so waiting does not starve workers on a small machine) until
+ * spin_ns have passed, then it tells the caller to park. Parking costs a futex wake-up (tens of
+ * microseconds in a VM), so the spin window covers the gaps of a busy request/reply loop.
+ */
+typedef struct rly_backoff {
+    uint32_t rounds;
+    int64_t since_ns;
+} rly_backoff;
+
+/* RLY_SPIN_NS is the default spin window of idle routing threads and reply waiters. */
+#define RLY_SPIN_NS 50000
+
+/* rly_backoff_reset starts a new idle period (call whenever work was found). */
+static inline void rly_backoff_reset(rly_backoff *b)
+{
+    b->rounds = 0;
+}
+
+/* rly_backoff_wait_ns returns the monotonic clock (clock.h is not needed by every includer). */
+int64_t rly_backoff_now(void);
+
+/* rly_backoff_idle waits a little and returns true once the caller should park. */
+static inline bool rly_backoff_idle(rly_backoff *b, int64_t spin_ns)
+{
+    if (b->rounds < 64) {
+        b->rounds++;
+        rly_cpu_relax();
+        return false;
+    }
+    int64_t now = rly_backoff_now();
+    if (b->rounds++ == 64)
+        b->since_ns = now;
+    if (now - b->since_ns < spin_ns) {
+        sched_yield();
+        return false;
+    }
+    b->rounds = 0;
+    return true;
+}
 
 /* rly_event_notify wakes the owner if it is parked; call after publishing work. */
 static inline void rly_event_notify(rly_event *e)

@@ -12,8 +12,6 @@
 #define BATCH 256
 #define STAGE_MIN 512
 #define POOL_CHUNK 1024
-#define SPIN_ROUNDS 128
-#define YIELD_ROUNDS 8
 
 /* Route states, readable by senders without locks. */
 enum { RS_UNKNOWN = 0, RS_ASSIGNED, RS_MIGRATING, RS_REMOVING, RS_REMOVED };
@@ -131,6 +129,7 @@ relay_err rly_dispatcher_new(const rly_dispatcher_config *cfg, rly_dispatcher **
             d->cfg.retry_max_ns = cfg->retry_max_ns;
         if (cfg->send_timeout_ns > 0)
             d->cfg.send_timeout_ns = cfg->send_timeout_ns;
+        d->cfg.no_fast_path = cfg->no_fast_path;
     }
     for (int p = 0; p < RLY_PROTO_COUNT; p++)
         if (d->cfg.ttl_ns[p] <= 0)
@@ -337,7 +336,8 @@ static void publish_touched(rly_dispatcher *d)
         route *next = r->tnext;
         r->in_touched = false;
         atomic_store_explicit(&r->fwd, r->fwd_local, memory_order_release);
-        if (atomic_load_explicit(&r->state, memory_order_relaxed) == RS_ASSIGNED && r->npend == 0 &&
+        if (!d->cfg.no_fast_path &&
+            atomic_load_explicit(&r->state, memory_order_relaxed) == RS_ASSIGNED && r->npend == 0 &&
             !atomic_load_explicit(&r->fast, memory_order_relaxed)) {
             atomic_store_explicit(&r->fast_router, r->rt->router, memory_order_relaxed);
             atomic_store_explicit(&r->fast, 1, memory_order_release);
@@ -937,7 +937,7 @@ static void *dispatcher_main(void *arg)
 {
     rly_dispatcher *d = arg;
     rly_msg buf[BATCH];
-    unsigned idle = 0;
+    rly_backoff idle = {0};
     d->next_tick = rly_now_ns() + d->cfg.tick_ns;
     for (;;) {
         int64_t now = rly_now_ns();
@@ -973,19 +973,13 @@ static void *dispatcher_main(void *arg)
             return NULL;
         }
         if (n || busy || !flushed || d->ready) {
-            idle = 0;
+            rly_backoff_reset(&idle);
             if (!flushed && n == 0)
                 sched_yield(); /* routers are full: let them run */
             continue;
         }
-        if (++idle < SPIN_ROUNDS) {
-            rly_cpu_relax();
+        if (!rly_backoff_idle(&idle, RLY_SPIN_NS))
             continue;
-        }
-        if (idle < SPIN_ROUNDS + YIELD_ROUNDS) {
-            sched_yield();
-            continue;
-        }
         rly_event_prepare(&d->wake);
         if (rly_mpsc_size_approx(&d->intake) == 0 &&
             atomic_load_explicit(&d->ret_pending, memory_order_acquire) == 0 && !d->shutting) {
@@ -997,7 +991,6 @@ static void *dispatcher_main(void *arg)
         } else {
             rly_event_cancel(&d->wake);
         }
-        idle = 0;
     }
 }
 

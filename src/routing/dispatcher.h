@@ -40,6 +40,7 @@ typedef struct rly_dispatcher_config {
     int64_t retry_initial_ns;        /* first retry delay (default 100 ms) */
     int64_t retry_max_ns;            /* backoff cap (default 800 ms) */
     int64_t send_timeout_ns;         /* how long a send waits for intake room (default 5 s) */
+    bool no_fast_path;               /* route every message through the dispatcher thread */
 } rly_dispatcher_config;
 
 typedef struct rly_dispatcher_stats {

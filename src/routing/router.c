@@ -8,8 +8,6 @@
 #include "core/log.h"
 
 #define BATCH 128
-#define SPIN_ROUNDS 64
-#define YIELD_ROUNDS 4
 
 struct rly_router {
     rly_mpsc intake;
@@ -216,7 +214,7 @@ static void *router_main(void *arg)
 {
     rly_router *r = arg;
     rly_msg buf[BATCH];
-    unsigned idle = 0;
+    rly_backoff idle = {0};
     bool running = true;
     while (running) {
         size_t n = rly_mpsc_pop_batch(&r->intake, buf, BATCH);
@@ -243,23 +241,16 @@ static void *router_main(void *arg)
         }
         bool work = step_active(r);
         if (n || work) {
-            idle = 0;
+            rly_backoff_reset(&idle);
             continue;
         }
-        if (++idle < SPIN_ROUNDS) {
-            rly_cpu_relax();
+        if (!rly_backoff_idle(&idle, RLY_SPIN_NS))
             continue;
-        }
-        if (idle < SPIN_ROUNDS + YIELD_ROUNDS) {
-            sched_yield();
-            continue;
-        }
         rly_event_prepare(&r->wake);
         if (rly_mpsc_size_approx(&r->intake) == 0)
             rly_event_park(&r->wake, 100 * 1000 * 1000);
         else
             rly_event_cancel(&r->wake);
-        idle = 0;
     }
     return NULL;
 }
