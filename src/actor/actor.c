@@ -473,9 +473,12 @@ static void emit(rly_actor *a, relay_traj *t)
 
 static relay_traj *traj_start(rly_actor *a, bool masked, int64_t env_id, int64_t episode)
 {
-    relay_traj *t =
-        relay_traj_new(masked ? &a->spec_masked : &a->spec,
-                       a->cfg.max_traj_len ? a->cfg.max_traj_len : 64, a->cfg.max_traj_len);
+    const relay_step_spec *spec = masked ? &a->spec_masked : &a->spec;
+    rly_traj_out *o = out_of(a);
+    relay_traj *t = o && o->take ? o->take(o, spec, a->cfg.max_traj_len) : NULL;
+    if (!t)
+        t = relay_traj_new(spec, a->cfg.max_traj_len ? a->cfg.max_traj_len : 64,
+                           a->cfg.max_traj_len);
     if (!t)
         return NULL;
     t->actor = a->slot.id;

@@ -44,9 +44,14 @@
 #define RLY_AUX_CUT 3
 #define RLY_N_AUX 4
 
-/* rly_traj_out receives finished trajectories; push always takes ownership (it may block). */
+/*
+ * rly_traj_out receives finished trajectories; push always takes ownership (it may block).
+ * take (optional) hands back an emptied trajectory with the same spec and max length for reuse,
+ * or NULL, so recording does not allocate per episode.
+ */
 typedef struct rly_traj_out {
     void (*push)(struct rly_traj_out *out, relay_traj *t);
+    relay_traj *(*take)(struct rly_traj_out *out, const relay_step_spec *spec, uint32_t max_len);
 } rly_traj_out;
 
 /* rly_policy_desc describes what a policy model maps from and to. */

@@ -18,6 +18,8 @@ struct rly_tbuf {
     uint32_t cap, head, count;
     rly_backpressure policy;
     bool retiring;
+    relay_traj **spare; /* emptied trajectories handed back by the worker for reuse */
+    uint32_t n_spare, cap_spare;
     rly_tbuf_stats st;
     rly_tbuf *next; /* worker's list */
 };
@@ -79,6 +81,54 @@ static void tbuf_push(rly_traj_out *o, relay_traj *t)
     rly_event_notify(&b->w->wake);
 }
 
+/* tbuf_destroy frees an empty, detached buffer and its spare trajectories. */
+static void tbuf_destroy(rly_tbuf *b)
+{
+    for (uint32_t i = 0; i < b->n_spare; i++)
+        relay_traj_free(b->spare[i]);
+    free(b->spare);
+    rly_cond_fini(&b->not_full);
+    rly_mutex_fini(&b->lock);
+    free(b->ring);
+    free(b);
+}
+
+static relay_traj *tbuf_take(rly_traj_out *o, const relay_step_spec *spec, uint32_t max_len)
+{
+    rly_tbuf *b = (rly_tbuf *)o;
+    relay_traj *t = NULL;
+    rly_mutex_lock(&b->lock);
+    for (uint32_t i = b->n_spare; i-- > 0;) {
+        relay_traj *c = b->spare[i];
+        if (c->max_len == max_len && relay_step_spec_eq(&c->spec, spec)) {
+            b->spare[i] = b->spare[--b->n_spare];
+            t = c;
+            break;
+        }
+    }
+    rly_mutex_unlock(&b->lock);
+    if (t) {
+        relay_traj_clear(t);
+        t->env_label[0] = '\0';
+        t->env_id = -1;
+        t->episode = 0;
+        t->policy_version = 0;
+    }
+    return t;
+}
+
+/* recycle keeps up to cap_spare emptied trajectories of b for its actors; frees the rest. */
+static void recycle(rly_tbuf *b, relay_traj **t, uint32_t n)
+{
+    uint32_t k = 0;
+    rly_mutex_lock(&b->lock);
+    while (k < n && b->n_spare < b->cap_spare)
+        b->spare[b->n_spare++] = t[k++];
+    rly_mutex_unlock(&b->lock);
+    for (; k < n; k++)
+        relay_traj_free(t[k]);
+}
+
 /* drain_one moves up to max trajectories out of b; returns how many. */
 static uint32_t drain_one(rly_tbuf *b, relay_traj **out, uint32_t max)
 {
@@ -96,18 +146,18 @@ static uint32_t drain_one(rly_tbuf *b, relay_traj **out, uint32_t max)
     return n;
 }
 
-static void deliver(rly_sinkworker *w, relay_traj **t, uint32_t n)
+static void deliver(rly_sinkworker *w, rly_tbuf *b, relay_traj **t, uint32_t n)
 {
     for (size_t s = 0; s < w->n_sinks; s++) {
         relay_err e = relay_sink_write_batch(w->sinks[s], t, n);
         if (e)
             rly_debug(MOD, "sink %s: %s", relay_sink_name(w->sinks[s]), relay_strerror(e));
     }
-    for (uint32_t i = 0; i < n; i++) {
-        if (w->consumer)
+    if (w->consumer) {
+        for (uint32_t i = 0; i < n; i++)
             w->consumer(w->consumer_ctx, t[i]);
-        else
-            relay_traj_free(t[i]);
+    } else {
+        recycle(b, t, n);
     }
     atomic_fetch_add_explicit(&w->written, n, memory_order_relaxed);
 }
@@ -124,7 +174,7 @@ static bool drain_all(rly_sinkworker *w)
     for (rly_tbuf *b = list; b; b = b->next) {
         uint32_t n;
         while ((n = drain_one(b, w->scratch, w->batch)) > 0) {
-            deliver(w, w->scratch, n);
+            deliver(w, b, w->scratch, n);
             any = true;
         }
     }
@@ -248,10 +298,7 @@ void rly_sinkworker_free(rly_sinkworker *w)
         rly_tbuf *next = b->next;
         for (uint32_t i = 0; i < b->count; i++)
             relay_traj_free(b->ring[(b->head + i) % b->cap]);
-        rly_cond_fini(&b->not_full);
-        rly_mutex_fini(&b->lock);
-        free(b->ring);
-        free(b);
+        tbuf_destroy(b);
         b = next;
     }
     rly_cond_fini(&w->changed);
@@ -279,7 +326,15 @@ relay_err rly_tbuf_new(rly_sinkworker *w, uint32_t capacity, rly_backpressure po
         free(b);
         return RELAY_ENOMEM;
     }
+    b->cap_spare = capacity < 256 ? capacity : 256;
+    b->spare = malloc(b->cap_spare * sizeof *b->spare);
+    if (!b->spare) {
+        free(b->ring);
+        free(b);
+        return RELAY_ENOMEM;
+    }
     b->out.push = tbuf_push;
+    b->out.take = tbuf_take;
     b->w = w;
     b->cap = capacity;
     b->policy = policy;
@@ -314,10 +369,7 @@ void rly_tbuf_retire(rly_tbuf *b)
     rly_mutex_unlock(&w->lock);
     if (!reaped)
         return; /* worker already stopped: rly_sinkworker_free releases it */
-    rly_cond_fini(&b->not_full);
-    rly_mutex_fini(&b->lock);
-    free(b->ring);
-    free(b);
+    tbuf_destroy(b);
 }
 
 void rly_tbuf_get_stats(rly_tbuf *b, rly_tbuf_stats *out)
