@@ -158,6 +158,9 @@ typedef struct relay_traj {
     uint8_t *truncated;  /* [cap] 0/1 */
     float *aux;          /* [cap x n_aux] */
     int64_t *ts;         /* [cap] Unix epoch nanoseconds */
+    /* Per-step byte sizes of obs/act/mask, cached by relay_traj_reserve (private). */
+    size_t row_obs_, row_act_, row_mask_;
+    bool row_cached_;
 } relay_traj;
 
 /*

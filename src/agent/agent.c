@@ -37,8 +37,11 @@ struct relay_agent {
     relay_sink *sinks[MAX_SINKS];
     size_t n_sinks;
     relay_sink *memory;
-    rly_idmap actors;     /* id -> agent_actor* */
-    uint64_t actor_count; /* actors ever created, for seeds */
+    rly_idmap actors;          /* id -> agent_actor* */
+    uint64_t actor_count;      /* actors ever created, for seeds */
+    uint64_t retired_trajs;    /* trajectories emitted by actors since removed */
+    uint64_t retired_episodes; /* and their episodes, steps and inferences */
+    uint64_t retired_steps, retired_inferences;
     relay_model_handle *shared_pi, *shared_vf;
     int64_t shared_version;
     relay_bundle *default_model;
@@ -454,6 +457,11 @@ relay_err relay_agent_remove_actor(relay_agent *a, relay_id id)
     if (!e)
         e = rly_coord_remove_actor(a->coord, id, NULL);
     if (!e) {
+        rly_actor_stats *s = rly_actor_stats_of(aa->actor);
+        a->retired_trajs += atomic_load(&s->trajectories);
+        a->retired_episodes += atomic_load(&s->episodes);
+        a->retired_steps += atomic_load(&s->env_steps);
+        a->retired_inferences += atomic_load(&s->inferences);
         rly_idmap_del(&a->actors, id);
         rly_actor_free(aa->actor);
         free(aa);
@@ -1050,6 +1058,9 @@ relay_err relay_agent_flush(relay_agent *a)
         rly_mutex_unlock(&a->lock);
         if (passed + st.buffered_dropped >= st.trajectories)
             return RELAY_OK;
+        rly_mutex_lock(&a->lock);
+        rly_sinkworker_kick(a->worker);
+        rly_mutex_unlock(&a->lock);
         if (rly_now_ns() > deadline)
             return RELAY_ETIMEDOUT;
         rly_sleep_ns(RLY_NS_PER_MS);
@@ -1072,6 +1083,10 @@ void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
         out->episodes += atomic_load_explicit(&s->episodes, memory_order_relaxed);
         out->trajectories += atomic_load_explicit(&s->trajectories, memory_order_relaxed);
     }
+    out->trajectories += a->retired_trajs;
+    out->episodes += a->retired_episodes;
+    out->env_steps += a->retired_steps;
+    out->inferences += a->retired_inferences;
     out->actors = (uint32_t)rly_idmap_count(&a->actors);
     if (a->coord) {
         rly_dispatcher_stats ds;

@@ -298,10 +298,15 @@ relay_err relay_traj_reserve(relay_traj *t, uint32_t cap)
 {
     if (!t)
         return RELAY_EINVAL;
-    if (cap <= t->cap)
-        return RELAY_OK;
     size_t ob, ab, mb;
     relay_step_spec_bytes(&t->spec, &ob, &ab, &mb);
+    /* The spec only changes together with a reserve (see the codec), so the cache stays true. */
+    t->row_obs_ = ob;
+    t->row_act_ = ab;
+    t->row_mask_ = mb;
+    t->row_cached_ = true;
+    if (cap <= t->cap)
+        return RELAY_OK;
     size_t so, sa, sm, saux;
     if (mul_size(cap, ob, &so) || mul_size(cap, ab, &sa) || mul_size(cap, mb, &sm) ||
         mul_size(cap, (size_t)t->spec.n_aux * sizeof(float), &saux)) {
@@ -399,8 +404,11 @@ relay_err relay_traj_push(relay_traj *t, const void *obs, const void *act, const
         return RELAY_EINVAL;
     if (t->max_len && t->len >= t->max_len)
         return RELAY_EFULL;
-    size_t ob, ab, mb;
-    relay_step_spec_bytes(&t->spec, &ob, &ab, &mb);
+    if (!t->row_cached_) {
+        relay_step_spec_bytes(&t->spec, &t->row_obs_, &t->row_act_, &t->row_mask_);
+        t->row_cached_ = true;
+    }
+    size_t ob = t->row_obs_, ab = t->row_act_, mb = t->row_mask_;
     if ((ob && !obs) || (ab && !act)) {
         rly_warn(MOD, "relay_traj_push: NULL observation or action");
         return RELAY_EINVAL;

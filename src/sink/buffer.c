@@ -9,6 +9,12 @@
 
 #define MOD "buffer"
 
+/* Queued trajectories that make a push wake the worker at once. */
+#define WAKE_BATCH 16
+/* How long the worker sleeps between polls while trajectories are flowing, and when idle. */
+#define WORKER_POLL_NS (200 * RLY_NS_PER_US)
+#define WORKER_IDLE_NS (10 * RLY_NS_PER_MS)
+
 struct rly_tbuf {
     rly_traj_out out; /* first: actors see only this */
     rly_sinkworker *w;
@@ -72,13 +78,16 @@ static void tbuf_push(rly_traj_out *o, relay_traj *t)
     b->ring[(b->head + b->count) % b->cap] = t;
     b->count++;
     b->st.accepted++;
+    uint32_t queued = b->count;
     rly_mutex_unlock(&b->lock);
     if (evicted) {
         rly_warn(MOD, "trajectory buffer full: dropped the oldest trajectory (%u steps)",
                  evicted->len);
         relay_traj_free(evicted);
     }
-    rly_event_notify(&b->w->wake);
+    /* Wake the worker for a batch, not for every trajectory: it also polls every WORKER_POLL_NS. */
+    if (queued >= WAKE_BATCH || queued * 2 >= b->cap)
+        rly_event_notify(&b->w->wake);
 }
 
 /* tbuf_destroy frees an empty, detached buffer and its spare trajectories. */
@@ -213,6 +222,7 @@ static void reap(rly_sinkworker *w)
 static void *worker_main(void *arg)
 {
     rly_sinkworker *w = arg;
+    int64_t last_work = rly_now_ns();
     for (;;) {
         bool any = drain_all(w);
         reap(w);
@@ -224,10 +234,14 @@ static void *worker_main(void *arg)
             reap(w);
             break;
         }
-        if (any)
+        int64_t now = rly_now_ns();
+        if (any) {
+            last_work = now;
             continue;
+        }
         rly_event_prepare(&w->wake);
-        rly_event_park(&w->wake, 2 * RLY_NS_PER_MS);
+        rly_event_park(&w->wake,
+                       now - last_work < 100 * RLY_NS_PER_MS ? WORKER_POLL_NS : WORKER_IDLE_NS);
     }
     for (size_t s = 0; s < w->n_sinks; s++)
         relay_sink_flush(w->sinks[s]);
@@ -306,6 +320,12 @@ void rly_sinkworker_free(rly_sinkworker *w)
     free(w->scratch);
     free(w->sinks);
     free(w);
+}
+
+void rly_sinkworker_kick(rly_sinkworker *w)
+{
+    if (w)
+        rly_event_wake_slow(&w->wake);
 }
 
 uint64_t rly_sinkworker_written(rly_sinkworker *w)

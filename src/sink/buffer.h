@@ -51,6 +51,9 @@ void rly_sinkworker_stop(rly_sinkworker *w);
 /* rly_sinkworker_free stops (if needed) and frees the worker and any buffers still attached. */
 void rly_sinkworker_free(rly_sinkworker *w);
 
+/* rly_sinkworker_kick wakes the worker now (instead of at its next poll). */
+void rly_sinkworker_kick(rly_sinkworker *w);
+
 /* rly_sinkworker_written returns how many trajectories the worker has passed on so far. */
 uint64_t rly_sinkworker_written(rly_sinkworker *w);
 
