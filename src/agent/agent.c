@@ -37,6 +37,7 @@ struct relay_agent {
     relay_sink *sinks[MAX_SINKS];
     size_t n_sinks;
     relay_sink *memory;
+    uint64_t sink_open_failures;
     rly_idmap actors;          /* id -> agent_actor* */
     uint64_t actor_count;      /* actors ever created, for seeds */
     uint64_t retired_trajs;    /* trajectories emitted by actors since removed */
@@ -142,6 +143,7 @@ static relay_err open_sink(relay_agent *a, relay_sink_kind kind)
                   : kind == RELAY_SINK_CSV ? "csv"
                                            : "binary",
                   a->cfg.sink_dir, relay_strerror(e));
+        a->sink_open_failures++;
         return e;
     }
     a->sinks[a->n_sinks++] = s;
@@ -1082,6 +1084,13 @@ void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
         out->batched_inferences += atomic_load_explicit(&s->batched, memory_order_relaxed);
         out->episodes += atomic_load_explicit(&s->episodes, memory_order_relaxed);
         out->trajectories += atomic_load_explicit(&s->trajectories, memory_order_relaxed);
+    }
+    out->sinks_open = (uint32_t)a->n_sinks;
+    out->sink_errors = a->sink_open_failures;
+    for (size_t i = 0; i < a->n_sinks; i++) {
+        relay_sink_stats ss;
+        relay_sink_stats_get(a->sinks[i], &ss);
+        out->sink_errors += ss.errors;
     }
     out->trajectories += a->retired_trajs;
     out->episodes += a->retired_episodes;

@@ -285,12 +285,43 @@ static void shared_model_batches_inference(void **state)
     relay_bundle_free(b);
 }
 
+/* A file sink that cannot open is reported; the agent runs on with the other sinks. */
+static void unwritable_sink_dir_keeps_agent_running(void **state)
+{
+    relay_config cfg;
+    relay_config_default(&cfg);
+    cfg.sink_arrow = true;
+    snprintf(cfg.sink_dir, sizeof cfg.sink_dir, "/proc/relay-no-such-dir");
+    snprintf(cfg.env, sizeof cfg.env, "CartPole-v1");
+    relay_agent *a = agent_start(&cfg);
+    relay_agent_stats st;
+    relay_agent_get_stats(a, &st);
+    assert_int_equal(st.sinks_open, 1); /* memory only */
+    assert_true(st.sink_errors >= 1);
+    relay_bundle *b = bundle_for(1, 5.0f);
+    relay_actor_options opt = {.model = b};
+    relay_id id;
+    assert_ok(relay_agent_new_actor(a, &opt, &id));
+    float obs[4] = {0}, act;
+    assert_ok(relay_agent_request_action(a, &id, 1, obs, NULL, NULL, &act, NULL));
+    assert_ok(relay_agent_flag_last_action(a, &id, 1, NULL));
+    assert_ok(relay_agent_flush(a));
+    relay_traj *t[4];
+    size_t n;
+    assert_ok(relay_agent_drain_trajectories(a, t, 4, &n));
+    assert_int_equal(n, 1);
+    relay_traj_free(t[0]);
+    relay_agent_free(a);
+    relay_bundle_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(walkthrough),
         cmocka_unit_test(calls_before_start_are_refused),
         cmocka_unit_test(shared_model_batches_inference),
+        cmocka_unit_test(unwritable_sink_dir_keeps_agent_running),
         cmocka_unit_test(file_sinks_are_valid_after_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
