@@ -9,6 +9,7 @@
  */
 #include "agent/agent.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,11 @@ enum { ST_NEW = 0, ST_RUNNING, ST_DOWN };
 
 struct relay_agent {
     relay_config cfg;
-    rly_mutex lock; /* actors table and lifecycle */
+    /* life: held for reading by calls that use the runtime outside `lock` (sending messages,
+       scaling), for writing by start/shutdown/restart, so the runtime is never torn down under
+       a call in flight. Order: life before lock. */
+    pthread_rwlock_t life;
+    rly_mutex lock; /* actors table and lifecycle state */
     int state;
     rly_coord *coord;
     rly_sinkworker *worker;
@@ -72,6 +77,7 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
         return e;
     }
     rly_mutex_init(&a->lock);
+    pthread_rwlock_init(&a->life, NULL);
     relay_log_set_level((relay_log_level)relay_log_level_parse(a->cfg.log_level));
     if (a->cfg.model_path[0]) {
         e = relay_bundle_load(a->cfg.model_path, &a->default_model);
@@ -225,6 +231,7 @@ relay_err relay_agent_start(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
+    pthread_rwlock_wrlock(&a->life);
     rly_mutex_lock(&a->lock);
     relay_err e = a->state == ST_NEW ? RELAY_OK : RELAY_ESTATE;
     if (!e) {
@@ -235,6 +242,7 @@ relay_err relay_agent_start(relay_agent *a)
             a->state = ST_RUNNING;
     }
     rly_mutex_unlock(&a->lock);
+    pthread_rwlock_unlock(&a->life);
     return e;
 }
 
@@ -242,6 +250,7 @@ relay_err relay_agent_shutdown(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
+    pthread_rwlock_wrlock(&a->life);
     rly_mutex_lock(&a->lock);
     if (a->state == ST_RUNNING) {
         a->shutdown_err = stop_runtime(a);
@@ -251,6 +260,7 @@ relay_err relay_agent_shutdown(relay_agent *a)
     }
     relay_err e = a->shutdown_err;
     rly_mutex_unlock(&a->lock);
+    pthread_rwlock_unlock(&a->life);
     return e;
 }
 
@@ -258,6 +268,7 @@ relay_err relay_agent_restart(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
+    pthread_rwlock_wrlock(&a->life);
     rly_mutex_lock(&a->lock);
     if (a->state == ST_RUNNING)
         stop_runtime(a);
@@ -270,6 +281,7 @@ relay_err relay_agent_restart(relay_agent *a)
         a->shutdown_err = RELAY_OK;
     }
     rly_mutex_unlock(&a->lock);
+    pthread_rwlock_unlock(&a->life);
     return e;
 }
 
@@ -290,6 +302,7 @@ void relay_agent_free(relay_agent *a)
     relay_model_handle_free(a->shared_pi);
     relay_model_handle_free(a->shared_vf);
     rly_mutex_fini(&a->lock);
+    pthread_rwlock_destroy(&a->life);
     free(a);
 }
 
@@ -302,6 +315,23 @@ static relay_err running_locked(relay_agent *a)
         return RELAY_OK;
     rly_error(MOD, "the agent is %s", a->state == ST_NEW ? "not started" : "shut down");
     return RELAY_ESTATE;
+}
+
+/* enter pins the runtime for a call that sends messages; pair with leave() when it returns OK. */
+static relay_err enter(relay_agent *a)
+{
+    pthread_rwlock_rdlock(&a->life);
+    rly_mutex_lock(&a->lock);
+    relay_err e = running_locked(a);
+    rly_mutex_unlock(&a->lock);
+    if (e)
+        pthread_rwlock_unlock(&a->life);
+    return e;
+}
+
+static void leave(relay_agent *a)
+{
+    pthread_rwlock_unlock(&a->life);
 }
 
 static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
@@ -608,9 +638,7 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
         return RELAY_EINVAL;
     if (n == 0)
         return RELAY_OK;
-    rly_mutex_lock(&a->lock);
-    relay_err e = running_locked(a);
-    rly_mutex_unlock(&a->lock);
+    relay_err e = enter(a);
     if (e)
         return e;
     rly_msg *msgs = calloc(n, sizeof *msgs);
@@ -687,6 +715,7 @@ out:
     free(obs_off);
     free(act_off);
     free(mask_off);
+    leave(a);
     return e;
 }
 
@@ -695,13 +724,13 @@ static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_
                            relay_err (*make)(relay_agent *a, size_t i, rly_msg *m, void *ctx),
                            void *ctx, int64_t timeout_ns)
 {
-    rly_mutex_lock(&a->lock);
-    relay_err e = running_locked(a);
-    rly_mutex_unlock(&a->lock);
+    relay_err e = enter(a);
     if (e)
         return e;
-    if (n == 0)
+    if (n == 0) {
+        leave(a);
         return RELAY_OK;
+    }
     rly_msg *msgs = calloc(n, sizeof *msgs);
     rly_reply **replies = calloc(n, sizeof *replies);
     rly_latch *latch = NULL;
@@ -743,6 +772,7 @@ static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_
 out:
     free(msgs);
     free(replies);
+    leave(a);
     return e;
 }
 
@@ -900,10 +930,12 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
             break;
     }
     size_t sent = 0;
-    if (!e && a->coord)
+    if (!e && (e = enter(a)) == RELAY_OK) {
         sent = rly_dispatcher_send_batch(a->coord->disp, msgs, built, &e);
+        leave(a);
+    }
     for (size_t i = sent; i < built; i++)
-        rly_msg_discard(&msgs[i], RELAY_ESHUTDOWN);
+        rly_msg_discard(&msgs[i], e ? e : RELAY_ESHUTDOWN);
     free(msgs);
     free(ids);
     return e;
@@ -917,14 +949,13 @@ relay_err relay_agent_scale_throughput(relay_agent *a, int32_t delta)
         rly_error(MOD, "scale_throughput(0) changes nothing");
         return RELAY_EINVAL;
     }
-    rly_mutex_lock(&a->lock);
-    relay_err e = running_locked(a);
-    rly_coord *c = a->coord;
-    rly_mutex_unlock(&a->lock);
+    relay_err e = enter(a);
     if (e)
         return e;
-    return delta > 0 ? rly_coord_scale_out(c, (uint32_t)delta)
-                     : rly_coord_scale_in(c, (uint32_t)(-(int64_t)delta));
+    e = delta > 0 ? rly_coord_scale_out(a->coord, (uint32_t)delta)
+                  : rly_coord_scale_in(a->coord, (uint32_t)(-(int64_t)delta));
+    leave(a);
+    return e;
 }
 
 uint32_t relay_agent_num_routers(relay_agent *a)
