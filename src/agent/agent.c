@@ -592,17 +592,15 @@ uint32_t relay_agent_act_dim(relay_agent *a, relay_id id)
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
-/* send_and_wait sends msgs (each with a reply in one latch), waits, and collects the results. */
-static relay_err send_and_wait(relay_agent *a, rly_msg *msgs, size_t n, rly_reply **replies,
-                               rly_latch *latch, int64_t timeout_ns)
+/* send_and_wait sends msgs (each with a reply counted by latch) and waits for all replies. */
+static relay_err send_and_wait(relay_agent *a, rly_msg *msgs, size_t n, rly_latch *latch,
+                               int64_t timeout_ns)
 {
     relay_err e = RELAY_OK;
     size_t sent = rly_dispatcher_send_batch(a->coord->disp, msgs, n, &e);
     /* Messages not taken stay ours: fail their replies, free their payloads, wake the latch. */
-    for (size_t i = sent; i < n; i++) {
+    for (size_t i = sent; i < n; i++)
         rly_msg_discard(&msgs[i], e ? e : RELAY_EDISPATCH);
-        (void)replies;
-    }
     relay_err we = rly_latch_wait(latch, timeout_ns);
     if (we && !e)
         e = we;
@@ -692,8 +690,7 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
         e = RELAY_ENOMEM;
         goto out;
     }
-    e = send_and_wait(a, msgs, n, replies, latch,
-                      (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+    e = send_and_wait(a, msgs, n, latch, (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
     for (size_t i = 0; i < n; i++) {
         void *p = NULL;
         relay_err re = rly_reply_wait(replies[i], 0, NULL, &p);
@@ -758,7 +755,7 @@ static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_
         e = RELAY_ENOMEM;
         goto out;
     }
-    e = send_and_wait(a, msgs, n, replies, latch, timeout_ns);
+    e = send_and_wait(a, msgs, n, latch, timeout_ns);
     for (size_t i = 0; i < n; i++) {
         int64_t v = -1;
         relay_err re = rly_reply_wait(replies[i], 0, &v, NULL);

@@ -512,13 +512,11 @@ int rly_cli_train(int argc, char **argv)
     snprintf(title, sizeof title, "%s %s: mean return of the last 100 episodes", o->env, o->algo);
     snprintf(path, sizeof path, "%s/learning_curve.svg", o->out);
     rly_svg_learning_curve(path, title, r.curve_steps, r.curve_returns, r.n_curve);
-    bool solved = st.episodes >= 100 && st.mean_return_100 >= o->target;
     printf("%s: %s after %llu steps, %u updates, %.2f s (%.0f steps/s); mean return (last 100) "
            "%.1f over %llu episodes; policy version %lld; files in %s\n",
            o->env, why, (unsigned long long)st.steps_consumed, st.updates, st.wall_s, st.sps,
            st.mean_return_100, (unsigned long long)st.episodes, (long long)st.version, o->out);
     status = st.error ? 1 : 0;
-    (void)solved;
     /* runs/latest points at the newest run (best effort). */
     if (strncmp(o->out, "runs/", 5) == 0) {
         unlink("runs/latest");

@@ -250,14 +250,13 @@ static bool flush_all(rly_dispatcher *d)
 }
 
 /* stage_control stages a control message for rt, retrying until memory allows. */
-static void stage_control(rly_dispatcher *d, rtent *rt, const rly_msg *m)
+static void stage_control(rtent *rt, const rly_msg *m)
 {
     while (stage_force(rt, m) != RELAY_OK) {
         /* Out of memory: push what is staged to make room, then try again. */
         stage_flush(rt);
         sched_yield();
     }
-    (void)d;
 }
 
 /* ---- routes and the pending table ---------------------------------------------------------- */
@@ -585,7 +584,7 @@ static void reply_err(rly_msg *m, relay_err e)
 static void adopt(rly_dispatcher *d, route *r, rtent *rt, rly_actor_slot *slot)
 {
     rly_msg ad = {.actor = r->id, .kind = RLY_KIND_ADOPT, .payload = slot};
-    stage_control(d, rt, &ad);
+    stage_control(rt, &ad);
     rt->n_actors++;
     r->rt = rt;
     r->target = NULL;
@@ -660,7 +659,7 @@ static void ctl_actor_move(rly_dispatcher *d, rly_msg *m)
         if (r->rt != target) {
             close_fast(r);
             rly_msg out = {.actor = r->id, .kind = RLY_KIND_MIGRATE_OUT};
-            stage_control(d, r->rt, &out);
+            stage_control(r->rt, &out);
             r->target = target;
             target->incoming++;
             d->migrating++;
@@ -685,7 +684,7 @@ static void ctl_actor_remove(rly_dispatcher *d, rly_msg *m)
         close_fast(r);
         rly_msg det = {.actor = r->id, .kind = RLY_KIND_DETACH, .u32 = m->u32, .reply = m->reply};
         m->reply = NULL;
-        stage_control(d, r->rt, &det);
+        stage_control(r->rt, &det);
         route_set_state(r, RS_REMOVING);
     } else if (st == RS_MIGRATING && !r->remove_reply) {
         r->remove_keep = m->u32;
@@ -718,7 +717,7 @@ static void finish_router_removals(rly_dispatcher *d)
             continue;
         }
         rly_msg stop = {.kind = RLY_KIND_STOP};
-        stage_control(d, rt, &stop);
+        stage_control(rt, &stop);
         while (!stage_flush(rt))
             sched_yield(); /* the router drains without waiting on us */
         d->rts[i] = d->rts[--d->n_rts];
@@ -748,7 +747,7 @@ static void ev_handover(rly_dispatcher *d, rly_msg *ev)
                        .u32 = r->remove_keep,
                        .reply = r->remove_reply};
         r->remove_reply = NULL;
-        stage_control(d, target, &det);
+        stage_control(target, &det);
         route_set_state(r, RS_REMOVING);
     }
 }
@@ -779,7 +778,7 @@ static void finish_shutdown(rly_dispatcher *d)
         route *r = d->all_routes[i];
         if (route_state(r) == RS_ASSIGNED) {
             while (r->head) {
-                stage_control(d, r->rt, &r->head->msg);
+                stage_control(r->rt, &r->head->msg);
                 count_fwd(d, r, &r->head->msg);
                 pnode *n = r->head;
                 r->head = n->next;
@@ -790,7 +789,7 @@ static void finish_shutdown(rly_dispatcher *d)
             r->tail = NULL;
             r->npend = 0;
             rly_msg sd = rly_msg_data(r->id, RLY_SHUTDOWN, 0, NULL, NULL, NULL);
-            stage_control(d, r->rt, &sd);
+            stage_control(r->rt, &sd);
         } else {
             while (r->head) {
                 pnode *n = r->head;
@@ -808,7 +807,7 @@ static void finish_shutdown(rly_dispatcher *d)
     }
     for (size_t i = 0; i < d->n_rts; i++) {
         rly_msg stop = {.kind = RLY_KIND_STOP};
-        stage_control(d, d->rts[i], &stop);
+        stage_control(d->rts[i], &stop);
     }
     while (!flush_all(d))
         sched_yield();

@@ -116,7 +116,6 @@ static void expired_message_completes_reply_with_timeout(void **state)
     assert_int_equal(st.expired, 1);
     assert_int_equal(st.pending, 1);
     fx_stop(&f); /* the FlagLastAction still pending fails with a shutdown error */
-    (void)st;
 }
 
 static void pending_memory_is_bounded(void **state)
@@ -285,9 +284,7 @@ static void shutdown_fails_undeliverable_and_closes_intake(void **state)
     rly_reply *r = rly_reply_new();
     rly_msg m = rly_msg_data(relay_id_from_seed(10, 0), RLY_MODEL_VERSION, 0, NULL, NULL, r);
     assert_ok(rly_dispatcher_send(f.d, &m));
-    rly_dispatcher *d = f.d;
     fx_stop(&f);
-    (void)d;
     assert_err(rly_reply_wait(r, 0, NULL, NULL), RELAY_ESHUTDOWN);
     rly_reply_release(r);
 }
