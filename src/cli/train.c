@@ -442,6 +442,9 @@ int rly_cli_train(int argc, char **argv)
                                      &ids[i]);
     lc.publish = publish;
     lc.publish_ctx = &r;
+    lc.stream_actors = ids;
+    lc.n_stream_actors = o->actors;
+    lc.envs_per_actor = o->envs_per_actor;
     lc.on_update = on_update;
     lc.on_update_ctx = &r;
     rly_learner *learner = NULL;
@@ -516,7 +519,9 @@ int rly_cli_train(int argc, char **argv)
            "%.1f over %llu episodes; policy version %lld; files in %s\n",
            o->env, why, (unsigned long long)st.steps_consumed, st.updates, st.wall_s, st.sps,
            st.mean_return_100, (unsigned long long)st.episodes, (long long)st.version, o->out);
-    status = st.error ? 1 : 0;
+    /* 0: target reached (or interrupted by the user); 3: budget or time limit spent first. */
+    bool reached = st.episodes >= 100 && st.mean_return_100 >= o->target;
+    status = st.error ? 1 : (reached || interrupted) ? 0 : 3;
     /* runs/latest points at the newest run (best effort). */
     if (strncmp(o->out, "runs/", 5) == 0) {
         unlink("runs/latest");

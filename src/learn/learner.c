@@ -41,6 +41,7 @@ struct rly_learner {
     float *last_values; /* [n_streams] */
     stream *streams;
     relay_traj **batch; /* [q_cap] popped trajectories */
+    relay_id *actors;   /* copy of cfg.stream_actors, or NULL */
     int64_t version;    /* learner thread's current version */
     bool warned_future;
 
@@ -258,13 +259,31 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     l->cfg = *cfg;
     relay_ppo_config *pc = &l->cfg.ppo;
     relay_err e = RELAY_OK;
+    if (cfg->stream_actors) {
+        if (cfg->envs_per_actor == 0 ||
+            (uint64_t)cfg->n_stream_actors * cfg->envs_per_actor != cfg->n_streams) {
+            rly_error(MOD, "new: %u stream actors x %u envs does not make %u streams",
+                      cfg->n_stream_actors, cfg->envs_per_actor, cfg->n_streams);
+            free(l);
+            return RELAY_ECONFIG;
+        }
+        l->actors = malloc(cfg->n_stream_actors * sizeof *l->actors);
+        if (!l->actors) {
+            free(l);
+            return RELAY_ENOMEM;
+        }
+        memcpy(l->actors, cfg->stream_actors, cfg->n_stream_actors * sizeof *l->actors);
+        l->cfg.stream_actors = NULL; /* the copy above is the one used */
+    }
     if (pc->policy.obs_dim == 0) {
         if (!cfg->env || !cfg->env->spaces) {
             rly_error(MOD, "new: no policy spec and no env to derive it from");
+            free(l->actors);
             free(l);
             return RELAY_ECONFIG;
         }
         if ((e = fill_spaces(&pc->policy, cfg->env))) {
+            free(l->actors);
             free(l);
             return e;
         }
@@ -339,6 +358,7 @@ void rly_learner_free(rly_learner *l)
         return;
     rly_learner_stop(l);
     streams_free(l);
+    free(l->actors);
     free(l->q);
     free(l->batch);
     free(l->last_values);
@@ -453,6 +473,25 @@ static void count_add(rly_learner *l, uint64_t *ctr, uint64_t n)
 
 static stream *find_stream(rly_learner *l, relay_id actor, int64_t env_id)
 {
+    if (l->actors) {
+        uint32_t epa = l->cfg.envs_per_actor;
+        for (uint32_t k = 0; k < l->cfg.n_stream_actors; k++) {
+            if (!relay_id_eq(l->actors[k], actor))
+                continue;
+            uint64_t slot = (uint64_t)k * epa + (uint64_t)env_id;
+            if (env_id < 0 || (uint64_t)env_id >= epa || slot >= l->n_streams)
+                return NULL;
+            stream *s = &l->streams[slot];
+            if (!s->used) {
+                s->used = true;
+                s->actor = actor;
+                s->env_id = env_id;
+                s->ep_id = INT64_MIN;
+            }
+            return s;
+        }
+        return NULL;
+    }
     for (uint32_t i = 0; i < l->n_streams; i++) {
         stream *s = &l->streams[i];
         if (!s->used) {
@@ -529,7 +568,8 @@ static void ingest(rly_learner *l, relay_traj *t, bool done)
                .a_value = aux_index(&t->spec, "value"),
                .a_boot = aux_index(&t->spec, "bootstrap"),
                .a_cut = aux_index(&t->spec, "cut")};
-    account_episode(l, s, t, p.a_cut);
+    if (!l->actors)
+        account_episode(l, s, t, p.a_cut); /* no fixed layout: count in arrival order */
     if (stale(l, t->policy_version)) {
         rly_mutex_lock(&l->mu);
         l->st.trajs_stale++;
@@ -630,8 +670,13 @@ static relay_err fill_stream(rly_learner *l, uint32_t e)
         }
         taken++;
         p->off++;
-        if (p->off == t->len)
+        if (p->off == t->len) {
+            /* With a fixed stream layout, episodes are counted as their pieces are consumed,
+               in stream order, so the statistics do not depend on arrival order either. */
+            if (l->actors)
+                account_episode(l, s, t, p->a_cut);
             k++;
+        }
     }
     /* drop consumed pieces, keep the rest in order */
     for (uint32_t i = 0; i < k; i++)

@@ -64,10 +64,16 @@ typedef struct rly_learner_config {
     relay_ppo_config ppo;     /* hyperparameters; ppo.n_envs is replaced by n_streams */
     const relay_env_def *env; /* fills ppo.policy's spaces when ppo.policy.obs_dim == 0 */
     uint32_t n_streams;       /* actors x envs per actor */
-    uint32_t n_steps;         /* rows per stream per update (0: ppo.n_steps) */
-    uint32_t policy_lag;      /* accepted age of data in versions; 0 = on-policy */
-    uint32_t queue_cap;       /* trajectories the intake holds (0: 4 x n_streams + 64) */
-    int64_t push_timeout_ns;  /* how long rly_learner_push blocks when full (0: 5 s; < 0: none) */
+    /* Optional fixed stream layout: stream k * envs_per_actor + env_id belongs to actor
+       stream_actors[k], so the rollout (and training) does not depend on arrival order. NULL:
+       streams are numbered in order of first arrival. */
+    const relay_id *stream_actors;
+    uint32_t n_stream_actors;
+    uint32_t envs_per_actor;
+    uint32_t n_steps;        /* rows per stream per update (0: ppo.n_steps) */
+    uint32_t policy_lag;     /* accepted age of data in versions; 0 = on-policy */
+    uint32_t queue_cap;      /* trajectories the intake holds (0: 4 x n_streams + 64) */
+    int64_t push_timeout_ns; /* how long rly_learner_push blocks when full (0: 5 s; < 0: none) */
     rly_learner_publish_fn publish;
     void *publish_ctx;
     rly_learner_update_fn on_update; /* optional */
