@@ -125,11 +125,11 @@ static int cmp_i64(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void round_trips(uint32_t outstanding, uint64_t total, double *rate, int64_t *p50,
-                        int64_t *p99, int64_t *p999)
+static void round_trips(uint32_t routers, uint32_t outstanding, uint64_t total, double *rate,
+                        int64_t *p50, int64_t *p99, int64_t *p999)
 {
     bactor *a;
-    rly_coord *c = setup(4, 64, &a, true);
+    rly_coord *c = setup(routers, 64, &a, true);
     int64_t *lat = malloc(total * sizeof *lat);
     rly_reply **win = calloc(outstanding, sizeof *win);
     int64_t *start = calloc(outstanding, sizeof *start);
@@ -184,15 +184,18 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     static const uint32_t outs[2] = {1, 64};
-    for (int i = 0; i < 2; i++) {
-        double rate;
-        int64_t p50, p99, p999;
-        round_trips(outs[i], rts, &rate, &p50, &p99, &p999);
-        printf("request-reply outstanding=%u n=%llu rate=%.2f M rt/s p50=%.2f us p99=%.2f us "
-               "p99.9=%.2f us\n",
-               outs[i], (unsigned long long)rts, rate / 1e6, p50 / 1e3, p99 / 1e3, p999 / 1e3);
-        fflush(stdout);
-    }
+    static const uint32_t rt_routers[2] = {4, 1};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2; i++) {
+            double rate;
+            int64_t p50, p99, p999;
+            round_trips(rt_routers[k], outs[i], rts, &rate, &p50, &p99, &p999);
+            printf("request-reply actors=64 routers=%u outstanding=%u n=%llu rate=%.2f M rt/s "
+                   "p50=%.2f us p99=%.2f us p99.9=%.2f us\n",
+                   rt_routers[k], outs[i], (unsigned long long)rts, rate / 1e6, p50 / 1e3,
+                   p99 / 1e3, p999 / 1e3);
+            fflush(stdout);
+        }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
