@@ -185,11 +185,18 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
     }
     printf("%-22s shutdown of both agents (drains into Arrow): %.3f s\n", c->name,
            bench_now() - t0);
-    struct stat sb;
+    /* The Arrow sink writes a steps file and its trajectory table (<run>.traj.arrow). */
+    char traj_path[1100];
+    size_t plen = strlen(sides[1].path);
+    snprintf(traj_path, sizeof traj_path, "%.*s.traj.arrow", plen > 6 ? (int)(plen - 6) : (int)plen,
+             sides[1].path);
+    struct stat sb, tb;
     if (stat(sides[1].path, &sb) == 0) {
-        printf("%-22s Arrow file: %.1f MB, %.1f bytes per env step\n", c->name,
-               (double)sb.st_size / 1e6, (double)sb.st_size / (double)arrow_steps);
+        double total = (double)sb.st_size + (stat(traj_path, &tb) == 0 ? (double)tb.st_size : 0.0);
+        printf("%-22s Arrow files: %.1f MB, %.1f bytes per env step\n", c->name, total / 1e6,
+               total / (double)arrow_steps);
         unlink(sides[1].path);
+        unlink(traj_path);
     }
     fflush(stdout);
 }

@@ -94,8 +94,15 @@ static double run(relay_sink_kind kind, const char *dir, bool devnull, int n, re
     }
     double dt = now() - t0;
     *bytes = st.bytes;
-    if (path[0] && !devnull)
+    if (path[0] && !devnull) {
         unlink(path);
+        size_t len = strlen(path);
+        if (len > 6 && strcmp(path + len - 6, ".arrow") == 0) {
+            char traj[4300];
+            snprintf(traj, sizeof traj, "%.*s.traj.arrow", (int)(len - 6), path);
+            unlink(traj); /* the Arrow sink's trajectory table */
+        }
+    }
     return (double)n / dt;
 }
 

@@ -1,16 +1,23 @@
 /*
- * Arrow IPC file sink, written by hand (the format is Arrow's "file" layout, metadata V5):
+ * Arrow IPC file sink, written by hand. A run writes a *pair* of Arrow IPC files (metadata V5):
  *
- *   "ARROW1\0\0" | Schema message | RecordBatch messages ... | EOS | Footer | int32 len | "ARROW1"
+ *   <run>.arrow       the steps table: one row per step, with an int32 "traj" column
+ *   <run>.traj.arrow  the trajectory table: one row per trajectory (row i has traj == i) with
+ *                     every trajectory-level field (actor id, env, episode, policy, times, ...)
  *
- * Each message is 0xFFFFFFFF, an int32 metadata length, the Message flatbuffer padded to 8 bytes,
- * then the body (every buffer at an 8-byte aligned offset). One row per step; the column list is
- * fixed by the first trajectory's spec (see docs/DATA.md). Rows are gathered column by column
- * into preallocated batch buffers with memcpy and written with writev once batch_rows rows are
- * buffered (or on flush/close); trajectories longer than a batch are split across batches.
+ * Each file is "ARROW1\0\0" | Schema | RecordBatch messages ... | EOS | Footer | int32 len |
+ * "ARROW1". A message is 0xFFFFFFFF, an int32 metadata length, the Message flatbuffer padded to 8
+ * bytes, then the body (every buffer at an 8-byte aligned offset). The steps columns are fixed by
+ * the first trajectory's spec (see docs/DATA.md). Rows are gathered column by column into
+ * preallocated batch buffers with memcpy; when batch_rows steps are buffered (or on flush/close)
+ * the pending trajectory rows and then the step rows are written, one writev per record batch, so
+ * every step on disk refers to a trajectory row already on disk. Trajectories longer than a batch
+ * are split across batches; a trajectory split by a file rotation gets a row in both file pairs
+ * (first_step tells where its rows resume).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/log.h"
 #include "sink/arrow_format.h"
@@ -18,13 +25,8 @@
 #include "sink/sink_internal.h"
 
 enum src {
-    SRC_ACTOR,
-    SRC_ENV_ID,
-    SRC_ENV_LABEL,
-    SRC_EPISODE,
-    SRC_POLICY,
-    SRC_START,
-    SRC_END,
+    /* steps table */
+    SRC_TRAJ,
     SRC_STEP,
     SRC_TS,
     SRC_OBS,
@@ -33,10 +35,22 @@ enum src {
     SRC_REWARD,
     SRC_TERM,
     SRC_TRUNC,
+    /* trajectory table */
+    T_TRAJ,
+    T_ACTOR,
+    T_ENV_ID,
+    T_ENV_LABEL,
+    T_EPISODE,
+    T_POLICY,
+    T_START,
+    T_END,
+    T_LENGTH,
+    T_FIRST,
+    T_RETURN,
     SRC_AUX /* + index */
 };
 
-#define MAX_COLS (SRC_AUX + RELAY_MAX_AUX)
+#define MAX_COLS (12 + RELAY_MAX_AUX)
 
 typedef struct acol {
     char name[8 + RELAY_AUX_NAME_MAX];
@@ -62,22 +76,33 @@ typedef struct ablock {
     int32_t meta;
 } ablock;
 
-typedef struct arrowsink {
-    rly_outfile out; /* first: relay_sink_path reads it */
-    rly_sink_counters c;
-    uint32_t batch_rows;
-    bool have_schema, header_written, need_file;
-    relay_step_spec spec;
+/* atable is one of the two Arrow files of the pair and its buffered record batch. */
+typedef struct atable {
+    rly_outfile out;   /* first: relay_sink_path reads the steps table's */
+    const char *table; /* relay.table metadata: "steps" or "trajectories" */
     int ncols;
     acol cols[MAX_COLS];
     uint32_t rows; /* rows buffered in the current batch */
-    uint8_t *bits; /* scratch for bit-packing bool buffers */
-    size_t bits_cap;
+    bool header_written;
     ablock *blocks;
     size_t nblocks, blocks_cap;
-    rly_fbb fbb;
     struct iovec *iov;
     int iov_cap;
+} atable;
+
+typedef struct arrowsink {
+    atable st; /* first: the steps file is the sink's path */
+    atable tt;
+    rly_sink_counters c;
+    uint32_t batch_rows;
+    bool have_schema;
+    uint32_t gen;  /* file pair generation, bumped by each rotation */
+    int32_t ntraj; /* trajectory rows given out in the current file pair */
+    relay_step_spec spec;
+    uint8_t *bits; /* scratch for bit-packing bool buffers */
+    size_t bits_cap;
+    rly_fbb fbb;
+    char traj_path[RLY_SINK_PATH_MAX];
 } arrowsink;
 
 static const uint8_t zeros[8];
@@ -110,9 +135,9 @@ static relay_err leaf_of(relay_dtype dt, acol *c)
     }
 }
 
-static acol *add_col(arrowsink *a, const char *name, int src, uint8_t type, size_t width)
+static acol *add_col(atable *tb, const char *name, int src, uint8_t type, size_t width)
 {
-    acol *c = &a->cols[a->ncols++];
+    acol *c = &tb->cols[tb->ncols++];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
     c->src = src;
@@ -121,13 +146,20 @@ static acol *add_col(arrowsink *a, const char *name, int src, uint8_t type, size
     return c;
 }
 
-static void scalar_int(acol *c, uint8_t bits)
+static void int_col(atable *tb, const char *name, int src, uint8_t bits)
 {
+    acol *c = add_col(tb, name, src, RLY_AT_INT, bits / 8);
     c->bits = bits;
     c->sign = true;
 }
 
-static relay_err add_tensor(arrowsink *a, const char *name, int src, relay_dtype dt, uint32_t rank,
+static void float_col(atable *tb, const char *name, int src, uint8_t prec)
+{
+    acol *c = add_col(tb, name, src, RLY_AT_FLOAT, prec == 2 ? 8 : 4);
+    c->prec = prec;
+}
+
+static relay_err add_tensor(atable *tb, const char *name, int src, relay_dtype dt, uint32_t rank,
                             const int64_t *shape)
 {
     int64_t numel = 1;
@@ -138,7 +170,7 @@ static relay_err add_tensor(arrowsink *a, const char *name, int src, relay_dtype
         }
         numel *= shape[i];
     }
-    acol *c = add_col(a, name, src, RLY_AT_FSL, 0);
+    acol *c = add_col(tb, name, src, RLY_AT_FSL, 0);
     if (leaf_of(dt, c) != RELAY_OK) {
         rly_warn(RLY_SINK_LOG, "arrow sink: %s has invalid dtype %d", name, (int)dt);
         return RELAY_EDTYPE;
@@ -151,39 +183,13 @@ static relay_err add_tensor(arrowsink *a, const char *name, int src, relay_dtype
     return RELAY_OK;
 }
 
-static relay_err build_columns(arrowsink *a, const relay_step_spec *s)
+/* alloc_table allocates the batch buffers of every column of tb for batch_rows rows. */
+static relay_err alloc_table(arrowsink *a, atable *tb)
 {
-    a->ncols = 0;
-    acol *c = add_col(a, "actor_id", SRC_ACTOR, RLY_AT_FSB, 16);
-    c->lsize = 16;
-    c->kind = "uuid";
-    scalar_int(add_col(a, "env_id", SRC_ENV_ID, RLY_AT_INT, 8), 64);
-    add_col(a, "env_label", SRC_ENV_LABEL, RLY_AT_UTF8, 0);
-    scalar_int(add_col(a, "episode", SRC_EPISODE, RLY_AT_INT, 8), 64);
-    scalar_int(add_col(a, "policy_version", SRC_POLICY, RLY_AT_INT, 8), 64);
-    scalar_int(add_col(a, "traj_start_ns", SRC_START, RLY_AT_INT, 8), 64);
-    scalar_int(add_col(a, "traj_end_ns", SRC_END, RLY_AT_INT, 8), 64);
-    scalar_int(add_col(a, "step", SRC_STEP, RLY_AT_INT, 4), 32);
-    scalar_int(add_col(a, "timestamp_ns", SRC_TS, RLY_AT_INT, 8), 64);
-    relay_err e = add_tensor(a, "obs", SRC_OBS, s->obs_dtype, s->obs_rank, s->obs_shape);
-    if (e == RELAY_OK)
-        e = add_tensor(a, "act", SRC_ACT, s->act_dtype, s->act_rank, s->act_shape);
-    if (e == RELAY_OK && s->mask_dtype != RELAY_DTYPE_INVALID)
-        e = add_tensor(a, "mask", SRC_MASK, s->mask_dtype, s->mask_rank, s->mask_shape);
-    if (e != RELAY_OK)
-        return e;
-    c = add_col(a, "reward", SRC_REWARD, RLY_AT_FLOAT, 4);
-    c->prec = 1;
-    add_col(a, "terminated", SRC_TERM, RLY_AT_BOOL, 1);
-    add_col(a, "truncated", SRC_TRUNC, RLY_AT_BOOL, 1);
-    for (uint32_t j = 0; j < s->n_aux; j++) {
-        char name[8 + RELAY_AUX_NAME_MAX];
-        snprintf(name, sizeof name, "aux.%.*s", RELAY_AUX_NAME_MAX - 1, s->aux_names[j]);
-        c = add_col(a, name, SRC_AUX + (int)j, RLY_AT_FLOAT, 4);
-        c->prec = 1;
-    }
-    for (int i = 0; i < a->ncols; i++) {
-        acol *k = &a->cols[i];
+    int nbool = 0;
+    size_t bits_cap = 0;
+    for (int i = 0; i < tb->ncols; i++) {
+        acol *k = &tb->cols[i];
         if (k->type == RLY_AT_UTF8) {
             k->offs = malloc(sizeof(int32_t) * ((size_t)a->batch_rows + 1));
             k->data_cap = (size_t)a->batch_rows * 16 + 64;
@@ -199,20 +205,61 @@ static relay_err build_columns(arrowsink *a, const relay_step_spec *s)
                 return RELAY_ENOMEM;
         }
         size_t bits = ((size_t)a->batch_rows * (k->type == RLY_AT_FSL ? k->lsize : 1) + 7) / 8;
-        if (k->leaf == RLY_AT_BOOL && bits > a->bits_cap)
-            a->bits_cap = bits;
+        if (k->leaf == RLY_AT_BOOL) {
+            nbool++;
+            if (bits > bits_cap)
+                bits_cap = bits;
+        }
     }
-    int nbool = 0;
-    for (int i = 0; i < a->ncols; i++)
-        nbool += a->cols[i].leaf == RLY_AT_BOOL;
-    if (a->bits_cap) {
-        a->bits = malloc(((a->bits_cap + 7) & ~(size_t)7) * (size_t)nbool + 8);
+    if (bits_cap) {
+        a->bits_cap = bits_cap;
+        a->bits = malloc(((bits_cap + 7) & ~(size_t)7) * (size_t)nbool + 8);
         if (!a->bits)
             return RELAY_ENOMEM;
     }
-    a->iov_cap = 4 * a->ncols + 8;
-    a->iov = malloc(sizeof *a->iov * (size_t)a->iov_cap);
-    return a->iov ? RELAY_OK : RELAY_ENOMEM;
+    tb->iov_cap = 4 * tb->ncols + 8;
+    tb->iov = malloc(sizeof *tb->iov * (size_t)tb->iov_cap);
+    return tb->iov ? RELAY_OK : RELAY_ENOMEM;
+}
+
+static relay_err build_columns(arrowsink *a, const relay_step_spec *s)
+{
+    atable *st = &a->st, *tt = &a->tt;
+    st->ncols = tt->ncols = 0;
+    int_col(st, "traj", SRC_TRAJ, 32);
+    int_col(st, "step", SRC_STEP, 32);
+    int_col(st, "timestamp_ns", SRC_TS, 64);
+    relay_err e = add_tensor(st, "obs", SRC_OBS, s->obs_dtype, s->obs_rank, s->obs_shape);
+    if (e == RELAY_OK)
+        e = add_tensor(st, "act", SRC_ACT, s->act_dtype, s->act_rank, s->act_shape);
+    if (e == RELAY_OK && s->mask_dtype != RELAY_DTYPE_INVALID)
+        e = add_tensor(st, "mask", SRC_MASK, s->mask_dtype, s->mask_rank, s->mask_shape);
+    if (e != RELAY_OK)
+        return e;
+    float_col(st, "reward", SRC_REWARD, 1);
+    add_col(st, "terminated", SRC_TERM, RLY_AT_BOOL, 1);
+    add_col(st, "truncated", SRC_TRUNC, RLY_AT_BOOL, 1);
+    for (uint32_t j = 0; j < s->n_aux; j++) {
+        char name[8 + RELAY_AUX_NAME_MAX];
+        snprintf(name, sizeof name, "aux.%.*s", RELAY_AUX_NAME_MAX - 1, s->aux_names[j]);
+        float_col(st, name, SRC_AUX + (int)j, 1);
+    }
+
+    int_col(tt, "traj", T_TRAJ, 32);
+    acol *c = add_col(tt, "actor_id", T_ACTOR, RLY_AT_FSB, 16);
+    c->lsize = 16;
+    c->kind = "uuid";
+    int_col(tt, "env_id", T_ENV_ID, 64);
+    add_col(tt, "env_label", T_ENV_LABEL, RLY_AT_UTF8, 0);
+    int_col(tt, "episode", T_EPISODE, 64);
+    int_col(tt, "policy_version", T_POLICY, 64);
+    int_col(tt, "traj_start_ns", T_START, 64);
+    int_col(tt, "traj_end_ns", T_END, 64);
+    int_col(tt, "length", T_LENGTH, 32);
+    int_col(tt, "first_step", T_FIRST, 32);
+    float_col(tt, "return", T_RETURN, 2);
+    e = alloc_table(a, st);
+    return e == RELAY_OK ? alloc_table(a, tt) : e;
 }
 
 static size_t write_kv(rly_fbb *b, const char *k, const char *v)
@@ -284,20 +331,21 @@ static size_t write_field(rly_fbb *b, const acol *c, bool child)
     return t;
 }
 
-static size_t write_schema(rly_fbb *b, const arrowsink *a)
+static size_t write_schema(rly_fbb *b, const atable *tb)
 {
     size_t slots[RLY_FB_MAX_FIELDS];
     rly_fb_field f[2] = {{.id = RLY_SCHEMA_FIELDS, .off = true},
                          {.id = RLY_SCHEMA_META, .off = true}};
     size_t t = rly_fb_table(b, f, 2, slots);
-    size_t v = rly_fb_vector(b, (uint32_t)a->ncols, 4, 4);
+    size_t v = rly_fb_vector(b, (uint32_t)tb->ncols, 4, 4);
     rly_fb_patch(b, slots[RLY_SCHEMA_FIELDS], v - 4);
-    for (int i = 0; i < a->ncols; i++)
-        rly_fb_patch(b, v + 4 * (size_t)i, write_field(b, &a->cols[i], false));
-    size_t m = rly_fb_vector(b, 2, 4, 4);
+    for (int i = 0; i < tb->ncols; i++)
+        rly_fb_patch(b, v + 4 * (size_t)i, write_field(b, &tb->cols[i], false));
+    size_t m = rly_fb_vector(b, 3, 4, 4);
     rly_fb_patch(b, slots[RLY_SCHEMA_META], m - 4);
     rly_fb_patch(b, m, write_kv(b, "relay.format", RLY_ARROW_FORMAT_VERSION));
     rly_fb_patch(b, m + 4, write_kv(b, "relay.writer", "relay"));
+    rly_fb_patch(b, m + 8, write_kv(b, "relay.table", tb->table));
     return t;
 }
 
@@ -317,12 +365,12 @@ static size_t message_begin(rly_fbb *b, uint8_t htype, int64_t body, size_t *roo
 
 /* ---- file framing ---- */
 
-static relay_err write_header(arrowsink *a)
+static relay_err write_header(arrowsink *a, atable *tb)
 {
     rly_fbb *b = &a->fbb;
     rly_fbb_reset(b);
     size_t root, slot = message_begin(b, RLY_AMSG_SCHEMA, 0, &root);
-    rly_fb_patch(b, slot, write_schema(b, a));
+    rly_fb_patch(b, slot, write_schema(b, tb));
     relay_err e = rly_fb_finish(b, root);
     if (e != RELAY_OK)
         return e;
@@ -330,13 +378,13 @@ static relay_err write_header(arrowsink *a)
     uint32_t len = (uint32_t)b->len;
     memcpy(pre + 12, &len, 4);
     struct iovec iov[2] = {{pre, 16}, {b->buf, b->len}};
-    e = rly_outfile_writev(&a->out, iov, 2);
+    e = rly_outfile_writev(&tb->out, iov, 2);
     if (e == RELAY_OK)
-        a->header_written = true;
+        tb->header_written = true;
     return e;
 }
 
-static relay_err write_footer(arrowsink *a)
+static relay_err write_footer(arrowsink *a, atable *tb)
 {
     rly_fbb *b = &a->fbb;
     rly_fbb_reset(b);
@@ -348,14 +396,14 @@ static relay_err write_footer(arrowsink *a)
         {.id = RLY_FOOTER_BATCHES, .off = true},
     };
     size_t root = rly_fb_table(b, f, 4, slots);
-    rly_fb_patch(b, slots[RLY_FOOTER_SCHEMA], write_schema(b, a));
+    rly_fb_patch(b, slots[RLY_FOOTER_SCHEMA], write_schema(b, tb));
     rly_fb_patch(b, slots[RLY_FOOTER_DICTS], rly_fb_vector(b, 0, 24, 8) - 4);
-    size_t v = rly_fb_vector(b, (uint32_t)a->nblocks, 24, 8);
+    size_t v = rly_fb_vector(b, (uint32_t)tb->nblocks, 24, 8);
     rly_fb_patch(b, slots[RLY_FOOTER_BATCHES], v - 4);
-    for (size_t i = 0; i < a->nblocks; i++) {
-        rly_fb_put(b, v + 24 * i, (uint64_t)a->blocks[i].offset, 8);
-        rly_fb_put(b, v + 24 * i + 8, (uint32_t)a->blocks[i].meta, 4);
-        rly_fb_put(b, v + 24 * i + 16, (uint64_t)a->blocks[i].body, 8);
+    for (size_t i = 0; i < tb->nblocks; i++) {
+        rly_fb_put(b, v + 24 * i, (uint64_t)tb->blocks[i].offset, 8);
+        rly_fb_put(b, v + 24 * i + 8, (uint32_t)tb->blocks[i].meta, 4);
+        rly_fb_put(b, v + 24 * i + 16, (uint64_t)tb->blocks[i].body, 8);
     }
     relay_err e = rly_fb_finish(b, root);
     if (e != RELAY_OK)
@@ -366,22 +414,22 @@ static relay_err write_footer(arrowsink *a)
     memcpy(tail, &len, 4);
     memcpy(tail + 4, "ARROW1", 6);
     struct iovec iov[3] = {{eos, 8}, {b->buf, b->len}, {tail, 10}};
-    return rly_outfile_writev(&a->out, iov, 3);
+    return rly_outfile_writev(&tb->out, iov, 3);
 }
 
-/* finish_file writes the footer and closes the current file. */
-static relay_err finish_file(arrowsink *a)
+/* finish_file writes the footer and closes the current file of tb. */
+static relay_err finish_file(arrowsink *a, atable *tb)
 {
-    if (a->out.fd < 0)
+    if (tb->out.fd < 0)
         return RELAY_OK;
     relay_err e = RELAY_OK;
-    if (!a->header_written)
-        e = write_header(a);
+    if (!tb->header_written)
+        e = write_header(a, tb);
     if (e == RELAY_OK)
-        e = write_footer(a);
-    relay_err c = rly_outfile_close(&a->out);
-    a->nblocks = 0;
-    a->header_written = false;
+        e = write_footer(a, tb);
+    relay_err c = rly_outfile_close(&tb->out);
+    tb->nblocks = 0;
+    tb->header_written = false;
     return e != RELAY_OK ? e : c;
 }
 
@@ -397,20 +445,10 @@ static const void *pack_bits(uint8_t *dst, const uint8_t *bytes, size_t n, size_
     return dst;
 }
 
-static relay_err emit_batch(arrowsink *a)
+/* write_batch writes the buffered rows of tb as one record batch with a single writev. */
+static relay_err write_batch(arrowsink *a, atable *tb)
 {
-    if (a->rows == 0)
-        return RELAY_OK;
-    relay_err e = RELAY_OK;
-    if (a->need_file || a->out.fd < 0) {
-        e = rly_outfile_open(&a->out);
-        if (e != RELAY_OK)
-            return e;
-        a->need_file = false;
-    }
-    if (!a->header_written && (e = write_header(a)) != RELAY_OK)
-        return e;
-    size_t n = a->rows;
+    size_t n = tb->rows;
     /* Bool columns are bit-packed into one slice each of the preallocated scratch buffer. */
     size_t packed_stride = (a->bits_cap + 7) & ~(size_t)7;
     /* Buffers in pre-order: (offset, length, data). */
@@ -430,8 +468,8 @@ static relay_err emit_batch(arrowsink *a)
         nb++;                                                                                      \
     } while (0)
     int64_t node_len[2 * MAX_COLS];
-    for (int i = 0; i < a->ncols; i++) {
-        acol *c = &a->cols[i];
+    for (int i = 0; i < tb->ncols; i++) {
+        acol *c = &tb->cols[i];
         node_len[nnodes++] = (int64_t)n;
         ADD_BUF(NULL, 0); /* validity: absent, no nulls */
         if (c->type == RLY_AT_FSL) {
@@ -473,14 +511,14 @@ static relay_err emit_batch(arrowsink *a)
         rly_fb_put(b, v + 16 * (size_t)i, bufs[i].off, 8);
         rly_fb_put(b, v + 16 * (size_t)i + 8, bufs[i].len, 8);
     }
-    e = rly_fb_finish(b, root);
-    if (e == RELAY_OK && a->nblocks == a->blocks_cap) {
-        size_t ncap = a->blocks_cap ? a->blocks_cap * 2 : 64;
-        ablock *nbk = realloc(a->blocks, ncap * sizeof *nbk);
+    relay_err e = rly_fb_finish(b, root);
+    if (e == RELAY_OK && tb->nblocks == tb->blocks_cap) {
+        size_t ncap = tb->blocks_cap ? tb->blocks_cap * 2 : 64;
+        ablock *nbk = realloc(tb->blocks, ncap * sizeof *nbk);
         if (!nbk)
             e = RELAY_ENOMEM;
         else
-            a->blocks = nbk, a->blocks_cap = ncap;
+            tb->blocks = nbk, tb->blocks_cap = ncap;
     }
     if (e != RELAY_OK)
         return e;
@@ -488,7 +526,7 @@ static relay_err emit_batch(arrowsink *a)
     uint32_t mlen = (uint32_t)b->len;
     memcpy(pre + 4, &mlen, 4);
     int ni = 0;
-    struct iovec *iov = a->iov;
+    struct iovec *iov = tb->iov;
     iov[ni++] = (struct iovec){pre, 8};
     iov[ni++] = (struct iovec){b->buf, b->len};
     for (int i = 0; i < nb; i++) {
@@ -498,24 +536,52 @@ static relay_err emit_batch(arrowsink *a)
         size_t pad = (size_t)((8 - bufs[i].len % 8) % 8);
         if (pad)
             iov[ni++] = (struct iovec){(void *)zeros, pad};
-        if (ni + 2 >= a->iov_cap)
+        if (ni + 2 >= tb->iov_cap)
             break; /* cannot happen: iov_cap covers every buffer and pad */
     }
     ablock blk = {
-        .offset = (int64_t)a->out.size, .meta = (int32_t)(8 + b->len), .body = (int64_t)body};
-    e = rly_outfile_writev(&a->out, iov, ni);
+        .offset = (int64_t)tb->out.size, .meta = (int32_t)(8 + b->len), .body = (int64_t)body};
+    e = rly_outfile_writev(&tb->out, iov, ni);
     if (e != RELAY_OK)
         return e;
-    a->blocks[a->nblocks++] = blk;
-    a->rows = 0;
-    for (int i = 0; i < a->ncols; i++)
-        if (a->cols[i].type == RLY_AT_UTF8)
-            a->cols[i].data_len = 0;
-    if (rly_outfile_should_rotate(&a->out)) {
-        e = finish_file(a);
-        a->need_file = true;
+    tb->blocks[tb->nblocks++] = blk;
+    tb->rows = 0;
+    for (int i = 0; i < tb->ncols; i++)
+        if (tb->cols[i].type == RLY_AT_UTF8)
+            tb->cols[i].data_len = 0;
+    return RELAY_OK;
+}
+
+/* emit writes the pending trajectory rows, then the pending step rows, and rotates if due. */
+static relay_err emit(arrowsink *a)
+{
+    if (a->st.rows == 0 && a->tt.rows == 0)
+        return RELAY_OK;
+    atable *tabs[2] = {&a->tt, &a->st};
+    for (int i = 0; i < 2; i++) {
+        relay_err e = RELAY_OK;
+        if (tabs[i]->out.fd < 0)
+            e = rly_outfile_open(&tabs[i]->out);
+        if (e == RELAY_OK && !tabs[i]->header_written)
+            e = write_header(a, tabs[i]);
+        if (e != RELAY_OK)
+            return e;
     }
-    return e;
+    for (int i = 0; i < 2; i++) {
+        if (tabs[i]->rows) {
+            relay_err e = write_batch(a, tabs[i]);
+            if (e != RELAY_OK)
+                return e;
+        }
+    }
+    if (rly_outfile_should_rotate(&a->st.out)) {
+        relay_err e = finish_file(a, &a->st);
+        relay_err e2 = finish_file(a, &a->tt);
+        a->gen++;
+        a->ntraj = 0;
+        return e != RELAY_OK ? e : e2;
+    }
+    return RELAY_OK;
 }
 
 static void fill_i64(uint8_t *dst, int64_t v, size_t k)
@@ -525,24 +591,44 @@ static void fill_i64(uint8_t *dst, int64_t v, size_t k)
         d[i] = v;
 }
 
-/* append copies rows [i0, i0 + k) of t into the batch columns. */
-static relay_err append(arrowsink *a, const relay_traj *t, uint32_t i0, uint32_t k)
+/* add_traj_row gives t (its rows from first_step on) a row in the current trajectory table. */
+static relay_err add_traj_row(arrowsink *a, const relay_traj *t, uint32_t first_step, int32_t *idx)
 {
-    uint32_t r0 = a->rows;
-    for (int ci = 0; ci < a->ncols; ci++) {
-        acol *c = &a->cols[ci];
-        uint8_t *dst = c->vals ? c->vals + (size_t)r0 * c->width : NULL;
+    atable *tt = &a->tt;
+    if (tt->rows == a->batch_rows) {
+        relay_err e = emit(a);
+        if (e != RELAY_OK)
+            return e;
+    }
+    if (a->ntraj == INT32_MAX) {
+        rly_error(RLY_SINK_LOG,
+                  "arrow sink %s: more than 2^31-1 trajectories in one file (set rotate_bytes)",
+                  a->st.out.path);
+        return RELAY_ETOOBIG;
+    }
+    uint32_t r = tt->rows;
+    *idx = a->ntraj;
+    for (int ci = 0; ci < tt->ncols; ci++) {
+        acol *c = &tt->cols[ci];
+        uint8_t *dst = c->vals ? c->vals + (size_t)r * c->width : NULL;
+        int32_t i32;
         switch (c->src) {
-        case SRC_ACTOR:
-            for (uint32_t i = 0; i < k; i++)
-                memcpy(dst + 16 * (size_t)i, t->actor.bytes, 16);
+        case T_TRAJ:
+            memcpy(dst, idx, 4);
             break;
-        case SRC_ENV_ID:
-            fill_i64(dst, t->env_id, k);
+        case T_ACTOR:
+            memcpy(dst, t->actor.bytes, 16);
             break;
-        case SRC_ENV_LABEL: {
+        case T_ENV_ID:
+            fill_i64(dst, t->env_id, 1);
+            break;
+        case T_ENV_LABEL: {
             size_t L = strnlen(t->env_label, RELAY_LABEL_MAX - 1);
-            size_t need = c->data_len + L * k;
+            size_t need = c->data_len + L;
+            if (need > INT32_MAX) {
+                rly_error(RLY_SINK_LOG, "arrow sink: env_label data exceeds 2 GiB in one batch");
+                return RELAY_ETOOBIG;
+            }
             if (need > c->data_cap) {
                 size_t ncap = c->data_cap * 2;
                 while (ncap < need)
@@ -552,29 +638,62 @@ static relay_err append(arrowsink *a, const relay_traj *t, uint32_t i0, uint32_t
                     return RELAY_ENOMEM;
                 c->data = p, c->data_cap = ncap;
             }
-            if (need > INT32_MAX) {
-                rly_error(RLY_SINK_LOG, "arrow sink: env_label data exceeds 2 GiB in one batch");
-                return RELAY_ETOOBIG;
-            }
-            for (uint32_t i = 0; i < k; i++) {
-                memcpy(c->data + c->data_len, t->env_label, L);
-                c->data_len += L;
-                c->offs[r0 + i + 1] = (int32_t)c->data_len;
-            }
+            memcpy(c->data + c->data_len, t->env_label, L);
+            c->data_len += L;
+            c->offs[r + 1] = (int32_t)c->data_len;
             break;
         }
-        case SRC_EPISODE:
-            fill_i64(dst, t->episode, k);
+        case T_EPISODE:
+            fill_i64(dst, t->episode, 1);
             break;
-        case SRC_POLICY:
-            fill_i64(dst, t->policy_version, k);
+        case T_POLICY:
+            fill_i64(dst, t->policy_version, 1);
             break;
-        case SRC_START:
-            fill_i64(dst, t->start_ns, k);
+        case T_START:
+            fill_i64(dst, t->start_ns, 1);
             break;
-        case SRC_END:
-            fill_i64(dst, t->end_ns, k);
+        case T_END:
+            fill_i64(dst, t->end_ns, 1);
             break;
+        case T_LENGTH:
+            i32 = (int32_t)t->len;
+            memcpy(dst, &i32, 4);
+            break;
+        case T_FIRST:
+            i32 = (int32_t)first_step;
+            memcpy(dst, &i32, 4);
+            break;
+        case T_RETURN: {
+            double ret = 0;
+            for (uint32_t i = 0; i < t->len; i++)
+                ret += t->reward[i];
+            memcpy(dst, &ret, 8);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    tt->rows++;
+    a->ntraj++;
+    return RELAY_OK;
+}
+
+/* append copies steps [i0, i0 + k) of t, trajectory row idx, into the steps batch. */
+static void append(arrowsink *a, const relay_traj *t, uint32_t i0, uint32_t k, int32_t idx)
+{
+    atable *st = &a->st;
+    uint32_t r0 = st->rows;
+    for (int ci = 0; ci < st->ncols; ci++) {
+        acol *c = &st->cols[ci];
+        uint8_t *dst = c->vals + (size_t)r0 * c->width;
+        switch (c->src) {
+        case SRC_TRAJ: {
+            int32_t *d = (int32_t *)(void *)dst;
+            for (uint32_t i = 0; i < k; i++)
+                d[i] = idx;
+            break;
+        }
         case SRC_STEP: {
             int32_t *d = (int32_t *)(void *)dst;
             for (uint32_t i = 0; i < k; i++)
@@ -615,19 +734,46 @@ static relay_err append(arrowsink *a, const relay_traj *t, uint32_t i0, uint32_t
         }
         }
     }
-    a->rows += k;
-    return RELAY_OK;
+    st->rows += k;
 }
 
 static bool traj_ok(const relay_traj *t)
 {
-    return t->len <= t->cap && t->spec.n_aux <= RELAY_MAX_AUX &&
+    return t->len <= t->cap && t->len <= INT32_MAX && t->spec.n_aux <= RELAY_MAX_AUX &&
            (t->len == 0 || (t->obs && t->act && t->reward && t->terminated && t->truncated &&
                             t->ts && (t->spec.n_aux == 0 || t->aux) &&
                             (t->spec.mask_dtype == RELAY_DTYPE_INVALID || t->mask)));
 }
 
-static void free_columns(arrowsink *a);
+static void free_table(atable *tb);
+
+/* write_traj adds one trajectory: a trajectory row (one per file pair it lands in) and its steps.
+ */
+static relay_err write_traj(arrowsink *a, const relay_traj *t)
+{
+    int32_t idx = 0;
+    relay_err e = RELAY_OK;
+    if (t->len == 0)
+        return add_traj_row(a, t, 0, &idx);
+    uint32_t gen = 0, i0 = 0;
+    bool have_row = false;
+    while (i0 < t->len) {
+        if (!have_row || gen != a->gen) {
+            if ((e = add_traj_row(a, t, i0, &idx)) != RELAY_OK)
+                return e;
+            have_row = true;
+            gen = a->gen;
+        }
+        uint32_t k = t->len - i0;
+        if (k > a->batch_rows - a->st.rows)
+            k = a->batch_rows - a->st.rows;
+        append(a, t, i0, k, idx);
+        if (a->st.rows == a->batch_rows && (e = emit(a)) != RELAY_OK)
+            return e;
+        i0 += k;
+    }
+    return RELAY_OK;
+}
 
 static relay_err arrow_write(void *state, relay_traj *const *trajs, size_t n)
 {
@@ -644,7 +790,11 @@ static relay_err arrow_write(void *state, relay_traj *const *trajs, size_t n)
         if (!a->have_schema) {
             relay_err e = build_columns(a, &t->spec);
             if (e != RELAY_OK) {
-                free_columns(a);
+                free_table(&a->st);
+                free_table(&a->tt);
+                free(a->bits);
+                a->bits = NULL;
+                a->bits_cap = 0;
                 rly_error(RLY_SINK_LOG, "arrow sink: cannot build the schema: %s",
                           relay_strerror(e));
                 return e;
@@ -655,23 +805,14 @@ static relay_err arrow_write(void *state, relay_traj *const *trajs, size_t n)
             rly_warn(RLY_SINK_LOG,
                      "arrow sink %s: trajectory %zu has a different step spec than the file's "
                      "schema; skipped",
-                     a->out.path, ti);
+                     a->st.out.path, ti);
             rly_counters_add(&a->c.rejected, 1);
             ret = RELAY_ESHAPE;
             continue;
         }
-        uint32_t i0 = 0;
-        while (i0 < t->len) {
-            uint32_t k = t->len - i0;
-            if (k > a->batch_rows - a->rows)
-                k = a->batch_rows - a->rows;
-            relay_err e = append(a, t, i0, k);
-            if (e == RELAY_OK && a->rows == a->batch_rows)
-                e = emit_batch(a);
-            if (e != RELAY_OK)
-                return e;
-            i0 += k;
-        }
+        relay_err e = write_traj(a, t);
+        if (e != RELAY_OK)
+            return e;
         rly_counters_add(&a->c.trajs, 1);
         rly_counters_add(&a->c.rows, t->len);
     }
@@ -680,28 +821,28 @@ static relay_err arrow_write(void *state, relay_traj *const *trajs, size_t n)
 
 static relay_err arrow_flush(void *state)
 {
-    return emit_batch(state);
+    return emit(state);
 }
 
-static void free_columns(arrowsink *a)
+static void free_table(atable *tb)
 {
-    for (int i = 0; i < a->ncols; i++) {
-        free(a->cols[i].vals);
-        free(a->cols[i].offs);
-        free(a->cols[i].data);
+    for (int i = 0; i < tb->ncols; i++) {
+        free(tb->cols[i].vals);
+        free(tb->cols[i].offs);
+        free(tb->cols[i].data);
     }
-    a->ncols = 0;
-    free(a->bits);
-    a->bits = NULL;
-    a->bits_cap = 0;
-    free(a->iov);
-    a->iov = NULL;
+    tb->ncols = 0;
+    free(tb->iov);
+    tb->iov = NULL;
 }
 
 static void free_state(arrowsink *a)
 {
-    free_columns(a);
-    free(a->blocks);
+    free_table(&a->st);
+    free_table(&a->tt);
+    free(a->st.blocks);
+    free(a->tt.blocks);
+    free(a->bits);
     rly_fbb_fini(&a->fbb);
     free(a);
 }
@@ -710,14 +851,41 @@ static relay_err arrow_close(void *state)
 {
     arrowsink *a = state;
     relay_err e = RELAY_OK;
-    if (a->out.fd >= 0 || a->rows) {
-        e = emit_batch(a);
-        if (e == RELAY_OK && a->out.fd >= 0)
-            e = finish_file(a);
+    if (a->st.out.fd >= 0 || a->tt.out.fd >= 0 || a->st.rows || a->tt.rows) {
+        e = emit(a);
+        if (e == RELAY_OK)
+            e = finish_file(a, &a->st);
+        relay_err e2 = e == RELAY_OK ? finish_file(a, &a->tt) : RELAY_OK;
+        if (e == RELAY_OK)
+            e = e2;
     }
-    rly_outfile_close(&a->out);
+    rly_outfile_close(&a->st.out);
+    rly_outfile_close(&a->tt.out);
     free_state(a);
     return e;
+}
+
+/* traj_config derives the trajectory table's configuration from the sink's: the same run with
+ * the .traj.arrow extension, or for a fixed path "<path minus .arrow>.traj.arrow" (a fixed path
+ * that is not a regular file, such as /dev/null, receives both tables). */
+static relay_err traj_config(arrowsink *a, const relay_sink_config *cfg, relay_sink_config *tc)
+{
+    *tc = *cfg;
+    if (!cfg->path || !cfg->path[0])
+        return RELAY_OK;
+    struct stat sb;
+    if (stat(cfg->path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return RELAY_OK;
+    size_t len = strlen(cfg->path), stem = len;
+    if (len > 6 && strcmp(cfg->path + len - 6, ".arrow") == 0)
+        stem -= 6;
+    if (stem + sizeof RLY_ARROW_TRAJ_EXT > sizeof a->traj_path) {
+        rly_error(RLY_SINK_LOG, "output path too long");
+        return RELAY_EINVAL;
+    }
+    snprintf(a->traj_path, sizeof a->traj_path, "%.*s%s", (int)stem, cfg->path, RLY_ARROW_TRAJ_EXT);
+    tc->path = a->traj_path;
+    return RELAY_OK;
 }
 
 static relay_err arrow_open(const relay_sink_config *cfg, void **state)
@@ -725,6 +893,9 @@ static relay_err arrow_open(const relay_sink_config *cfg, void **state)
     arrowsink *a = calloc(1, sizeof *a);
     if (!a)
         return RELAY_ENOMEM;
+    a->st.out.fd = a->tt.out.fd = -1;
+    a->st.table = "steps";
+    a->tt.table = "trajectories";
     a->batch_rows = cfg->batch_rows ? cfg->batch_rows : 65536;
     if (a->batch_rows > (1u << 24)) {
         rly_error(RLY_SINK_LOG, "arrow sink: batch_rows %u is above the limit of 16777216",
@@ -732,10 +903,19 @@ static relay_err arrow_open(const relay_sink_config *cfg, void **state)
         free(a);
         return RELAY_ECONFIG;
     }
-    relay_err e = rly_outfile_init(&a->out, cfg, ".arrow", &a->c);
+    relay_sink_config tc;
+    relay_err e = rly_outfile_init(&a->st.out, cfg, ".arrow", &a->c);
     if (e == RELAY_OK)
-        e = rly_outfile_open(&a->out);
+        e = traj_config(a, cfg, &tc);
+    if (e == RELAY_OK)
+        e = rly_outfile_init(&a->tt.out, &tc, RLY_ARROW_TRAJ_EXT, &a->c);
+    if (e == RELAY_OK)
+        e = rly_outfile_open(&a->st.out);
+    if (e == RELAY_OK)
+        e = rly_outfile_open(&a->tt.out);
     if (e != RELAY_OK) {
+        rly_outfile_close(&a->st.out);
+        rly_outfile_close(&a->tt.out);
         free_state(a);
         return e;
     }

@@ -30,6 +30,9 @@ enum {
 };
 
 /* RLY_ARROW_FORMAT_VERSION is the value of the schema's relay.format key. */
-#define RLY_ARROW_FORMAT_VERSION "1"
+#define RLY_ARROW_FORMAT_VERSION "2"
+
+/* RLY_ARROW_TRAJ_EXT ends the name of the trajectory table paired with a steps file. */
+#define RLY_ARROW_TRAJ_EXT ".traj.arrow"
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * relay_inspect_file: detect a Relay Arrow, CSV or binary trajectory file by its first bytes and
  * print its schema, row/trajectory counts, per-episode return and length statistics and the
- * first rows. Everything read from the file is bounds-checked; malformed input is RELAY_EFORMAT.
+ * first rows. An Arrow steps file is joined with its trajectory table (<run>.traj.arrow); a
+ * trajectory table alone is summarised from its length and return columns. Everything read from the
+ * file is bounds-checked; malformed input is RELAY_EFORMAT.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -374,57 +376,68 @@ static int find_col(const icol *cols, int n, const char *name, uint8_t type)
     return -1;
 }
 
-relay_err rly_inspect_arrow(const char *path, FILE *fp, FILE *out, uint32_t head_rows)
+/* afile is an opened Relay Arrow file: its footer, schema columns and the current batch. */
+typedef struct afile {
+    const char *path;
+    FILE *fp;
+    int64_t size;
+    uint8_t *fbuf;
+    rly_fbr fr;
+    uint32_t nblocks;
+    size_t bstart;
+    icol cols[MAX_ICOLS];
+    int ncols;
+    uint8_t *batch;
+    size_t batch_cap;
+} afile;
+
+static void afile_fini(afile *af)
 {
+    free(af->fbuf);
+    free(af->batch);
+    af->fbuf = af->batch = NULL;
+}
+
+/* afile_open reads the footer and the schema of the Arrow file fp. */
+static relay_err afile_open(afile *af, const char *path, FILE *fp)
+{
+    memset(af, 0, sizeof *af);
+    af->path = path;
+    af->fp = fp;
     if (fseeko(fp, 0, SEEK_END) != 0)
         return bad(path, "cannot seek");
-    int64_t size = (int64_t)ftello(fp);
-    uint8_t tail[10];
-    if (size < 8 + 10 || !read_at(fp, size - 10, tail, 10) || memcmp(tail + 4, "ARROW1", 6) != 0)
-        return bad(path, "Arrow file without the trailing ARROW1 magic (truncated or a stream?)");
+    af->size = (int64_t)ftello(fp);
+    uint8_t head[6], tail[10];
+    if (af->size < 8 + 10 || !read_at(fp, 0, head, 6) || memcmp(head, "ARROW1", 6) != 0 ||
+        !read_at(fp, af->size - 10, tail, 10) || memcmp(tail + 4, "ARROW1", 6) != 0)
+        return bad(path, "Arrow file without the ARROW1 magics (truncated or a stream?)");
     int64_t flen = (int32_t)rly_fb_rd(tail, 4);
-    if (flen <= 0 || flen > size - 18)
+    if (flen <= 0 || flen > af->size - 18)
         return bad(path, "Arrow footer length out of range");
-    uint8_t *fbuf = malloc((size_t)flen);
-    if (!fbuf)
+    af->fbuf = malloc((size_t)flen);
+    if (!af->fbuf)
         return RELAY_ENOMEM;
-    relay_err e = RELAY_OK;
-    uint8_t *batch = NULL;
-    size_t batch_cap = 0;
-    stats st = {0};
-    icol cols[MAX_ICOLS];
-    int ncols = 0;
-    if (!read_at(fp, size - 10 - flen, fbuf, (size_t)flen)) {
-        e = bad(path, "cannot read the Arrow footer");
-        goto done;
-    }
-    rly_fbr fr = {fbuf, (size_t)flen};
+    if (!read_at(fp, af->size - 10 - flen, af->fbuf, (size_t)flen))
+        return bad(path, "cannot read the Arrow footer");
+    af->fr = (rly_fbr){af->fbuf, (size_t)flen};
     rly_fbt footer, schema;
-    uint32_t nfields, nblocks;
-    size_t fstart, bstart;
-    if (!rly_fb_root(&fr, &footer) || !rly_fb_subtable(&footer, RLY_FOOTER_SCHEMA, &schema) ||
+    uint32_t nfields;
+    size_t fstart;
+    if (!rly_fb_root(&af->fr, &footer) || !rly_fb_subtable(&footer, RLY_FOOTER_SCHEMA, &schema) ||
         !rly_fb_vec(&schema, RLY_SCHEMA_FIELDS, 4, &nfields, &fstart) ||
-        !rly_fb_vec(&footer, RLY_FOOTER_BATCHES, 24, &nblocks, &bstart)) {
-        e = bad(path, "malformed Arrow footer");
-        goto done;
-    }
-    if (nfields > MAX_ICOLS) {
-        e = bad(path, "too many columns for a Relay Arrow file");
-        goto done;
-    }
-    fprintf(out, "file: %s\nformat: arrow (Arrow IPC file, %u record batches)\nschema:\n", path,
-            nblocks);
+        !rly_fb_vec(&footer, RLY_FOOTER_BATCHES, 24, &af->nblocks, &af->bstart))
+        return bad(path, "malformed Arrow footer");
+    if (nfields > MAX_ICOLS)
+        return bad(path, "too many columns for a Relay Arrow file");
     for (uint32_t i = 0; i < nfields; i++) {
-        icol *c = &cols[ncols];
+        icol *c = &af->cols[af->ncols];
         memset(c, 0, sizeof *c);
         rly_fbt f;
         const char *name;
         uint32_t nlen;
-        if (!rly_fb_vec_table(&fr, fstart, i, &f) ||
-            !rly_fb_str(&f, RLY_FIELD_NAME, &name, &nlen) || !parse_leaf(&f, &c->type, c)) {
-            e = bad(path, "unsupported or malformed field in the Arrow schema");
-            goto done;
-        }
+        if (!rly_fb_vec_table(&af->fr, fstart, i, &f) ||
+            !rly_fb_str(&f, RLY_FIELD_NAME, &name, &nlen) || !parse_leaf(&f, &c->type, c))
+            return bad(path, "unsupported or malformed field in the Arrow schema");
         snprintf(c->name, sizeof c->name, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
         c->leaf = c->type;
         if (c->type == RLY_AT_FSL) {
@@ -433,95 +446,247 @@ relay_err rly_inspect_arrow(const char *path, FILE *fp, FILE *out, uint32_t head
             rly_fbt child;
             icol tmp = *c;
             if (!rly_fb_vec(&f, RLY_FIELD_CHILDREN, 4, &nch, &cstart) || nch != 1 ||
-                !rly_fb_vec_table(&fr, cstart, 0, &child) || !parse_leaf(&child, &c->leaf, &tmp) ||
-                (c->leaf != RLY_AT_INT && c->leaf != RLY_AT_FLOAT && c->leaf != RLY_AT_BOOL)) {
-                e = bad(path, "unsupported list child in the Arrow schema");
-                goto done;
-            }
+                !rly_fb_vec_table(&af->fr, cstart, 0, &child) ||
+                !parse_leaf(&child, &c->leaf, &tmp) ||
+                (c->leaf != RLY_AT_INT && c->leaf != RLY_AT_FLOAT && c->leaf != RLY_AT_BOOL))
+                return bad(path, "unsupported list child in the Arrow schema");
             c->bits = tmp.bits, c->sign = tmp.sign, c->prec = tmp.prec;
         }
-        fprintf(out, "  %s: ", c->name);
-        print_type(out, c);
+        af->ncols++;
+    }
+    return RELAY_OK;
+}
+
+/* afile_batch reads record batch b and binds the columns to it; *rows gets its length. */
+static relay_err afile_batch(afile *af, uint32_t b, int64_t *rows)
+{
+    const uint8_t *bl = af->fbuf + af->bstart + 24 * (size_t)b;
+    int64_t off = (int64_t)rly_fb_rd(bl, 8);
+    int64_t mlen = (int32_t)rly_fb_rd(bl + 8, 4);
+    int64_t blen = (int64_t)rly_fb_rd(bl + 16, 8);
+    if (off < 8 || mlen < 16 || blen < 0 || off > af->size || mlen > af->size - off ||
+        blen > af->size - off - mlen)
+        return bad(af->path, "record batch block out of range");
+    size_t need = (size_t)(mlen + blen);
+    if (need > af->batch_cap) {
+        free(af->batch);
+        af->batch = malloc(need);
+        af->batch_cap = af->batch ? need : 0;
+        if (!af->batch)
+            return RELAY_ENOMEM;
+    }
+    if (!read_at(af->fp, off, af->batch, need))
+        return bad(af->path, "cannot read a record batch");
+    rly_fbr mr = {af->batch + 8, (size_t)mlen - 8};
+    rly_fbt msg, rb;
+    int64_t htype;
+    if (rly_fb_rd(af->batch, 4) != 0xffffffffu || !rly_fb_root(&mr, &msg) ||
+        !rly_fb_scalar(&msg, RLY_MSG_HTYPE, 1, false, 0, &htype) ||
+        htype != RLY_AMSG_RECORD_BATCH || !rly_fb_subtable(&msg, RLY_MSG_HEADER, &rb) ||
+        !rly_fb_scalar(&rb, RLY_RB_LENGTH, 8, true, 0, rows) || *rows < 0 ||
+        !bind_buffers(af->cols, af->ncols, &mr, &rb, af->batch + mlen, (size_t)blen, *rows))
+        return bad(af->path, "malformed record batch");
+    return RELAY_OK;
+}
+
+static int64_t int_at(const icol *c, int64_t r)
+{
+    bool is_int;
+    int64_t v = 0;
+    elem_value(c, c->vals, (size_t)r, &is_int, &v);
+    return v;
+}
+
+/* print_head prints row r of af as one of the first head_rows rows. */
+static void print_head(FILE *out, const afile *af, int64_t r, uint32_t *printed, uint32_t head)
+{
+    if (*printed >= head)
+        return;
+    if (*printed == 0) {
+        fprintf(out, "first rows:\n");
+        for (int i = 0; i < af->ncols; i++)
+            fprintf(out, "%s%s", i ? "\t" : "  ", af->cols[i].name);
         fputc('\n', out);
-        ncols++;
     }
-    int ia = find_col(cols, ncols, "actor_id", RLY_AT_FSB);
-    int ienv = find_col(cols, ncols, "env_id", RLY_AT_INT);
-    int iep = find_col(cols, ncols, "episode", RLY_AT_INT);
-    int istart = find_col(cols, ncols, "traj_start_ns", RLY_AT_INT);
-    int istep = find_col(cols, ncols, "step", RLY_AT_INT);
-    int irew = find_col(cols, ncols, "reward", RLY_AT_FLOAT);
-    if (ncols > 0 && (ia < 0 || ienv < 0 || iep < 0 || istart < 0 || istep < 0 || irew < 0 ||
-                      cols[ia].lsize != 16 || cols[irew].prec != 1)) {
-        e = bad(path, "an Arrow file, but not one written by Relay (missing Relay columns)");
-        goto done;
+    for (int i = 0; i < af->ncols; i++) {
+        fputs(i ? "\t" : "  ", out);
+        print_cell(out, &af->cols[i], (size_t)r);
     }
+    fputc('\n', out);
+    (*printed)++;
+}
+
+/* traj_cols finds the trajectory table's key columns; false when af is not one. */
+static bool traj_cols(const afile *af, int *itraj, int *ia, int *ienv, int *iep)
+{
+    *itraj = find_col(af->cols, af->ncols, "traj", RLY_AT_INT);
+    *ia = find_col(af->cols, af->ncols, "actor_id", RLY_AT_FSB);
+    *ienv = find_col(af->cols, af->ncols, "env_id", RLY_AT_INT);
+    *iep = find_col(af->cols, af->ncols, "episode", RLY_AT_INT);
+    return *itraj >= 0 && *ia >= 0 && *ienv >= 0 && *iep >= 0 && af->cols[*ia].lsize == 16;
+}
+
+static ep_key make_key(const afile *af, int ia, int ienv, int iep, int64_t r)
+{
+    ep_key k;
+    memset(&k, 0, sizeof k);
+    memcpy(k.actor, af->cols[ia].vals + 16 * r, 16);
+    k.env_id = int_at(&af->cols[ienv], r);
+    k.episode = int_at(&af->cols[iep], r);
+    return k;
+}
+
+/* inspect_trajs summarises a trajectory table on its own (episode statistics from its
+ * length and return columns). */
+static relay_err inspect_trajs(afile *af, FILE *out, uint32_t head_rows, stats *st)
+{
+    int itraj, ia, ienv, iep;
+    traj_cols(af, &itraj, &ia, &ienv, &iep);
+    int ilen = find_col(af->cols, af->ncols, "length", RLY_AT_INT);
+    int iret = find_col(af->cols, af->ncols, "return", RLY_AT_FLOAT);
+    if (ilen < 0 || iret < 0)
+        return bad(af->path, "Relay trajectory table without length/return columns");
+    fprintf(out, "table: trajectories (rows below count the steps of these trajectories)\n");
     uint32_t printed = 0;
-    for (uint32_t b = 0; b < nblocks; b++) {
-        const uint8_t *bl = fbuf + bstart + 24 * (size_t)b;
-        int64_t off = (int64_t)rly_fb_rd(bl, 8);
-        int64_t mlen = (int32_t)rly_fb_rd(bl + 8, 4);
-        int64_t blen = (int64_t)rly_fb_rd(bl + 16, 8);
-        if (off < 8 || mlen < 16 || blen < 0 || off > size || mlen > size - off ||
-            blen > size - off - mlen) {
-            e = bad(path, "record batch block out of range");
-            goto done;
-        }
-        size_t need = (size_t)(mlen + blen);
-        if (need > batch_cap) {
-            free(batch);
-            batch = malloc(need);
-            batch_cap = batch ? need : 0;
-            if (!batch) {
-                e = RELAY_ENOMEM;
-                goto done;
-            }
-        }
-        if (!read_at(fp, off, batch, need)) {
-            e = bad(path, "cannot read a record batch");
-            goto done;
-        }
-        rly_fbr mr = {batch + 8, (size_t)mlen - 8};
-        rly_fbt msg, rb;
-        int64_t htype, rows;
-        if (rly_fb_rd(batch, 4) != 0xffffffffu || !rly_fb_root(&mr, &msg) ||
-            !rly_fb_scalar(&msg, RLY_MSG_HTYPE, 1, false, 0, &htype) ||
-            htype != RLY_AMSG_RECORD_BATCH || !rly_fb_subtable(&msg, RLY_MSG_HEADER, &rb) ||
-            !rly_fb_scalar(&rb, RLY_RB_LENGTH, 8, true, 0, &rows) || rows < 0 ||
-            !bind_buffers(cols, ncols, &mr, &rb, batch + mlen, (size_t)blen, rows)) {
-            e = bad(path, "malformed record batch");
-            goto done;
-        }
+    for (uint32_t b = 0; b < af->nblocks; b++) {
+        int64_t rows;
+        relay_err e = afile_batch(af, b, &rows);
+        if (e != RELAY_OK)
+            return e;
         for (int64_t r = 0; r < rows; r++) {
+            ep_key k = make_key(af, ia, ienv, iep, r);
+            int64_t len = int_at(&af->cols[ilen], r);
             bool is_int;
-            int64_t env, ep, start, step;
-            elem_value(&cols[ienv], cols[ienv].vals, (size_t)r, &is_int, &env);
-            elem_value(&cols[iep], cols[iep].vals, (size_t)r, &is_int, &ep);
-            elem_value(&cols[istart], cols[istart].vals, (size_t)r, &is_int, &start);
-            elem_value(&cols[istep], cols[istep].vals, (size_t)r, &is_int, &step);
-            float rew;
-            memcpy(&rew, cols[irew].vals + 4 * r, 4);
-            add_row(&st, cols[ia].vals + 16 * r, env, ep, start, step, rew);
-            if (printed < head_rows) {
-                if (printed == 0) {
-                    fprintf(out, "first rows:\n");
-                    for (int i = 0; i < ncols; i++)
-                        fprintf(out, "%s%s", i ? "\t" : "  ", cols[i].name);
-                    fputc('\n', out);
-                }
-                for (int i = 0; i < ncols; i++) {
-                    fputs(i ? "\t" : "  ", out);
-                    print_cell(out, &cols[i], (size_t)r);
-                }
-                fputc('\n', out);
-                printed++;
+            int64_t unused;
+            double ret =
+                elem_value(&af->cols[iret], af->cols[iret].vals, (size_t)r, &is_int, &unused);
+            if (len < 0)
+                return bad(af->path, "negative trajectory length");
+            st->trajs++;
+            st->rows += (uint64_t)len;
+            ep_acc *acc = find(st, &k);
+            if (acc) {
+                acc->ret += ret;
+                acc->len += (uint64_t)len;
             }
+            print_head(out, af, r, &printed, head_rows);
         }
     }
-    print_stats(&st, out);
+    return RELAY_OK;
+}
+
+/* inspect_steps summarises a steps table, joined to its trajectory table at tpath. */
+static relay_err inspect_steps(afile *af, const char *tpath, FILE *out, uint32_t head_rows,
+                               stats *st)
+{
+    int istraj = find_col(af->cols, af->ncols, "traj", RLY_AT_INT);
+    int irew = find_col(af->cols, af->ncols, "reward", RLY_AT_FLOAT);
+    FILE *tf = fopen(tpath, "rb");
+    if (!tf) {
+        rly_warn(RLY_SINK_LOG, "inspect %s: cannot open its trajectory table %s: %s", af->path,
+                 tpath, strerror(errno));
+        return RELAY_EFORMAT;
+    }
+    afile ta;
+    ep_key *keys = NULL;
+    size_t nkeys = 0, kcap = 0;
+    relay_err e = afile_open(&ta, tpath, tf);
+    int itraj = -1, ia = -1, ienv = -1, iep = -1;
+    if (e == RELAY_OK && ta.ncols > 0 && !traj_cols(&ta, &itraj, &ia, &ienv, &iep))
+        e = bad(tpath, "not a Relay trajectory table");
+    for (uint32_t b = 0; e == RELAY_OK && ta.ncols > 0 && b < ta.nblocks; b++) {
+        int64_t rows;
+        e = afile_batch(&ta, b, &rows);
+        for (int64_t r = 0; e == RELAY_OK && r < rows; r++) {
+            if (int_at(&ta.cols[itraj], r) != (int64_t)nkeys) {
+                e = bad(tpath, "trajectory table rows are not numbered 0, 1, 2, ...");
+                break;
+            }
+            if (nkeys == kcap) {
+                size_t ncap = kcap ? kcap * 2 : 1024;
+                ep_key *nk = realloc(keys, ncap * sizeof *nk);
+                if (!nk) {
+                    e = RELAY_ENOMEM;
+                    break;
+                }
+                keys = nk, kcap = ncap;
+            }
+            keys[nkeys++] = make_key(&ta, ia, ienv, iep, r);
+        }
+    }
+    afile_fini(&ta);
+    fclose(tf);
+    if (e != RELAY_OK) {
+        free(keys);
+        return e;
+    }
+    fprintf(out, "table: steps\ntrajectory table: %s\n", tpath);
+    st->trajs = nkeys;
+    uint32_t printed = 0;
+    for (uint32_t b = 0; e == RELAY_OK && b < af->nblocks; b++) {
+        int64_t rows;
+        e = afile_batch(af, b, &rows);
+        for (int64_t r = 0; e == RELAY_OK && r < rows; r++) {
+            int64_t idx = int_at(&af->cols[istraj], r);
+            if (idx < 0 || (uint64_t)idx >= nkeys) {
+                e = bad(af->path,
+                        "a step refers to a trajectory missing from the trajectory table");
+                break;
+            }
+            float rew;
+            memcpy(&rew, af->cols[irew].vals + 4 * r, 4);
+            st->rows++;
+            ep_acc *acc = find(st, &keys[idx]);
+            if (acc) {
+                acc->ret += rew;
+                acc->len++;
+            }
+            print_head(out, af, r, &printed, head_rows);
+        }
+    }
+    free(keys);
+    return e;
+}
+
+relay_err rly_inspect_arrow(const char *path, FILE *fp, FILE *out, uint32_t head_rows)
+{
+    afile af;
+    stats st = {0};
+    relay_err e = afile_open(&af, path, fp);
+    if (e != RELAY_OK)
+        goto done;
+    fprintf(out, "file: %s\nformat: arrow (Arrow IPC file, %u record batches)\nschema:\n", path,
+            af.nblocks);
+    for (int i = 0; i < af.ncols; i++) {
+        fprintf(out, "  %s: ", af.cols[i].name);
+        print_type(out, &af.cols[i]);
+        fputc('\n', out);
+    }
+    int itraj, ia, ienv, iep;
+    int istep = find_col(af.cols, af.ncols, "step", RLY_AT_INT);
+    int irew = find_col(af.cols, af.ncols, "reward", RLY_AT_FLOAT);
+    bool is_traj = traj_cols(&af, &itraj, &ia, &ienv, &iep);
+    if (af.ncols == 0) {
+        /* a sink closed before its first trajectory: an empty schema */
+    } else if (is_traj) {
+        e = inspect_trajs(&af, out, head_rows, &st);
+    } else if (itraj >= 0 && istep >= 0 && irew >= 0 && af.cols[irew].prec == 1 && ia < 0) {
+        char tpath[RLY_SINK_PATH_MAX + 16];
+        size_t len = strlen(path);
+        if (len > 6 && strcmp(path + len - 6, ".arrow") == 0)
+            len -= 6;
+        snprintf(tpath, sizeof tpath, "%.*s%s", (int)len, path, RLY_ARROW_TRAJ_EXT);
+        e = inspect_steps(&af, tpath, out, head_rows, &st);
+    } else if (ia >= 0 && itraj < 0) {
+        e = bad(path, "a one-table Relay Arrow file of an older version (relay.format 1); this "
+                      "version reads steps + .traj.arrow pairs (relay.format 2)");
+    } else {
+        e = bad(path, "an Arrow file, but not one written by Relay (missing Relay columns)");
+    }
+    if (e == RELAY_OK)
+        print_stats(&st, out);
 done:
-    free(fbuf);
-    free(batch);
+    afile_fini(&af);
     free(st.slots);
     return e;
 }

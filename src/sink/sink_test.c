@@ -395,24 +395,33 @@ static void inspect_reads_every_format(void **state)
         assert_ok(relay_sink_open(&cfg, &s));
         assert_ok(relay_sink_write_batch(s, t, 4));
         assert_ok(relay_sink_close(s));
-        char path[512];
-        snprintf(path, sizeof path, "%s/i.%s", dir, ext[k]);
-        relay_err e;
-        char *text = inspect_text(path, 3, &e);
-        assert_ok(e);
-        expect_line(text, k == 0 ? "format: arrow" : k == 1 ? "format: csv" : "format: binary");
-        expect_line(text, "rows: 25\n");
-        expect_line(text, "trajectories: 4\n");
-        expect_line(text, "episodes: 3\n");
-        /* Returns 10, 10 (4 + 6) and 1; lengths 10, 10, 5. */
-        expect_line(text, "episode return: count 3 mean 7 min 1 max 10\n");
-        expect_line(text, "episode length: count 3 mean 8.33333 min 5 max 10\n");
-        expect_line(text, "first rows:");
-        if (k == 0) {
-            expect_line(text, "obs: fixed_size_list<float32>[4]");
-            expect_line(text, "mask: fixed_size_list<bool>[3]");
+        /* Arrow: the steps file (joined with its trajectory table) and the table alone. */
+        for (int part = 0; part < (k == 0 ? 2 : 1); part++) {
+            char path[512];
+            snprintf(path, sizeof path, "%s/i.%s%s", dir, part ? "traj." : "", ext[k]);
+            relay_err e;
+            char *text = inspect_text(path, 3, &e);
+            assert_ok(e);
+            expect_line(text, k == 0 ? "format: arrow" : k == 1 ? "format: csv" : "format: binary");
+            expect_line(text, "rows: 25\n");
+            expect_line(text, "trajectories: 4\n");
+            expect_line(text, "episodes: 3\n");
+            /* Returns 10, 10 (4 + 6) and 1; lengths 10, 10, 5. */
+            expect_line(text, "episode return: count 3 mean 7 min 1 max 10\n");
+            expect_line(text, "episode length: count 3 mean 8.33333 min 5 max 10\n");
+            expect_line(text, "first rows:");
+            if (k == 0 && part == 0) {
+                expect_line(text, "table: steps\n");
+                expect_line(text, "obs: fixed_size_list<float32>[4]");
+                expect_line(text, "mask: fixed_size_list<bool>[3]");
+                expect_line(text, "traj: int32");
+            } else if (k == 0) {
+                expect_line(text, "table: trajectories");
+                expect_line(text, "actor_id: fixed_size_binary[16]");
+                expect_line(text, "return: float64");
+            }
+            free(text);
         }
-        free(text);
     }
     /* Anything else is RELAY_EFORMAT. */
     char junk[512];
@@ -431,6 +440,12 @@ static void inspect_reads_every_format(void **state)
     assert_int_equal(system(cmd), 0);
     free(inspect_text(cut, 3, &e));
     assert_err(e, RELAY_EFORMAT);
+    /* A complete steps file without its trajectory table cannot be summarised. */
+    snprintf(cut, sizeof cut, "%s/alone.arrow", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", arrow, cut);
+    assert_int_equal(system(cmd), 0);
+    free(inspect_text(cut, 3, &e));
+    assert_err(e, RELAY_EFORMAT);
     free(inspect_text("/nonexistent/file", 3, &e));
     assert_err(e, RELAY_EIO);
     for (int i = 0; i < 4; i++)
@@ -438,41 +453,63 @@ static void inspect_reads_every_format(void **state)
     tu_rmtree(dir);
 }
 
-/* Corrupting any single byte of an Arrow file never crashes inspect. */
+/* Corrupting any single byte of an Arrow steps file or trajectory table never crashes inspect. */
 static void inspect_survives_corruption(void **state)
 {
     char dir[256];
     assert_int_equal(tu_tmpdir(dir, sizeof dir), 0);
     relay_step_spec spec = tu_spec(RELAY_F32, true, 1);
     relay_traj *t = tu_make(&spec, 9, 1);
-    char path[512], bad[512];
+    char path[512], bad[512], tpath[512], tbad[512];
     snprintf(path, sizeof path, "%s/c.arrow", dir);
     snprintf(bad, sizeof bad, "%s/bad.arrow", dir);
+    snprintf(tpath, sizeof tpath, "%s/c.traj.arrow", dir);
+    snprintf(tbad, sizeof tbad, "%s/bad.traj.arrow", dir);
     relay_sink_config cfg = {.kind = RELAY_SINK_ARROW, .path = path, .batch_rows = 4};
     relay_sink *s;
     assert_ok(relay_sink_open(&cfg, &s));
     assert_ok(relay_sink_write_batch(s, &t, 1));
     assert_ok(relay_sink_close(s));
-    FILE *f = fopen(path, "rb");
-    size_t len = 0;
-    char *orig = tu_read_all(f, &len);
-    assert_non_null(orig);
-    fclose(f);
+    /* Corrupt one byte of the steps file or of its trajectory table, then inspect the pair. */
+    const char *src[2] = {path, tpath}, *dst[2] = {bad, tbad};
+    char *orig[2];
+    size_t len[2];
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(src[k], "rb");
+        assert_non_null(f);
+        orig[k] = tu_read_all(f, &len[k]);
+        assert_non_null(orig[k]);
+        fclose(f);
+        f = fopen(dst[k], "wb");
+        fwrite(orig[k], 1, len[k], f);
+        fclose(f);
+    }
+    relay_err e;
+    free(inspect_text(bad, 2, &e));
+    assert_ok(e); /* the uncorrupted copies read */
     uint64_t seed = 5;
     int n = test_sanitized() ? 300 : 3000;
     for (int i = 0; i < n; i++) {
-        size_t pos = (size_t)(tu_rand(&seed) % len);
-        char saved = orig[pos];
-        orig[pos] = (char)tu_rand(&seed);
-        f = fopen(bad, "wb");
-        fwrite(orig, 1, len, f);
+        int k = i % 2;
+        size_t pos = (size_t)(tu_rand(&seed) % len[k]);
+        char saved = orig[k][pos];
+        orig[k][pos] = (char)tu_rand(&seed);
+        FILE *f = fopen(dst[k], "wb");
+        fwrite(orig[k], 1, len[k], f);
         fclose(f);
-        relay_err e;
         free(inspect_text(bad, 2, &e));
         assert_true(e == RELAY_OK || e == RELAY_EFORMAT);
-        orig[pos] = saved;
+        if (k == 1) {
+            free(inspect_text(tbad, 2, &e));
+            assert_true(e == RELAY_OK || e == RELAY_EFORMAT);
+        }
+        orig[k][pos] = saved;
+        f = fopen(dst[k], "wb");
+        fwrite(orig[k], 1, len[k], f);
+        fclose(f);
     }
-    free(orig);
+    free(orig[0]);
+    free(orig[1]);
     relay_traj_free(t);
     tu_rmtree(dir);
 }
