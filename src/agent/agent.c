@@ -227,12 +227,24 @@ static relay_err stop_runtime(relay_agent *a)
     return e;
 }
 
+/* lifecycle_lock excludes every other call while the runtime starts or stops. */
+static void lifecycle_lock(relay_agent *a)
+{
+    pthread_rwlock_wrlock(&a->life);
+    rly_mutex_lock(&a->lock);
+}
+
+static void lifecycle_unlock(relay_agent *a)
+{
+    rly_mutex_unlock(&a->lock);
+    pthread_rwlock_unlock(&a->life);
+}
+
 relay_err relay_agent_start(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
-    pthread_rwlock_wrlock(&a->life);
-    rly_mutex_lock(&a->lock);
+    lifecycle_lock(a);
     relay_err e = a->state == ST_NEW ? RELAY_OK : RELAY_ESTATE;
     if (!e) {
         e = start_runtime(a);
@@ -241,8 +253,7 @@ relay_err relay_agent_start(relay_agent *a)
         else
             a->state = ST_RUNNING;
     }
-    rly_mutex_unlock(&a->lock);
-    pthread_rwlock_unlock(&a->life);
+    lifecycle_unlock(a);
     return e;
 }
 
@@ -250,8 +261,7 @@ relay_err relay_agent_shutdown(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
-    pthread_rwlock_wrlock(&a->life);
-    rly_mutex_lock(&a->lock);
+    lifecycle_lock(a);
     if (a->state == ST_RUNNING) {
         a->shutdown_err = stop_runtime(a);
         a->state = ST_DOWN;
@@ -259,8 +269,7 @@ relay_err relay_agent_shutdown(relay_agent *a)
         a->state = ST_DOWN;
     }
     relay_err e = a->shutdown_err;
-    rly_mutex_unlock(&a->lock);
-    pthread_rwlock_unlock(&a->life);
+    lifecycle_unlock(a);
     return e;
 }
 
@@ -268,8 +277,7 @@ relay_err relay_agent_restart(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
-    pthread_rwlock_wrlock(&a->life);
-    rly_mutex_lock(&a->lock);
+    lifecycle_lock(a);
     if (a->state == ST_RUNNING)
         stop_runtime(a);
     relay_err e = start_runtime(a);
@@ -280,8 +288,7 @@ relay_err relay_agent_restart(relay_agent *a)
         a->state = ST_RUNNING;
         a->shutdown_err = RELAY_OK;
     }
-    rly_mutex_unlock(&a->lock);
-    pthread_rwlock_unlock(&a->life);
+    lifecycle_unlock(a);
     return e;
 }
 

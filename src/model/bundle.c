@@ -77,24 +77,10 @@ static relay_err meta_copy(relay_model_meta *dst, const relay_model_meta *src)
     return e;
 }
 
+/* dtype_str is relay_dtype_name, with NULL for an invalid dtype. */
 static const char *dtype_str(relay_dtype d)
 {
-    switch (d) {
-    case RELAY_F32:
-        return "f32";
-    case RELAY_F64:
-        return "f64";
-    case RELAY_I32:
-        return "i32";
-    case RELAY_I64:
-        return "i64";
-    case RELAY_U8:
-        return "u8";
-    case RELAY_BOOL:
-        return "bool";
-    default:
-        return NULL;
-    }
+    return relay_dtype_size(d) ? relay_dtype_name(d) : NULL;
 }
 
 static relay_dtype dtype_parse(const char *s)
