@@ -1,7 +1,9 @@
 /* One-shot replies with shared ownership, and latches that wake once per batch. */
 #include "core/reply.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/clock.h"
 
@@ -74,11 +76,65 @@ relay_err rly_latch_wait(rly_latch *l, int64_t timeout_ns)
     return wait_until(&l->ev, latch_done, l, timeout_ns) ? RELAY_OK : RELAY_ETIMEDOUT;
 }
 
+/*
+ * Replies are recycled through a small per-thread cache: a reply goes back to the cache of the
+ * thread that drops its last reference and is reused only by that thread, so request/reply loops
+ * do not pay malloc/free per round trip. The cache is freed when its thread exits.
+ */
+#define REPLY_CACHE_MAX 256
+
+typedef struct reply_cache {
+    rly_reply *head;
+    unsigned n;
+} reply_cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p)
+{
+    reply_cache *c = p;
+    while (c->head) {
+        rly_reply *r = c->head;
+        c->head = r->next_free;
+        free(r);
+    }
+    free(c);
+}
+
+static void cache_key_init(void)
+{
+    pthread_key_create(&cache_key, cache_free);
+}
+
+static reply_cache *cache_get(void)
+{
+    pthread_once(&cache_once, cache_key_init);
+    reply_cache *c = pthread_getspecific(cache_key);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (c && pthread_setspecific(cache_key, c) != 0) {
+            free(c);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
 rly_reply *rly_reply_new_in(rly_latch *latch)
 {
-    rly_reply *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    reply_cache *c = cache_get();
+    rly_reply *r;
+    if (c && c->head) {
+        r = c->head;
+        c->head = r->next_free;
+        c->n--;
+        memset(r, 0, sizeof *r);
+    } else {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return NULL;
+    }
     atomic_init(&r->refs, 2);
     atomic_init(&r->done, 0);
     rly_event_init(&r->ev);
@@ -101,7 +157,14 @@ static void reply_unref(rly_reply *r)
     if (r->ptr && r->ptr_free)
         r->ptr_free(r->ptr);
     rly_latch_release(r->latch);
-    free(r);
+    reply_cache *c = cache_get();
+    if (c && c->n < REPLY_CACHE_MAX) {
+        r->next_free = c->head;
+        c->head = r;
+        c->n++;
+    } else {
+        free(r);
+    }
 }
 
 relay_err rly_reply_complete(rly_reply *r, relay_err status, int64_t value, void *ptr,

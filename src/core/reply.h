@@ -30,6 +30,7 @@ typedef struct rly_reply {
     void (*ptr_free)(void *);
     rly_latch *latch;
     rly_event ev;
+    struct rly_reply *next_free; /* per-thread recycling list (reply.c) */
 } rly_reply;
 
 /* rly_reply_new returns a pending reply holding two references: the waiter's and the completer's.
