@@ -113,6 +113,13 @@ void rly_router_set_active(rly_actor_slot *s, bool active)
     }
 }
 
+/* bump adds n to a counter only this router's thread writes: a plain load and store, no RMW. */
+static inline void bump(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 static void return_event(rly_router *r, rly_msg *ev)
 {
     r->ret(r->ret_ctx, ev);
@@ -125,13 +132,13 @@ static bool handle(rly_router *r, rly_msg *m)
     case RLY_KIND_DATA: {
         rly_actor_slot *s = rly_idmap_get(&r->actors, m->actor);
         if (!s) {
-            atomic_fetch_add_explicit(&r->misrouted, 1, memory_order_relaxed);
+            bump(&r->misrouted, 1);
             m->flags |= RLY_MSG_REQUEUED;
             return_event(r, m);
             return true;
         }
         s->ops->deliver(s, m);
-        atomic_fetch_add_explicit(&r->delivered, 1, memory_order_relaxed);
+        bump(&r->delivered, 1);
         return true;
     }
     case RLY_KIND_ADOPT: {
@@ -203,7 +210,7 @@ static bool step_active(rly_router *r)
     for (uint32_t k = 0; k < n && r->n_active; k++) {
         uint32_t i = r->step_cursor++ % r->n_active;
         rly_actor_slot *s = r->active[i];
-        atomic_fetch_add_explicit(&r->steps, 1, memory_order_relaxed);
+        bump(&r->steps, 1);
         if (!s->ops->step || !s->ops->step(s))
             rly_router_set_active(s, false);
     }
@@ -223,7 +230,7 @@ static void *router_main(void *arg)
             size_t run = inference_run(r, buf + i, n - i);
             if (run > 1) {
                 r->run_slots[0]->ops->deliver_many(r->run_slots, buf + i, run);
-                atomic_fetch_add_explicit(&r->delivered, run, memory_order_relaxed);
+                bump(&r->delivered, run);
                 i += run;
                 continue;
             }
