@@ -572,29 +572,32 @@ typedef struct dims {
     bool discrete;
 } dims;
 
-/* dims_of copies id's widths; false if id is unknown. */
-static bool dims_of(relay_agent *a, relay_id id, dims *out)
+/* dims_many looks up n actors under one lock; returns the index of the first unknown one, or n. */
+static size_t dims_many(relay_agent *a, const relay_id *ids, size_t n, dims *out)
 {
+    size_t i = 0;
     rly_mutex_lock(&a->lock);
-    agent_actor *aa = rly_idmap_get(&a->actors, id);
-    if (aa) {
+    for (; i < n; i++) {
+        agent_actor *aa = rly_idmap_get(&a->actors, ids[i]);
+        if (!aa)
+            break;
         const rly_policy_desc *d = rly_actor_desc(aa->actor);
-        *out = (dims){d->obs_dim, d->act_dim, d->n_actions, d->discrete};
+        out[i] = (dims){d->obs_dim, d->act_dim, d->n_actions, d->discrete};
     }
     rly_mutex_unlock(&a->lock);
-    return aa != NULL;
+    return i;
 }
 
 uint32_t relay_agent_obs_dim(relay_agent *a, relay_id id)
 {
     dims d;
-    return a && dims_of(a, id, &d) ? d.obs : 0;
+    return a && dims_many(a, &id, 1, &d) == 1 ? d.obs : 0;
 }
 
 uint32_t relay_agent_act_dim(relay_agent *a, relay_id id)
 {
     dims d;
-    return a && dims_of(a, id, &d) ? d.act : 0;
+    return a && dims_many(a, &id, 1, &d) == 1 ? d.act : 0;
 }
 
 /* ---- messages ------------------------------------------------------------------------------ */
@@ -657,13 +660,14 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
     }
     /* Actors may differ in widths: rows are packed one after another in each array. */
     size_t o = 0, ac = 0, mk = 0;
+    size_t unknown = dims_many(a, ids, n, descs);
+    if (unknown < n) {
+        char text[RELAY_ID_STRLEN + 1];
+        rly_error(MOD, "request_action: unknown actor %s", relay_id_format(ids[unknown], text));
+        e = RELAY_ENOTFOUND;
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!dims_of(a, ids[i], &descs[i])) {
-            char text[RELAY_ID_STRLEN + 1];
-            rly_error(MOD, "request_action: unknown actor %s", relay_id_format(ids[i], text));
-            e = RELAY_ENOTFOUND;
-            goto out;
-        }
         obs_off[i] = o;
         act_off[i] = ac;
         mask_off[i] = mk;
