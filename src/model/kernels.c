@@ -2,7 +2,8 @@
  * Dense, activation and softmax kernels: a portable C version and an AVX2/FMA version chosen at
  * run time. The dense kernels read weights packed in panels of 16 output columns ([k][16] per
  * panel), so one panel row is two ymm loads; the AVX2 kernel keeps a 4-row x 16-column tile of
- * accumulators in eight ymm registers and applies the bias and activation before storing.
+ * accumulators in eight ymm registers and applies the bias and activation before storing. Layers
+ * with at most RLY_NARROW_MAX outputs use dot products over transposed weights (op->wt) instead.
  */
 #include <math.h>
 #include <string.h>
@@ -117,15 +118,32 @@ RLY_AVX2 static inline __m256 recip8(__m256 d)
 }
 
 /*
- * tanh for 8 floats as (e - 1) / (e + 1) with e = exp(2x), x clamped to [-9, 9] (tanh(9) rounds
- * to 1 in float): one exp and one reciprocal, no branches; tanh(0) is exactly 0. Absolute error
- * stays below ~3e-7 (near 0 the result is not correctly rounded relative to x).
+ * tanh for 8 floats as (e - 1) / (e + 1) with e = exp(2x), x clamped to [-9, 9] (tanh(9) rounds to
+ * 1 in float). exp is inlined without exp8's range clamps (2x is already in range) and rounds
+ * 2x / ln2 to an integer by adding 1.5 * 2^23, whose low mantissa bits then hold the exponent.
+ * Absolute error stays below ~3e-7 and tanh(0) is exactly 0 (e is exactly 1 there).
  */
 RLY_AVX2 static inline __m256 tanh8(__m256 x)
 {
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+    const __m256 x2 = _mm256_add_ps(x, x);
+    const __m256 t = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.44269504088896341f), magic);
+    const __m256 n = _mm256_sub_ps(t, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x2);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    /* exp(r) ~ 1 + r + r^2 q(r), q cubic: a least-squares fit near minimax on |r| <= ln2/2,
+     * relative error ~1.1e-7 (tanh needs less than exp8's 7th degree). */
+    __m256 p = _mm256_set1_ps(8.3125801757e-3f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1890166700e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667114198e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9999231100e-1f));
     const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 e = exp8(_mm256_add_ps(x, x));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, one));
+    /* t's bits are 0x4B400000 + n; shifting left by 23 keeps the low 9 bits: n + 127. */
+    const __m256i eb =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23);
+    const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(eb));
     return _mm256_mul_ps(_mm256_sub_ps(e, one), recip8(_mm256_add_ps(e, one)));
 }
 
@@ -163,10 +181,85 @@ RLY_AVX2 static inline void store16(float *y, __m256 a, __m256 b, uint32_t cols)
     memcpy(y, tmp, cols * sizeof(float));
 }
 
-RLY_AVX2 static void dense_avx2(const rly_op *op, const float *x, int n, float *y)
+/* hsum4 returns the horizontal sums of a, b, c, d as the four lanes of one xmm register. */
+RLY_AVX2 static inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/*
+ * dense_narrow_avx2 handles layers with m <= RLY_NARROW_MAX outputs (e.g. a policy head): per row,
+ * dot products of x with the transposed weight columns in op->wt, instead of a 16-wide panel in
+ * which at most 4 of 16 lanes carry outputs. Two accumulators per column hide FMA latency.
+ */
+RLY_AVX2 static void dense_narrow_avx2(const rly_op *op, const float *x, int n, float *y)
+{
+    const uint32_t k_n = op->k, m_n = op->m, kp = op->kpad;
+    const relay_activation act = op->act == RELAY_ACT_SOFTMAX ? RELAY_ACT_NONE : op->act;
+    const float *w0 = op->wt, *w1 = w0 + kp, *w2 = w1 + kp, *w3 = w2 + kp;
+    const uint32_t k8 = k_n & ~7u;
+    /* Lanes [0, k_n - k8) of the tail load are real inputs; the rest read as zero. */
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k_n - k8)),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m128 bias = _mm_load_ps(op->b);
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * k_n;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        uint32_t k = 0;
+        if (m_n <= 2) {
+            for (; k + 16 <= k8; k += 16) {
+                const __m256 u = _mm256_loadu_ps(xr + k), v = _mm256_loadu_ps(xr + k + 8);
+                a0 = _mm256_fmadd_ps(u, _mm256_load_ps(w0 + k), a0);
+                a1 = _mm256_fmadd_ps(u, _mm256_load_ps(w1 + k), a1);
+                c0 = _mm256_fmadd_ps(v, _mm256_load_ps(w0 + k + 8), c0);
+                c1 = _mm256_fmadd_ps(v, _mm256_load_ps(w1 + k + 8), c1);
+            }
+        } else {
+            for (; k + 16 <= k8; k += 16) {
+                const __m256 u = _mm256_loadu_ps(xr + k), v = _mm256_loadu_ps(xr + k + 8);
+                a0 = _mm256_fmadd_ps(u, _mm256_load_ps(w0 + k), a0);
+                a1 = _mm256_fmadd_ps(u, _mm256_load_ps(w1 + k), a1);
+                a2 = _mm256_fmadd_ps(u, _mm256_load_ps(w2 + k), a2);
+                a3 = _mm256_fmadd_ps(u, _mm256_load_ps(w3 + k), a3);
+                c0 = _mm256_fmadd_ps(v, _mm256_load_ps(w0 + k + 8), c0);
+                c1 = _mm256_fmadd_ps(v, _mm256_load_ps(w1 + k + 8), c1);
+                c2 = _mm256_fmadd_ps(v, _mm256_load_ps(w2 + k + 8), c2);
+                c3 = _mm256_fmadd_ps(v, _mm256_load_ps(w3 + k + 8), c3);
+            }
+        }
+        for (; k < kp; k += 8) {
+            /* At most one full chunk of 8 and one partial chunk remain; wt is zero past k_n. */
+            const __m256 u = k < k8 ? _mm256_loadu_ps(xr + k) : _mm256_maskload_ps(xr + k, tail);
+            a0 = _mm256_fmadd_ps(u, _mm256_load_ps(w0 + k), a0);
+            a1 = _mm256_fmadd_ps(u, _mm256_load_ps(w1 + k), a1);
+            a2 = _mm256_fmadd_ps(u, _mm256_load_ps(w2 + k), a2);
+            a3 = _mm256_fmadd_ps(u, _mm256_load_ps(w3 + k), a3);
+        }
+        __m128 s = _mm_add_ps(hsum4(_mm256_add_ps(a0, c0), _mm256_add_ps(a1, c1),
+                                    _mm256_add_ps(a2, c2), _mm256_add_ps(a3, c3)),
+                              bias);
+        s = _mm256_castps256_ps128(act8(act, _mm256_zextps128_ps256(s)));
+        float *yr = y + (size_t)r * m_n;
+        if (m_n == 4) {
+            _mm_storeu_ps(yr, s);
+        } else {
+            float tmp[4] __attribute__((aligned(16)));
+            _mm_store_ps(tmp, s);
+            memcpy(yr, tmp, m_n * sizeof(float));
+        }
+    }
+}
+
+/*
+ * dense_panels_avx2 is the panel kernel for one activation; it is always inlined with a constant
+ * act so that each activation gets its own copy with the epilogue scheduled without branches.
+ */
+RLY_AVX2 static inline __attribute__((always_inline)) void
+dense_panels_avx2(const rly_op *op, const float *x, int n, float *y, const relay_activation act)
 {
     const uint32_t k_n = op->k, m_n = op->m;
-    const relay_activation act = op->act == RELAY_ACT_SOFTMAX ? RELAY_ACT_NONE : op->act;
     int r = 0;
     for (; r + 4 <= n; r += 4) {
         const float *x0 = x + (size_t)r * k_n, *x1 = x0 + k_n, *x2 = x1 + k_n, *x3 = x2 + k_n;
@@ -241,6 +334,28 @@ RLY_AVX2 static void dense_avx2(const rly_op *op, const float *x, int n, float *
             store16(y0 + p * RLY_PANEL, act8(act, _mm256_add_ps(a0, c0)),
                     act8(act, _mm256_add_ps(a1, c1)), cols);
         }
+    }
+}
+
+RLY_AVX2 static void dense_avx2(const rly_op *op, const float *x, int n, float *y)
+{
+    if (op->wt && op->m <= RLY_NARROW_MAX) {
+        dense_narrow_avx2(op, x, n, y);
+        return;
+    }
+    switch (op->act) {
+    case RELAY_ACT_TANH:
+        dense_panels_avx2(op, x, n, y, RELAY_ACT_TANH);
+        break;
+    case RELAY_ACT_RELU:
+        dense_panels_avx2(op, x, n, y, RELAY_ACT_RELU);
+        break;
+    case RELAY_ACT_SIGMOID:
+        dense_panels_avx2(op, x, n, y, RELAY_ACT_SIGMOID);
+        break;
+    default: /* none, or softmax applied by the caller afterwards */
+        dense_panels_avx2(op, x, n, y, RELAY_ACT_NONE);
+        break;
     }
 }
 

@@ -57,11 +57,32 @@ relay_err rly_read_file(const char *path, size_t max, uint8_t **data, size_t *le
     return RELAY_OK;
 }
 
+relay_err rly_model_prepare_narrow(relay_model *m)
+{
+    for (uint32_t i = 0; i < m->n_ops; i++) {
+        rly_op *op = &m->ops[i];
+        if (op->kind != RLY_OP_DENSE || op->m > RLY_NARROW_MAX || op->wt)
+            continue;
+        op->kpad = (op->k + 7) & ~7u;
+        op->wt = rly_aligned_floats((size_t)RLY_NARROW_MAX * op->kpad);
+        if (!op->wt) {
+            rly_error(LOG, "cannot allocate %u transposed weights", RLY_NARROW_MAX * op->kpad);
+            return RELAY_ENOMEM;
+        }
+        /* m <= 4 < 16: one panel, [k][16]; columns j >= m of wt stay zero. */
+        for (uint32_t j = 0; j < op->m; j++)
+            for (uint32_t k = 0; k < op->k; k++)
+                op->wt[(size_t)j * op->kpad + k] = op->w[(size_t)k * RLY_PANEL + j];
+    }
+    return RELAY_OK;
+}
+
 void rly_model_free_plan(relay_model *m)
 {
     for (uint32_t i = 0; i < m->n_ops; i++) {
         free(m->ops[i].w);
         free(m->ops[i].b);
+        free(m->ops[i].wt);
     }
     free(m->ops);
     m->ops = NULL;
@@ -100,6 +121,8 @@ relay_err relay_model_from_onnx(const void *bytes, size_t len, relay_model **out
     }
     relay_err e = rly_model_compile(m, mp);
     onnx__model_proto__free_unpacked(mp, NULL);
+    if (!e)
+        e = rly_model_prepare_narrow(m);
     if (e) {
         relay_model_free(m);
         return e;

@@ -12,6 +12,8 @@
 #define RLY_MODEL_LOG "model"
 /* Output columns computed together by the dense kernels (two ymm registers). */
 #define RLY_PANEL 16
+/* Dense layers with at most this many outputs also keep transposed weights for dot products. */
+#define RLY_NARROW_MAX 4
 /* Buffer ids of ops: the caller's input and output arrays, else a workspace slot index. */
 #define RLY_BUF_IN (-1)
 #define RLY_BUF_OUT (-2)
@@ -33,6 +35,8 @@ typedef struct rly_op {
     uint32_t panels;    /* dense: ceil(m / 16) */
     float *w;           /* dense: [panels][k][16], zero-padded, 32-byte aligned */
     float *b;           /* dense: [panels * 16] zero-padded; bias: [m] */
+    float *wt;     /* dense with m <= RLY_NARROW_MAX: [RLY_NARROW_MAX][kpad] columns, else NULL */
+    uint32_t kpad; /* dense narrow: k rounded up to a multiple of 8 (row length of wt) */
 } rly_op;
 
 /* rly_dense_fn computes op's dense layer (bias and element-wise activation included) for n rows. */
@@ -76,6 +80,9 @@ const rly_kernels *rly_kernels_get(relay_kernel k);
 /* rly_model_compile builds the plan of m from an unpacked ONNX model (m->onnx already set). */
 struct Onnx__ModelProto;
 relay_err rly_model_compile(relay_model *m, const struct Onnx__ModelProto *mp);
+
+/* rly_model_prepare_narrow adds transposed weights to the narrow dense ops of m's plan. */
+relay_err rly_model_prepare_narrow(relay_model *m);
 
 /* rly_model_free_plan frees the ops and their parameters. */
 void rly_model_free_plan(relay_model *m);
