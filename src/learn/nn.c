@@ -56,67 +56,212 @@ static inline void gemm_tail(uint32_t m0, uint32_t mr, uint32_t n0, uint32_t N, 
     }
 }
 
+/*
+ * One 4 x 16 block of C over the whole K. The 8 accumulators are named variables so the
+ * compiler keeps them in registers; rows past mr read a clamped row of A and are not stored.
+ */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+blk_4x16(uint32_t mr, uint32_t K, const float *const a[MR], size_t sak, const float *B, size_t ldb,
+         float *C, size_t ldc, const float *bias, bool accumulate)
+{
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31;
+    if (accumulate) {
+        const float *c1 = C + (mr > 1 ? ldc : 0), *c2 = C + (mr > 2 ? 2 * ldc : 0);
+        const float *c3 = C + (mr > 3 ? 3 * ldc : 0);
+        c00 = _mm256_loadu_ps(C), c01 = _mm256_loadu_ps(C + 8);
+        c10 = _mm256_loadu_ps(c1), c11 = _mm256_loadu_ps(c1 + 8);
+        c20 = _mm256_loadu_ps(c2), c21 = _mm256_loadu_ps(c2 + 8);
+        c30 = _mm256_loadu_ps(c3), c31 = _mm256_loadu_ps(c3 + 8);
+    } else {
+        c00 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+        c01 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+        c10 = c20 = c30 = c00;
+        c11 = c21 = c31 = c01;
+    }
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    for (uint32_t k = 0; k < K; k++, B += ldb, a0 += sak, a1 += sak, a2 += sak, a3 += sak) {
+        __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
+        __m256 av = _mm256_broadcast_ss(a0);
+        c00 = _mm256_fmadd_ps(av, b0, c00);
+        c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a1);
+        c10 = _mm256_fmadd_ps(av, b0, c10);
+        c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a2);
+        c20 = _mm256_fmadd_ps(av, b0, c20);
+        c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a3);
+        c30 = _mm256_fmadd_ps(av, b0, c30);
+        c31 = _mm256_fmadd_ps(av, b1, c31);
+    }
+    _mm256_storeu_ps(C, c00);
+    _mm256_storeu_ps(C + 8, c01);
+    if (mr > 1) {
+        _mm256_storeu_ps(C + ldc, c10);
+        _mm256_storeu_ps(C + ldc + 8, c11);
+    }
+    if (mr > 2) {
+        _mm256_storeu_ps(C + 2 * ldc, c20);
+        _mm256_storeu_ps(C + 2 * ldc + 8, c21);
+    }
+    if (mr > 3) {
+        _mm256_storeu_ps(C + 3 * ldc, c30);
+        _mm256_storeu_ps(C + 3 * ldc + 8, c31);
+    }
+}
+
+/* One 4 x (up to 8) block of C: columns selected by mask (masked loads/stores for narrow N). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+blk_4x8(uint32_t mr, uint32_t K, const float *const a[MR], size_t sak, const float *B, size_t ldb,
+        float *C, size_t ldc, const float *bias, bool accumulate, __m256i mask)
+{
+    __m256 c0, c1, c2, c3;
+    if (accumulate) {
+        const float *r1 = C + (mr > 1 ? ldc : 0), *r2 = C + (mr > 2 ? 2 * ldc : 0);
+        const float *r3 = C + (mr > 3 ? 3 * ldc : 0);
+        c0 = _mm256_maskload_ps(C, mask);
+        c1 = _mm256_maskload_ps(r1, mask);
+        c2 = _mm256_maskload_ps(r2, mask);
+        c3 = _mm256_maskload_ps(r3, mask);
+    } else {
+        c0 = bias ? _mm256_maskload_ps(bias, mask) : _mm256_setzero_ps();
+        c1 = c2 = c3 = c0;
+    }
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    for (uint32_t k = 0; k < K; k++, B += ldb, a0 += sak, a1 += sak, a2 += sak, a3 += sak) {
+        __m256 b0 = _mm256_maskload_ps(B, mask);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3), b0, c3);
+    }
+    _mm256_maskstore_ps(C, mask, c0);
+    if (mr > 1)
+        _mm256_maskstore_ps(C + ldc, mask, c1);
+    if (mr > 2)
+        _mm256_maskstore_ps(C + 2 * ldc, mask, c2);
+    if (mr > 3)
+        _mm256_maskstore_ps(C + 3 * ldc, mask, c3);
+}
+
+/*
+ * One 6 x 16 block of C over the whole K: 12 accumulators in registers hide the FMA latency
+ * better than 4 x 16; rows past mr read a clamped row of A (and of C) and are not stored.
+ */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+blk_6x16(uint32_t mr, uint32_t K, const float *const a[6], size_t sak, const float *B, size_t ldb,
+         float *C, size_t ldc, const float *bias, bool accumulate)
+{
+    __m256 c[6][2];
+    if (accumulate) {
+        for (uint32_t r = 0; r < 6; r++) {
+            const float *cr = C + (size_t)(r < mr ? r : mr - 1) * ldc;
+            c[r][0] = _mm256_loadu_ps(cr);
+            c[r][1] = _mm256_loadu_ps(cr + 8);
+        }
+    } else {
+        __m256 z0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+        __m256 z1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+        for (uint32_t r = 0; r < 6; r++) {
+            c[r][0] = z0;
+            c[r][1] = z1;
+        }
+    }
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (uint32_t k = 0; k < K; k++, B += ldb) {
+        size_t ko = (size_t)k * sak;
+        __m256 b0 = _mm256_loadu_ps(B), b1 = _mm256_loadu_ps(B + 8);
+#define RLY_ROW(r, ap)                                                                             \
+    do {                                                                                           \
+        __m256 av = _mm256_broadcast_ss(ap + ko);                                                  \
+        c[r][0] = _mm256_fmadd_ps(av, b0, c[r][0]);                                                \
+        c[r][1] = _mm256_fmadd_ps(av, b1, c[r][1]);                                                \
+    } while (0)
+        RLY_ROW(0, a0);
+        RLY_ROW(1, a1);
+        RLY_ROW(2, a2);
+        RLY_ROW(3, a3);
+        RLY_ROW(4, a4);
+        RLY_ROW(5, a5);
+#undef RLY_ROW
+    }
+    for (uint32_t r = 0; r < 6; r++)
+        if (r < mr) {
+            _mm256_storeu_ps(C + (size_t)r * ldc, c[r][0]);
+            _mm256_storeu_ps(C + (size_t)r * ldc + 8, c[r][1]);
+        }
+}
+
+/* Runs the 6 x 16 kernel over rows [0, M) of the 16-column panel at n0. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+panel_16(uint32_t M, uint32_t n0, uint32_t K, const float *A, size_t sam, size_t sak,
+         const float *B, size_t ldb, float *C, size_t ldc, const float *bias, bool accumulate)
+{
+    for (uint32_t m0 = 0; m0 < M; m0 += 6) {
+        uint32_t mr = M - m0 < 6 ? M - m0 : 6;
+        const float *a[6];
+        for (uint32_t r = 0; r < 6; r++)
+            a[r] = A + (size_t)(m0 + (r < mr ? r : mr - 1)) * sam;
+        blk_6x16(mr, K, a, sak, B + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
+                 bias ? bias + n0 : NULL, accumulate);
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void
 gemm_avx2(uint32_t M, uint32_t N, uint32_t K, const float *A, size_t sam, size_t sak,
           const float *B, size_t ldb, float *C, size_t ldc, const float *bias, bool accumulate)
 {
+    __m256i full = _mm256_set1_epi32(-1);
+    uint32_t nt = N % 8;
+    __m256i tail =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    if (sak != 1) {
+        /* Transposed A (weight gradients, K = batch): keep each K x 16 panel of B in L1 and
+           sweep all row blocks over it, instead of streaming all of B once per row block. */
+        uint32_t n0 = 0;
+        for (; n0 + NR <= N; n0 += NR)
+            panel_16(M, n0, K, A, sam, sak, B, ldb, C, ldc, bias, accumulate);
+        for (; n0 < N; n0 += 8) {
+            __m256i mask = n0 + 8 <= N ? full : tail;
+            for (uint32_t m0 = 0; m0 < M; m0 += MR) {
+                uint32_t mr = M - m0 < MR ? M - m0 : MR;
+                const float *a[MR];
+                for (uint32_t r = 0; r < MR; r++)
+                    a[r] = A + (size_t)(m0 + (r < mr ? r : mr - 1)) * sam;
+                blk_4x8(mr, K, a, sak, B + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
+                        bias ? bias + n0 : NULL, accumulate, mask);
+            }
+        }
+        return;
+    }
+    uint32_t n16 = N / NR * NR;
+    if (n16) {
+        /* Row blocks outer: a 6-row slice of A stays in L1 across the column panels. */
+        for (uint32_t m0 = 0; m0 < M; m0 += 6) {
+            uint32_t mr = M - m0 < 6 ? M - m0 : 6;
+            const float *a[6];
+            for (uint32_t r = 0; r < 6; r++)
+                a[r] = A + (size_t)(m0 + (r < mr ? r : mr - 1)) * sam;
+            for (uint32_t n0 = 0; n0 < n16; n0 += NR)
+                blk_6x16(mr, K, a, sak, B + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
+                         bias ? bias + n0 : NULL, accumulate);
+        }
+    }
+    if (n16 == N)
+        return;
     for (uint32_t m0 = 0; m0 < M; m0 += MR) {
         uint32_t mr = M - m0 < MR ? M - m0 : MR;
         const float *a[MR];
         for (uint32_t r = 0; r < MR; r++)
             a[r] = A + (size_t)(m0 + (r < mr ? r : mr - 1)) * sam;
-        uint32_t n0 = 0;
-        for (; n0 + NR <= N; n0 += NR) {
-            __m256 c0[MR], c1[MR];
-            for (uint32_t r = 0; r < MR; r++) {
-                if (accumulate && r < mr) {
-                    c0[r] = _mm256_loadu_ps(C + (size_t)(m0 + r) * ldc + n0);
-                    c1[r] = _mm256_loadu_ps(C + (size_t)(m0 + r) * ldc + n0 + 8);
-                } else if (bias && !accumulate) {
-                    c0[r] = _mm256_loadu_ps(bias + n0);
-                    c1[r] = _mm256_loadu_ps(bias + n0 + 8);
-                } else {
-                    c0[r] = _mm256_setzero_ps();
-                    c1[r] = _mm256_setzero_ps();
-                }
-            }
-            const float *b = B + n0;
-            for (uint32_t k = 0; k < K; k++, b += ldb) {
-                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                size_t ko = (size_t)k * sak;
-                for (uint32_t r = 0; r < MR; r++) {
-                    __m256 av = _mm256_broadcast_ss(a[r] + ko);
-                    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-                    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-                }
-            }
-            for (uint32_t r = 0; r < mr; r++) {
-                _mm256_storeu_ps(C + (size_t)(m0 + r) * ldc + n0, c0[r]);
-                _mm256_storeu_ps(C + (size_t)(m0 + r) * ldc + n0 + 8, c1[r]);
-            }
-        }
-        for (; n0 + 8 <= N; n0 += 8) {
-            __m256 c0[MR];
-            for (uint32_t r = 0; r < MR; r++) {
-                if (accumulate && r < mr)
-                    c0[r] = _mm256_loadu_ps(C + (size_t)(m0 + r) * ldc + n0);
-                else if (bias && !accumulate)
-                    c0[r] = _mm256_loadu_ps(bias + n0);
-                else
-                    c0[r] = _mm256_setzero_ps();
-            }
-            const float *b = B + n0;
-            for (uint32_t k = 0; k < K; k++, b += ldb) {
-                __m256 b0 = _mm256_loadu_ps(b);
-                size_t ko = (size_t)k * sak;
-                for (uint32_t r = 0; r < MR; r++)
-                    c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a[r] + ko), b0, c0[r]);
-            }
-            for (uint32_t r = 0; r < mr; r++)
-                _mm256_storeu_ps(C + (size_t)(m0 + r) * ldc + n0, c0[r]);
-        }
+        float *c = C + (size_t)m0 * ldc;
+        uint32_t n0 = n16;
+        for (; n0 + 8 <= N; n0 += 8)
+            blk_4x8(mr, K, a, sak, B + n0, ldb, c + n0, ldc, bias ? bias + n0 : NULL, accumulate,
+                    full);
         if (n0 < N)
-            gemm_tail(m0, mr, n0, N, K, A, sam, sak, B, ldb, C, ldc, bias, accumulate);
+            blk_4x8(mr, K, a, sak, B + n0, ldb, c + n0, ldc, bias ? bias + n0 : NULL, accumulate,
+                    tail);
     }
 }
 
@@ -202,7 +347,8 @@ void rly_gemm(uint32_t M, uint32_t N, uint32_t K, const float *A, size_t sam, si
     }
 
 __attribute__((target("avx2,fma")))
-RLY_OPT("no-trapping-math", "no-math-errno") static void tanh_avx2(float *x, size_t n){TANH_BODY}
+RLY_OPT("no-trapping-math", "no-math-errno",
+        "fp-contract=fast") static void tanh_avx2(float *x, size_t n){TANH_BODY}
 
 RLY_OPT("no-trapping-math", "no-math-errno") static void tanh_portable(float *x, size_t n)
 {
@@ -377,6 +523,59 @@ static void act_backward(relay_hidden_act act, float *d, const float *y, size_t 
     }
 }
 
+/* AVX2 tanh derivative d *= 1 - y*y (same operation order as act_backward, so identical). */
+__attribute__((target("avx2,fma"))) static void tanh_backward_avx2(float *d, const float *y,
+                                                                   size_t n)
+{
+    __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 yv = _mm256_loadu_ps(y + i);
+        __m256 g = _mm256_sub_ps(one, _mm256_mul_ps(yv, yv));
+        _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_loadu_ps(d + i), g));
+    }
+    for (; i < n; i++)
+        d[i] *= 1.0f - y[i] * y[i];
+}
+
+/* Bias gradient db[j] = sum over rows of d[b][j], rows added in order (as the scalar loop). */
+__attribute__((target("avx2,fma"))) static void colsum_avx2(const float *d, uint32_t n, uint32_t no,
+                                                            float *db)
+{
+    uint32_t j = 0;
+    for (; j + 16 <= no; j += 16) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        for (uint32_t b = 0; b < n; b++) {
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(d + (size_t)b * no + j));
+            s1 = _mm256_add_ps(s1, _mm256_loadu_ps(d + (size_t)b * no + j + 8));
+        }
+        _mm256_storeu_ps(db + j, s0);
+        _mm256_storeu_ps(db + j + 8, s1);
+    }
+    for (; j + 8 <= no; j += 8) {
+        __m256 s0 = _mm256_setzero_ps();
+        for (uint32_t b = 0; b < n; b++)
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(d + (size_t)b * no + j));
+        _mm256_storeu_ps(db + j, s0);
+    }
+    for (; j < no; j++) {
+        float s = 0.0f;
+        for (uint32_t b = 0; b < n; b++)
+            s += d[(size_t)b * no + j];
+        db[j] = s;
+    }
+}
+
+static void colsum(const float *d, uint32_t n, uint32_t no, float *db)
+{
+    memset(db, 0, no * sizeof(float));
+    for (uint32_t b = 0; b < n; b++) {
+        const float *row = d + (size_t)b * no;
+        for (uint32_t j = 0; j < no; j++)
+            db[j] += row[j];
+    }
+}
+
 static void transpose(const float *src, uint32_t rows, uint32_t cols, float *dst)
 {
     for (uint32_t r = 0; r < rows; r++)
@@ -387,20 +586,22 @@ static void transpose(const float *src, uint32_t rows, uint32_t cols, float *dst
 void rly_mlp_backward(rly_mlp *m, float *dout, uint32_t n, float *dx, bool accumulate_dx)
 {
     float *d = dout;
+    bool avx2 = rly_gemm_uses_avx2();
     for (uint32_t l = m->n_layers; l-- > 0;) {
         uint32_t ni = m->sizes[l], no = m->sizes[l + 1];
-        if (l + 1 < m->n_layers || m->act_last)
-            act_backward(m->act, d, m->out[l], (size_t)n * no);
+        if (l + 1 < m->n_layers || m->act_last) {
+            if (avx2 && m->act == RELAY_HIDDEN_TANH)
+                tanh_backward_avx2(d, m->out[l], (size_t)n * no);
+            else
+                act_backward(m->act, d, m->out[l], (size_t)n * no);
+        }
         const float *in = l ? m->out[l - 1] : m->last_in;
         /* dW [ni x no] = in^T [ni x n] * d [n x no] */
         rly_gemm(ni, no, n, in, 1, ni, d, no, m->grads + m->w_off[l], no, NULL, false);
-        float *db = m->grads + m->b_off[l];
-        memset(db, 0, no * sizeof(float));
-        for (uint32_t b = 0; b < n; b++) {
-            const float *row = d + (size_t)b * no;
-            for (uint32_t j = 0; j < no; j++)
-                db[j] += row[j];
-        }
+        if (avx2)
+            colsum_avx2(d, n, no, m->grads + m->b_off[l]);
+        else
+            colsum(d, n, no, m->grads + m->b_off[l]);
         if (l == 0 && !dx)
             break;
         float *wt = m->wt + m->wt_off[l];
@@ -437,7 +638,47 @@ void rly_adam_fini(rly_adam *a)
     memset(a, 0, sizeof *a);
 }
 
+/*
+ * Adam update of elements [i0, n) (scalar); the AVX2 path below does the same operations in the
+ * same order (separate multiply and add, exact sqrt and division), so results are identical.
+ */
 RLY_OPT("no-math-errno")
+static void adam_scalar(size_t i0, size_t n, float *m, float *v, float *params, const float *grads,
+                        float b1, float b2, float step, float bc2s, float eps)
+{
+    for (size_t i = i0; i < n; i++) {
+        float g = grads[i];
+        m[i] = m[i] * b1 + (1.0f - b1) * g;
+        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
+        float denom = sqrtf(v[i]) / bc2s + eps;
+        params[i] -= step * (m[i] / denom);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static size_t adam_avx2(size_t n, float *m, float *v,
+                                                            float *params, const float *grads,
+                                                            float b1, float b2, float step,
+                                                            float bc2s, float eps)
+{
+    __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
+    __m256 vc1 = _mm256_set1_ps(1.0f - b1), vc2 = _mm256_set1_ps(1.0f - b2);
+    __m256 vstep = _mm256_set1_ps(step), vbc = _mm256_set1_ps(bc2s), veps = _mm256_set1_ps(eps);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(grads + i);
+        __m256 mi =
+            _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), vb1), _mm256_mul_ps(vc1, g));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vb2),
+                                  _mm256_mul_ps(_mm256_mul_ps(vc2, g), g));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), vbc), veps);
+        __m256 upd = _mm256_mul_ps(vstep, _mm256_div_ps(mi, denom));
+        _mm256_storeu_ps(params + i, _mm256_sub_ps(_mm256_loadu_ps(params + i), upd));
+    }
+    return i;
+}
+
 void rly_adam_step(rly_adam *a, float *params, const float *grads, float lr)
 {
     a->t++;
@@ -446,14 +687,10 @@ void rly_adam_step(rly_adam *a, float *params, const float *grads, float lr)
     float bc2 = (float)(1.0 - pow(b2, (double)a->t));
     float step = lr / bc1;
     float bc2s = sqrtf(bc2);
-    float *m = a->m, *v = a->v;
-    for (size_t i = 0; i < a->n; i++) {
-        float g = grads[i];
-        m[i] = m[i] * b1 + (1.0f - b1) * g;
-        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
-        float denom = sqrtf(v[i]) / bc2s + a->eps;
-        params[i] -= step * (m[i] / denom);
-    }
+    size_t i0 = 0;
+    if (rly_gemm_uses_avx2())
+        i0 = adam_avx2(a->n, a->m, a->v, params, grads, b1, b2, step, bc2s, a->eps);
+    adam_scalar(i0, a->n, a->m, a->v, params, grads, b1, b2, step, bc2s, a->eps);
 }
 
 float rly_clip_grad_norm(float *g, size_t n, float max_norm)
