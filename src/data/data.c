@@ -85,28 +85,6 @@ relay_err relay_shape_nbytes(relay_dtype dtype, uint32_t rank, const int64_t *sh
     return RELAY_OK;
 }
 
-relay_err relay_tensor_init(relay_tensor *t, relay_dtype dtype, uint32_t rank, const int64_t *shape)
-{
-    if (!t)
-        return RELAY_EINVAL;
-    memset(t, 0, sizeof *t);
-    size_t nbytes;
-    relay_err e = relay_shape_nbytes(dtype, rank, shape, &nbytes);
-    if (e)
-        return e;
-    void *data = calloc(1, nbytes ? nbytes : 1);
-    if (!data)
-        return RELAY_ENOMEM;
-    t->dtype = dtype;
-    t->rank = rank;
-    if (rank)
-        memcpy(t->shape, shape, rank * sizeof shape[0]);
-    t->data = data;
-    t->nbytes = nbytes;
-    t->owns = true;
-    return RELAY_OK;
-}
-
 relay_err relay_tensor_view(relay_tensor *t, relay_dtype dtype, uint32_t rank, const int64_t *shape,
                             void *data)
 {
@@ -128,6 +106,28 @@ relay_err relay_tensor_view(relay_tensor *t, relay_dtype dtype, uint32_t rank, c
     t->data = data;
     t->nbytes = nbytes;
     t->owns = false;
+    return RELAY_OK;
+}
+
+relay_err relay_tensor_init(relay_tensor *t, relay_dtype dtype, uint32_t rank, const int64_t *shape)
+{
+    if (!t)
+        return RELAY_EINVAL;
+    memset(t, 0, sizeof *t);
+    size_t nbytes;
+    relay_err e = relay_shape_nbytes(dtype, rank, shape, &nbytes);
+    if (e)
+        return e;
+    void *data = calloc(1, nbytes ? nbytes : 1);
+    if (!data)
+        return RELAY_ENOMEM;
+    /* Same header as a view, then take ownership of the buffer. */
+    e = relay_tensor_view(t, dtype, rank, shape, data);
+    if (e) {
+        free(data);
+        return e;
+    }
+    t->owns = true;
     return RELAY_OK;
 }
 
