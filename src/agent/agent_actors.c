@@ -1,0 +1,250 @@
+/* Agent actor management: create, remove and rename actors, list ids. */
+#include "agent/agent_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/config.h"
+#include "coord/coordinator.h"
+#include "core/clock.h"
+#include "core/idmap.h"
+#include "core/log.h"
+
+
+/* ---- actors -------------------------------------------------------------------------------- */
+static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
+                                  const relay_env_def *env, relay_model *pi, int64_t version,
+                                  relay_id *id)
+{
+    rly_actor *act = NULL;
+    relay_err e = rly_actor_new(ac, &act);
+    if (e) {
+        relay_model_free(pi);
+        return e;
+    }
+    if (pi) {
+        e = rly_actor_install(act, pi, NULL, version, NULL, 0);
+        if (e)
+            relay_model_free(pi);
+    } else if (ac->shared_pi) {
+        e = rly_actor_install(act, NULL, NULL, 0, NULL, 0);
+    }
+    agent_actor *aa = e ? NULL : calloc(1, sizeof *aa);
+    if (!e && !aa)
+        e = RELAY_ENOMEM;
+    if (!e && rly_idmap_get(&a->actors, ac->id))
+        e = RELAY_EEXIST;
+    if (!e) {
+        aa->actor = act;
+        aa->env = env;
+        e = rly_idmap_put(&a->actors, ac->id, aa);
+    }
+    if (!e) {
+        e = rly_coord_add_actor(a->coord, rly_actor_slot_of(act));
+        if (e)
+            rly_idmap_del(&a->actors, ac->id);
+    }
+    if (e) {
+        free(aa);
+        rly_actor_free(act);
+        return e;
+    }
+    a->actor_count++;
+    if (id)
+        *id = ac->id;
+    return RELAY_OK;
+}
+
+relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, relay_id *id)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    relay_actor_options none = {0};
+    if (!opt)
+        opt = &none;
+    const relay_bundle *model = opt->model ? opt->model : a->default_model;
+    const char *env_name = opt->env ? opt->env : (a->cfg.env[0] ? a->cfg.env : NULL);
+    const relay_env_def *env = NULL;
+    relay_err e = RELAY_OK;
+    if (env_name && (e = relay_env_resolve(env_name, &env)) != RELAY_OK) {
+        rly_error(MOD, "new_actor: unknown environment \"%s\"", env_name);
+        return e;
+    }
+    rly_actor_config ac = {0};
+    ac.id = opt->id ? *opt->id : relay_id_new();
+    ac.max_traj_len = opt->max_traj_length ? opt->max_traj_length : a->cfg.max_traj_length;
+    ac.deterministic = opt->deterministic;
+    ac.record = true;
+    if (model) {
+        e = rly_policy_desc_from_meta(&ac.policy, relay_bundle_meta(model));
+        if (!e && env) {
+            rly_policy_desc ed;
+            if (rly_policy_desc_from_env(&ed, env) == RELAY_OK &&
+                (ed.obs_dim != ac.policy.obs_dim || ed.discrete != ac.policy.discrete)) {
+                rly_error(MOD, "new_actor: the model does not fit environment %s", env->name);
+                e = RELAY_ESHAPE;
+            }
+        }
+    } else if (env) {
+        e = rly_policy_desc_from_env(&ac.policy, env);
+    } else {
+        rly_error(MOD, "new_actor: needs a model or an environment to know its spaces");
+        e = RELAY_EINVAL;
+    }
+    if (e)
+        return e;
+    rly_mutex_lock(&a->lock);
+    e = rly_agent_running_locked(a);
+    if (!e) {
+        ac.seed = opt->seed ? opt->seed : a->cfg.seed * 1000003ULL + a->actor_count + 1;
+        relay_model *pi = NULL;
+        int64_t version = 0;
+        if (a->cfg.shared_model) {
+            ac.shared_pi = a->shared_pi;
+            ac.shared_vf = a->shared_vf;
+            if (opt->model) {
+                rly_warn(MOD, "new_actor: shared model mode ignores a per-actor model; use "
+                              "update_model");
+            }
+        } else if (model) {
+            size_t len;
+            const uint8_t *onnx = relay_model_onnx(relay_bundle_model(model), &len);
+            e = relay_model_from_onnx(onnx, len, &pi);
+            version = relay_bundle_meta(model)->version;
+        }
+        if (!e)
+            e = add_actor_locked(a, &ac, env, pi, version, id);
+    }
+    rly_mutex_unlock(&a->lock);
+    return e;
+}
+
+relay_err relay_agent_new_actors(relay_agent *a, uint32_t count, const relay_actor_options *opt,
+                                 relay_id *ids)
+{
+    if (!a || (count && !ids))
+        return RELAY_EINVAL;
+    if (opt && opt->id && count > 1)
+        return RELAY_EINVAL;
+    for (uint32_t i = 0; i < count; i++) {
+        relay_err e = relay_agent_new_actor(a, opt, &ids[i]);
+        if (e)
+            return e;
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, uint64_t seed,
+                                   uint32_t max_len, relay_id *id)
+{
+    if (!a || !desc || !a->cfg.shared_model)
+        return RELAY_EINVAL;
+    rly_actor_config ac = {.id = relay_id_from_seed(seed, 0xac70),
+                           .seed = seed,
+                           .max_traj_len = max_len,
+                           .record = true,
+                           .policy = *desc};
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_running_locked(a);
+    if (!e) {
+        ac.shared_pi = a->shared_pi;
+        ac.shared_vf = a->shared_vf;
+        e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
+    }
+    rly_mutex_unlock(&a->lock);
+    return e;
+}
+
+relay_err relay_agent_remove_actor(relay_agent *a, relay_id id)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_running_locked(a);
+    agent_actor *aa = e ? NULL : rly_idmap_get(&a->actors, id);
+    if (!e && !aa)
+        e = RELAY_ENOTFOUND;
+    if (!e)
+        e = rly_coord_remove_actor(a->coord, id, NULL);
+    if (!e) {
+        rly_actor_stats *s = rly_actor_stats_of(aa->actor);
+        a->retired_trajs += atomic_load(&s->trajectories);
+        a->retired_episodes += atomic_load(&s->episodes);
+        a->retired_steps += atomic_load(&s->env_steps);
+        a->retired_inferences += atomic_load(&s->inferences);
+        rly_idmap_del(&a->actors, id);
+        rly_actor_free(aa->actor);
+        free(aa);
+    }
+    rly_mutex_unlock(&a->lock);
+    return e;
+}
+
+relay_err relay_agent_remove_actors(relay_agent *a, const relay_id *ids, size_t n)
+{
+    relay_err first = RELAY_OK;
+    for (size_t i = 0; i < n; i++) {
+        relay_err e = relay_agent_remove_actor(a, ids[i]);
+        if (e && !first)
+            first = e;
+    }
+    return first;
+}
+
+relay_err relay_agent_set_actor_id(relay_agent *a, relay_id cur, relay_id next)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_running_locked(a);
+    agent_actor *aa = e ? NULL : rly_idmap_get(&a->actors, cur);
+    if (!e && !aa)
+        e = RELAY_ENOTFOUND;
+    if (!e && rly_idmap_get(&a->actors, next))
+        e = RELAY_EEXIST;
+    if (!e)
+        e = rly_coord_rename_actor(a->coord, cur, next);
+    if (!e) {
+        rly_idmap_del(&a->actors, cur);
+        e = rly_idmap_put(&a->actors, next, aa);
+    }
+    rly_mutex_unlock(&a->lock);
+    return e;
+}
+
+static int id_cmp(const void *x, const void *y)
+{
+    return relay_id_cmp(*(const relay_id *)x, *(const relay_id *)y);
+}
+
+size_t relay_agent_actor_ids(relay_agent *a, relay_id *ids, size_t max)
+{
+    if (!a)
+        return 0;
+    rly_mutex_lock(&a->lock);
+    size_t total = rly_idmap_count(&a->actors), n = 0, pos = 0;
+    relay_id *all = malloc((total ? total : 1) * sizeof *all);
+    rly_idmap_slot *it;
+    while (all && (it = rly_idmap_next(&a->actors, &pos)))
+        all[n++] = it->key;
+    rly_mutex_unlock(&a->lock);
+    if (all) {
+        qsort(all, n, sizeof *all, id_cmp);
+        for (size_t i = 0; i < n && i < max && ids; i++)
+            ids[i] = all[i];
+        free(all);
+    }
+    return total;
+}
+
+/* all_ids snapshots every actor id (caller frees). */
+relay_id *rly_agent_all_ids(relay_agent *a, size_t *n)
+{
+    size_t total = relay_agent_actor_ids(a, NULL, 0);
+    relay_id *ids = malloc((total ? total : 1) * sizeof *ids);
+    *n = ids ? relay_agent_actor_ids(a, ids, total) : 0;
+    if (*n > total)
+        *n = total;
+    return ids;
+}

@@ -1,0 +1,70 @@
+/*
+ * Internal to the agent layer: the relay_agent object shared by agent.c (lifecycle), agent_actors.c
+ * (actor management), agent_request.c (request/reply and model messages) and agent_data.c (run_env,
+ * trajectories, stats). Any caller thread touches it; `life` and `lock` guard it as documented
+ * below.
+ */
+#ifndef RLY_AGENT_AGENT_INTERNAL_H
+#define RLY_AGENT_AGENT_INTERNAL_H
+
+#include "agent/agent.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/config.h"
+#include "coord/coordinator.h"
+#include "core/clock.h"
+#include "core/idmap.h"
+#include "core/log.h"
+
+#define MOD "agent"
+#define MAX_SINKS 4
+
+typedef struct agent_actor {
+    rly_actor *actor;
+    const relay_env_def *env;
+} agent_actor;
+
+enum { ST_NEW = 0, ST_RUNNING, ST_DOWN };
+
+struct relay_agent {
+    relay_config cfg;
+    /* life: held for reading by calls that use the runtime outside `lock` (sending messages,
+       scaling), for writing by start/shutdown/restart, so the runtime is never torn down under
+       a call in flight. Order: life before lock. */
+    pthread_rwlock_t life;
+    rly_mutex lock; /* actors table and lifecycle state */
+    int state;
+    rly_coord *coord;
+    rly_sinkworker *worker;
+    relay_sink *sinks[MAX_SINKS];
+    size_t n_sinks;
+    relay_sink *memory;
+    uint64_t sink_open_failures;
+    rly_idmap actors;          /* id -> agent_actor* */
+    uint64_t actor_count;      /* actors ever created, for seeds */
+    uint64_t retired_trajs;    /* trajectories emitted by actors since removed */
+    uint64_t retired_episodes; /* and their episodes, steps and inferences */
+    uint64_t retired_steps, retired_inferences;
+    relay_model_handle *shared_pi, *shared_vf;
+    int64_t shared_version;
+    relay_bundle *default_model;
+    rly_sink_consumer consumer;
+    void *consumer_ctx;
+    relay_err shutdown_err;
+};
+
+/* rly_agent_running_locked checks the agent can take actor calls; lock held. */
+relay_err rly_agent_running_locked(relay_agent *a);
+
+/* rly_agent_enter pins the runtime for a call that sends messages; pair with rly_agent_leave. */
+relay_err rly_agent_enter(relay_agent *a);
+
+/* rly_agent_leave releases what rly_agent_enter pinned. */
+void rly_agent_leave(relay_agent *a);
+/* rly_agent_all_ids snapshots every actor id into a malloc'd array (caller frees). */
+relay_id *rly_agent_all_ids(relay_agent *a, size_t *n);
+
+#endif

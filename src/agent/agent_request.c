@@ -1,0 +1,412 @@
+/* Agent request path: request_action, flag_last_action, model versions and updates, scaling. */
+#include "agent/agent_internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/config.h"
+#include "coord/coordinator.h"
+#include "core/clock.h"
+#include "core/idmap.h"
+#include "core/log.h"
+
+
+/* dims are the widths request_action needs of one actor. */
+typedef struct dims {
+    uint32_t obs, act, n_actions;
+    bool discrete;
+} dims;
+
+/* dims_many looks up n actors under one lock; returns the index of the first unknown one, or n. */
+static size_t dims_many(relay_agent *a, const relay_id *ids, size_t n, dims *out)
+{
+    size_t i = 0;
+    rly_mutex_lock(&a->lock);
+    for (; i < n; i++) {
+        agent_actor *aa = rly_idmap_get(&a->actors, ids[i]);
+        if (!aa)
+            break;
+        const rly_policy_desc *d = rly_actor_desc(aa->actor);
+        out[i] = (dims){d->obs_dim, d->act_dim, d->n_actions, d->discrete};
+    }
+    rly_mutex_unlock(&a->lock);
+    return i;
+}
+
+uint32_t relay_agent_obs_dim(relay_agent *a, relay_id id)
+{
+    dims d;
+    return a && dims_many(a, &id, 1, &d) == 1 ? d.obs : 0;
+}
+
+uint32_t relay_agent_act_dim(relay_agent *a, relay_id id)
+{
+    dims d;
+    return a && dims_many(a, &id, 1, &d) == 1 ? d.act : 0;
+}
+
+/* ---- messages ------------------------------------------------------------------------------ */
+
+/* send_and_wait sends msgs (each with a reply counted by latch) and waits for all replies. */
+static relay_err send_and_wait(relay_agent *a, rly_msg *msgs, size_t n, rly_latch *latch,
+                               int64_t timeout_ns)
+{
+    relay_err e = RELAY_OK;
+    size_t sent = rly_dispatcher_send_batch(a->coord->disp, msgs, n, &e);
+    /* Messages not taken stay ours: fail their replies, free their payloads, wake the latch. */
+    for (size_t i = sent; i < n; i++)
+        rly_msg_discard(&msgs[i], e ? e : RELAY_EDISPATCH);
+    relay_err we = rly_latch_wait(latch, timeout_ns);
+    if (we && !e)
+        e = we;
+    return e;
+}
+
+/* prepare makes n messages with replies counted by one latch; NULL on allocation failure. */
+static rly_latch *prepare(size_t n, rly_msg *msgs, rly_reply **replies)
+{
+    rly_latch *latch = rly_latch_new((int64_t)n);
+    if (!latch)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = rly_reply_new_in(latch);
+        if (!replies[i]) {
+            for (size_t k = 0; k < i; k++) {
+                rly_reply_release(replies[k]);
+                rly_reply_release(replies[k]);
+            }
+            rly_latch_release(latch);
+            return NULL;
+        }
+        msgs[i].reply = replies[i];
+    }
+    return latch;
+}
+
+relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t n,
+                                     const float *obs, const uint8_t *masks, const float *rewards,
+                                     float *actions, relay_err *errs)
+{
+    if (!a || (n && (!ids || !obs || !actions)))
+        return RELAY_EINVAL;
+    if (n == 0)
+        return RELAY_OK;
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
+    rly_msg *msgs = calloc(n, sizeof *msgs);
+    rly_reply **replies = calloc(n, sizeof *replies);
+    dims *descs = calloc(n, sizeof *descs);
+    size_t *obs_off = calloc(n, sizeof *obs_off), *act_off = calloc(n, sizeof *act_off),
+           *mask_off = calloc(n, sizeof *mask_off);
+    if (!msgs || !replies || !descs || !obs_off || !act_off || !mask_off) {
+        e = RELAY_ENOMEM;
+        goto out;
+    }
+    /* Actors may differ in widths: rows are packed one after another in each array. */
+    size_t o = 0, ac = 0, mk = 0;
+    size_t unknown = dims_many(a, ids, n, descs);
+    if (unknown < n) {
+        char text[RELAY_ID_STRLEN + 1];
+        rly_error(MOD, "request_action: unknown actor %s", relay_id_format(ids[unknown], text));
+        e = RELAY_ENOTFOUND;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        obs_off[i] = o;
+        act_off[i] = ac;
+        mask_off[i] = mk;
+        o += descs[i].obs;
+        ac += descs[i].act;
+        mk += descs[i].discrete ? descs[i].n_actions : 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool with_mask = masks && descs[i].discrete;
+        rly_policy_desc pd = {.obs_dim = descs[i].obs,
+                              .act_dim = descs[i].act,
+                              .n_actions = descs[i].n_actions,
+                              .discrete = descs[i].discrete};
+        rly_infer_req *q = rly_infer_req_new(&pd, with_mask);
+        if (!q) {
+            for (size_t k = 0; k < i; k++)
+                free(msgs[k].payload);
+            e = RELAY_ENOMEM;
+            goto out;
+        }
+        memcpy(q->obs, obs + obs_off[i], descs[i].obs * sizeof(float));
+        if (with_mask)
+            memcpy(q->mask, masks + mask_off[i], descs[i].n_actions);
+        q->reward = rewards ? rewards[i] : 0.0f;
+        msgs[i] = rly_msg_data(ids[i], RLY_REQUEST_INFERENCE, 0, q, free, NULL);
+    }
+    rly_latch *latch = prepare(n, msgs, replies);
+    if (!latch) {
+        for (size_t i = 0; i < n; i++)
+            free(msgs[i].payload);
+        e = RELAY_ENOMEM;
+        goto out;
+    }
+    e = send_and_wait(a, msgs, n, latch, (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+    for (size_t i = 0; i < n; i++) {
+        void *p = NULL;
+        relay_err re = rly_reply_wait(replies[i], 0, NULL, &p);
+        rly_infer_req *q = p;
+        if (re == RELAY_OK && q)
+            memcpy(actions + act_off[i], q->action, descs[i].act * sizeof(float));
+        free(q);
+        if (errs)
+            errs[i] = re;
+        if (re && !e)
+            e = re;
+        rly_reply_release(replies[i]);
+    }
+    rly_latch_release(latch);
+out:
+    free(msgs);
+    free(replies);
+    free(descs);
+    free(obs_off);
+    free(act_off);
+    free(mask_off);
+    rly_agent_leave(a);
+    return e;
+}
+
+/* broadcast sends one message per id (built by make) and waits for every reply. */
+static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_t *values,
+                           relay_err (*make)(relay_agent *a, size_t i, rly_msg *m, void *ctx),
+                           void *ctx, int64_t timeout_ns)
+{
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
+    if (n == 0) {
+        rly_agent_leave(a);
+        return RELAY_OK;
+    }
+    rly_msg *msgs = calloc(n, sizeof *msgs);
+    rly_reply **replies = calloc(n, sizeof *replies);
+    rly_latch *latch = NULL;
+    size_t built = 0;
+    if (!msgs || !replies) {
+        e = RELAY_ENOMEM;
+        goto out;
+    }
+    for (; built < n; built++) {
+        msgs[built].actor = ids[built];
+        if ((e = make(a, built, &msgs[built], ctx)) != RELAY_OK)
+            break;
+    }
+    if (e) {
+        for (size_t i = 0; i < built; i++)
+            if (msgs[i].payload_free)
+                msgs[i].payload_free(msgs[i].payload);
+        goto out;
+    }
+    latch = prepare(n, msgs, replies);
+    if (!latch) {
+        for (size_t i = 0; i < n; i++)
+            if (msgs[i].payload_free)
+                msgs[i].payload_free(msgs[i].payload);
+        e = RELAY_ENOMEM;
+        goto out;
+    }
+    e = send_and_wait(a, msgs, n, latch, timeout_ns);
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = -1;
+        relay_err re = rly_reply_wait(replies[i], 0, &v, NULL);
+        if (values)
+            values[i] = re == RELAY_OK ? v : -1;
+        if (re && !e)
+            e = re;
+        rly_reply_release(replies[i]);
+    }
+    rly_latch_release(latch);
+out:
+    free(msgs);
+    free(replies);
+    rly_agent_leave(a);
+    return e;
+}
+
+static relay_err make_flag(relay_agent *a, size_t i, rly_msg *m, void *ctx)
+{
+    const float *rewards = ctx;
+    float r = rewards ? rewards[i] : 0.0f;
+    int32_t bits;
+    memcpy(&bits, &r, sizeof bits);
+    *m = rly_msg_data(m->actor, RLY_FLAG_LAST_ACTION, bits, NULL, NULL, NULL);
+    return RELAY_OK;
+}
+
+relay_err relay_agent_flag_last_action(relay_agent *a, const relay_id *ids, size_t n,
+                                       const float *rewards)
+{
+    if (!a || (n && !ids))
+        return RELAY_EINVAL;
+    return broadcast(a, ids, n, NULL, make_flag, (void *)rewards,
+                     (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+}
+
+static relay_err make_version(relay_agent *a, size_t i, rly_msg *m, void *ctx)
+{
+    *m = rly_msg_data(m->actor, RLY_MODEL_VERSION, 0, NULL, NULL, NULL);
+    return RELAY_OK;
+}
+
+relay_err relay_agent_get_model_version(relay_agent *a, const relay_id *ids, size_t n,
+                                        int64_t *versions)
+{
+    if (!a || (n && (!ids || !versions)))
+        return RELAY_EINVAL;
+    return broadcast(a, ids, n, versions, make_version, NULL,
+                     (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+}
+
+typedef struct update_ctx {
+    const relay_bundle *b;
+    int64_t version; /* -1: each actor increments its own */
+    const float *log_std;
+    uint32_t n_log_std;
+} update_ctx;
+
+static relay_err make_update(relay_agent *a, size_t i, rly_msg *m, void *ctx)
+{
+    update_ctx *uc = ctx;
+    rly_model_update *u = calloc(1, sizeof *u);
+    if (!u)
+        return RELAY_ENOMEM;
+    u->version = uc->version;
+    if (uc->log_std && uc->n_log_std) {
+        u->n_log_std = uc->n_log_std < RELAY_ENV_MAX_DIM ? uc->n_log_std : RELAY_ENV_MAX_DIM;
+        memcpy(u->log_std, uc->log_std, u->n_log_std * sizeof(float));
+    }
+    if (uc->b) {
+        size_t len;
+        const uint8_t *onnx = relay_model_onnx(relay_bundle_model(uc->b), &len);
+        relay_err e = relay_model_from_onnx(onnx, len, &u->pi);
+        if (e) {
+            free(u);
+            return e;
+        }
+    }
+    *m = rly_msg_data(m->actor, RLY_MODEL_UPDATE, u->version, u, rly_model_update_free, NULL);
+    return RELAY_OK;
+}
+
+relay_err relay_agent_update_model(relay_agent *a, const relay_bundle *b, const relay_id *ids,
+                                   size_t n)
+{
+    if (!a || !b || (n && !ids))
+        return RELAY_EINVAL;
+    relay_id *owned = NULL;
+    if (n == 0 || a->cfg.shared_model) {
+        owned = rly_agent_all_ids(a, &n);
+        if (!owned)
+            return RELAY_ENOMEM;
+        ids = owned;
+    }
+    relay_err e = RELAY_OK;
+    update_ctx uc = {.b = b, .version = -1};
+    if (a->cfg.shared_model) {
+        /* One compile, one publish; every actor then switches at its next message or step. */
+        relay_model *m = NULL;
+        size_t len;
+        const uint8_t *onnx = relay_model_onnx(relay_bundle_model(b), &len);
+        e = relay_model_from_onnx(onnx, len, &m);
+        if (!e) {
+            rly_mutex_lock(&a->lock);
+            int64_t v = ++a->shared_version;
+            rly_mutex_unlock(&a->lock);
+            e = relay_model_handle_publish(a->shared_pi, m, v);
+            if (e)
+                relay_model_free(m);
+            uc.b = NULL;
+            uc.version = v;
+        }
+    }
+    if (!e)
+        e = broadcast(a, ids, n, NULL, make_update, &uc,
+                      (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+    free(owned);
+    return e;
+}
+
+relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, relay_model *vf,
+                            const float *log_std, uint32_t n_log_std)
+{
+    if (!a || !pi || !a->cfg.shared_model) {
+        relay_model_free(pi);
+        relay_model_free(vf);
+        return RELAY_EINVAL;
+    }
+    relay_err e = RELAY_OK;
+    if (vf && (e = relay_model_handle_publish(a->shared_vf, vf, version)) != RELAY_OK) {
+        relay_model_free(pi);
+        relay_model_free(vf);
+        return e;
+    }
+    e = relay_model_handle_publish(a->shared_pi, pi, version);
+    if (e) {
+        relay_model_free(pi); /* vf (if any) is already owned by its handle */
+        return e;
+    }
+    rly_mutex_lock(&a->lock);
+    a->shared_version = version;
+    rly_mutex_unlock(&a->lock);
+    size_t n;
+    relay_id *ids = rly_agent_all_ids(a, &n);
+    if (!ids)
+        return RELAY_ENOMEM;
+    update_ctx uc = {.version = version, .log_std = log_std, .n_log_std = n_log_std};
+    /* Fire and forget: the learner does not wait for acknowledgements, only for fresh data. */
+    rly_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
+    if (!msgs) {
+        free(ids);
+        return RELAY_ENOMEM;
+    }
+    size_t built = 0;
+    for (; built < n; built++) {
+        msgs[built].actor = ids[built];
+        if ((e = make_update(a, built, &msgs[built], &uc)) != RELAY_OK)
+            break;
+    }
+    size_t sent = 0;
+    if (!e && (e = rly_agent_enter(a)) == RELAY_OK) {
+        sent = rly_dispatcher_send_batch(a->coord->disp, msgs, built, &e);
+        rly_agent_leave(a);
+    }
+    for (size_t i = sent; i < built; i++)
+        rly_msg_discard(&msgs[i], e ? e : RELAY_ESHUTDOWN);
+    free(msgs);
+    free(ids);
+    return e;
+}
+
+relay_err relay_agent_scale_throughput(relay_agent *a, int32_t delta)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    if (delta == 0) {
+        rly_error(MOD, "scale_throughput(0) changes nothing");
+        return RELAY_EINVAL;
+    }
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
+    e = delta > 0 ? rly_coord_scale_out(a->coord, (uint32_t)delta)
+                  : rly_coord_scale_in(a->coord, (uint32_t)(-(int64_t)delta));
+    rly_agent_leave(a);
+    return e;
+}
+
+uint32_t relay_agent_num_routers(relay_agent *a)
+{
+    if (!a)
+        return 0;
+    rly_mutex_lock(&a->lock);
+    uint32_t n = a->coord ? rly_coord_num_routers(a->coord) : 0;
+    rly_mutex_unlock(&a->lock);
+    return n;
+}
