@@ -5,4 +5,10 @@
 /* rly_cli_train implements `relay train` (argv[0] = "train"); returns the exit status. */
 int rly_cli_train(int argc, char **argv);
 
+/* rly_cli_server implements `relay server` (argv[0] = "server"); returns the exit status. */
+int rly_cli_server(int argc, char **argv);
+
+/* rly_cli_actors implements `relay actors` (argv[0] = "actors"); returns the exit status. */
+int rly_cli_actors(int argc, char **argv);
+
 #endif

@@ -25,7 +25,9 @@ typedef enum rly_fate {
     RLY_FATE_LEARNED = 0,   /* every row went into an update */
     RLY_FATE_STALE = 1,     /* dropped: its policy version lagged too far behind */
     RLY_FATE_DISCARDED = 2, /* dropped: newer than the learner, or out of memory */
-    RLY_FATE_UNUSED = 3     /* still queued when the learner stopped */
+    RLY_FATE_UNUSED = 3,    /* still queued when the learner stopped */
+    RLY_FATE_REJECTED = 4,  /* mark: failed to decode or authenticate, or does not fit */
+    RLY_FATE_DUPLICATE = 5  /* mark: a batch already learned from (a resend) */
 } rly_fate;
 
 /* rly_fate_fn reports one trajectory's fate with its tag (learner thread). */

@@ -409,14 +409,33 @@ static relay_err model_publish(void *impl, int64_t version, const void *data, si
     return map_status(s);
 }
 
-static relay_err model_latest(void *impl, relay_codec_buf *out, int64_t *version)
+static relay_err status_publish(void *impl, const void *data, size_t len)
 {
     tp_nats *t = impl;
+    relay_err e = open_kv(t, true);
+    if (e)
+        return e;
+    natsStatus s;
+    if (!data) {
+        s = kvStore_Delete(t->kv, "status");
+        return s == NATS_OK || s == NATS_NOT_FOUND ? RELAY_OK : map_status(s);
+    }
+    uint64_t rev = 0;
+    s = kvStore_Put(&rev, t->kv, "status", data, (int)len);
+    if (s == NATS_OK)
+        s = natsConnection_Publish(t->nc, t->subj_model, data, (int)len);
+    if (s == NATS_OK)
+        natsConnection_FlushTimeout(t->nc, 1000);
+    return map_status(s);
+}
+
+static relay_err kv_read(tp_nats *t, const char *key, relay_codec_buf *out, int64_t *version)
+{
     relay_err e = open_kv(t, false);
     if (e)
         return e;
     kvEntry *en = NULL;
-    natsStatus s = kvStore_Get(&en, t->kv, "latest");
+    natsStatus s = kvStore_Get(&en, t->kv, key);
     if (s != NATS_OK) {
         return s == NATS_NOT_FOUND ? RELAY_ENOMODEL : map_status(s);
     }
@@ -431,6 +450,11 @@ static relay_err model_latest(void *impl, relay_codec_buf *out, int64_t *version
         *version = (int64_t)kvEntry_Revision(en);
     kvEntry_Destroy(en);
     return RELAY_OK;
+}
+
+static relay_err model_latest(void *impl, relay_codec_buf *out, int64_t *version)
+{
+    return kv_read(impl, "latest", out, version);
 }
 
 static void deliver_model(tp_nats *t, int64_t version, const void *data, size_t len)
@@ -459,15 +483,19 @@ static void *model_thread(void *arg)
 {
     tp_nats *t = arg;
     relay_codec_buf buf = {0};
-    uint64_t last_rev = 0;
+    uint64_t last_rev = 0, last_status = 0;
     int64_t next = 0;
     while (!atomic_load(&t->stop)) {
         int64_t now = rly_now_ns();
         if (atomic_exchange(&t->reconnected, false) || now >= next) {
             next = now + RLY_NS_PER_S;
             int64_t rev = 0;
-            if (model_latest(t, &buf, &rev) == RELAY_OK && (uint64_t)rev != last_rev) {
+            if (kv_read(t, "latest", &buf, &rev) == RELAY_OK && (uint64_t)rev != last_rev) {
                 last_rev = (uint64_t)rev;
+                deliver_model(t, -1, buf.data, buf.len);
+            }
+            if (kv_read(t, "status", &buf, &rev) == RELAY_OK && (uint64_t)rev != last_status) {
+                last_status = (uint64_t)rev;
                 deliver_model(t, -1, buf.data, buf.len);
             }
         }
@@ -566,6 +594,7 @@ static const rly_tp_ops nats_ops = {
     .control_serve = control_serve,
     .control_request = control_request,
     .raw_publish = raw_publish,
+    .status_publish = status_publish,
 };
 
 static relay_err configure(tp_nats *t, const rly_tp_config *c)

@@ -144,3 +144,8 @@ relay_err rly_tp_raw_publish(rly_tp *tp, const char *msg_id, const void *data, s
         return RELAY_EINVAL;
     return tp->ops->raw_publish(tp->impl, msg_id, data, len);
 }
+
+relay_err rly_tp_status_publish(rly_tp *tp, const void *data, size_t len)
+{
+    return tp ? tp->ops->status_publish(tp->impl, data, len) : RELAY_EINVAL;
+}

@@ -85,6 +85,7 @@ typedef struct rly_tp_ops {
     relay_err (*control_request)(void *impl, const void *req, size_t len, relay_codec_buf *reply,
                                  int64_t timeout_ns);
     relay_err (*raw_publish)(void *impl, const char *msg_id, const void *data, size_t len);
+    relay_err (*status_publish)(void *impl, const void *data, size_t len);
 } rly_tp_ops;
 
 /* rly_tp is an open transport (opaque). */
@@ -143,10 +144,19 @@ relay_err rly_tp_traj_ack(rly_tp *tp, rly_tp_delivery *d, bool ok);
 /* rly_tp_model_publish (server) stores version's bytes as the run's latest model. */
 relay_err rly_tp_model_publish(rly_tp *tp, int64_t version, const void *data, size_t len);
 
+/*
+ * rly_tp_status_publish (server) stores the run's status envelope (e.g. a Shutdown when training
+ * is finished) and broadcasts it to model watchers; data NULL clears it (a new run starts).
+ */
+relay_err rly_tp_status_publish(rly_tp *tp, const void *data, size_t len);
+
 /* rly_tp_model_latest reads the latest model into out (RELAY_ENOMODEL when none was published). */
 relay_err rly_tp_model_latest(rly_tp *tp, relay_codec_buf *out, int64_t *version);
 
-/* rly_tp_model_watch calls fn with the latest model (if any) and then with every new one. */
+/*
+ * rly_tp_model_watch calls fn with the latest model (if any), then with every new one, and with
+ * the run's status envelope when one is published; fn tells them apart by the envelope's kind.
+ */
 relay_err rly_tp_model_watch(rly_tp *tp, rly_tp_model_fn fn, void *ctx);
 
 /* rly_tp_control_serve (server) answers control requests with fn from now on. */
