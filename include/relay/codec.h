@@ -142,7 +142,7 @@ typedef struct relay_model_bundle {
     relay_bundle_space obs_space, act_space;
     uint8_t *onnx;
     size_t onnx_len;
-    bool owns_onnx;   /* onnx and value_onnx are freed by relay_model_bundle_fini */
+    bool owns_onnx;      /* onnx and value_onnx are freed by relay_model_bundle_fini */
     uint8_t *value_onnx; /* optional critic (obs -> value) or NULL */
     size_t value_onnx_len;
     uint32_t n_log_std; /* Gaussian policies: log std values (0 = none) */

@@ -98,21 +98,21 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: relay actors --nats URL [options]\n"
-            "  --nats URL            NATS server(s), e.g. nats://127.0.0.1:4222 (or transport.url)\n"
-            "  --run NAME            run name, as given to relay server (default: default)\n"
-            "  --env E               environment (default CartPole-v1; must match the server's)\n"
-            "  --actors N            actors in this process (default 1)\n"
-            "  --envs-per-actor M    environment copies per actor (default 8)\n"
-            "  --routers R           routers (default 1)\n"
-            "  --n-steps K           steps per env per policy version (default: the zoo's n_steps)\n"
-            "  --seed S              seed of this process's actors (default: from the pid)\n"
-            "  --wait S              seconds to wait for a server's first model (default 120)\n"
-            "  --max-seconds S       stop after S seconds\n"
-            "  --ledger FILE         append \"<batch id>,<trajectories>\" for every acked batch\n"
-            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
-            "  --quiet               no progress lines\n");
+    fprintf(
+        f, "usage: relay actors --nats URL [options]\n"
+           "  --nats URL            NATS server(s), e.g. nats://127.0.0.1:4222 (or transport.url)\n"
+           "  --run NAME            run name, as given to relay server (default: default)\n"
+           "  --env E               environment (default CartPole-v1; must match the server's)\n"
+           "  --actors N            actors in this process (default 1)\n"
+           "  --envs-per-actor M    environment copies per actor (default 8)\n"
+           "  --routers R           routers (default 1)\n"
+           "  --n-steps K           steps per env per policy version (default: the zoo's n_steps)\n"
+           "  --seed S              seed of this process's actors (default: from the pid)\n"
+           "  --wait S              seconds to wait for a server's first model (default 120)\n"
+           "  --max-seconds S       stop after S seconds\n"
+           "  --ledger FILE         append \"<batch id>,<trajectories>\" for every acked batch\n"
+           "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
+           "  --quiet               no progress lines\n");
 }
 
 /* ---- models ---------------------------------------------------------------------------------- */
@@ -134,8 +134,8 @@ static void apply_model(actors *a, relay_model_bundle *b)
         return; /* already acting on it */
     if (b->created_ns < made && b->version < cur)
         return; /* an older message arriving late */
-    if (!space_fits(&b->obs_space, &os) || !space_fits(&b->act_space, &as) ||
-        !b->value_onnx_len || (!as.discrete && b->n_log_std != as.dim)) {
+    if (!space_fits(&b->obs_space, &os) || !space_fits(&b->act_space, &as) || !b->value_onnx_len ||
+        (!as.discrete && b->n_log_std != as.dim)) {
         rly_warn("actors", "model version %lld does not fit %s; ignored", (long long)b->version,
                  a->env->name);
         atomic_fetch_add(&a->models_refused, 1);
@@ -145,9 +145,10 @@ static void apply_model(actors *a, relay_model_bundle *b)
     relay_err e = relay_model_from_onnx(b->onnx, b->onnx_len, &pi);
     if (!e)
         e = relay_model_from_onnx(b->value_onnx, b->value_onnx_len, &vf);
-    if (!e && (relay_model_in_dim(pi) != a->desc.obs_dim || relay_model_in_dim(vf) != a->desc.obs_dim ||
-               relay_model_out_dim(pi) != (a->desc.discrete ? a->desc.n_actions : a->desc.act_dim) ||
-               relay_model_out_dim(vf) != 1))
+    if (!e &&
+        (relay_model_in_dim(pi) != a->desc.obs_dim || relay_model_in_dim(vf) != a->desc.obs_dim ||
+         relay_model_out_dim(pi) != (a->desc.discrete ? a->desc.n_actions : a->desc.act_dim) ||
+         relay_model_out_dim(vf) != 1))
         e = RELAY_ESHAPE;
     if (e) {
         rly_warn("actors", "model version %lld refused: %s", (long long)b->version,
@@ -242,8 +243,7 @@ static void spool_trim_locked(actors *a)
         if (!s->acked) {
             atomic_fetch_add(&a->trajs_dropped, s->count);
             rly_warn("actors", "spool full (%llu bytes): dropped batch %llu (%u trajectories)",
-                     (unsigned long long)a->dc.spool_bytes, (unsigned long long)s->seq,
-                     s->count);
+                     (unsigned long long)a->dc.spool_bytes, (unsigned long long)s->seq, s->count);
         }
         free(s->data);
         free(s);
@@ -548,8 +548,7 @@ static relay_err handshake(actors *a)
                 if (atomic_load(&a->models_applied))
                     break;
                 e = RELAY_ESHAPE;
-                fprintf(stderr, "relay actors: the server's model does not fit %s\n",
-                        a->env->name);
+                fprintf(stderr, "relay actors: the server's model does not fit %s\n", a->env->name);
                 break;
             }
             relay_msg_fini(&m);
@@ -639,8 +638,8 @@ int rly_cli_actors(int argc, char **argv)
     ac.routers = a->routers;
     ac.seed = a->seed;
     ac.sink_memory = false;
-    if ((e = relay_agent_new(&ac, &a->agent)) || (e = rly_agent_set_consumer(a->agent, consume, a)) ||
-        (e = relay_agent_start(a->agent))) {
+    if ((e = relay_agent_new(&ac, &a->agent)) ||
+        (e = rly_agent_set_consumer(a->agent, consume, a)) || (e = relay_agent_start(a->agent))) {
         fprintf(stderr, "relay actors: cannot start the agent: %s\n", relay_strerror(e));
         goto out;
     }
@@ -670,7 +669,8 @@ int rly_cli_actors(int argc, char **argv)
         goto out;
     }
     if (!a->quiet)
-        fprintf(stderr, "relay actors: %u actors x %u envs of %s on run \"%s\", model version %lld\n",
+        fprintf(stderr,
+                "relay actors: %u actors x %u envs of %s on run \"%s\", model version %lld\n",
                 a->n_actors, a->envs_per_actor, a->env->name, a->dc.run,
                 (long long)atomic_load(&a->version));
     int64_t t0 = rly_now_ns(), next_line = t0 + 5 * RLY_NS_PER_S;

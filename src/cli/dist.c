@@ -29,8 +29,7 @@ static bool copy_str(const cJSON *obj, const char *name, char *dst, size_t cap, 
     if (!v)
         return true;
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) {
-        fprintf(err, "config: transport.%s must be a string of at most %zu bytes\n", name,
-                cap - 1);
+        fprintf(err, "config: transport.%s must be a string of at most %zu bytes\n", name, cap - 1);
         return false;
     }
     snprintf(dst, cap, "%s", v->valuestring);
@@ -216,9 +215,8 @@ static void space_to_bundle(const relay_space *s, relay_bundle_space *b)
 }
 
 relay_err rly_dist_encode_model(relay_codec *codec, const char *env_name, int64_t version,
-                                const uint8_t *pi, size_t pi_len, const uint8_t *vf,
-                                size_t vf_len, const float *log_std, uint32_t n_log_std,
-                                relay_codec_buf *out)
+                                const uint8_t *pi, size_t pi_len, const uint8_t *vf, size_t vf_len,
+                                const float *log_std, uint32_t n_log_std, relay_codec_buf *out)
 {
     const relay_env_def *env = NULL;
     relay_err e = relay_env_resolve(env_name, &env);

@@ -26,12 +26,12 @@ typedef struct rly_dist_config {
     /* envelope: a key (config "transport.key" or RELAY_KEY, 64 hex chars) encrypts everything */
     bool has_key;
     uint8_t key[RELAY_KEY_BYTES];
-    uint32_t max_inflight;  /* actors: unacknowledged batches */
-    uint64_t spool_bytes;   /* actors: bytes held for resend */
-    uint32_t batch_bytes;   /* actors: target batch size */
-    uint32_t batch_ms;      /* actors: oldest trajectory waits at most this long */
-    int replicas;           /* server: stream replicas */
-    uint64_t stream_bytes;  /* server: stream size limit */
+    uint32_t max_inflight; /* actors: unacknowledged batches */
+    uint64_t spool_bytes;  /* actors: bytes held for resend */
+    uint32_t batch_bytes;  /* actors: target batch size */
+    uint32_t batch_ms;     /* actors: oldest trajectory waits at most this long */
+    int replicas;          /* server: stream replicas */
+    uint64_t stream_bytes; /* server: stream size limit */
 } rly_dist_config;
 
 /* rly_dist_config_default fills c with defaults (run "default", 256 in flight, 64 MiB spool). */
@@ -55,8 +55,7 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
  * holds the policy ONNX, the critic ONNX, log std and the env's spaces.
  */
 relay_err rly_dist_encode_model(relay_codec *codec, const char *env_name, int64_t version,
-                                const uint8_t *pi, size_t pi_len, const uint8_t *vf,
-                                size_t vf_len, const float *log_std, uint32_t n_log_std,
-                                relay_codec_buf *out);
+                                const uint8_t *pi, size_t pi_len, const uint8_t *vf, size_t vf_len,
+                                const float *log_std, uint32_t n_log_std, relay_codec_buf *out);
 
 #endif

@@ -43,8 +43,8 @@
 #define TAG_IDX_MASK ((UINT64_C(1) << TAG_BITS) - 1)
 #define FETCH_MAX 64
 
-static const char *const fate_names[] = {"learned",  "stale",    "discarded",
-                                         "unused",   "rejected", "duplicate"};
+static const char *const fate_names[] = {"learned", "stale",    "discarded",
+                                         "unused",  "rejected", "duplicate"};
 
 typedef struct msg_ent {
     uint64_t seq;
@@ -101,6 +101,10 @@ typedef struct server {
 
     atomic_llong version;
     atomic_uint clients;
+    /* a model the bus did not take (disconnected): the main thread retries it */
+    uint8_t *unsent_model;
+    size_t unsent_len;
+    int64_t unsent_version;
     char path_ckpt[RELAY_PATH_MAX + 32];
 } server;
 
@@ -113,24 +117,25 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: relay server --nats URL [options]\n"
-            "  --nats URL            NATS server(s), e.g. nats://127.0.0.1:4222 (or transport.url)\n"
-            "  --run NAME            run name: stream, bucket and subject names (default: default)\n"
-            "  --env E               environment the actors step (default CartPole-v1)\n"
-            "  --algo ppo|reinforce  learner (default ppo)\n"
-            "  --out DIR             run directory (default runs/<run>); a restarted server resumes\n"
-            "                        from DIR/checkpoint.bin\n"
-            "  --target R            stop when the mean of the last 100 returns reaches R\n"
-            "  --steps N             stop after N learned environment steps\n"
-            "  --checkpoint-every N  updates between checkpoints (default 5)\n"
-            "  --max-version-lag K   drop trajectories more than K versions old (default 1)\n"
-            "  --width W             rollout columns per update (default: the zoo's n_envs)\n"
-            "  --max-seconds S       stop after S seconds\n"
-            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
-            "  --quiet               no progress line\n"
-            "Credentials come from the config file or RELAY_NATS_USER/_PASSWORD/_TOKEN/_CREDS;\n"
-            "RELAY_KEY (64 hex) encrypts and authenticates every model and trajectory.\n");
+    fprintf(
+        f,
+        "usage: relay server --nats URL [options]\n"
+        "  --nats URL            NATS server(s), e.g. nats://127.0.0.1:4222 (or transport.url)\n"
+        "  --run NAME            run name: stream, bucket and subject names (default: default)\n"
+        "  --env E               environment the actors step (default CartPole-v1)\n"
+        "  --algo ppo|reinforce  learner (default ppo)\n"
+        "  --out DIR             run directory (default runs/<run>); a restarted server resumes\n"
+        "                        from DIR/checkpoint.bin\n"
+        "  --target R            stop when the mean of the last 100 returns reaches R\n"
+        "  --steps N             stop after N learned environment steps\n"
+        "  --checkpoint-every N  updates between checkpoints (default 5)\n"
+        "  --max-version-lag K   drop trajectories more than K versions old (default 1)\n"
+        "  --width W             rollout columns per update (default: the zoo's n_envs)\n"
+        "  --max-seconds S       stop after S seconds\n"
+        "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
+        "  --quiet               no progress line\n"
+        "Credentials come from the config file or RELAY_NATS_USER/_PASSWORD/_TOKEN/_CREDS;\n"
+        "RELAY_KEY (64 hex) encrypts and authenticates every model and trajectory.\n");
 }
 
 /* ---- ledger and message map ------------------------------------------------------------------ */
@@ -331,12 +336,22 @@ static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_mode
     const uint8_t *pb = relay_model_onnx(pi, &pl), *vb = relay_model_onnx(vf, &vl);
     relay_err e = rly_dist_encode_model(s->pub_codec, s->env->name, version, pb, pl, vb, vl,
                                         log_std, n_log_std, &s->pub_buf);
+    bool encoded = !e;
     if (!e)
         e = rly_tp_model_publish(s->tp, version, s->pub_buf.data, s->pub_buf.len);
     relay_model_free(pi);
     relay_model_free(vf);
+    rly_mutex_lock(&s->mu);
+    free(s->unsent_model);
+    s->unsent_model = NULL;
+    if (e && encoded && (s->unsent_model = malloc(s->pub_buf.len))) {
+        memcpy(s->unsent_model, s->pub_buf.data, s->pub_buf.len);
+        s->unsent_len = s->pub_buf.len;
+        s->unsent_version = version;
+    }
+    rly_mutex_unlock(&s->mu);
     if (e)
-        rly_warn("server", "publishing version %lld failed: %s (actors get it on the next one)",
+        rly_warn("server", "publishing version %lld failed: %s (retried until the bus takes it)",
                  (long long)version, relay_strerror(e));
     atomic_store(&s->version, version);
     return RELAY_OK;
@@ -363,8 +378,8 @@ static void on_update(void *ctx, const rly_learner_stats *st)
                 (unsigned long long)r.episodes, (double)r.m.policy_loss, (double)r.m.value_loss,
                 (double)r.m.entropy, (double)r.m.approx_kl, (double)r.m.clip_fraction,
                 (double)r.m.explained_variance, (double)r.m.learning_rate, (long long)r.version,
-                lag_mean, (long long)lag_max, (unsigned long long)stale,
-                (unsigned long long)dup, (unsigned long long)rej);
+                lag_mean, (long long)lag_max, (unsigned long long)stale, (unsigned long long)dup,
+                (unsigned long long)rej);
         fflush(s->metrics);
     }
     if (st->episodes) {
@@ -396,6 +411,29 @@ static void on_update(void *ctx, const rly_learner_stats *st)
                                 .elapsed_s = st->wall_s};
         rly_progress_update(&s->progress, &pi, false);
     }
+}
+
+/* retry_model publishes a model the bus refused earlier (main thread). */
+static void retry_model(server *s)
+{
+    rly_mutex_lock(&s->mu);
+    uint8_t *m = s->unsent_model;
+    size_t len = s->unsent_len;
+    int64_t v = s->unsent_version;
+    s->unsent_model = NULL;
+    rly_mutex_unlock(&s->mu);
+    if (!m)
+        return;
+    relay_err e = rly_tp_model_publish(s->tp, v, m, len);
+    rly_mutex_lock(&s->mu);
+    if (e && !s->unsent_model) {
+        s->unsent_model = m; /* still refused and not superseded: keep it */
+        m = NULL;
+    }
+    rly_mutex_unlock(&s->mu);
+    if (!e)
+        rly_info("server", "version %lld published after a retry", (long long)v);
+    free(m);
 }
 
 /* ---- control --------------------------------------------------------------------------------- */
@@ -477,8 +515,9 @@ static relay_traj *slice(relay_traj *t, uint32_t from)
     return n;
 }
 
-/* process takes one delivery in; returns false when the delivery must be terminated. */
-static bool process(server *s, const rly_tp_delivery *d)
+/* process takes one delivery in; returns false when the delivery must be terminated. With
+   drain set (training finished), its trajectories are recorded as unused instead of learned. */
+static bool process(server *s, const rly_tp_delivery *d, bool drain)
 {
     uint64_t base = d->seq << TAG_BITS;
     rly_batch_hdr h;
@@ -517,6 +556,10 @@ static bool process(server *s, const rly_tp_delivery *d)
     for (uint64_t i = 0; rly_batch_next(d->data, d->len, &off, &env, &env_len) == RELAY_OK; i++) {
         if (d->seq == s->resume_seq && i < s->resume_idx)
             continue; /* learned before the restart */
+        if (drain) {
+            mark(s, base | i, RLY_FATE_UNUSED);
+            continue;
+        }
         relay_traj *t = NULL;
         e = relay_codec_decode_traj(s->codec, env, env_len, &t);
         if (e) {
@@ -834,8 +877,8 @@ int rly_cli_server(int argc, char **argv)
         s->last_seq = s->resume_seq ? s->resume_seq - 1 : 0;
         fprintf(stderr,
                 "relay server: resumed from %s (stream position %llu, trajectory %llu, row %u)\n",
-                s->path_ckpt, (unsigned long long)s->resume_seq,
-                (unsigned long long)s->resume_idx, s->resume_row);
+                s->path_ckpt, (unsigned long long)s->resume_seq, (unsigned long long)s->resume_idx,
+                s->resume_row);
     }
     if ((e = rly_tp_traj_consume(s->tp, s->resume_seq ? s->resume_seq : 1)) ||
         (e = rly_tp_control_serve(s->tp, serve, s))) {
@@ -854,18 +897,30 @@ int rly_cli_server(int argc, char **argv)
     int64_t t0 = rly_now_ns();
     const char *why = "interrupted";
     rly_learner_stats st;
+    uint32_t fetch_errors = 0;
     while (!stop_signal) {
         size_t n = 0;
         e = rly_tp_traj_fetch(s->tp, ds, FETCH_MAX, &n, 200 * RLY_NS_PER_MS);
         if (e && e != RELAY_ETIMEDOUT) {
-            rly_warn("server", "fetch: %s", relay_strerror(e));
+            if (fetch_errors++ % 10 == 0)
+                rly_warn("server", "fetch: %s", relay_strerror(e));
             rly_sleep_ns(100 * RLY_NS_PER_MS);
+            if (fetch_errors % 20 == 0) {
+                /* the bus lost our consumer (restart without its state): make it again where
+                   we are; redeliveries of what we already handled are skipped by position */
+                rly_warn("server", "re-creating the consumer at stream position %llu",
+                         (unsigned long long)s->last_seq + 1);
+                rly_tp_traj_consume(s->tp, s->last_seq + 1);
+            }
+        } else {
+            fetch_errors = 0;
         }
+        retry_model(s);
         for (size_t i = 0; i < n; i++) {
             bool ok = true;
             if (ds[i].seq > s->last_seq) { /* older ones are redeliveries of handled messages */
                 s->last_seq = ds[i].seq;
-                ok = process(s, &ds[i]);
+                ok = process(s, &ds[i], false);
             }
             rly_tp_traj_ack(s->tp, &ds[i], ok);
         }
@@ -887,18 +942,35 @@ int rly_cli_server(int argc, char **argv)
             break;
         }
     }
-    rly_learner_stop(s->learner);
-    rly_learner_stats_get(s->learner, &st);
-    /* the final checkpoint covers what the last update learned */
-    checkpoint(s, st.cursor_tag, st.cursor_row);
-    if (strcmp(why, "interrupted") != 0) {
+    if (strcmp(why, "interrupted") != 0 && strcmp(why, "learner error") != 0) {
+        /* tell the actors, then account for what they still send: recorded, not learned */
         relay_msg m;
         memset(&m, 0, sizeof m);
         m.kind = RELAY_MSG_SHUTDOWN;
         snprintf(m.text, sizeof m.text, "training finished: %s", why);
         if (relay_codec_encode_msg(s->codec, &m, &s->pub_buf) == RELAY_OK)
             rly_tp_status_publish(s->tp, s->pub_buf.data, s->pub_buf.len);
+        int64_t quiet_until = rly_now_ns() + 2 * RLY_NS_PER_S;
+        int64_t hard_stop = rly_now_ns() + 15 * RLY_NS_PER_S;
+        while (!stop_signal && rly_now_ns() < quiet_until && rly_now_ns() < hard_stop) {
+            size_t n = 0;
+            rly_tp_traj_fetch(s->tp, ds, FETCH_MAX, &n, 200 * RLY_NS_PER_MS);
+            for (size_t i = 0; i < n; i++) {
+                bool ok = true;
+                if (ds[i].seq > s->last_seq) {
+                    s->last_seq = ds[i].seq;
+                    ok = process(s, &ds[i], true);
+                }
+                rly_tp_traj_ack(s->tp, &ds[i], ok);
+            }
+            if (n)
+                quiet_until = rly_now_ns() + 2 * RLY_NS_PER_S;
+        }
     }
+    rly_learner_stop(s->learner);
+    rly_learner_stats_get(s->learner, &st);
+    /* the final checkpoint covers what the last update learned */
+    checkpoint(s, st.cursor_tag, st.cursor_row);
     if (!s->quiet) {
         rly_progress_info pi = {.steps = st.steps_consumed,
                                 .total_steps = s->steps,
@@ -931,13 +1003,12 @@ int rly_cli_server(int argc, char **argv)
             "relay server: %s; %llu updates, version %lld, mean return %.1f; trajectories: "
             "%llu learned, %llu stale, %llu discarded, %llu unused, %llu rejected (+%llu "
             "unreadable messages), %llu duplicate batches\n",
-            why, (unsigned long long)st.updates, (long long)st.version,
-            (double)st.mean_return_100, (unsigned long long)s->counts[RLY_FATE_LEARNED],
+            why, (unsigned long long)st.updates, (long long)st.version, (double)st.mean_return_100,
+            (unsigned long long)s->counts[RLY_FATE_LEARNED],
             (unsigned long long)s->counts[RLY_FATE_STALE],
             (unsigned long long)s->counts[RLY_FATE_DISCARDED],
             (unsigned long long)s->counts[RLY_FATE_UNUSED],
-            (unsigned long long)s->counts[RLY_FATE_REJECTED],
-            (unsigned long long)s->rejected_msgs,
+            (unsigned long long)s->counts[RLY_FATE_REJECTED], (unsigned long long)s->rejected_msgs,
             (unsigned long long)s->counts[RLY_FATE_DUPLICATE]);
     rly_mutex_unlock(&s->mu);
     e = st.error ? st.error : we;
@@ -965,6 +1036,7 @@ out:
 out_early:
     free(s->msgs);
     free(s->pend);
+    free(s->unsent_model);
     free(s->curve_x);
     free(s->curve_y);
     rly_mutex_fini(&s->mu);

@@ -54,6 +54,7 @@ typedef struct tp_nats {
     bool model_th_running;
     atomic_bool stop;
     atomic_bool reconnected;
+    atomic_bool closing;
 } tp_nats;
 
 static relay_err map_status(natsStatus s)
@@ -90,6 +91,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
     tp_nats *t = closure;
+    if (atomic_load(&t->closing))
+        return;
     rly_warn(MOD, "disconnected from NATS; reconnecting");
     if (t->conn)
         t->conn(t->cb_ctx, false);
@@ -134,6 +137,7 @@ static void nats_close(void *impl)
         jsCtx_Destroy(t->js);
     }
     if (t->nc) {
+        atomic_store(&t->closing, true);
         natsConnection_Close(t->nc);
         natsConnection_Destroy(t->nc);
     }
@@ -314,6 +318,7 @@ static relay_err traj_fetch(void *impl, rly_tp_delivery *out, size_t max, size_t
         return RELAY_OK;
     }
     if (s != NATS_OK) {
+        rly_debug(MOD, "fetch: %s (JetStream code %d)", natsStatus_GetText(s), (int)jerr);
         natsMsgList_Destroy(&list);
         return map_status(s);
     }

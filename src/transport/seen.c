@@ -103,8 +103,7 @@ static void evict_oldest_half(rly_seen *s)
     rehash(s, s->cap, median);
 }
 
-rly_seen_verdict rly_seen_check(rly_seen *s, relay_id producer, uint64_t batch,
-                                uint64_t stream_seq)
+rly_seen_verdict rly_seen_check(rly_seen *s, relay_id producer, uint64_t batch, uint64_t stream_seq)
 {
     rly_seen_entry *e = slot(s, producer, batch);
     if (e->stream_seq)
