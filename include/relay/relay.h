@@ -66,6 +66,8 @@ typedef struct relay_config {
     uint32_t request_timeout_ms;   /* "timeouts.request_ms", default 10000 */
     uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
+    char metrics_addr[272];        /* "metrics_addr": serve /metrics and the dashboard on HOST:PORT
+                                      (a bare PORT binds 127.0.0.1); default "" = off */
 } relay_config;
 
 /* relay_config_default fills cfg with every default. */

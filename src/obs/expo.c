@@ -221,9 +221,9 @@ void rly_obs_hist_write(rly_obs_out *o, const char *name, const char *help, cons
         rly_obs_sample_u64(o, series, lab, cum);
     }
     snprintf(series, sizeof series, "%s_sum", name);
-    rly_obs_sample(o, series, base,
-                   bits_to_double(atomic_load_explicit(&((rly_obs_hist *)h)->sum_bits,
-                                                       memory_order_relaxed)));
+    rly_obs_sample(
+        o, series, base,
+        bits_to_double(atomic_load_explicit(&((rly_obs_hist *)h)->sum_bits, memory_order_relaxed)));
     snprintf(series, sizeof series, "%s_count", name);
     rly_obs_sample_u64(o, series, base, cum);
 }
@@ -248,7 +248,8 @@ char *rly_obs_label_escape(const char *s, char *buf, size_t cap)
     return buf;
 }
 
-/* ---- process series ---------------------------------------------------------------------------- */
+/* ---- process series ----------------------------------------------------------------------------
+ */
 
 /* read_small reads a /proc file into buf (NUL-terminated); returns the length or -1. */
 static long read_small(const char *path, char *buf, size_t cap)
@@ -304,7 +305,8 @@ void rly_obs_process_collect(void *ctx, rly_obs_out *o)
                    (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
 }
 
-/* ---- addresses --------------------------------------------------------------------------------- */
+/* ---- addresses ---------------------------------------------------------------------------------
+ */
 
 static relay_err addr_fail(char *err, size_t cap, const char *addr, const char *why)
 {

@@ -6,9 +6,10 @@
  *  - rly_obs_hist is embedded by whoever observes values (any thread; observing never allocates
  *    and never locks: a few relaxed atomic adds).
  *  - rly_obs_server is owned by the thread that created it (rly_obs_server_new/_free). Collectors,
- *    curve points and settings may be added from any thread. The server's own thread (libmicrohttpd)
- *    calls the collectors at scrape time, one scrape at a time, with the server's collector lock
- *    held: a collector must not call rly_obs_server_* itself and should only read counters.
+ *    curve points and settings may be added from any thread. The server's own thread
+ * (libmicrohttpd) calls the collectors at scrape time, one scrape at a time, with the server's
+ * collector lock held: a collector must not call rly_obs_server_* itself and should only read
+ * counters.
  *  - rly_obs_out is a growable text buffer that belongs to the scrape in progress; collectors
  *    append series to it with rly_obs_family / rly_obs_sample / rly_obs_hist_write.
  *

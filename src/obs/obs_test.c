@@ -51,8 +51,8 @@ static char *http_raw(uint16_t port, const char *req, size_t req_len)
 static char *http_get(uint16_t port, const char *path)
 {
     char req[512];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
     return http_raw(port, req, (size_t)n);
 }
 
@@ -128,8 +128,8 @@ static void test_addr(void **state)
     assert_string_equal(host, "::1");
     assert_int_equal(port, 8080);
     assert_ok(rly_obs_parse_addr("localhost:1", host, sizeof host, &port, err, sizeof err));
-    const char *bad[] = {"", "host:", "host:65536", "host:-1", "h:12x", "::1:80", "[::1]80",
-                         "a b:80", "127.0.0.1:999999", "x:+5"};
+    const char *bad[] = {"",       "host:",   "host:65536", "host:-1",          "h:12x",
+                         "::1:80", "[::1]80", "a b:80",     "127.0.0.1:999999", "x:+5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         assert_err(rly_obs_parse_addr(bad[i], host, sizeof host, &port, err, sizeof err),

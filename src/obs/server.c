@@ -191,9 +191,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(url, "/metrics") == 0)
         return serve_metrics(s, c);
     if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
-        return send_buf(c, MHD_HTTP_OK, "text/html; charset=utf-8",
-                        (void *)rly_obs_dashboard_html, rly_obs_dashboard_html_len,
-                        MHD_RESPMEM_PERSISTENT);
+        return send_buf(c, MHD_HTTP_OK, "text/html; charset=utf-8", (void *)rly_obs_dashboard_html,
+                        rly_obs_dashboard_html_len, MHD_RESPMEM_PERSISTENT);
     if (strcmp(url, "/api/curve") == 0)
         return serve_curve(s, c);
     if (strcmp(url, "/healthz") == 0)
@@ -201,7 +200,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_text(c, MHD_HTTP_NOT_FOUND, "not found: try /, /metrics or /api/curve\n");
 }
 
-/* ---- lifecycle -------------------------------------------------------------------------------- */
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
 
 relay_err rly_obs_server_new(const rly_obs_server_config *cfg, rly_obs_server **out)
 {
@@ -216,8 +216,8 @@ relay_err rly_obs_server_new(const rly_obs_server_config *cfg, rly_obs_server **
         rly_error(MOD, "%s", err);
         return e;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     int gai = getaddrinfo(host, NULL, &hints, &ai);
     if (gai != 0 || !ai) {
@@ -259,8 +259,10 @@ relay_err rly_obs_server_new(const rly_obs_server_config *cfg, rly_obs_server **
         (size_t)(cfg->conn_memory ? cfg->conn_memory : 32 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned int)128, MHD_OPTION_END);
     if (!s->d) {
-        rly_error(MOD, "cannot serve metrics on %s (host %s, port %u): address in use, not local, "
-                  "or not permitted", cfg->addr, host, port);
+        rly_error(MOD,
+                  "cannot serve metrics on %s (host %s, port %u): address in use, not local, "
+                  "or not permitted",
+                  cfg->addr, host, port);
         rly_obs_server_free(s);
         return RELAY_EIO;
     }

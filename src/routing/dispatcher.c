@@ -1068,6 +1068,8 @@ static bool try_direct(route *r, const rly_msg *msgs, size_t n)
             atomic_load_explicit(&r->fwd, memory_order_acquire)) {
         rly_router *rt = atomic_load_explicit(&r->fast_router, memory_order_relaxed);
         ok = rly_router_push_batch(rt, msgs, n) == RELAY_OK;
+        if (ok)
+            rly_router_count_direct(rt, n);
     }
     atomic_fetch_sub_explicit(&r->direct_active, 1, memory_order_release);
     return ok;
