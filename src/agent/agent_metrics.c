@@ -118,8 +118,6 @@ static void write_routers(rly_obs_out *o, const rly_router_stats *rs, uint32_t n
         {"relay_router_queue_depth", "gauge", "Messages waiting in the router's intake queue.", 1},
         {"relay_router_delivered_total", "counter", "Messages delivered to actors by the router.",
          2},
-        {"relay_router_direct_total", "counter",
-         "Messages senders pushed straight into the router (fast path).", 3},
         {"relay_router_misrouted_total", "counter",
          "Messages for actors the router did not own, returned to the dispatcher.", 4},
         {"relay_router_steps_total", "counter", "Actor step() calls (run_env vector steps).", 5},
@@ -132,7 +130,6 @@ static void write_routers(rly_obs_out *o, const rly_router_stats *rs, uint32_t n
             uint64_t v = fam[f].field == 0   ? s->actors
                          : fam[f].field == 1 ? s->queued
                          : fam[f].field == 2 ? s->delivered
-                         : fam[f].field == 3 ? s->direct
                          : fam[f].field == 4 ? s->misrouted
                                              : s->steps;
             snprintf(lab, sizeof lab, "router=\"%u\"", s->id);
@@ -273,15 +270,12 @@ void rly_agent_collect(void *ctx, rly_obs_out *o)
     rly_obs_sample(o, "relay_sink_worker_seconds_total", "stage=\"consume\"", t.sink_consume_s);
 
     if (have_coord) {
-        uint64_t fast = 0;
-        for (uint32_t i = 0; i < n_rs; i++)
-            fast += rsp[i].direct;
         rly_obs_family(o, "relay_dispatcher_dispatched_total", "counter",
                        "Messages forwarded to routers: by the dispatcher thread, or pushed "
                        "straight to the owning router by the sender (fast path).");
         rly_obs_sample_u64(o, "relay_dispatcher_dispatched_total", "path=\"dispatcher\"",
-                           ds.dispatched);
-        rly_obs_sample_u64(o, "relay_dispatcher_dispatched_total", "path=\"fast\"", fast);
+                           ds.dispatched - ds.direct);
+        rly_obs_sample_u64(o, "relay_dispatcher_dispatched_total", "path=\"fast\"", ds.direct);
         counter(o, "relay_dispatcher_queued_total",
                 "Messages held in the pending table for unassigned actors.", ds.queued);
         counter(o, "relay_dispatcher_retried_total", "Retry attempts of pending actors.",

@@ -22,7 +22,6 @@ struct rly_router {
     uint32_t n_active, cap_active;
     uint32_t step_cursor;
     _Atomic uint64_t delivered, misrouted, steps;
-    _Atomic uint64_t direct; /* fast-path pushes, counted by senders (shares the intake's line) */
     _Atomic uint32_t n_actors;
     void *user;
     rly_actor_slot *run_slots[BATCH];
@@ -304,12 +303,6 @@ void rly_router_get_stats(rly_router *r, rly_router_stats *out)
     out->misrouted = atomic_load_explicit(&r->misrouted, memory_order_relaxed);
     out->steps = atomic_load_explicit(&r->steps, memory_order_relaxed);
     out->actors = atomic_load_explicit(&r->n_actors, memory_order_relaxed);
-    out->direct = atomic_load_explicit(&r->direct, memory_order_relaxed);
     out->queued = rly_mpsc_size_approx(&r->intake);
     out->id = r->id;
-}
-
-void rly_router_count_direct(rly_router *r, size_t n)
-{
-    atomic_fetch_add_explicit(&r->direct, n, memory_order_relaxed);
 }

@@ -56,7 +56,6 @@ typedef struct rly_router_stats {
     uint64_t delivered;
     uint64_t misrouted;
     uint64_t steps;
-    uint64_t direct; /* messages senders pushed straight in (fast path, not via the dispatcher) */
     uint64_t queued; /* messages in the intake now (racy) */
     uint32_t actors;
     uint32_t id;
@@ -89,9 +88,6 @@ void rly_router_set_active(rly_actor_slot *slot, bool active);
 
 /* rly_router_get_stats copies racy counters of r. */
 void rly_router_get_stats(rly_router *r, rly_router_stats *out);
-
-/* rly_router_count_direct counts n messages a sender pushed on the fast path (relaxed add). */
-void rly_router_count_direct(rly_router *r, size_t n);
 
 /* rly_router_set_user attaches an upper layer's per-router object (e.g. its trajectory buffer). */
 void rly_router_set_user(rly_router *r, void *user);
