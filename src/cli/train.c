@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli/train_run.h"
+#include "obs/obs.h"
 
 static void usage(FILE *f)
 {
@@ -22,6 +23,7 @@ static void usage(FILE *f)
         "                   [--envs-per-actor K] [--routers R] [--steps S] [--seed X]\n"
         "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
         "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
+        "                   [--verbose] [--metrics-addr HOST:PORT]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
 }
@@ -89,6 +91,10 @@ int rly_cli_train(int argc, char **argv)
             quiet = true;
             continue;
         }
+        if (strcmp(a, "--verbose") == 0) {
+            o->verbose = true;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "relay train: %s needs a value\n", a);
             usage(stderr);
@@ -112,6 +118,10 @@ int rly_cli_train(int argc, char **argv)
                 return 2;
             }
             snprintf(o->sink, sizeof o->sink, "%s", v);
+        } else if (strcmp(a, "--metrics-addr") == 0) {
+            if (rly_obs_cli_check_addr(v, "relay train", fc.agent.metrics_addr,
+                                       sizeof fc.agent.metrics_addr) != RELAY_OK)
+                return 2;
         } else if (strcmp(a, "--out") == 0) {
             snprintf(o->out, sizeof o->out, "%s", v);
         } else if (strcmp(a, "--target") == 0) {

@@ -176,6 +176,13 @@ void rly_obs_scrape(rly_obs_server *s, rly_obs_out *o);
  */
 relay_err rly_obs_cli_start(const char *addr, const char *prog, rly_obs_server **out);
 
+/*
+ * rly_obs_cli_check_addr validates a --metrics-addr value and copies it into dst (cap bytes), e.g.
+ * a relay_config's metrics_addr, so the agent starts the server; on a bad value it prints
+ * "<prog>: --metrics-addr: <reason>" to stderr and returns RELAY_EINVAL (exit status 2).
+ */
+relay_err rly_obs_cli_check_addr(const char *addr, const char *prog, char *dst, size_t cap);
+
 /* rly_obs_cli_announce prints the URLs of s for prog to stderr (as rly_obs_cli_start does). */
 void rly_obs_cli_announce(const rly_obs_server *s, const char *prog);
 

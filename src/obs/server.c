@@ -367,6 +367,24 @@ void rly_obs_cli_announce(const rly_obs_server *s, const char *prog)
     fprintf(stderr, "%s: metrics on %smetrics, dashboard on %s\n", prog, url, url);
 }
 
+relay_err rly_obs_cli_check_addr(const char *addr, const char *prog, char *dst, size_t cap)
+{
+    char err[320];
+    char host[256];
+    uint16_t port;
+    relay_err e = rly_obs_parse_addr(addr, host, sizeof host, &port, err, sizeof err);
+    if (!e && strlen(addr) >= cap) {
+        snprintf(err, sizeof err, "bad metrics address: longer than %zu characters", cap - 1);
+        e = RELAY_EINVAL;
+    }
+    if (e) {
+        fprintf(stderr, "%s: --metrics-addr: %s\n", prog, err);
+        return e;
+    }
+    snprintf(dst, cap, "%s", addr);
+    return RELAY_OK;
+}
+
 relay_err rly_obs_cli_start(const char *addr, const char *prog, rly_obs_server **out)
 {
     char err[320];
