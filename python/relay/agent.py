@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 
 from ._ffi import CONFIG_BYTES, ffi, lib
-from .errors import ERRORS, check, clear_detail, install_log_capture
+from .errors import ERRORS, check, clear_detail, install_log_capture, set_detail, take_detail
 from .model import Model, as_model
 
 _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.int64, 5: np.uint8, 6: np.bool_}
@@ -67,6 +67,7 @@ def _interruptible(call, on_interrupt):
             box["value"] = call()
         except BaseException as exc:  # re-raised on the caller's thread
             box["exc"] = exc
+        box["detail"] = take_detail()
 
     t = threading.Thread(target=run, name="relay-blocking-call", daemon=True)
     t.start()
@@ -77,6 +78,7 @@ def _interruptible(call, on_interrupt):
         on_interrupt()
         t.join()
         raise
+    set_detail(box.get("detail"))
     if "exc" in box:
         raise box["exc"]
     return box.get("value")
@@ -136,7 +138,24 @@ def _traj_from_c(t):
     return out
 
 
-def _config_buffer(config, overrides):
+def _unknown_keys(d, ref, prefix=""):
+    bad = []
+    for k, v in d.items():
+        if not isinstance(ref, dict) or k not in ref:
+            bad.append(prefix + k)
+        elif isinstance(v, dict):
+            bad.extend(_unknown_keys(v, ref[k], prefix + k + "."))
+    return bad
+
+
+def _config_buffer(config, overrides, check_keys=True):
+    if check_keys and (isinstance(config, dict) or overrides):
+        ref = _config_buffer(None, None, False)[2]
+        bad = _unknown_keys(dict(config or {}) if isinstance(config, dict) else {}, ref) + \
+            _unknown_keys(overrides or {}, ref)
+        if bad:
+            raise ERRORS[22](22, "config", "unknown configuration key%s %s (docs/CONFIG.md)"
+                             % ("s" if len(bad) > 1 else "", ", ".join(sorted(bad))))
     buf = ffi.new("uint64_t[]", CONFIG_BYTES // 8)
     cfg = ffi.cast("relay_config *", buf)
     lib.relay_config_default(cfg)
@@ -149,7 +168,7 @@ def _config_buffer(config, overrides):
         raise TypeError("config must be a dict, a path to a JSON file, or None")
     if overrides:
         check(lib.relay_config_parse_json(cfg, json.dumps(overrides).encode()), "config")
-    return buf, cfg
+    return buf, cfg, (config_to_dict(cfg) if not check_keys else None)
 
 
 def config_to_dict(cfg):
@@ -164,8 +183,7 @@ def config_to_dict(cfg):
 
 def default_config():
     """Return every agent configuration key with its default value (docs/CONFIG.md)."""
-    buf, cfg = _config_buffer(None, None)
-    return config_to_dict(cfg)
+    return _config_buffer(None, None, False)[2]
 
 
 class Agent:
@@ -181,8 +199,9 @@ class Agent:
     """
 
     def __init__(self, config=None, start=True, **keys):
+        """Create (and by default start) an agent; unknown keys raise relay.ConfigError."""
         install_log_capture()
-        self._cfgbuf, cfg = _config_buffer(config, keys)
+        self._cfgbuf, cfg, _ = _config_buffer(config, keys)
         self.config = config_to_dict(cfg)
         out = ffi.new("relay_agent **")
         check(lib.relay_agent_new(cfg, out), "Agent")

@@ -80,6 +80,18 @@ def clear_detail():
     _last.msg = None
 
 
+def take_detail():
+    """Return and forget this thread's last logged error (to hand it to another thread)."""
+    msg = getattr(_last, "msg", None)
+    _last.msg = None
+    return msg
+
+
+def set_detail(msg):
+    """Make msg this thread's last logged error."""
+    _last.msg = msg
+
+
 def check(err, what=""):
     """Raise the Error subclass of err (a relay_err) unless it is RELAY_OK."""
     if err:

@@ -125,7 +125,7 @@ def _train_c(env, algo, progress, callback, hp):
 def _vectorise(env, n_envs):
     if hasattr(env, "num_envs"):
         return env
-    if callable(env) and not hasattr(env, "step"):
+    if isinstance(env, type) or (callable(env) and not hasattr(env, "step")):
         return SyncVectorEnv([env() for _ in range(n_envs or 8)])
     if hasattr(env, "step") and hasattr(env, "reset"):
         return SyncVectorEnv([env])
