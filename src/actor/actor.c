@@ -963,7 +963,7 @@ static void deliver(rly_actor_slot *slot, rly_msg *m)
     case RLY_REQUEST_INFERENCE:
         handle_infer(a, m);
         break;
-    case RLY_FLAG_LAST_ACTION:
+    case RLY_FLAG_LAST_INFERENCE:
         handle_flag_last(a, m);
         break;
     case RLY_MODEL_VERSION:

@@ -8,7 +8,7 @@
  *
  * Messages it handles (payloads below, ownership as in routing/message.h):
  *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in.
- *   FlagLastAction    arg = final reward as float bits; closes the episode (terminated).
+ *   FlagLastInference arg = final reward as float bits; closes the episode (terminated).
  *   ModelVersion      reply value = current version, -1 without a model.
  *   ModelUpdate       payload rly_model_update (owned); arg = version.
  *   ModelHandshake    reply value = current version, RELAY_ENOMODEL without a model.

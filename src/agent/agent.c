@@ -19,6 +19,8 @@
 #include "core/idmap.h"
 #include "core/log.h"
 
+_Static_assert(RELAY_MAX_ROUTERS == RLY_MAX_ROUTERS, "one router limit");
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
@@ -171,6 +173,7 @@ static relay_err start_runtime(relay_agent *a)
         for (int p = 0; p < RLY_PROTO_COUNT && p < 8; p++)
             cc.dispatcher.ttl_ns[p] = (int64_t)a->cfg.ttl_ms[p] * RLY_NS_PER_MS;
         cc.shutdown_timeout_ns = (int64_t)a->cfg.shutdown_timeout_ms * RLY_NS_PER_MS;
+        cc.dispatcher.send_timeout_ns = (int64_t)a->cfg.send_timeout_ms * RLY_NS_PER_MS;
         cc.router_started = router_started;
         cc.router_stopped = router_stopped;
         cc.hook_ctx = a;

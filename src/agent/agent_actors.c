@@ -31,6 +31,12 @@ static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
                                   const relay_env_def *env, relay_model *pi, int64_t version,
                                   relay_id *id)
 {
+    if (rly_idmap_count(&a->actors) >= RELAY_MAX_ACTORS) {
+        rly_error(MOD, "new_actor: the agent already holds %u actors (RELAY_MAX_ACTORS)",
+                  RELAY_MAX_ACTORS);
+        relay_model_free(pi);
+        return RELAY_ETOOBIG;
+    }
     rly_actor *act = NULL;
     relay_err e = rly_actor_new(ac, &act);
     if (e) {
@@ -151,6 +157,11 @@ relay_err relay_agent_new_actors(relay_agent *a, uint32_t count, const relay_act
         return RELAY_EINVAL;
     if (opt && opt->id && count > 1)
         return RELAY_EINVAL;
+    if (count > RELAY_MAX_ACTORS) {
+        rly_error(MOD, "new_actors: %u actors requested; the limit is %u (RELAY_MAX_ACTORS)", count,
+                  RELAY_MAX_ACTORS);
+        return RELAY_ETOOBIG;
+    }
     for (uint32_t i = 0; i < count; i++) {
         relay_err e = relay_agent_new_actor(a, opt, &ids[i]);
         if (e)

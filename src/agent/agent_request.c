@@ -172,6 +172,17 @@ out:
     return e;
 }
 
+/* known_prefix returns the index of the first id the agent does not hold, or n. */
+static size_t known_prefix(relay_agent *a, const relay_id *ids, size_t n)
+{
+    size_t i = 0;
+    rly_mutex_lock(&a->lock);
+    while (i < n && rly_idmap_get(&a->actors, ids[i]))
+        i++;
+    rly_mutex_unlock(&a->lock);
+    return i;
+}
+
 /* broadcast sends one message per id (built by make) and waits for every reply. */
 static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_t *values,
                            relay_err (*make)(relay_agent *a, size_t i, rly_msg *m, void *ctx),
@@ -183,6 +194,14 @@ static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_
     if (n == 0) {
         rly_agent_leave(a);
         return RELAY_OK;
+    }
+    /* An unknown or removed id fails the call at once (nothing is sent), like request_action. */
+    size_t known = known_prefix(a, ids, n);
+    if (known < n) {
+        char text[RELAY_ID_STRLEN + 1];
+        rly_error(MOD, "unknown actor %s", relay_id_format(ids[known], text));
+        rly_agent_leave(a);
+        return RELAY_ENOTFOUND;
     }
     rly_msg *msgs = calloc(n, sizeof *msgs);
     rly_reply **replies = calloc(n, sizeof *replies);
@@ -235,7 +254,7 @@ static relay_err make_flag(relay_agent *a, size_t i, rly_msg *m, void *ctx)
     float r = rewards ? rewards[i] : 0.0f;
     int32_t bits;
     memcpy(&bits, &r, sizeof bits);
-    *m = rly_msg_data(m->actor, RLY_FLAG_LAST_ACTION, bits, NULL, NULL, NULL);
+    *m = rly_msg_data(m->actor, RLY_FLAG_LAST_INFERENCE, bits, NULL, NULL, NULL);
     return RELAY_OK;
 }
 

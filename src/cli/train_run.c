@@ -1,0 +1,449 @@
+/*
+ * The training driver of `relay train` and relay_train_run: actors step their environments on
+ * routers, trajectories flow through the data plane to an in-process learner, and each new policy
+ * flows back to every actor as a ModelUpdate message through the dispatcher. Stops when the mean
+ * return of the last 100 episodes reaches the target, the step budget or time limit is spent, or
+ * the caller's poll returns false; writes config.json, metrics.csv, learning_curve.svg,
+ * policy.onnx (and trajectories when a sink is on) into the run directory.
+ */
+#include "cli/train_run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent/agent.h"
+#include "cli/cli_support.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/thread.h"
+#include "learn/learner.h"
+
+#define MOD "train"
+
+static const char *const algo_names[] = {"ppo", "reinforce", NULL};
+static const char *const sink_names[] = {"none", "arrow", "csv", "binary", NULL};
+
+#define TOFF(f) (offsetof(rly_train_config, train) + offsetof(rly_train_opts, f))
+#define TSZ(f) sizeof(((rly_train_opts *)0)->f)
+
+static const rly_cfg_key train_keys[] = {
+    {"train.env", RLY_CFG_STR, TOFF(env), TSZ(env), 0, 0, NULL},
+    {"train.algo", RLY_CFG_STR_ENUM, TOFF(algo), TSZ(algo), 0, 0, algo_names},
+    {"train.actors", RLY_CFG_U32, TOFF(actors), TSZ(actors), 1, 4096, NULL},
+    {"train.envs_per_actor", RLY_CFG_U32, TOFF(envs_per_actor), TSZ(envs_per_actor), 1, 65536,
+     NULL},
+    {"train.steps", RLY_CFG_U64, TOFF(steps), TSZ(steps), 0, UINT64_MAX, NULL},
+    {"train.seed", RLY_CFG_U64, TOFF(seed), TSZ(seed), 0, UINT64_MAX, NULL},
+    {"train.target", RLY_CFG_F32, TOFF(target), TSZ(target), 0, 0, NULL},
+    {"train.out", RLY_CFG_STR, TOFF(out), TSZ(out), 0, 0, NULL},
+    {"train.sink", RLY_CFG_STR_ENUM, TOFF(sink), TSZ(sink), 0, 0, sink_names},
+    {"train.max_seconds", RLY_CFG_U32, TOFF(max_seconds), TSZ(max_seconds), 0, 86400 * 30, NULL},
+    {"train.policy_lag", RLY_CFG_U32, TOFF(policy_lag), TSZ(policy_lag), 0, 1000, NULL},
+};
+
+void rly_train_config_default(rly_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    relay_config_default(&c->agent);
+    rly_train_opts *o = &c->train;
+    snprintf(o->env, sizeof o->env, "CartPole-v1");
+    snprintf(o->algo, sizeof o->algo, "ppo");
+    snprintf(o->sink, sizeof o->sink, "none");
+    o->actors = 2;
+    o->envs_per_actor = 0; /* from the zoo's n_envs */
+    o->target = NAN;
+    c->agent.routers = 2;
+}
+
+rly_cfg_key *rly_train_keys(size_t *n)
+{
+    size_t na;
+    const rly_cfg_key *ak = rly_agent_config_keys(&na);
+    size_t nt = sizeof train_keys / sizeof train_keys[0];
+    rly_cfg_key *keys = malloc((na + nt) * sizeof *keys);
+    if (!keys)
+        return NULL;
+    memcpy(keys, ak, na * sizeof *keys); /* relay_config is the first member: offsets hold */
+    memcpy(keys + na, train_keys, nt * sizeof *keys);
+    *n = na + nt;
+    return keys;
+}
+
+relay_err rly_train_config_parse(rly_train_config *c, const char *json)
+{
+    size_t n;
+    rly_cfg_key *keys = rly_train_keys(&n);
+    if (!keys)
+        return RELAY_ENOMEM;
+    rly_train_config tmp = *c;
+    relay_err e = rly_cfg_parse(&tmp, keys, n, json);
+    if (!e)
+        e = rly_config_validate(&tmp.agent);
+    free(keys);
+    if (!e)
+        *c = tmp;
+    return e;
+}
+
+/* Default targets: CartPole's solved threshold and the goals for the others. */
+static float default_target(const char *env)
+{
+    if (strcmp(env, "CartPole-v1") == 0)
+        return 475.0f;
+    if (strcmp(env, "Acrobot-v1") == 0)
+        return -100.0f;
+    if (strcmp(env, "MountainCar-v0") == 0)
+        return -110.0f;
+    if (strcmp(env, "Pendulum-v1") == 0)
+        return -250.0f;
+    return INFINITY;
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+typedef struct run {
+    relay_agent *agent;
+    rly_learner *learner;
+    rly_metrics_csv *metrics;
+    rly_progress progress;
+    bool show_progress;
+    uint64_t total_steps;
+    rly_mutex lock; /* curve points and the progress line */
+    double *curve_steps, *curve_returns;
+    size_t n_curve, cap_curve;
+} run;
+
+static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
+                         const float *log_std, uint32_t n_log_std)
+{
+    run *r = ctx;
+    return rly_agent_publish(r->agent, version, pi, vf, log_std, n_log_std);
+}
+
+static void consume(void *ctx, relay_traj *t)
+{
+    run *r = ctx;
+    if (!r->learner || rly_learner_push(r->learner, t) != RELAY_OK)
+        relay_traj_free(t);
+}
+
+static void progress_info(const rly_learner_stats *st, uint64_t total, rly_progress_info *pi)
+{
+    *pi = (rly_progress_info){.steps = st->steps_consumed,
+                              .total_steps = total,
+                              .sps = st->sps,
+                              .mean_return = st->episodes ? st->mean_return_100 : NAN,
+                              .episodes = st->episodes,
+                              .version = st->version,
+                              .elapsed_s = st->wall_s};
+}
+
+static void on_update(void *ctx, const rly_learner_stats *st)
+{
+    run *r = ctx;
+    rly_metrics_row row;
+    rly_metrics_row_from_stats(&row, st);
+    if (r->metrics)
+        rly_metrics_csv_write(r->metrics, &row);
+    rly_mutex_lock(&r->lock);
+    if (st->episodes) {
+        if (r->n_curve == r->cap_curve) {
+            size_t cap = r->cap_curve ? r->cap_curve * 2 : 256;
+            double *a = realloc(r->curve_steps, cap * sizeof *a);
+            if (a)
+                r->curve_steps = a;
+            double *b = realloc(r->curve_returns, cap * sizeof *b);
+            if (b)
+                r->curve_returns = b;
+            if (a && b)
+                r->cap_curve = cap;
+        }
+        if (r->n_curve < r->cap_curve) {
+            r->curve_steps[r->n_curve] = (double)st->steps_consumed;
+            r->curve_returns[r->n_curve] = st->mean_return_100;
+            r->n_curve++;
+        }
+    }
+    if (r->show_progress) {
+        rly_progress_info pi;
+        progress_info(st, r->total_steps, &pi);
+        rly_progress_update(&r->progress, &pi, false);
+    }
+    rly_mutex_unlock(&r->lock);
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[RELAY_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static relay_err write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        rly_error(MOD, "cannot write %s: %s", path, strerror(errno));
+        return RELAY_EIO;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = fclose(f) == 0 && ok;
+    return ok ? RELAY_OK : RELAY_EIO;
+}
+
+static relay_err write_effective_config(const char *path, const rly_train_config *fc)
+{
+    size_t n;
+    rly_cfg_key *keys = rly_train_keys(&n);
+    cJSON *root = cJSON_CreateObject();
+    relay_err e = keys && root ? rly_cfg_to_json(fc, keys, n, root) : RELAY_ENOMEM;
+    char *text = e ? NULL : cJSON_Print(root);
+    if (!e && !text)
+        e = RELAY_ENOMEM;
+    if (!e)
+        e = write_file(path, text, strlen(text));
+    free(text);
+    cJSON_Delete(root);
+    free(keys);
+    return e;
+}
+
+static void fill_result(relay_train_result *res, const rly_learner_stats *st, float target)
+{
+    res->steps = st->steps_consumed;
+    res->episodes = st->episodes;
+    res->updates = st->updates;
+    res->version = st->version;
+    res->mean_return_100 = st->episodes ? st->mean_return_100 : NAN;
+    res->target = target;
+    res->seconds = st->wall_s;
+    res->steps_per_second = st->sps;
+    res->target_reached = st->episodes >= 100 && st->mean_return_100 >= target;
+    res->last = st->last;
+}
+
+relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_fn poll, void *user,
+                        relay_train_result *res)
+{
+    relay_train_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    res->mean_return_100 = NAN;
+    rly_train_opts *o = &fc->train;
+    const relay_env_def *env = NULL;
+    if (relay_env_resolve(o->env, &env) != RELAY_OK) {
+        rly_error(MOD, "unknown environment \"%s\"", o->env);
+        return RELAY_ENOTFOUND;
+    }
+    rly_policy_desc desc;
+    if (rly_policy_desc_from_env(&desc, env) != RELAY_OK) {
+        rly_error(MOD, "environment %s has unsupported spaces", o->env);
+        return RELAY_EUNSUPPORTED;
+    }
+    rly_learner_config lc;
+    relay_err e = rly_learner_config_init(&lc, env, 8);
+    if (e)
+        return e;
+    if (o->envs_per_actor == 0)
+        o->envs_per_actor =
+            lc.ppo.n_envs >= o->actors ? (lc.ppo.n_envs + o->actors - 1) / o->actors : 1;
+    uint32_t streams = o->actors * o->envs_per_actor;
+    e = rly_learner_config_init(&lc, env, streams);
+    if (e)
+        return e;
+    if (o->steps)
+        lc.ppo.total_timesteps = o->steps;
+    else
+        o->steps = lc.ppo.total_timesteps;
+    lc.ppo.seed = o->seed;
+    lc.ppo.algo = strcmp(o->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
+    lc.policy_lag = o->policy_lag;
+    if (isnan(o->target))
+        o->target = default_target(env->name);
+    res->target = o->target;
+    uint32_t n_steps = lc.n_steps ? lc.n_steps : lc.ppo.n_steps;
+
+    if (o->out[0] == '\0') {
+        char name[160];
+        snprintf(name, sizeof name, "runs/%.100s-s%llu-%lld", env->name,
+                 (unsigned long long)o->seed, (long long)time(NULL));
+        snprintf(o->out, sizeof o->out, "%s", name);
+    }
+    if (strlen(o->out) > RELAY_PATH_MAX - 64) {
+        rly_error(MOD, "run directory path is too long (limit %d bytes)", RELAY_PATH_MAX - 64);
+        return RELAY_ETOOBIG;
+    }
+    snprintf(res->out_dir, sizeof res->out_dir, "%s", o->out);
+    if (mkdirs(o->out) != 0) {
+        rly_error(MOD, "cannot create %s: %s", o->out, strerror(errno));
+        return RELAY_EIO;
+    }
+    /* Agent: shared model handles, trajectories cut at n_steps, the sink asked for. */
+    relay_config *ac = &fc->agent;
+    ac->shared_model = true;
+    ac->max_traj_length = n_steps;
+    ac->seed = o->seed;
+    ac->sink_memory = false;
+    ac->sink_arrow = strcmp(o->sink, "arrow") == 0;
+    ac->sink_csv = strcmp(o->sink, "csv") == 0;
+    ac->sink_binary = strcmp(o->sink, "binary") == 0;
+    snprintf(ac->sink_dir, sizeof ac->sink_dir, "%.*s/trajectories", RELAY_PATH_MAX - 64, o->out);
+    snprintf(ac->run_name, sizeof ac->run_name, "run");
+    char path[RELAY_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.json", o->out);
+    write_effective_config(path, fc);
+
+    run r;
+    memset(&r, 0, sizeof r);
+    r.show_progress = progress != NULL;
+    r.total_steps = o->steps;
+    rly_mutex_init(&r.lock);
+    if (progress)
+        rly_progress_init(&r.progress, progress, 1.0);
+    snprintf(path, sizeof path, "%s/metrics.csv", o->out);
+    if (rly_metrics_csv_open(path, &r.metrics) != RELAY_OK)
+        rly_warn(MOD, "metrics.csv not written");
+
+    e = relay_agent_new(ac, &r.agent);
+    if (!e)
+        e = rly_agent_set_consumer(r.agent, consume, &r);
+    if (!e)
+        e = relay_agent_start(r.agent);
+    relay_id *ids = calloc(o->actors, sizeof *ids);
+    if (!ids && !e)
+        e = RELAY_ENOMEM;
+    for (uint32_t i = 0; !e && i < o->actors; i++)
+        e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1, n_steps,
+                                     &ids[i]);
+    lc.publish = publish;
+    lc.publish_ctx = &r;
+    lc.stream_actors = ids;
+    lc.n_stream_actors = o->actors;
+    lc.envs_per_actor = o->envs_per_actor;
+    lc.on_update = on_update;
+    lc.on_update_ctx = &r;
+    rly_learner *learner = NULL;
+    if (!e)
+        e = rly_learner_new(&lc, &learner);
+    if (!e)
+        e = rly_learner_wait_version(learner, 0, 30 * RLY_NS_PER_S);
+    r.learner = learner; /* from here on trajectories reach it */
+    for (uint32_t i = 0; !e && i < o->actors; i++)
+        e = rly_agent_run_env_quota(r.agent, ids[i], env, o->envs_per_actor,
+                                    o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor,
+                                    n_steps);
+    if (e) {
+        rly_error(MOD, "cannot start: %s", relay_strerror(e));
+        goto out;
+    }
+    if (progress)
+        fprintf(progress,
+                "relay train: %s, %s, %u actors x %u envs, %u routers, target %.1f, "
+                "budget %llu steps, run directory %s\n",
+                o->env, o->algo, o->actors, o->envs_per_actor, ac->routers, o->target,
+                (unsigned long long)o->steps, o->out);
+    int64_t t0 = rly_now_ns();
+    rly_learner_stats st;
+    const char *why = "step budget spent";
+    for (;;) {
+        rly_sleep_ns(5 * RLY_NS_PER_MS);
+        rly_learner_stats_get(learner, &st);
+        if (st.error) {
+            rly_error(MOD, "learner failed: %s", relay_strerror(st.error));
+            why = "learner error";
+            break;
+        }
+        if (st.episodes >= 100 && st.mean_return_100 >= o->target) {
+            why = "target reached";
+            break;
+        }
+        if (st.done)
+            break;
+        if (poll) {
+            fill_result(res, &st, o->target);
+            if (!poll(res, user)) {
+                why = "interrupted";
+                break;
+            }
+        }
+        if (o->max_seconds && rly_now_ns() - t0 > (int64_t)o->max_seconds * RLY_NS_PER_S) {
+            why = "time limit";
+            break;
+        }
+    }
+    rly_learner_stop(learner);
+    rly_learner_stats_get(learner, &st);
+    relay_agent_shutdown(r.agent); /* actors flush; sinks close with valid files */
+    if (progress) {
+        rly_progress_info pi;
+        progress_info(&st, o->steps, &pi);
+        rly_mutex_lock(&r.lock);
+        rly_progress_finish(&r.progress, &pi);
+        rly_mutex_unlock(&r.lock);
+    }
+    fill_result(res, &st, o->target);
+    snprintf(res->stop_reason, sizeof res->stop_reason, "%s", why);
+    e = st.error;
+    uint8_t *onnx = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/policy.onnx", o->out);
+    if (rly_learner_export_onnx(learner, &onnx, &len) == RELAY_OK)
+        write_file(path, onnx, len);
+    free(onnx);
+    char title[RELAY_PATH_MAX + 64];
+    snprintf(title, sizeof title, "%s %s: mean return of the last 100 episodes", o->env, o->algo);
+    snprintf(path, sizeof path, "%s/learning_curve.svg", o->out);
+    rly_svg_learning_curve(path, title, r.curve_steps, r.curve_returns, r.n_curve);
+    /* runs/latest points at the newest run (best effort). */
+    if (strncmp(o->out, "runs/", 5) == 0) {
+        unlink("runs/latest");
+        if (symlink(o->out + 5, "runs/latest") != 0)
+            rly_debug(MOD, "runs/latest not updated");
+    }
+out:
+    rly_learner_free(learner);
+    relay_agent_free(r.agent);
+    rly_metrics_csv_close(r.metrics);
+    free(ids);
+    free(r.curve_steps);
+    free(r.curve_returns);
+    rly_mutex_fini(&r.lock);
+    return e;
+}
+
+relay_err relay_train_run(const char *config_json, bool progress, relay_train_poll_fn poll,
+                          void *user, relay_train_result *result)
+{
+    rly_train_config c;
+    rly_train_config_default(&c);
+    if (config_json) {
+        relay_err e = rly_train_config_parse(&c, config_json);
+        if (e) {
+            rly_error(MOD, "training configuration rejected: %s", relay_strerror(e));
+            return e;
+        }
+    }
+    return rly_train_run(&c, progress ? stderr : NULL, poll, user, result);
+}
+
+relay_err relay_policy_export_onnx(const relay_policy *p, uint8_t **bytes, size_t *len)
+{
+    return rly_policy_export_onnx(p, RLY_CHAIN_PI, bytes, len);
+}

@@ -1,0 +1,54 @@
+/*
+ * The training driver behind `relay train` and relay_train_run: its configuration (agent keys plus
+ * the "train" section) and the run itself. The CLI parses flags into an rly_train_config and calls
+ * rly_train_run; the public relay_train_run parses JSON into one and calls the same function.
+ */
+#ifndef RLY_CLI_TRAIN_RUN_H
+#define RLY_CLI_TRAIN_RUN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "agent/config.h"
+#include "relay/relay.h"
+#include "relay/train.h"
+
+/* rly_train_opts are the training options (command line and the config's "train" section). */
+typedef struct rly_train_opts {
+    char env[RELAY_PATH_MAX];
+    char algo[16];
+    uint32_t actors;
+    uint32_t envs_per_actor;
+    uint64_t steps;
+    uint64_t seed;
+    float target;
+    bool target_set;
+    char out[RELAY_PATH_MAX];
+    char sink[16];
+    uint32_t max_seconds;
+    uint32_t policy_lag;
+} rly_train_opts;
+
+/* rly_train_config is the JSON layout: agent keys at the top, training keys under "train". */
+typedef struct rly_train_config {
+    relay_config agent;
+    rly_train_opts train;
+} rly_train_config;
+
+/* rly_train_config_default fills c with `relay train`'s defaults (CartPole-v1, PPO, 2 actors). */
+void rly_train_config_default(rly_train_config *c);
+
+/* rly_train_keys returns the agent keys followed by the training keys (caller frees). */
+rly_cfg_key *rly_train_keys(size_t *n);
+
+/* rly_train_config_parse applies JSON text over c's values and validates the agent part. */
+relay_err rly_train_config_parse(rly_train_config *c, const char *json);
+
+/*
+ * rly_train_run resolves defaults (envs per actor, budget, target, out) in c, runs training and
+ * fills res; progress (may be NULL) receives the progress line. Errors are logged, not printed.
+ */
+relay_err rly_train_run(rly_train_config *c, FILE *progress, relay_train_poll_fn poll, void *user,
+                        relay_train_result *res);
+
+#endif
