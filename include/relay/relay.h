@@ -3,7 +3,7 @@
  * updates, scaling, trajectories, shutdown.
  *
  * An agent owns a routing runtime (a dispatcher and R router threads); actors live on routers,
- * and every call below reaches them as a routed message (RequestInference, FlagLastAction,
+ * and every call below reaches them as a routed message (RequestInference, FlagLastInference,
  * ModelVersion, ModelUpdate, Shutdown, RunEnv). Every call returns a relay_err and none aborts on
  * user error. Calls are thread-safe unless noted.
  *
@@ -39,7 +39,7 @@ extern "C" {
 
 /* relay_config is an agent's configuration; docs/CONFIG.md documents every key and default. */
 typedef struct relay_config {
-    uint32_t routers;                /* "routers": router threads (>= 1), default 1 */
+    uint32_t routers;                /* "routers": routers at start (1..4096), default 1 */
     uint64_t seed;                   /* "seed": base seed of actor RNGs, default 0 */
     uint32_t max_traj_length;        /* "max_traj_length": 0 = unlimited, default 1000 */
     bool shared_model;               /* "model_mode": "independent" (default) or "shared" */
@@ -66,7 +66,14 @@ typedef struct relay_config {
     uint32_t request_timeout_ms;   /* "timeouts.request_ms", default 10000 */
     uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
+    uint32_t send_timeout_ms;      /* "dispatcher.send_timeout_ms": wait for intake room, 5000 */
 } relay_config;
+
+/* RELAY_MAX_ROUTERS bounds an agent's routers ("routers", scale_throughput). */
+#define RELAY_MAX_ROUTERS 4096u
+
+/* RELAY_MAX_ACTORS bounds the actors one agent holds at a time. */
+#define RELAY_MAX_ACTORS 65536u
 
 /* relay_config_default fills cfg with every default. */
 RELAY_API void relay_config_default(relay_config *cfg);

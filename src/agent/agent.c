@@ -19,6 +19,7 @@
 #include "core/idmap.h"
 #include "core/log.h"
 
+_Static_assert(RELAY_MAX_ROUTERS == RLY_MAX_ROUTERS, "one router limit");
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
@@ -47,6 +48,17 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
         e = relay_bundle_load(a->cfg.model_path, &a->default_model);
         if (e) {
             rly_error(MOD, "cannot load model_path %s: %s", a->cfg.model_path, relay_strerror(e));
+            relay_agent_free(a);
+            return e;
+        }
+        /* With a configured env the model must fit it now, not at the first new_actor. */
+        const relay_env_def *env = NULL;
+        rly_policy_desc ed;
+        if (a->cfg.env[0] && relay_env_resolve(a->cfg.env, &env) == RELAY_OK &&
+            rly_policy_desc_from_env(&ed, env) == RELAY_OK)
+            e = rly_policy_check_model(&ed, relay_bundle_model(a->default_model), NULL,
+                                       "model_path");
+        if (e) {
             relay_agent_free(a);
             return e;
         }
@@ -161,6 +173,7 @@ static relay_err start_runtime(relay_agent *a)
         for (int p = 0; p < RLY_PROTO_COUNT && p < 8; p++)
             cc.dispatcher.ttl_ns[p] = (int64_t)a->cfg.ttl_ms[p] * RLY_NS_PER_MS;
         cc.shutdown_timeout_ns = (int64_t)a->cfg.shutdown_timeout_ms * RLY_NS_PER_MS;
+        cc.dispatcher.send_timeout_ns = (int64_t)a->cfg.send_timeout_ms * RLY_NS_PER_MS;
         cc.router_started = router_started;
         cc.router_stopped = router_stopped;
         cc.hook_ctx = a;

@@ -11,7 +11,6 @@
 #include "core/idmap.h"
 #include "core/log.h"
 
-
 /* ---- environments and data ----------------------------------------------------------------- */
 
 static relay_err run_env(relay_agent *a, relay_id id, const relay_env_def *env, uint32_t n_envs,

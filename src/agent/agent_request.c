@@ -11,7 +11,6 @@
 #include "core/idmap.h"
 #include "core/log.h"
 
-
 /* dims are the widths request_action needs of one actor. */
 typedef struct dims {
     uint32_t obs, act, n_actions;
@@ -173,6 +172,17 @@ out:
     return e;
 }
 
+/* known_prefix returns the index of the first id the agent does not hold, or n. */
+static size_t known_prefix(relay_agent *a, const relay_id *ids, size_t n)
+{
+    size_t i = 0;
+    rly_mutex_lock(&a->lock);
+    while (i < n && rly_idmap_get(&a->actors, ids[i]))
+        i++;
+    rly_mutex_unlock(&a->lock);
+    return i;
+}
+
 /* broadcast sends one message per id (built by make) and waits for every reply. */
 static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_t *values,
                            relay_err (*make)(relay_agent *a, size_t i, rly_msg *m, void *ctx),
@@ -184,6 +194,14 @@ static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_
     if (n == 0) {
         rly_agent_leave(a);
         return RELAY_OK;
+    }
+    /* An unknown or removed id fails the call at once (nothing is sent), like request_action. */
+    size_t known = known_prefix(a, ids, n);
+    if (known < n) {
+        char text[RELAY_ID_STRLEN + 1];
+        rly_error(MOD, "unknown actor %s", relay_id_format(ids[known], text));
+        rly_agent_leave(a);
+        return RELAY_ENOTFOUND;
     }
     rly_msg *msgs = calloc(n, sizeof *msgs);
     rly_reply **replies = calloc(n, sizeof *replies);
@@ -236,7 +254,7 @@ static relay_err make_flag(relay_agent *a, size_t i, rly_msg *m, void *ctx)
     float r = rewards ? rewards[i] : 0.0f;
     int32_t bits;
     memcpy(&bits, &r, sizeof bits);
-    *m = rly_msg_data(m->actor, RLY_FLAG_LAST_ACTION, bits, NULL, NULL, NULL);
+    *m = rly_msg_data(m->actor, RLY_FLAG_LAST_INFERENCE, bits, NULL, NULL, NULL);
     return RELAY_OK;
 }
 
@@ -310,21 +328,27 @@ relay_err relay_agent_update_model(relay_agent *a, const relay_bundle *b, const 
     relay_err e = RELAY_OK;
     update_ctx uc = {.b = b, .version = -1};
     if (a->cfg.shared_model) {
-        /* One compile, one publish; every actor then switches at its next message or step. */
+        /* One compile, one check against every actor, one publish; every actor then switches
+           at its next message or step. */
         relay_model *m = NULL;
         size_t len;
         const uint8_t *onnx = relay_model_onnx(relay_bundle_model(b), &len);
         e = relay_model_from_onnx(onnx, len, &m);
         if (!e) {
             rly_mutex_lock(&a->lock);
-            int64_t v = ++a->shared_version;
+            e = rly_agent_check_model_locked(a, NULL, 0, m, NULL, "update_model");
+            int64_t v = e ? -1 : ++a->shared_version;
+            if (!e)
+                e = relay_model_handle_publish(a->shared_pi, m, v);
             rly_mutex_unlock(&a->lock);
-            e = relay_model_handle_publish(a->shared_pi, m, v);
             if (e)
                 relay_model_free(m);
             uc.b = NULL;
             uc.version = v;
         }
+    } else {
+        /* Independent mode: refuse before sending anything (each actor checks again). */
+        e = rly_agent_check_model(a, ids, n, relay_bundle_model(b), NULL, "update_model");
     }
     if (!e)
         e = broadcast(a, ids, n, NULL, make_update, &uc,
@@ -341,18 +365,26 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
         relay_model_free(vf);
         return RELAY_EINVAL;
     }
-    relay_err e = RELAY_OK;
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_check_model_locked(a, NULL, 0, pi, vf, "publish");
+    if (e) {
+        rly_mutex_unlock(&a->lock);
+        relay_model_free(pi);
+        relay_model_free(vf);
+        return e;
+    }
     if (vf && (e = relay_model_handle_publish(a->shared_vf, vf, version)) != RELAY_OK) {
+        rly_mutex_unlock(&a->lock);
         relay_model_free(pi);
         relay_model_free(vf);
         return e;
     }
     e = relay_model_handle_publish(a->shared_pi, pi, version);
     if (e) {
+        rly_mutex_unlock(&a->lock);
         relay_model_free(pi); /* vf (if any) is already owned by its handle */
         return e;
     }
-    rly_mutex_lock(&a->lock);
     a->shared_version = version;
     rly_mutex_unlock(&a->lock);
     size_t n;

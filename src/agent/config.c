@@ -23,7 +23,7 @@ static const char *const log_names[] = {"debug", "info", "warn", "error", "off",
 #define SZ(f) sizeof(((relay_config *)0)->f)
 
 static const rly_cfg_key agent_keys[] = {
-    {"routers", RLY_CFG_U32, OFF(routers), SZ(routers), 1, 4096, NULL},
+    {"routers", RLY_CFG_U32, OFF(routers), SZ(routers), 1, RELAY_MAX_ROUTERS, NULL},
     {"seed", RLY_CFG_U64, OFF(seed), SZ(seed), 0, UINT64_MAX, NULL},
     {"max_traj_length", RLY_CFG_U32, OFF(max_traj_length), SZ(max_traj_length), 0, 100000000, NULL},
     {"model_mode", RLY_CFG_ENUM_BOOL, OFF(shared_model), SZ(shared_model), 0, 1, model_mode_names},
@@ -63,8 +63,8 @@ static const rly_cfg_key agent_keys[] = {
      86400000, NULL},
     {"dispatcher.ttl_ms.ModelVersion", RLY_CFG_U32, OFF(ttl_ms[1]), sizeof(uint32_t), 1, 86400000,
      NULL},
-    {"dispatcher.ttl_ms.FlagLastAction", RLY_CFG_U32, OFF(ttl_ms[2]), sizeof(uint32_t), 1, 86400000,
-     NULL},
+    {"dispatcher.ttl_ms.FlagLastInference", RLY_CFG_U32, OFF(ttl_ms[2]), sizeof(uint32_t), 1,
+     86400000, NULL},
     {"dispatcher.ttl_ms.ModelHandshake", RLY_CFG_U32, OFF(ttl_ms[3]), sizeof(uint32_t), 1, 86400000,
      NULL},
     {"dispatcher.ttl_ms.SendTrajectory", RLY_CFG_U32, OFF(ttl_ms[4]), sizeof(uint32_t), 1, 86400000,
@@ -74,6 +74,8 @@ static const rly_cfg_key agent_keys[] = {
     {"dispatcher.ttl_ms.Shutdown", RLY_CFG_U32, OFF(ttl_ms[6]), sizeof(uint32_t), 1, 86400000,
      NULL},
     {"dispatcher.ttl_ms.RunEnv", RLY_CFG_U32, OFF(ttl_ms[7]), sizeof(uint32_t), 1, 86400000, NULL},
+    {"dispatcher.send_timeout_ms", RLY_CFG_U32, OFF(send_timeout_ms), SZ(send_timeout_ms), 1,
+     86400000, NULL},
 };
 
 const rly_cfg_key *rly_agent_config_keys(size_t *n)
@@ -103,6 +105,7 @@ void relay_config_default(relay_config *c)
     snprintf(c->sink_dir, sizeof c->sink_dir, "trajectories");
     c->request_timeout_ms = 10000;
     c->shutdown_timeout_ms = 30000;
+    c->send_timeout_ms = 5000;
     snprintf(c->log_level, sizeof c->log_level, "warn");
 }
 
@@ -390,6 +393,8 @@ relay_err rly_config_validate(const relay_config *c)
 {
     if (c->routers == 0)
         return bad("routers", "at least one router is required");
+    if (c->routers > RELAY_MAX_ROUTERS)
+        return bad("routers", "at most 4096 routers (RELAY_MAX_ROUTERS)");
     if (c->retry_initial_ms > c->retry_max_ms)
         return bad("dispatcher.retry_initial_ms", "must not exceed dispatcher.retry_max_ms");
     if ((c->sink_arrow || c->sink_csv || c->sink_binary) && c->sink_dir[0] == '\0')

@@ -61,6 +61,12 @@ relay_err rly_coord_new(const rly_coord_config *cfg, rly_coord **out)
         free(c);
         return RELAY_EINVAL;
     }
+    if (c->cfg.routers > RLY_MAX_ROUTERS) {
+        rly_error("coord", "%u routers requested; the limit is %u", c->cfg.routers,
+                  RLY_MAX_ROUTERS);
+        free(c);
+        return RELAY_ETOOBIG;
+    }
     rly_mutex_init(&c->lock);
     relay_err e = rly_state_init(&c->state);
     if (e) {

@@ -16,6 +16,9 @@
 #include "coord/state.h"
 #include "routing/dispatcher.h"
 
+/* RLY_MAX_ROUTERS bounds the routers of one coordinator (relay.h: RELAY_MAX_ROUTERS). */
+#define RLY_MAX_ROUTERS 4096u
+
 typedef struct rly_coord_config {
     rly_dispatcher_config dispatcher;
     uint32_t routers;             /* initial router count (default 1) */
