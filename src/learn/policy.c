@@ -212,7 +212,7 @@ relay_err relay_policy_new(const relay_policy_spec *spec, uint32_t max_batch, ui
 
 const relay_policy_spec *relay_policy_get_spec(const relay_policy *p)
 {
-    return &p->spec;
+    return p ? &p->spec : NULL;
 }
 
 const float *rly_policy_normalize(relay_policy *p, const float *obs, uint32_t n, float *dst)
