@@ -40,7 +40,9 @@ struct rly_actor {
     relay_model_ref pi_ref, vf_ref;
     relay_model_ws *ws;
     rly_rng rng;
-    int64_t version; /* -1: no model */
+    int64_t version;          /* -1: no model */
+    int64_t rejected_version; /* last shared version refused by refresh (INT64_MIN: none) */
+    int64_t rejected_vf_version;
     float log_std[RELAY_ENV_MAX_DIM];
     relay_step_spec spec, spec_masked;
     relay_traj *traj; /* request_action path */
@@ -170,6 +172,7 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->slot.ops = &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
+    a->rejected_version = a->rejected_vf_version = INT64_MIN;
     rly_rng_seed(&a->rng, cfg->seed);
     make_spec(d, false, &a->spec);
     make_spec(d, true, &a->spec_masked);
@@ -264,41 +267,99 @@ void rly_actor_set_out(rly_actor *a, rly_traj_out *out)
 
 /* ---- models ------------------------------------------------------------------------------- */
 
-static relay_err check_model(const rly_actor *a, const relay_model *pi, const relay_model *vf)
+relay_err rly_policy_check_model(const rly_policy_desc *d, const relay_model *pi,
+                                 const relay_model *vf, const char *what)
 {
-    uint32_t want_out = a->desc.discrete ? a->desc.n_actions : a->desc.act_dim;
+    if (!d)
+        return RELAY_EINVAL;
+    const char *w = what ? what : "model";
+    uint32_t want_out = d->discrete ? d->n_actions : d->act_dim;
     if (pi) {
-        uint32_t out = relay_model_out_dim(pi);
-        if (relay_model_in_dim(pi) != a->desc.obs_dim ||
-            (out != want_out && !(!a->desc.discrete && out == 2 * want_out))) {
-            rly_error(MOD, "policy model maps %u -> %u, the actor needs %u -> %u",
-                      relay_model_in_dim(pi), out, a->desc.obs_dim, want_out);
+        uint32_t in = relay_model_in_dim(pi), out = relay_model_out_dim(pi);
+        if (in != d->obs_dim || (out != want_out && !(!d->discrete && out == 2 * want_out))) {
+            rly_error(MOD, "%s: policy model maps %u -> %u, the actors need %u -> %u%s", w, in, out,
+                      d->obs_dim, want_out, d->discrete ? "" : " (or 2x for log std)");
             return RELAY_ESHAPE;
         }
     }
-    if (vf && (relay_model_in_dim(vf) != a->desc.obs_dim || relay_model_out_dim(vf) != 1)) {
-        rly_error(MOD, "value model maps %u -> %u, the actor needs %u -> 1", relay_model_in_dim(vf),
-                  relay_model_out_dim(vf), a->desc.obs_dim);
+    if (vf && (relay_model_in_dim(vf) != d->obs_dim || relay_model_out_dim(vf) != 1)) {
+        rly_error(MOD, "%s: value model maps %u -> %u, the actors need %u -> 1", w,
+                  relay_model_in_dim(vf), relay_model_out_dim(vf), d->obs_dim);
         return RELAY_ESHAPE;
     }
     return RELAY_OK;
 }
 
-/* refresh re-pins the newest published models (one atomic load each when unchanged). */
+bool rly_policy_desc_same(const rly_policy_desc *a, const rly_policy_desc *b)
+{
+    return a->obs_dim == b->obs_dim && a->discrete == b->discrete && a->n_actions == b->n_actions &&
+           a->act_dim == b->act_dim;
+}
+
+static relay_err check_model(const rly_actor *a, const relay_model *pi, const relay_model *vf)
+{
+    return rly_policy_check_model(&a->desc, pi, vf, "actor");
+}
+
+/* fits is check_model without the log, for the per-step refresh of shared handles. */
+static bool fits(const rly_actor *a, const relay_model *m, bool value)
+{
+    if (!m)
+        return true;
+    uint32_t in = relay_model_in_dim(m), out = relay_model_out_dim(m);
+    if (in != a->desc.obs_dim)
+        return false;
+    if (value)
+        return out == 1;
+    uint32_t want = a->desc.discrete ? a->desc.n_actions : a->desc.act_dim;
+    return out == want || (!a->desc.discrete && out == 2 * want);
+}
+
+/*
+ * refresh re-pins the newest published models (one atomic load each when unchanged). A
+ * published version that does not fit the actor (only possible if an installing path skipped
+ * rly_policy_check_model) is never used: the actor drops to "no model" (requests fail with
+ * RELAY_ENOMODEL), logs once per version and waits for one that fits.
+ */
 static void refresh(rly_actor *a)
 {
     if (!a->pi_ref.model) {
-        if (relay_model_handle_acquire(a->pi_h, &a->pi_ref) == RELAY_OK)
+        if (relay_model_handle_version(a->pi_h) != a->rejected_version &&
+            relay_model_handle_acquire(a->pi_h, &a->pi_ref) == RELAY_OK) {
             a->version = a->pi_ref.version;
+            if (!fits(a, a->pi_ref.model, false))
+                goto reject;
+        }
     } else if (relay_model_handle_refresh(a->pi_h, &a->pi_ref)) {
         a->version = a->pi_ref.version;
+        if (!fits(a, a->pi_ref.model, false))
+            goto reject;
     }
     if (a->vf_h) {
+        bool changed = false;
         if (!a->vf_ref.model)
-            relay_model_handle_acquire(a->vf_h, &a->vf_ref);
+            changed = relay_model_handle_version(a->vf_h) != a->rejected_vf_version &&
+                      relay_model_handle_acquire(a->vf_h, &a->vf_ref) == RELAY_OK;
         else
-            relay_model_handle_refresh(a->vf_h, &a->vf_ref);
+            changed = relay_model_handle_refresh(a->vf_h, &a->vf_ref);
+        if (changed && !fits(a, a->vf_ref.model, true)) {
+            rly_error(MOD, "value model version %lld does not fit the actor; not used",
+                      (long long)a->vf_ref.version);
+            a->rejected_vf_version = a->vf_ref.version;
+            relay_model_handle_release(a->vf_h, &a->vf_ref);
+        }
     }
+    return;
+reject:
+    rly_error(MOD,
+              "policy model version %lld maps %u -> %u but the actor needs %u inputs and %u "
+              "outputs; not used",
+              (long long)a->pi_ref.version, relay_model_in_dim(a->pi_ref.model),
+              relay_model_out_dim(a->pi_ref.model), a->desc.obs_dim,
+              a->desc.discrete ? a->desc.n_actions : a->desc.act_dim);
+    a->rejected_version = a->pi_ref.version;
+    relay_model_handle_release(a->pi_h, &a->pi_ref);
+    a->version = -1;
 }
 
 /* publish makes pi (and vf) current in the own handles; taken_pi/taken_vf tell what they now own.
@@ -667,7 +728,7 @@ static void deliver_many(rly_actor_slot **slots, rly_msg *msgs, size_t n)
         rly_actor *a = slots[i]->actor;
         refresh(a);
         same = a->pi_ref.model == first->pi_ref.model && a->vf_ref.model == first->vf_ref.model &&
-               a->desc.obs_dim == first->desc.obs_dim;
+               rly_policy_desc_same(&a->desc, &first->desc);
     }
     uint32_t od = same ? relay_model_out_dim(first->pi_ref.model) : 0;
     size_t in = first->desc.obs_dim;

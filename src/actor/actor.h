@@ -72,6 +72,21 @@ relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env)
 /* rly_policy_desc_from_meta fills d from a model bundle's metadata. */
 relay_err rly_policy_desc_from_meta(rly_policy_desc *d, const relay_model_meta *meta);
 
+/*
+ * rly_policy_check_model checks that models fit description d before anything installs them:
+ * pi (may be NULL) maps obs_dim -> n_actions (discrete) or act_dim / 2 * act_dim (continuous:
+ * mean, or mean and log std), vf (may be NULL) maps obs_dim -> 1. RELAY_ESHAPE, with a logged
+ * message naming both shapes and `what` (the caller, e.g. "update_model"), when one does not fit.
+ * Every path that installs a model on an actor (update_model, model_path, the learner's publish,
+ * network model updates) calls it, so a model whose outputs are narrower than the actor's action
+ * space never reaches the kernels.
+ */
+relay_err rly_policy_check_model(const rly_policy_desc *d, const relay_model *pi,
+                                 const relay_model *vf, const char *what);
+
+/* rly_policy_desc_same is true when a and b describe the same observation and action shapes. */
+bool rly_policy_desc_same(const rly_policy_desc *a, const rly_policy_desc *b);
+
 typedef struct rly_actor_config {
     relay_id id;
     uint64_t seed;

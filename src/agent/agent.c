@@ -51,6 +51,17 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
             relay_agent_free(a);
             return e;
         }
+        /* With a configured env the model must fit it now, not at the first new_actor. */
+        const relay_env_def *env = NULL;
+        rly_policy_desc ed;
+        if (a->cfg.env[0] && relay_env_resolve(a->cfg.env, &env) == RELAY_OK &&
+            rly_policy_desc_from_env(&ed, env) == RELAY_OK)
+            e = rly_policy_check_model(&ed, relay_bundle_model(a->default_model), NULL,
+                                       "model_path");
+        if (e) {
+            relay_agent_free(a);
+            return e;
+        }
     }
     if (a->cfg.shared_model) {
         e = relay_model_handle_new(&a->shared_pi);

@@ -30,6 +30,18 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
                             const float *log_std, uint32_t n_log_std);
 
 /*
+ * rly_agent_check_model checks that pi and vf (either may be NULL) fit the actors they are meant
+ * for: ids[0..n) in independent mode, every actor when ids is NULL or the agent shares one model
+ * (shared mode: every actor reads the same handles). RELAY_ESHAPE (logged, naming `what` and both
+ * shapes) when one does not fit; unknown ids are skipped (the caller reports them per actor).
+ * Takes the agent lock; every
+ * path that installs models on actors calls it (or rly_agent_check_model_locked) first, so a
+ * network ModelUpdate must too.
+ */
+relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
+                                const relay_model *pi, const relay_model *vf, const char *what);
+
+/*
  * rly_agent_run_env_quota starts actor id stepping env with n_envs copies until shutdown,
  * pausing after steps_per_version vector steps of each policy version until the next update.
  */

@@ -13,6 +13,20 @@
 
 /* ---- actors -------------------------------------------------------------------------------- */
 
+/* shared_fits_locked checks that the shared models already published fit a new actor's desc. */
+static relay_err shared_fits_locked(relay_agent *a, const rly_policy_desc *d)
+{
+    relay_err e = RELAY_OK;
+    relay_model_ref pi = {0}, vf = {0};
+    if (relay_model_handle_acquire(a->shared_pi, &pi) == RELAY_OK)
+        e = rly_policy_check_model(d, pi.model, NULL, "new_actor (shared model)");
+    if (!e && relay_model_handle_acquire(a->shared_vf, &vf) == RELAY_OK)
+        e = rly_policy_check_model(d, NULL, vf.model, "new_actor (shared value model)");
+    relay_model_handle_release(a->shared_pi, &pi);
+    relay_model_handle_release(a->shared_vf, &vf);
+    return e;
+}
+
 /*
  * add_actor_locked creates an actor and registers it. Called with a->lock held and the runtime
  * pinned (rly_agent_enter); the lock is dropped during the coordinator's round trip, so
@@ -98,10 +112,19 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
         if (!e && env) {
             rly_policy_desc ed;
             if (rly_policy_desc_from_env(&ed, env) == RELAY_OK &&
-                (ed.obs_dim != ac.policy.obs_dim || ed.discrete != ac.policy.discrete)) {
-                rly_error(MOD, "new_actor: the model does not fit environment %s", env->name);
+                !rly_policy_desc_same(&ed, &ac.policy)) {
+                rly_error(MOD,
+                          "new_actor: the model's spaces (obs %u, %s %u) do not fit "
+                          "environment %s (obs %u, %s %u)",
+                          ac.policy.obs_dim, ac.policy.discrete ? "actions" : "action dims",
+                          ac.policy.discrete ? ac.policy.n_actions : ac.policy.act_dim, env->name,
+                          ed.obs_dim, ed.discrete ? "actions" : "action dims",
+                          ed.discrete ? ed.n_actions : ed.act_dim);
                 e = RELAY_ESHAPE;
             }
+            if (!e)
+                e = rly_policy_check_model(&ac.policy, relay_bundle_model(model), NULL,
+                                           "new_actor");
         }
     } else if (env) {
         e = rly_policy_desc_from_env(&ac.policy, env);
@@ -122,6 +145,7 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
         if (a->cfg.shared_model) {
             ac.shared_pi = a->shared_pi;
             ac.shared_vf = a->shared_vf;
+            e = shared_fits_locked(a, &ac.policy);
             if (opt->model) {
                 rly_warn(MOD, "new_actor: shared model mode ignores a per-actor model; use "
                               "update_model");
@@ -178,7 +202,9 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
     if (!e) {
         ac.shared_pi = a->shared_pi;
         ac.shared_vf = a->shared_vf;
-        e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
+        e = shared_fits_locked(a, &ac.policy);
+        if (!e)
+            e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
     }
     rly_mutex_unlock(&a->lock);
     rly_agent_leave(a);
@@ -304,4 +330,45 @@ relay_id *rly_agent_all_ids(relay_agent *a, size_t *n)
     if (*n > total)
         *n = total;
     return ids;
+}
+
+/* ---- model checks --------------------------------------------------------------------------- */
+
+relay_err rly_agent_check_model_locked(relay_agent *a, const relay_id *ids, size_t n,
+                                       const relay_model *pi, const relay_model *vf,
+                                       const char *what)
+{
+    if (!pi && !vf)
+        return RELAY_OK;
+    if (!ids || a->cfg.shared_model) {
+        size_t pos = 0;
+        rly_idmap_slot *it;
+        while ((it = rly_idmap_next(&a->actors, &pos)) != NULL) {
+            const agent_actor *aa = it->val;
+            relay_err e = rly_policy_check_model(rly_actor_desc(aa->actor), pi, vf, what);
+            if (e)
+                return e;
+        }
+        return RELAY_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const agent_actor *aa = rly_idmap_get(&a->actors, ids[i]);
+        if (!aa)
+            continue; /* the caller reports unknown ids per actor */
+        relay_err e = rly_policy_check_model(rly_actor_desc(aa->actor), pi, vf, what);
+        if (e)
+            return e;
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
+                                const relay_model *pi, const relay_model *vf, const char *what)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_check_model_locked(a, ids, n, pi, vf, what);
+    rly_mutex_unlock(&a->lock);
+    return e;
 }

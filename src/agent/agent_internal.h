@@ -66,6 +66,11 @@ relay_err rly_agent_enter(relay_agent *a);
 
 /* rly_agent_leave releases what rly_agent_enter pinned. */
 void rly_agent_leave(relay_agent *a);
+/* rly_agent_check_model_locked is rly_agent_check_model with a->lock held. */
+relay_err rly_agent_check_model_locked(relay_agent *a, const relay_id *ids, size_t n,
+                                       const relay_model *pi, const relay_model *vf,
+                                       const char *what);
+
 /* rly_agent_all_ids snapshots every actor id into a malloc'd array (caller frees). */
 relay_id *rly_agent_all_ids(relay_agent *a, size_t *n);
 

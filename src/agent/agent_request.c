@@ -390,21 +390,27 @@ relay_err relay_agent_update_model(relay_agent *a, const relay_bundle *b, const 
     relay_err e = RELAY_OK;
     update_ctx uc = {.b = b, .version = -1};
     if (a->cfg.shared_model) {
-        /* One compile, one publish; every actor then switches at its next message or step. */
+        /* One compile, one check against every actor, one publish; every actor then switches
+           at its next message or step. */
         relay_model *m = NULL;
         size_t len;
         const uint8_t *onnx = relay_model_onnx(relay_bundle_model(b), &len);
         e = relay_model_from_onnx(onnx, len, &m);
         if (!e) {
             rly_mutex_lock(&a->lock);
-            int64_t v = ++a->shared_version;
+            e = rly_agent_check_model_locked(a, NULL, 0, m, NULL, "update_model");
+            int64_t v = e ? -1 : ++a->shared_version;
+            if (!e)
+                e = relay_model_handle_publish(a->shared_pi, m, v);
             rly_mutex_unlock(&a->lock);
-            e = relay_model_handle_publish(a->shared_pi, m, v);
             if (e)
                 relay_model_free(m);
             uc.b = NULL;
             uc.version = v;
         }
+    } else {
+        /* Independent mode: refuse before sending anything (each actor checks again). */
+        e = rly_agent_check_model(a, ids, n, relay_bundle_model(b), NULL, "update_model");
     }
     if (!e)
         e = broadcast(a, ids, n, NULL, make_update, &uc,
@@ -421,18 +427,26 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
         relay_model_free(vf);
         return RELAY_EINVAL;
     }
-    relay_err e = RELAY_OK;
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_check_model_locked(a, NULL, 0, pi, vf, "publish");
+    if (e) {
+        rly_mutex_unlock(&a->lock);
+        relay_model_free(pi);
+        relay_model_free(vf);
+        return e;
+    }
     if (vf && (e = relay_model_handle_publish(a->shared_vf, vf, version)) != RELAY_OK) {
+        rly_mutex_unlock(&a->lock);
         relay_model_free(pi);
         relay_model_free(vf);
         return e;
     }
     e = relay_model_handle_publish(a->shared_pi, pi, version);
     if (e) {
+        rly_mutex_unlock(&a->lock);
         relay_model_free(pi); /* vf (if any) is already owned by its handle */
         return e;
     }
-    rly_mutex_lock(&a->lock);
     a->shared_version = version;
     rly_mutex_unlock(&a->lock);
     size_t n;

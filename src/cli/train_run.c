@@ -37,15 +37,16 @@ static const char *const sink_names[] = {"none", "arrow", "csv", "binary", NULL}
 static const rly_cfg_key train_keys[] = {
     {"train.env", RLY_CFG_STR, TOFF(env), TSZ(env), 0, 0, NULL},
     {"train.algo", RLY_CFG_STR_ENUM, TOFF(algo), TSZ(algo), 0, 0, algo_names},
-    {"train.actors", RLY_CFG_U32, TOFF(actors), TSZ(actors), 1, 4096, NULL},
-    {"train.envs_per_actor", RLY_CFG_U32, TOFF(envs_per_actor), TSZ(envs_per_actor), 1, 65536,
-     NULL},
-    {"train.steps", RLY_CFG_U64, TOFF(steps), TSZ(steps), 0, UINT64_MAX, NULL},
+    {"train.actors", RLY_CFG_U32, TOFF(actors), TSZ(actors), 1, RLY_TRAIN_MAX_ACTORS, NULL},
+    {"train.envs_per_actor", RLY_CFG_U32, TOFF(envs_per_actor), TSZ(envs_per_actor), 1,
+     RLY_TRAIN_MAX_ENVS_PER_ACTOR, NULL},
+    {"train.steps", RLY_CFG_U64, TOFF(steps), TSZ(steps), 0, RLY_TRAIN_MAX_STEPS, NULL},
     {"train.seed", RLY_CFG_U64, TOFF(seed), TSZ(seed), 0, UINT64_MAX, NULL},
     {"train.target", RLY_CFG_F32, TOFF(target), TSZ(target), 0, 0, NULL},
     {"train.out", RLY_CFG_STR, TOFF(out), TSZ(out), 0, 0, NULL},
     {"train.sink", RLY_CFG_STR_ENUM, TOFF(sink), TSZ(sink), 0, 0, sink_names},
-    {"train.max_seconds", RLY_CFG_U32, TOFF(max_seconds), TSZ(max_seconds), 0, 86400 * 30, NULL},
+    {"train.max_seconds", RLY_CFG_U32, TOFF(max_seconds), TSZ(max_seconds), 0,
+     RLY_TRAIN_MAX_SECONDS, NULL},
     {"train.policy_lag", RLY_CFG_U32, TOFF(policy_lag), TSZ(policy_lag), 0, 1000, NULL},
 };
 
@@ -264,6 +265,11 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     if (o->envs_per_actor == 0)
         o->envs_per_actor =
             lc.ppo.n_envs >= o->actors ? (lc.ppo.n_envs + o->actors - 1) / o->actors : 1;
+    if ((uint64_t)o->actors * o->envs_per_actor > RLY_TRAIN_MAX_STREAMS) {
+        rly_error(MOD, "%u actors x %u envs per actor is above the maximum of %u environments",
+                  o->actors, o->envs_per_actor, RLY_TRAIN_MAX_STREAMS);
+        return RELAY_ETOOBIG;
+    }
     uint32_t streams = o->actors * o->envs_per_actor;
     e = rly_learner_config_init(&lc, env, streams);
     if (e)

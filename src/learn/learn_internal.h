@@ -40,6 +40,9 @@ void rly_policy_forward(relay_policy *p, const float *x, uint32_t n, const float
    log_std gradients are left to the caller). Both inputs are overwritten. */
 void rly_policy_backward(relay_policy *p, float *dpi, float *dv, uint32_t n);
 
+/* rly_policy_refresh_norm recomputes the float normalisation copies from the running stats. */
+void rly_policy_refresh_norm(relay_policy *p);
+
 /* rly_policy_update_obs_stats folds n raw observations into the running statistics. */
 void rly_policy_update_obs_stats(relay_policy *p, const float *obs, size_t n);
 
@@ -94,5 +97,47 @@ struct relay_ppo {
 void rly_ppo_loss_grad(relay_ppo *p, uint32_t n, const float *x, const void *act,
                        const uint8_t *mask, const float *logp_old, float *adv, const float *ret,
                        const float *val_old, float clip, rly_loss_out *out);
+
+/* ---- checkpoints (checkpoint.c) ---- */
+
+/* RLY_CKPT_MAX_EXTRA bounds the caller's opaque blob in a checkpoint (64 MiB). */
+#define RLY_CKPT_MAX_EXTRA (64u << 20)
+/* RLY_CKPT_MAX_FILE bounds the size of a checkpoint file read back (1 GiB). */
+#define RLY_CKPT_MAX_FILE (1ull << 30)
+/* RLY_CKPT_RET_WINDOW is the number of recent episode returns a checkpoint keeps. */
+#define RLY_CKPT_RET_WINDOW 100
+
+/* rly_ckpt_counters are the learner-level counters stored beside the relay_ppo state. */
+typedef struct rly_ckpt_counters {
+    int64_t version; /* newest published policy version */
+    uint64_t steps_consumed, steps_received, steps_stale, steps_discarded;
+    uint64_t trajs_received, trajs_stale, episodes;
+    uint32_t updates;
+    float mean_return_100, last_return;
+    float rets[RLY_CKPT_RET_WINDOW]; /* ring indexed by episodes % window */
+    double wall_s;                   /* training seconds so far */
+    /* informational (read back, never enforced): the writer's layout and budget */
+    uint32_t n_envs, n_steps;
+    uint64_t total_timesteps, seed;
+} rly_ckpt_counters;
+
+/* rly_ckpt_encode serialises p's complete state, c and extra into *out (malloc'd, caller frees). */
+relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const void *extra,
+                          size_t extra_len, uint8_t **out, size_t *out_len);
+
+/*
+ * rly_ckpt_decode checks buf (magic, format, length, CRC-32C, network identity against p) and
+ * only then loads it into p and c; *extra (if extra is not NULL) receives a malloc'd copy of the
+ * blob (NULL when empty). On error p is unchanged and the log names what is wrong; what names
+ * the source in messages (e.g. the path).
+ */
+relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, relay_ppo *p,
+                          rly_ckpt_counters *c, uint8_t **extra, size_t *extra_len);
+
+/* rly_ckpt_write_file writes bytes to path atomically: a temporary file, fsync, rename. */
+relay_err rly_ckpt_write_file(const char *path, const uint8_t *bytes, size_t len);
+
+/* rly_ckpt_read_file reads a whole checkpoint file (<= RLY_CKPT_MAX_FILE) into *bytes. */
+relay_err rly_ckpt_read_file(const char *path, uint8_t **bytes, size_t *len);
 
 #endif

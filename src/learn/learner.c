@@ -44,6 +44,10 @@ struct rly_learner {
     relay_id *actors;   /* copy of cfg.stream_actors, or NULL */
     int64_t version;    /* learner thread's current version */
     bool warned_future;
+    int64_t start_version; /* first version published: 0, or the resumed checkpoint's */
+    double wall_offset;    /* training seconds before a resume */
+    uint8_t *resume_extra; /* the resumed checkpoint's caller blob (owned) */
+    size_t resume_extra_len;
 
     rly_mutex mu; /* guards everything below */
     rly_cond cv_in, cv_space, cv_state;
@@ -55,10 +59,19 @@ struct rly_learner {
     uint8_t *pi_onnx; /* newest pi chain */
     size_t pi_onnx_len;
     int64_t t0;
+    /* a checkpoint request from another thread, served by the learner thread between updates */
+    const char *save_path;
+    const void *save_extra;
+    size_t save_extra_len;
+    bool save_pending, save_busy, joined, exited;
+    relay_err save_result;
 
     rly_thread th;
     bool running;
 };
+
+/* tls_learner is the learner whose thread is the current one (NULL elsewhere). */
+static _Thread_local rly_learner *tls_learner;
 
 /* ---- export --------------------------------------------------------------------------------- */
 
@@ -224,6 +237,46 @@ static relay_err fill_spaces(relay_policy_spec *s, const relay_env_def *env)
 
 static void *learner_main(void *arg);
 
+/* resume loads the checkpoint at path into the new learner (before its thread starts). */
+static relay_err resume(rly_learner *l, const char *path)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    relay_err e = rly_ckpt_read_file(path, &bytes, &len);
+    rly_ckpt_counters c;
+    if (!e)
+        e = rly_ckpt_decode(bytes, len, path, l->ppo, &c, &l->resume_extra, &l->resume_extra_len);
+    free(bytes);
+    if (e) {
+        rly_error(MOD, "cannot resume from %s: %s", path, relay_strerror(e));
+        return e;
+    }
+    if (c.n_envs != l->n_streams || c.n_steps != l->n_steps)
+        rly_warn(MOD,
+                 "resuming %s: it was written with %u streams x %u steps, this learner uses "
+                 "%u x %u (training continues, but not as the original run would have)",
+                 path, c.n_envs, c.n_steps, l->n_streams, l->n_steps);
+    l->start_version = c.version;
+    l->wall_offset = c.wall_s;
+    rly_learner_stats *st = &l->st;
+    st->steps_consumed = c.steps_consumed;
+    st->steps_received = c.steps_received;
+    st->steps_stale = c.steps_stale;
+    st->steps_discarded = c.steps_discarded;
+    st->trajs_received = c.trajs_received;
+    st->trajs_stale = c.trajs_stale;
+    st->episodes = c.episodes;
+    st->updates = c.updates;
+    st->mean_return_100 = c.mean_return_100;
+    st->last_return = c.last_return;
+    memcpy(l->rets, c.rets, sizeof l->rets);
+    if (st->steps_consumed >= l->cfg.ppo.total_timesteps)
+        st->done = true;
+    rly_info(MOD, "resumed from %s: version %lld, %u updates, %llu steps", path,
+             (long long)c.version, c.updates, (unsigned long long)c.steps_consumed);
+    return RELAY_OK;
+}
+
 static void streams_free(rly_learner *l)
 {
     if (!l->streams)
@@ -308,6 +361,9 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     if ((e = relay_ppo_new(pc, &l->ppo)) ||
         (e = relay_rollout_new(&pc->policy, l->n_streams, l->n_steps, &l->ro)))
         goto fail;
+    if (cfg->resume_path && (e = resume(l, cfg->resume_path)))
+        goto fail;
+    l->cfg.resume_path = NULL;
     e = RELAY_ENOMEM;
     l->last_values = calloc(l->n_streams, sizeof(float));
     l->streams = calloc(l->n_streams, sizeof(stream));
@@ -343,6 +399,7 @@ void rly_learner_stop(rly_learner *l)
         l->running = false;
     }
     rly_mutex_lock(&l->mu);
+    l->joined = true;
     for (uint32_t i = 0; i < l->q_len; i++) {
         relay_traj *t = l->q[(l->q_head + i) % l->q_cap];
         l->st.steps_discarded += t->len;
@@ -363,6 +420,7 @@ void rly_learner_free(rly_learner *l)
     free(l->batch);
     free(l->last_values);
     free(l->pi_onnx);
+    free(l->resume_extra);
     relay_rollout_free(l->ro);
     relay_ppo_free(l->ppo);
     rly_cond_fini(&l->cv_in);
@@ -791,22 +849,46 @@ static void fail(rly_learner *l, relay_err e)
     rly_mutex_unlock(&l->mu);
 }
 
+static relay_err save_now(rly_learner *l, const char *path, const void *extra, size_t n);
+
+/* serve_save performs a pending checkpoint request (learner thread, mutex held on entry/exit). */
+static void serve_save(rly_learner *l)
+{
+    if (!l->save_pending)
+        return;
+    const char *path = l->save_path;
+    const void *extra = l->save_extra;
+    size_t n = l->save_extra_len;
+    rly_mutex_unlock(&l->mu);
+    relay_err e = save_now(l, path, extra, n);
+    rly_mutex_lock(&l->mu);
+    l->save_result = e;
+    l->save_pending = false;
+    rly_cond_broadcast(&l->cv_state);
+}
+
 static void *learner_main(void *arg)
 {
     rly_learner *l = arg;
-    relay_err e = publish(l, 0);
+    tls_learner = l;
+    relay_err e = publish(l, l->start_version);
+    bool failed = false;
     if (e) {
         fail(l, e);
-        return NULL;
+        goto out;
     }
-    bool failed = false;
     for (;;) {
         rly_mutex_lock(&l->mu);
-        while (!l->stopping && l->q_len == 0)
+        while (!l->stopping && l->q_len == 0 && !l->save_pending)
             rly_cond_wait(&l->cv_in, &l->mu);
+        serve_save(l);
         if (l->stopping) {
             rly_mutex_unlock(&l->mu);
             break;
+        }
+        if (l->q_len == 0) {
+            rly_mutex_unlock(&l->mu);
+            continue;
         }
         uint32_t n = l->q_len;
         for (uint32_t i = 0; i < n; i++)
@@ -831,7 +913,100 @@ static void *learner_main(void *arg)
         if (done)
             rly_cond_broadcast(&l->cv_state);
     }
+out:
+    rly_mutex_lock(&l->mu);
+    l->exited = true; /* from here on checkpoint requests are served by their caller */
+    serve_save(l);
+    rly_cond_broadcast(&l->cv_state);
+    rly_mutex_unlock(&l->mu);
     return NULL;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------
+ */
+
+/* save_now writes the checkpoint; only on the learner thread or once it has been joined. */
+static relay_err save_now(rly_learner *l, const char *path, const void *extra, size_t n)
+{
+    rly_ckpt_counters c;
+    memset(&c, 0, sizeof c);
+    rly_mutex_lock(&l->mu);
+    const rly_learner_stats *st = &l->st;
+    c.steps_consumed = st->steps_consumed;
+    c.steps_received = st->steps_received;
+    c.steps_stale = st->steps_stale;
+    c.steps_discarded = st->steps_discarded;
+    c.trajs_received = st->trajs_received;
+    c.trajs_stale = st->trajs_stale;
+    c.episodes = st->episodes;
+    c.updates = st->updates;
+    c.mean_return_100 = st->mean_return_100;
+    c.last_return = st->last_return;
+    memcpy(c.rets, l->rets, sizeof c.rets);
+    rly_mutex_unlock(&l->mu);
+    c.version = l->version < 0 ? l->start_version : l->version;
+    c.wall_s = l->wall_offset + (double)(rly_now_ns() - l->t0) * 1e-9;
+    c.n_envs = l->n_streams;
+    c.n_steps = l->n_steps;
+    c.total_timesteps = l->cfg.ppo.total_timesteps;
+    c.seed = l->cfg.ppo.seed;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    relay_err e = rly_ckpt_encode(l->ppo, &c, extra, n, &bytes, &len);
+    if (!e)
+        e = rly_ckpt_write_file(path, bytes, len);
+    free(bytes);
+    if (e)
+        rly_error(MOD, "checkpoint %s not written: %s", path, relay_strerror(e));
+    return e;
+}
+
+relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const void *extra,
+                                      size_t extra_len)
+{
+    if (!l || !path || (extra_len && !extra)) {
+        rly_error(MOD, "checkpoint_save: NULL argument");
+        return RELAY_EINVAL;
+    }
+    if (tls_learner == l)
+        return save_now(l, path, extra, extra_len); /* from on_update: between updates */
+    rly_mutex_lock(&l->mu);
+    if (l->joined || l->exited) {
+        rly_mutex_unlock(&l->mu);
+        return save_now(l, path, extra, extra_len); /* the thread is gone: state is stable */
+    }
+    while (l->save_busy && !l->stopping)
+        rly_cond_wait(&l->cv_state, &l->mu);
+    if (l->stopping) {
+        rly_mutex_unlock(&l->mu);
+        rly_warn(MOD, "checkpoint_save: learner is stopping; save after rly_learner_stop returns");
+        return RELAY_ESHUTDOWN;
+    }
+    l->save_busy = true;
+    l->save_path = path;
+    l->save_extra = extra;
+    l->save_extra_len = extra_len;
+    l->save_pending = true;
+    rly_cond_broadcast(&l->cv_in);
+    /* The learner thread serves the request even when it is stopping or has failed. */
+    while (l->save_pending)
+        rly_cond_wait(&l->cv_state, &l->mu);
+    relay_err e = l->save_result;
+    l->save_busy = false;
+    rly_cond_broadcast(&l->cv_state);
+    rly_mutex_unlock(&l->mu);
+    return e;
+}
+
+relay_err rly_learner_resume_extra(rly_learner *l, const uint8_t **bytes, size_t *len)
+{
+    if (!l || !bytes || !len) {
+        rly_error(MOD, "resume_extra: NULL argument");
+        return RELAY_EINVAL;
+    }
+    *bytes = l->resume_extra;
+    *len = l->resume_extra_len;
+    return RELAY_OK;
 }
 
 /* ---- queries -------------------------------------------------------------------------------- */
@@ -843,7 +1018,7 @@ void rly_learner_stats_get(rly_learner *l, rly_learner_stats *out)
     rly_mutex_lock(&l->mu);
     *out = l->st;
     rly_mutex_unlock(&l->mu);
-    out->wall_s = (double)(rly_now_ns() - l->t0) * 1e-9;
+    out->wall_s = l->wall_offset + (double)(rly_now_ns() - l->t0) * 1e-9;
     out->sps = out->wall_s > 0 ? (double)out->steps_consumed / out->wall_s : 0.0;
 }
 

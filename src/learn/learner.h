@@ -16,6 +16,18 @@
  * pieces by (episode, first timestamp), fills a relay_rollout, runs relay_ppo_update, exports and
  * publishes version + 1. Older data is dropped and counted; rows left over after a batch stay
  * for the next one while their version is still acceptable.
+ *
+ * Checkpoints: rly_learner_checkpoint_save writes the complete learner state (policy and value
+ * networks, Adam moments and step, observation statistics, PPO and policy RNG streams, update and
+ * timestep counts, the learner's counters and return window, and an opaque caller blob) to one
+ * file, atomically (temporary file, fsync, rename), with a magic, a format number and a CRC-32C.
+ * A learner created with cfg.resume_path set starts from such a file: it publishes the saved
+ * version (instead of 0) and continues counting from the saved counters; the caller's blob is
+ * returned by rly_learner_resume_extra. Rows queued but not yet used by an update are not part of
+ * a checkpoint (the actors regenerate data after a resume). Corrupt, truncated, foreign-format or
+ * mismatched files (other spaces, network sizes, activation, algorithm) are refused with a log
+ * line naming what differs, and rly_learner_new returns the error (RELAY_ECHECKSUM,
+ * RELAY_ETRUNCATED, RELAY_EFORMAT, RELAY_EVERSION, RELAY_ESHAPE, RELAY_ENOTFOUND, RELAY_EIO).
  */
 #ifndef RLY_LEARN_LEARNER_H
 #define RLY_LEARN_LEARNER_H
@@ -78,6 +90,9 @@ typedef struct rly_learner_config {
     void *publish_ctx;
     rly_learner_update_fn on_update; /* optional */
     void *on_update_ctx;
+    /* Optional: a checkpoint written by rly_learner_checkpoint_save to start from (read during
+       rly_learner_new only; the string is not kept). */
+    const char *resume_path;
 } rly_learner_config;
 
 /* rly_learner is the learner object (opaque). */
@@ -114,6 +129,21 @@ void rly_learner_free(rly_learner *l);
 
 /* rly_learner_export_onnx serialises the newest policy (pi chain) to ONNX; *bytes malloc'd. */
 relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len);
+
+/*
+ * rly_learner_checkpoint_save writes l's complete state and extra_len bytes of extra (an opaque
+ * caller blob, <= 64 MiB, may be NULL/0) to path atomically. Thread-safe: called from on_update
+ * (the learner thread) it saves at once, between updates; from another thread it asks the
+ * learner thread to save before its next update and waits for the result; after rly_learner_stop
+ * it saves directly. While the learner is stopping (stop called but not returned) it returns
+ * RELAY_ESHUTDOWN. Errors: RELAY_EIO (file system, logged with the reason), RELAY_ETOOBIG.
+ */
+relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const void *extra,
+                                      size_t extra_len);
+
+/* rly_learner_resume_extra gives the blob of the checkpoint l resumed from (NULL/0 if none); the
+   bytes belong to l and stay valid until rly_learner_free. */
+relay_err rly_learner_resume_extra(rly_learner *l, const uint8_t **bytes, size_t *len);
 
 /* rly_learner_policy returns the learner's policy; only valid after rly_learner_stop. */
 relay_policy *rly_learner_policy(rly_learner *l);

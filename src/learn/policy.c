@@ -99,7 +99,7 @@ void relay_policy_free(relay_policy *p)
     free(p);
 }
 
-static void refresh_norm(relay_policy *p)
+void rly_policy_refresh_norm(relay_policy *p)
 {
     for (uint32_t i = 0; i < p->spec.obs_dim; i++) {
         p->norm_mean[i] = (float)p->rms_mean[i];
@@ -183,7 +183,7 @@ relay_err rly_policy_create(const relay_policy_spec *spec, uint32_t max_batch, u
     for (uint32_t i = 0; i < spec->obs_dim; i++)
         p->rms_var[i] = 1.0;
     p->rms_count = 1e-4;
-    refresh_norm(p);
+    rly_policy_refresh_norm(p);
     float *g = p->grads;
     if (spec->shared)
         rly_mlp_bind(&p->trunk, p->params, g);
@@ -276,7 +276,7 @@ void rly_policy_update_obs_stats(relay_policy *p, const float *obs, size_t n)
         p->rms_var[i] = M2 / tot;
     }
     p->rms_count += (double)n;
-    refresh_norm(p);
+    rly_policy_refresh_norm(p);
 }
 
 relay_err relay_policy_act(relay_policy *p, const float *obs, uint32_t n, const uint8_t *mask,
@@ -448,7 +448,7 @@ void relay_policy_set_obs_norm(relay_policy *p, const float *mean, const float *
         p->rms_var[i] = var && var[i] >= 0 ? var[i] : 1.0;
     }
     p->rms_count = count > 0 ? count : 1e-4;
-    refresh_norm(p);
+    rly_policy_refresh_norm(p);
 }
 
 relay_err relay_policy_copy_weights(relay_policy *dst, const relay_policy *src)
@@ -461,6 +461,6 @@ relay_err relay_policy_copy_weights(relay_policy *dst, const relay_policy *src)
     memcpy(dst->rms_mean, src->rms_mean, src->spec.obs_dim * sizeof(double));
     memcpy(dst->rms_var, src->rms_var, src->spec.obs_dim * sizeof(double));
     dst->rms_count = src->rms_count;
-    refresh_norm(dst);
+    rly_policy_refresh_norm(dst);
     return RELAY_OK;
 }
