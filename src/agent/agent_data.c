@@ -148,6 +148,8 @@ relay_err relay_agent_flush(relay_agent *a)
 
 void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
 {
+    if (!out)
+        return;
     memset(out, 0, sizeof *out);
     if (!a)
         return;

@@ -2,6 +2,7 @@
 #include "agent/agent_internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,22 +16,50 @@
 typedef struct dims {
     uint32_t obs, act, n_actions;
     bool discrete;
+    bool known; /* false: no such actor (the other fields are 0) */
 } dims;
 
 /* dims_many looks up n actors under one lock; returns the index of the first unknown one, or n. */
 static size_t dims_many(relay_agent *a, const relay_id *ids, size_t n, dims *out)
 {
-    size_t i = 0;
+    size_t first = n;
     rly_mutex_lock(&a->lock);
-    for (; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         agent_actor *aa = rly_idmap_get(&a->actors, ids[i]);
-        if (!aa)
-            break;
+        if (!aa) {
+            out[i] = (dims){0};
+            if (first == n)
+                first = i;
+            continue;
+        }
         const rly_policy_desc *d = rly_actor_desc(aa->actor);
-        out[i] = (dims){d->obs_dim, d->act_dim, d->n_actions, d->discrete};
+        out[i] = (dims){d->obs_dim, d->act_dim, d->n_actions, d->discrete, true};
     }
     rly_mutex_unlock(&a->lock);
-    return i;
+    return first;
+}
+
+/* log_unknown logs an unknown actor id, at most once a second (with the count suppressed). */
+static void log_unknown(const char *what, relay_id id)
+{
+    static _Atomic int64_t last_ns;
+    static _Atomic uint64_t suppressed;
+    int64_t now = rly_now_ns(), prev = atomic_load_explicit(&last_ns, memory_order_relaxed);
+    if (now - prev < RLY_NS_PER_S ||
+        !atomic_compare_exchange_strong_explicit(&last_ns, &prev, now, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&suppressed, 1, memory_order_relaxed);
+        return;
+    }
+    char text[RELAY_ID_STRLEN + 1];
+    uint64_t more = atomic_exchange_explicit(&suppressed, 0, memory_order_relaxed);
+    if (more)
+        rly_error(MOD,
+                  "%s: unknown actor %s (%llu more unknown-actor errors in the last second "
+                  "not logged)",
+                  what, relay_id_format(id, text), (unsigned long long)more);
+    else
+        rly_error(MOD, "%s: unknown actor %s", what, relay_id_format(id, text));
 }
 
 uint32_t relay_agent_obs_dim(relay_agent *a, relay_id id)
@@ -58,7 +87,7 @@ typedef struct req_scratch {
     rly_msg *msgs;
     rly_reply **replies;
     dims *descs;
-    size_t *obs_off, *act_off, *mask_off, *req_off;
+    size_t *obs_off, *act_off, *mask_off, *req_off, *at;
     size_t cap;
     rly_latch *latch;
 } req_scratch;
@@ -76,6 +105,7 @@ static void scratch_free(void *p)
     free(s->act_off);
     free(s->mask_off);
     free(s->req_off);
+    free(s->at);
     rly_latch_release(s->latch);
     free(s);
 }
@@ -118,6 +148,7 @@ static req_scratch *scratch_get(size_t n)
         GROW(act_off, cap);
         GROW(mask_off, cap);
         GROW(req_off, cap);
+        GROW(at, cap);
         s->cap = cap;
     }
     if (s->latch && !rly_latch_reuse(s->latch, (int64_t)n)) {
@@ -180,28 +211,57 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
         return RELAY_ENOMEM;
     }
     dims *descs = s->descs;
+    /* Actors may differ in widths: rows are packed one after another in each array. An unknown
+       id's row is taken to be as wide as the others' when every known actor has one width (then
+       the known ids are still served); with mixed widths nothing can be located and nothing is
+       sent. Either way errs[i] says RELAY_ENOTFOUND for each unknown id. */
     size_t unknown = dims_many(a, ids, n, descs);
     if (unknown < n) {
-        char text[RELAY_ID_STRLEN + 1];
-        rly_error(MOD, "request_action: unknown actor %s", relay_id_format(ids[unknown], text));
-        rly_agent_leave(a);
-        return RELAY_ENOTFOUND;
+        log_unknown("request_action", ids[unknown]);
+        const dims *ref = NULL;
+        bool uniform = true;
+        for (size_t i = 0; i < n; i++) {
+            if (!descs[i].known)
+                continue;
+            if (!ref)
+                ref = &descs[i];
+            else if (descs[i].obs != ref->obs || descs[i].act != ref->act ||
+                     descs[i].n_actions != ref->n_actions || descs[i].discrete != ref->discrete)
+                uniform = false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (errs)
+                errs[i] = descs[i].known ? RELAY_ECANCELED : RELAY_ENOTFOUND;
+            if (!descs[i].known && ref && uniform) {
+                descs[i] = *ref;
+                descs[i].known = false;
+            }
+        }
+        if (!ref || !uniform) {
+            rly_agent_leave(a);
+            return RELAY_ENOTFOUND;
+        }
     }
-    /* Actors may differ in widths: rows are packed one after another in each array. */
-    size_t o = 0, ac = 0, mk = 0, rq = 0;
+    /* Known ids get a request each, laid out in the latch's storage; msgs[k] goes to
+       ids[at[k]]. */
+    size_t o = 0, ac = 0, mk = 0, rq = 0, m = 0;
+    size_t *at = s->at;
     for (size_t i = 0; i < n; i++) {
         s->obs_off[i] = o;
         s->act_off[i] = ac;
         s->mask_off[i] = mk;
         s->req_off[i] = rq;
-        rly_policy_desc pd = {.obs_dim = descs[i].obs,
-                              .act_dim = descs[i].act,
-                              .n_actions = descs[i].n_actions,
-                              .discrete = descs[i].discrete};
         o += descs[i].obs;
         ac += descs[i].act;
         mk += descs[i].discrete ? descs[i].n_actions : 0;
-        rq += rly_infer_req_size(&pd, masks && descs[i].discrete);
+        if (descs[i].known) {
+            rly_policy_desc pd = {.obs_dim = descs[i].obs,
+                                  .act_dim = descs[i].act,
+                                  .n_actions = descs[i].n_actions,
+                                  .discrete = descs[i].discrete};
+            rq += rly_infer_req_size(&pd, masks && descs[i].discrete);
+            at[m++] = i;
+        }
     }
     unsigned char *mem = rly_latch_storage(s->latch, rq);
     if (!mem) {
@@ -209,7 +269,8 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
         return RELAY_ENOMEM;
     }
     rly_msg *msgs = s->msgs;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < m; k++) {
+        size_t i = at[k];
         bool with_mask = masks && descs[i].discrete;
         rly_policy_desc pd = {.obs_dim = descs[i].obs,
                               .act_dim = descs[i].act,
@@ -221,16 +282,18 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
             memcpy(q->mask, masks + s->mask_off[i], descs[i].n_actions);
         q->reward = rewards ? rewards[i] : 0.0f;
         /* payload_free NULL: the request lives in the latch's storage, nobody frees it. */
-        msgs[i] = rly_msg_data(ids[i], RLY_REQUEST_INFERENCE, 0, q, NULL, NULL);
+        msgs[k] = rly_msg_data(ids[i], RLY_REQUEST_INFERENCE, 0, q, NULL, NULL);
     }
-    if (!prepare(n, msgs, s->replies, s->latch)) {
+    if (!rly_latch_reuse(s->latch, (int64_t)m) || !prepare(m, msgs, s->replies, s->latch)) {
         rly_agent_leave(a);
         return RELAY_ENOMEM;
     }
-    e = send_and_wait(a, msgs, n, s->latch, (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
-    for (size_t i = 0; i < n; i++) {
+    if (m)
+        e = send_and_wait(a, msgs, m, s->latch, (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+    for (size_t k = 0; k < m; k++) {
+        size_t i = at[k];
         void *p = NULL;
-        relay_err re = rly_reply_wait(s->replies[i], 0, NULL, &p);
+        relay_err re = rly_reply_wait(s->replies[k], 0, NULL, &p);
         const rly_infer_req *q = p;
         if (re == RELAY_OK && q)
             memcpy(actions + s->act_off[i], q->action, descs[i].act * sizeof(float));
@@ -238,7 +301,16 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
             errs[i] = re;
         if (re && !e)
             e = re;
-        rly_reply_release(s->replies[i]);
+        rly_reply_release(s->replies[k]);
+    }
+    /* The first error in id order: an unknown id before any actor's own failure. */
+    if (unknown < n) {
+        e = RELAY_ENOTFOUND;
+        for (size_t i = 0; i < unknown && errs; i++)
+            if (errs[i]) {
+                e = errs[i];
+                break;
+            }
     }
     rly_agent_leave(a);
     return e;
@@ -270,8 +342,7 @@ static relay_err broadcast(relay_agent *a, const relay_id *ids, size_t n, int64_
     /* An unknown or removed id fails the call at once (nothing is sent), like request_action. */
     size_t known = known_prefix(a, ids, n);
     if (known < n) {
-        char text[RELAY_ID_STRLEN + 1];
-        rly_error(MOD, "unknown actor %s", relay_id_format(ids[known], text));
+        log_unknown("request", ids[known]);
         rly_agent_leave(a);
         return RELAY_ENOTFOUND;
     }

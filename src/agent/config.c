@@ -86,6 +86,8 @@ const rly_cfg_key *rly_agent_config_keys(size_t *n)
 
 void relay_config_default(relay_config *c)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->routers = 1;
     c->max_traj_length = 1000;
@@ -348,6 +350,8 @@ relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, c
 
 relay_err relay_config_parse_json(relay_config *cfg, const char *json)
 {
+    if (!cfg || !json)
+        return RELAY_EINVAL;
     relay_config tmp = *cfg;
     relay_err e = rly_cfg_parse(&tmp, agent_keys, sizeof agent_keys / sizeof agent_keys[0], json);
     if (e == RELAY_OK)
