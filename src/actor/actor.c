@@ -419,13 +419,24 @@ void rly_model_update_free(void *p)
 
 /* ---- acting ------------------------------------------------------------------------------- */
 
-rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+size_t rly_infer_req_size(const rly_policy_desc *d, bool with_mask)
 {
     size_t floats = d->obs_dim + d->act_dim;
     size_t bytes = sizeof(rly_infer_req) + floats * sizeof(float) + (with_mask ? d->n_actions : 0);
-    rly_infer_req *r = calloc(1, bytes);
-    if (!r)
-        return NULL;
+    return (bytes + 15) & ~(size_t)15;
+}
+
+rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+{
+    void *mem = calloc(1, rly_infer_req_size(d, with_mask));
+    return mem ? rly_infer_req_init(mem, d, with_mask) : NULL;
+}
+
+rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *d, bool with_mask)
+{
+    size_t floats = d->obs_dim + d->act_dim;
+    rly_infer_req *r = mem;
+    memset(r, 0, sizeof *r);
     r->obs = r->data;
     r->action = r->data + d->obs_dim;
     r->mask = with_mask ? (uint8_t *)(r->data + floats) : NULL;
@@ -644,13 +655,16 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
             }
         }
     }
+    /* q goes back with the reply, destroyed (if unclaimed) the way its sender said: payload_free
+       (NULL when the sender owns the memory, as the agent's request path does). */
+    void (*q_free)(void *) = m->payload_free;
     if (m->reply) {
-        if (e)
-            free(q);
-        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : free);
+        if (e && q_free)
+            q_free(q);
+        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : q_free);
         m->reply = NULL;
-    } else {
-        free(q);
+    } else if (q_free) {
+        q_free(q);
     }
 }
 

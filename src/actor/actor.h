@@ -7,7 +7,8 @@
  * when it steps a vectorised env), and episode counters.
  *
  * Messages it handles (payloads below, ownership as in routing/message.h):
- *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in.
+ *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in,
+ *                     with the message's payload_free as its destructor (NULL: caller-owned).
  *   FlagLastInference arg = final reward as float bits; closes the episode (terminated).
  *   ModelVersion      reply value = current version, -1 without a model.
  *   ModelUpdate       payload rly_model_update (owned); arg = version.
@@ -113,6 +114,13 @@ typedef struct rly_infer_req {
 
 /* rly_infer_req_new allocates a request sized for desc (mask storage when with_mask). */
 rly_infer_req *rly_infer_req_new(const rly_policy_desc *desc, bool with_mask);
+
+/* rly_infer_req_size returns the bytes one request for desc needs (a multiple of 16). */
+size_t rly_infer_req_size(const rly_policy_desc *desc, bool with_mask);
+
+/* rly_infer_req_init lays a request for desc out in caller-owned mem of rly_infer_req_size bytes
+   (16-byte aligned); send it with payload_free = NULL so nobody frees it. */
+rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *desc, bool with_mask);
 
 /* rly_model_update is a ModelUpdate payload: new models (owned) or a refresh of shared handles. */
 typedef struct rly_model_update {

@@ -25,6 +25,7 @@
 typedef struct agent_actor {
     rly_actor *actor;
     const relay_env_def *env;
+    bool busy; /* an add, removal or rename is in flight (guarded by lock) */
 } agent_actor;
 
 enum { ST_NEW = 0, ST_RUNNING, ST_DOWN };
@@ -35,7 +36,8 @@ struct relay_agent {
        scaling), for writing by start/shutdown/restart, so the runtime is never torn down under
        a call in flight. Order: life before lock. */
     pthread_rwlock_t life;
-    rly_mutex lock; /* actors table and lifecycle state */
+    rly_mutex lock; /* actors table and lifecycle state; never held across a control round trip
+                       or a blocking send (those pin the runtime with `life` instead) */
     int state;
     rly_coord *coord;
     rly_sinkworker *worker;

@@ -93,6 +93,16 @@ relay_err rly_coord_send(rly_coord *c, rly_msg *m)
     return rly_dispatcher_send(c->disp, m);
 }
 
+size_t rly_coord_send_batch(rly_coord *c, rly_msg *msgs, size_t n, relay_err *err)
+{
+    return rly_dispatcher_send_batch(c->disp, msgs, n, err);
+}
+
+void rly_coord_get_stats(rly_coord *c, rly_dispatcher_stats *out)
+{
+    rly_dispatcher_get_stats(c->disp, out);
+}
+
 /* least_loaded returns the router with the fewest actors (lowest id on ties); lock held. */
 static uint32_t least_loaded(rly_coord *c)
 {

@@ -56,6 +56,14 @@ void rly_coord_free(rly_coord *c);
 /* rly_coord_send sends one actor message; ownership as rly_dispatcher_send. */
 relay_err rly_coord_send(rly_coord *c, rly_msg *m);
 
+/* rly_coord_send_batch sends msgs in order; returns how many were taken
+ * (rly_dispatcher_send_batch).
+ */
+size_t rly_coord_send_batch(rly_coord *c, rly_msg *msgs, size_t n, relay_err *err);
+
+/* rly_coord_get_stats copies the dispatcher's counters. */
+void rly_coord_get_stats(rly_coord *c, rly_dispatcher_stats *out);
+
 /* rly_coord_add_actor registers slot and places it on the least-loaded router (lowest id on ties).
  */
 relay_err rly_coord_add_actor(rly_coord *c, rly_actor_slot *slot);
