@@ -83,7 +83,7 @@ static inline relay_err h_ctl(rly_dispatcher *d, uint8_t kind, relay_id actor, u
 /* h_send sends one sequenced data message (producer p, sequence seq). */
 static inline relay_err h_send(rly_dispatcher *d, relay_id actor, uint32_t p, int64_t seq)
 {
-    rly_msg m = rly_msg_data(actor, RLY_FLAG_LAST_ACTION, seq, NULL, NULL, NULL);
+    rly_msg m = rly_msg_data(actor, RLY_FLAG_LAST_INFERENCE, seq, NULL, NULL, NULL);
     m.u32 = p;
     return rly_dispatcher_send(d, &m);
 }

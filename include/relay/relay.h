@@ -3,7 +3,7 @@
  * updates, scaling, trajectories, shutdown.
  *
  * An agent owns a routing runtime (a dispatcher and R router threads); actors live on routers,
- * and every call below reaches them as a routed message (RequestInference, FlagLastAction,
+ * and every call below reaches them as a routed message (RequestInference, FlagLastInference,
  * ModelVersion, ModelUpdate, Shutdown, RunEnv). Every call returns a relay_err and none aborts on
  * user error. Calls are thread-safe unless noted.
  *
@@ -39,7 +39,7 @@ extern "C" {
 
 /* relay_config is an agent's configuration; docs/CONFIG.md documents every key and default. */
 typedef struct relay_config {
-    uint32_t routers;                /* "routers": router threads (>= 1), default 1 */
+    uint32_t routers;                /* "routers": routers at start (1..4096), default 1 */
     uint64_t seed;                   /* "seed": base seed of actor RNGs, default 0 */
     uint32_t max_traj_length;        /* "max_traj_length": 0 = unlimited, default 1000 */
     bool shared_model;               /* "model_mode": "independent" (default) or "shared" */
@@ -66,7 +66,16 @@ typedef struct relay_config {
     uint32_t request_timeout_ms;   /* "timeouts.request_ms", default 10000 */
     uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
+    uint32_t send_timeout_ms;      /* "dispatcher.send_timeout_ms": wait for intake room, 5000 */
+    char metrics_addr[272];        /* "metrics_addr": serve /metrics and the dashboard on HOST:PORT
+                                      (a bare PORT binds 127.0.0.1); default "" = off */
 } relay_config;
+
+/* RELAY_MAX_ROUTERS bounds an agent's routers ("routers", scale_throughput). */
+#define RELAY_MAX_ROUTERS 4096u
+
+/* RELAY_MAX_ACTORS bounds the actors one agent holds at a time. */
+#define RELAY_MAX_ACTORS 65536u
 
 /* relay_config_default fills cfg with every default. */
 RELAY_API void relay_config_default(relay_config *cfg);
@@ -144,7 +153,10 @@ RELAY_API uint32_t relay_agent_act_dim(relay_agent *a, relay_id id);
  * relay_agent_request_action asks n actors for actions in parallel: obs is [n x obs_dim], masks
  * [n x n_actions] (1 = allowed) or NULL, rewards [n] (credited to each actor's previous action) or
  * NULL; actions receives [n x act_dim] floats (discrete: the action index). errs[n] (optional)
- * receives each actor's status; the call returns the first error.
+ * receives each actor's status; the call returns the first error. An unknown id gets
+ * RELAY_ENOTFOUND in errs[] and its actions row is left alone while the other ids are served
+ * (its rows are taken to be as wide as the other actors'; when known actors differ in widths
+ * nothing is sent and they get RELAY_ECANCELED).
  */
 RELAY_API relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t n,
                                                const float *obs, const uint8_t *masks,

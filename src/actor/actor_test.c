@@ -147,9 +147,9 @@ static void request_action_credits_rewards_to_previous_step(void **state)
     free(q);
     assert_ok(request(&w, a, 1.0f, NULL));
     assert_ok(request(&w, a, 2.0f, NULL));
-    assert_ok(send_wait(&w, a, RLY_FLAG_LAST_ACTION, float_bits(5.0f), NULL, NULL, NULL));
+    assert_ok(send_wait(&w, a, RLY_FLAG_LAST_INFERENCE, float_bits(5.0f), NULL, NULL, NULL));
     /* Closing an episode with no action is a clear error, not a crash. */
-    assert_err(send_wait(&w, a, RLY_FLAG_LAST_ACTION, 0, NULL, NULL, NULL), RELAY_ESTATE);
+    assert_err(send_wait(&w, a, RLY_FLAG_LAST_INFERENCE, 0, NULL, NULL, NULL), RELAY_ESTATE);
     world_stop(&w, &a, 1);
     assert_int_equal(w.col.n, 1);
     relay_traj *t = w.col.items[0];
@@ -177,7 +177,7 @@ static void max_length_emits_truncated_chunks(void **state)
     rly_actor *a = make_actor(&w, 2, 0.25f);
     for (int i = 0; i < 5; i++)
         assert_ok(request(&w, a, 1.0f, NULL));
-    assert_ok(send_wait(&w, a, RLY_FLAG_LAST_ACTION, float_bits(3.0f), NULL, NULL, NULL));
+    assert_ok(send_wait(&w, a, RLY_FLAG_LAST_INFERENCE, float_bits(3.0f), NULL, NULL, NULL));
     world_stop(&w, &a, 1);
     assert_int_equal(w.col.n, 3);
     int lens[3] = {2, 2, 1};

@@ -189,6 +189,39 @@ static void calls_before_start_are_refused(void **state)
     relay_config_default(&bad);
     bad.routers = 0;
     assert_err(relay_agent_new(&bad, &a), RELAY_ECONFIG);
+    bad.routers = 100000; /* absurd: refused with the limit named, not attempted */
+    assert_err(relay_agent_new(&bad, &a), RELAY_ECONFIG);
+}
+
+/* Unknown and removed ids fail at once with RELAY_ENOTFOUND (not after a pending TTL). */
+static void unknown_ids_fail_at_once(void **state)
+{
+    relay_config cfg;
+    relay_config_default(&cfg);
+    cfg.request_timeout_ms = 60000; /* a wait would end in RELAY_ETIMEDOUT, never ENOTFOUND */
+    snprintf(cfg.env, sizeof cfg.env, "CartPole-v1");
+    relay_agent *a = agent_start(&cfg);
+    relay_id ids[2];
+    assert_ok(relay_agent_new_actors(a, 2, NULL, ids));
+    relay_id ghost = relay_id_from_seed(77, 1);
+    relay_id mixed[2] = {ids[0], ghost};
+    int64_t v[2];
+    float r[2] = {1, 1};
+    relay_bundle *b = bundle_for(0, 1.0f);
+    assert_err(relay_agent_flag_last_action(a, mixed, 2, r), RELAY_ENOTFOUND);
+    assert_err(relay_agent_get_model_version(a, mixed, 2, v), RELAY_ENOTFOUND);
+    assert_err(relay_agent_update_model(a, b, mixed, 2), RELAY_ENOTFOUND);
+    assert_ok(relay_agent_remove_actor(a, ids[1]));
+    assert_err(relay_agent_flag_last_action(a, &ids[1], 1, r), RELAY_ENOTFOUND);
+    assert_err(relay_agent_get_model_version(a, &ids[1], 1, v), RELAY_ENOTFOUND);
+    assert_err(relay_agent_update_model(a, b, &ids[1], 1), RELAY_ENOTFOUND);
+    assert_ok(relay_agent_get_model_version(a, ids, 1, v));
+    /* Absurd actor counts are refused with the limit named, before anything is created. */
+    relay_id one;
+    assert_err(relay_agent_new_actors(a, 2000000, NULL, &one), RELAY_ETOOBIG);
+    assert_int_equal(relay_agent_actor_ids(a, NULL, 0), 1);
+    relay_bundle_free(b);
+    relay_agent_free(a);
 }
 
 static void file_sinks_are_valid_after_shutdown(void **state)
@@ -320,6 +353,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(walkthrough),
         cmocka_unit_test(calls_before_start_are_refused),
+        cmocka_unit_test(unknown_ids_fail_at_once),
         cmocka_unit_test(shared_model_batches_inference),
         cmocka_unit_test(unwritable_sink_dir_keeps_agent_running),
         cmocka_unit_test(file_sinks_are_valid_after_shutdown),

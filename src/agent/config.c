@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/log.h"
+#include "obs/obs.h"
 
 #define MOD "config"
 
@@ -23,7 +24,7 @@ static const char *const log_names[] = {"debug", "info", "warn", "error", "off",
 #define SZ(f) sizeof(((relay_config *)0)->f)
 
 static const rly_cfg_key agent_keys[] = {
-    {"routers", RLY_CFG_U32, OFF(routers), SZ(routers), 1, 4096, NULL},
+    {"routers", RLY_CFG_U32, OFF(routers), SZ(routers), 1, RELAY_MAX_ROUTERS, NULL},
     {"seed", RLY_CFG_U64, OFF(seed), SZ(seed), 0, UINT64_MAX, NULL},
     {"max_traj_length", RLY_CFG_U32, OFF(max_traj_length), SZ(max_traj_length), 0, 100000000, NULL},
     {"model_mode", RLY_CFG_ENUM_BOOL, OFF(shared_model), SZ(shared_model), 0, 1, model_mode_names},
@@ -59,12 +60,13 @@ static const rly_cfg_key agent_keys[] = {
     {"timeouts.shutdown_ms", RLY_CFG_U32, OFF(shutdown_timeout_ms), SZ(shutdown_timeout_ms), 1,
      86400000, NULL},
     {"log_level", RLY_CFG_STR_ENUM, OFF(log_level), SZ(log_level), 0, 0, log_names},
+    {"metrics_addr", RLY_CFG_STR, OFF(metrics_addr), SZ(metrics_addr), 0, 0, NULL},
     {"dispatcher.ttl_ms.RequestInference", RLY_CFG_U32, OFF(ttl_ms[0]), sizeof(uint32_t), 1,
      86400000, NULL},
     {"dispatcher.ttl_ms.ModelVersion", RLY_CFG_U32, OFF(ttl_ms[1]), sizeof(uint32_t), 1, 86400000,
      NULL},
-    {"dispatcher.ttl_ms.FlagLastAction", RLY_CFG_U32, OFF(ttl_ms[2]), sizeof(uint32_t), 1, 86400000,
-     NULL},
+    {"dispatcher.ttl_ms.FlagLastInference", RLY_CFG_U32, OFF(ttl_ms[2]), sizeof(uint32_t), 1,
+     86400000, NULL},
     {"dispatcher.ttl_ms.ModelHandshake", RLY_CFG_U32, OFF(ttl_ms[3]), sizeof(uint32_t), 1, 86400000,
      NULL},
     {"dispatcher.ttl_ms.SendTrajectory", RLY_CFG_U32, OFF(ttl_ms[4]), sizeof(uint32_t), 1, 86400000,
@@ -74,6 +76,8 @@ static const rly_cfg_key agent_keys[] = {
     {"dispatcher.ttl_ms.Shutdown", RLY_CFG_U32, OFF(ttl_ms[6]), sizeof(uint32_t), 1, 86400000,
      NULL},
     {"dispatcher.ttl_ms.RunEnv", RLY_CFG_U32, OFF(ttl_ms[7]), sizeof(uint32_t), 1, 86400000, NULL},
+    {"dispatcher.send_timeout_ms", RLY_CFG_U32, OFF(send_timeout_ms), SZ(send_timeout_ms), 1,
+     86400000, NULL},
 };
 
 const rly_cfg_key *rly_agent_config_keys(size_t *n)
@@ -84,6 +88,8 @@ const rly_cfg_key *rly_agent_config_keys(size_t *n)
 
 void relay_config_default(relay_config *c)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->routers = 1;
     c->max_traj_length = 1000;
@@ -103,6 +109,7 @@ void relay_config_default(relay_config *c)
     snprintf(c->sink_dir, sizeof c->sink_dir, "trajectories");
     c->request_timeout_ms = 10000;
     c->shutdown_timeout_ms = 30000;
+    c->send_timeout_ms = 5000;
     snprintf(c->log_level, sizeof c->log_level, "warn");
 }
 
@@ -345,6 +352,8 @@ relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, c
 
 relay_err relay_config_parse_json(relay_config *cfg, const char *json)
 {
+    if (!cfg || !json)
+        return RELAY_EINVAL;
     relay_config tmp = *cfg;
     relay_err e = rly_cfg_parse(&tmp, agent_keys, sizeof agent_keys / sizeof agent_keys[0], json);
     if (e == RELAY_OK)
@@ -390,10 +399,18 @@ relay_err rly_config_validate(const relay_config *c)
 {
     if (c->routers == 0)
         return bad("routers", "at least one router is required");
+    if (c->routers > RELAY_MAX_ROUTERS)
+        return bad("routers", "at most 4096 routers (RELAY_MAX_ROUTERS)");
     if (c->retry_initial_ms > c->retry_max_ms)
         return bad("dispatcher.retry_initial_ms", "must not exceed dispatcher.retry_max_ms");
     if ((c->sink_arrow || c->sink_csv || c->sink_binary) && c->sink_dir[0] == '\0')
         return bad("sinks.dir", "a directory is required when a file sink is enabled");
+    if (c->metrics_addr[0]) {
+        char host[256], err[320];
+        uint16_t port;
+        if (rly_obs_parse_addr(c->metrics_addr, host, sizeof host, &port, err, sizeof err))
+            return bad("metrics_addr", err);
+    }
     if (relay_log_level_parse(c->log_level) < 0)
         return bad("log_level", "expected debug, info, warn, error or off");
     return RELAY_OK;

@@ -28,6 +28,7 @@ static void defaults_are_documented_values(void **state)
     assert_true(c.sink_memory);
     assert_false(c.sink_arrow);
     assert_string_equal(c.log_level, "warn");
+    assert_int_equal(c.send_timeout_ms, 5000);
 }
 
 static void loads_nested_keys_and_warns_on_unknown(void **state)
@@ -49,6 +50,11 @@ static void loads_nested_keys_and_warns_on_unknown(void **state)
     assert_true(c.drop_oldest);
     assert_string_equal(c.sink_dir, "/tmp/x");
     assert_int_equal(warnings, 1);
+    assert_ok(relay_config_parse_json(
+        &c,
+        "{\"dispatcher\": {\"send_timeout_ms\": 250, \"ttl_ms\": {\"FlagLastInference\": 700}}}"));
+    assert_int_equal(c.send_timeout_ms, 250);
+    assert_int_equal(c.ttl_ms[2], 700);
     assert_non_null(strstr(last_log, "colour"));
     relay_log_set_sink(NULL, NULL);
 }
@@ -67,6 +73,9 @@ static void invalid_values_fail_naming_the_key(void **state)
     assert_non_null(strstr(last_log, "model_mode"));
     assert_err(relay_config_parse_json(&c, "{\"log_level\": \"loud\"}"), RELAY_ECONFIG);
     assert_err(relay_config_parse_json(&c, "{\"routers\": 1.5}"), RELAY_ECONFIG);
+    /* Absurd sizes are refused naming the limit. */
+    assert_err(relay_config_parse_json(&c, "{\"routers\": 100000}"), RELAY_ECONFIG);
+    assert_non_null(strstr(last_log, "4096"));
     assert_err(relay_config_parse_json(&c, "{\"routers\": 2"), RELAY_EFORMAT);
     assert_err(relay_config_parse_json(&c, "[1,2]"), RELAY_ECONFIG);
     assert_err(relay_config_parse_json(

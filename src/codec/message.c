@@ -528,7 +528,7 @@ relay_err relay_codec_encode_msg(relay_codec *c, const relay_msg *m, relay_codec
     Relay__V1__ModelVersionReply vrep;
     Relay__V1__ModelUpdate upd;
     Relay__V1__Shutdown sd;
-    Relay__V1__FlagLastAction fl;
+    Relay__V1__FlagLastInference fl;
     ProtobufCBinaryData *ids = NULL;
     pm.body_case = (Relay__V1__Message__BodyCase)m->kind;
     switch (m->kind) {
@@ -629,7 +629,7 @@ relay_err relay_codec_encode_msg(relay_codec *c, const relay_msg *m, relay_codec
     case RELAY_MSG_FLAG_LAST_ACTION:
         if (!memchr(m->flag.env_label, 0, RELAY_LABEL_MAX))
             return RELAY_EINVAL;
-        relay__v1__flag_last_action__init(&fl);
+        relay__v1__flag_last_inference__init(&fl);
         fl.actor_id = id_bin(&m->flag.actor);
         fl.reward = m->flag.reward;
         fl.env_id = m->flag.env_id;
@@ -760,7 +760,7 @@ static relay_err decode_body(relay_codec *c, const Relay__V1__Message *pm, relay
     case RELAY__V1__MESSAGE__BODY_SHUTDOWN:
         return str_from(pm->shutdown->reason, m->text, RELAY_TEXT_MAX, "shutdown reason");
     case RELAY__V1__MESSAGE__BODY_FLAG_LAST_ACTION: {
-        const Relay__V1__FlagLastAction *f = pm->flag_last_action;
+        const Relay__V1__FlagLastInference *f = pm->flag_last_action;
         m->flag.reward = f->reward;
         m->flag.env_id = f->env_id;
         if ((e = str_from(f->env_label, m->flag.env_label, RELAY_LABEL_MAX, "env_label")))

@@ -88,6 +88,8 @@ static void scaling_rules_and_rebalance(void **state)
     }
     assert_err(rly_coord_scale_in(c, 1), RELAY_EINVAL); /* never to zero routers */
     assert_err(rly_coord_scale_out(c, 0), RELAY_EINVAL);
+    assert_err(rly_coord_scale_out(c, RLY_MAX_ROUTERS), RELAY_ETOOBIG); /* 1 + 4096 > limit */
+    assert_err(rly_coord_scale_out(c, 100000), RELAY_ETOOBIG);
     assert_ok(rly_coord_scale_out(c, 3));
     assert_int_equal(rly_coord_num_routers(c), 4);
     relay_id ids[8];
@@ -136,6 +138,9 @@ static void zero_routers_refused_at_creation(void **state)
     cfg.routers = 0;
     rly_coord *c = NULL;
     assert_err(rly_coord_new(&cfg, &c), RELAY_EINVAL);
+    assert_null(c);
+    cfg.routers = 100000; /* absurd: refused with the limit named */
+    assert_err(rly_coord_new(&cfg, &c), RELAY_ETOOBIG);
     assert_null(c);
 }
 

@@ -73,6 +73,12 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
         return RELAY_EINVAL;
     rly_mutex_lock(&c->lock);
     relay_err e = c->lifecycle ? RELAY_ESHUTDOWN : RELAY_OK;
+    if (!e && (n > RLY_MAX_ROUTERS || c->n_routers + n > RLY_MAX_ROUTERS)) {
+        rly_error("scale", "cannot scale out by %u: %u router(s) exist and the limit is %u", n,
+                  c->n_routers, RLY_MAX_ROUTERS);
+        rly_mutex_unlock(&c->lock);
+        return RELAY_ETOOBIG;
+    }
     if (!e && c->n_routers + n > c->cap_routers) {
         uint32_t cap = c->cap_routers ? c->cap_routers : 8;
         while (cap < c->n_routers + n)

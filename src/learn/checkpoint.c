@@ -420,11 +420,15 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     }
     /* Everything below comes from a buffer known to be long enough: decode into temporaries,
        then apply, so a failure leaves p untouched. */
-    float *tmp = malloc(3 * n * sizeof(float) + 2 * (size_t)d * sizeof(double));
-    if (!tmp)
+    float *tmp = malloc(3 * n * sizeof(float));
+    double *rm = malloc(2 * (size_t)d * sizeof(double));
+    if (!tmp || !rm) {
+        free(tmp);
+        free(rm);
         return RELAY_ENOMEM;
+    }
     float *params = tmp, *am = tmp + n, *av = tmp + 2 * n;
-    double *rm = (double *)(void *)(tmp + 3 * n), *rv = rm + d;
+    double *rv = rm + d;
     for (size_t i = 0; i < 3 * n; i++)
         tmp[i] = get_f32(&b);
     for (uint32_t i = 0; i < 2 * d; i++)
@@ -469,6 +473,7 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     }
     if (e) {
         free(tmp);
+        free(rm);
         return e;
     }
     relay_policy *pol = p->pol;
@@ -485,6 +490,7 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     pol->rms_count = rc;
     rly_policy_refresh_norm(pol);
     free(tmp);
+    free(rm);
     *c = k;
     if (extra) {
         *extra = x;

@@ -655,6 +655,8 @@ static void record_return(rly_learner *l, float r)
         sum += l->rets[j];
     st->mean_return_100 = (float)(sum / (double)have);
     rly_mutex_unlock(&l->mu);
+    if (l->cfg.on_episode)
+        l->cfg.on_episode(l->cfg.on_episode_ctx, r);
 }
 
 static bool stale(const rly_learner *l, int64_t v)
@@ -906,6 +908,7 @@ static relay_err publish(rly_learner *l, int64_t v)
 
 static relay_err update(rly_learner *l)
 {
+    int64_t t0 = rly_now_ns();
     relay_rollout_clear(l->ro);
     relay_err e = RELAY_OK;
     if (l->cfg.pooled)
@@ -946,6 +949,11 @@ static relay_err update(rly_learner *l)
     } else {
         purge(l);
     }
+    double dt = (double)(rly_now_ns() - t0) * 1e-9;
+    rly_mutex_lock(&l->mu);
+    l->st.update_s += dt;
+    l->st.last_update_s = dt;
+    rly_mutex_unlock(&l->mu);
     if (l->cfg.on_update) {
         rly_learner_stats st;
         rly_learner_stats_get(l, &st);

@@ -12,6 +12,8 @@
 #define BATCH 256
 #define STAGE_MIN 512
 #define POOL_CHUNK 1024
+/* A router whose queue took nothing for this long no longer holds back the intake. */
+#define STUCK_NS (200 * RLY_NS_PER_US)
 
 /* Route states, readable by senders without locks. */
 enum { RS_UNKNOWN = 0, RS_ASSIGNED, RS_MIGRATING, RS_REMOVING, RS_REMOVED };
@@ -31,6 +33,7 @@ typedef struct rtent {
     rly_reply *remove_reply;
     rly_msg *stage; /* messages staged for one push_batch */
     size_t n_stage, cap_stage;
+    int64_t stuck_since; /* when its queue last took nothing from a non-empty stage; 0 = moving */
 } rtent;
 
 typedef struct route {
@@ -41,7 +44,8 @@ typedef struct route {
     _Atomic uint32_t fast;
     _Atomic uint32_t direct_active; /* senders between their check and their push */
     _Atomic(rly_router *) fast_router;
-    _Atomic uint64_t sent; /* messages senders put on the intake for this actor */
+    _Atomic uint64_t direct; /* messages senders pushed straight to the router (stats) */
+    _Atomic uint64_t sent;   /* messages senders put on the intake for this actor */
     _Alignas(RLY_CACHELINE) _Atomic uint64_t fwd; /* of those, forwarded or ended (dispatcher) */
     uint64_t fwd_local;                           /* dispatcher's running count */
     bool in_touched;
@@ -50,6 +54,7 @@ typedef struct route {
     rtent *target; /* destination when MIGRATING */
     pnode *head, *tail;
     uint32_t npend;
+    int64_t first_queued_ns; /* when the FIFO last became non-empty (retry schedule) */
     int64_t next_retry_ns;
     uint32_t retries;
     bool in_plist, in_ready;
@@ -85,6 +90,8 @@ struct rly_dispatcher {
     bool shutting;
     rly_reply *shutdown_reply;
     int64_t next_tick;
+    size_t held;  /* pending messages of assigned actors waiting for router room */
+    size_t moved; /* messages pushed to routers this loop iteration */
     rly_dispatcher_stats local;
 
     /* Router -> dispatcher events. */
@@ -215,7 +222,7 @@ static relay_err stage_force(rtent *rt, const rly_msg *m)
 }
 
 /* stage_flush pushes as much of rt's stage as the router's queue takes; true when empty. */
-static bool stage_flush(rtent *rt)
+static bool stage_flush(rly_dispatcher *d, rtent *rt)
 {
     size_t done = 0;
     while (done < rt->n_stage) {
@@ -236,6 +243,11 @@ static bool stage_flush(rtent *rt)
     if (done && done < rt->n_stage)
         memmove(rt->stage, rt->stage + done, (rt->n_stage - done) * sizeof *rt->stage);
     rt->n_stage -= done;
+    d->moved += done;
+    if (done || rt->n_stage == 0)
+        rt->stuck_since = 0;
+    else if (rt->stuck_since == 0)
+        rt->stuck_since = rly_now_ns();
     return rt->n_stage == 0;
 }
 
@@ -244,17 +256,17 @@ static bool flush_all(rly_dispatcher *d)
 {
     bool all = true;
     for (size_t i = 0; i < d->n_rts; i++)
-        if (d->rts[i]->n_stage && !stage_flush(d->rts[i]))
+        if (d->rts[i]->n_stage && !stage_flush(d, d->rts[i]))
             all = false;
     return all;
 }
 
 /* stage_control stages a control message for rt, retrying until memory allows. */
-static void stage_control(rtent *rt, const rly_msg *m)
+static void stage_control(rly_dispatcher *d, rtent *rt, const rly_msg *m)
 {
     while (stage_force(rt, m) != RELAY_OK) {
         /* Out of memory: push what is staged to make room, then try again. */
-        stage_flush(rt);
+        stage_flush(d, rt);
         sched_yield();
     }
 }
@@ -293,6 +305,7 @@ static route *route_get_or_create(rly_dispatcher *d, relay_id id)
     atomic_init(&r->fast, 0);
     atomic_init(&r->direct_active, 0);
     atomic_init(&r->fast_router, NULL);
+    atomic_init(&r->direct, 0);
     atomic_init(&r->sent, 0);
     atomic_init(&r->fwd, 0);
     if (rly_cidmap_insert(&d->routes, id, r) != RELAY_OK) {
@@ -369,6 +382,7 @@ static void plist_link(rly_dispatcher *d, route *r, int64_t now)
         return;
     r->in_plist = true;
     r->retries = 0;
+    r->first_queued_ns = now;
     r->next_retry_ns = now + d->cfg.retry_initial_ns;
     r->pprev = NULL;
     r->pnext = d->plist;
@@ -405,6 +419,15 @@ static void release_reservation(rly_dispatcher *d)
     atomic_fetch_sub_explicit(&d->pending_total, 1, memory_order_relaxed);
 }
 
+/* unhold ends the "waiting for router room" accounting of a message leaving a FIFO. */
+static void unhold(rly_dispatcher *d, rly_msg *m)
+{
+    if (m->flags & RLY_MSG_HELD) {
+        m->flags &= (uint16_t)~RLY_MSG_HELD;
+        d->held--;
+    }
+}
+
 /* pend appends m to r's FIFO; the message is discarded with RELAY_ENOMEM only if memory fails. */
 static void pend(rly_dispatcher *d, route *r, rly_msg *m, int64_t now)
 {
@@ -424,6 +447,11 @@ static void pend(rly_dispatcher *d, route *r, rly_msg *m, int64_t now)
         atomic_fetch_add_explicit(&d->pending_total, 1, memory_order_relaxed);
         m->flags |= RLY_MSG_RESERVED;
     }
+    if (route_state(r) == RS_ASSIGNED) {
+        /* Its router is backed up: held here so traffic to other routers keeps flowing. */
+        m->flags |= RLY_MSG_HELD;
+        d->held++;
+    }
     n->msg = *m;
     n->t_queued = now;
     if (r->tail)
@@ -432,7 +460,8 @@ static void pend(rly_dispatcher *d, route *r, rly_msg *m, int64_t now)
         r->head = n;
     r->tail = n;
     r->npend++;
-    d->local.queued++;
+    if (!(m->flags & RLY_MSG_HELD))
+        d->local.queued++;
     plist_link(d, r, now);
 }
 
@@ -447,6 +476,7 @@ static void flush_route(rly_dispatcher *d, route *r)
             r->tail = NULL;
         r->npend--;
         n->msg.flags &= (uint16_t)~RLY_MSG_RESERVED;
+        unhold(d, &n->msg);
         rt->stage[rt->n_stage++] = n->msg;
         count_fwd(d, r, &n->msg);
         release_reservation(d);
@@ -468,6 +498,15 @@ static void route_msg(rly_dispatcher *d, rly_msg *m, int64_t now)
             release_reservation(d);
         rly_msg_discard(m, RELAY_ENOMEM);
         d->local.failed++;
+        return;
+    }
+    if (route_state(r) == RS_REMOVED) {
+        /* The actor was removed: its sender learns at once instead of after a TTL. */
+        count_fwd(d, r, m);
+        if (m->flags & RLY_MSG_RESERVED)
+            release_reservation(d);
+        atomic_store_explicit(&d->s_failed, ++d->local.failed, memory_order_relaxed);
+        rly_msg_discard(m, RELAY_ENOTFOUND);
         return;
     }
     if (route_state(r) == RS_ASSIGNED && r->npend == 0 && stage_room(r->rt)) {
@@ -512,6 +551,7 @@ static void expire_route(rly_dispatcher *d, route *r, int64_t now)
         if (now - n->t_queued > d->cfg.ttl_ns[n->msg.proto < RLY_PROTO_COUNT ? n->msg.proto : 0]) {
             *pp = n->next;
             release_reservation(d);
+            unhold(d, &n->msg);
             /* Counted before the reply completes, so a woken waiter sees the count. */
             atomic_store_explicit(&d->s_expired, ++d->local.expired, memory_order_relaxed);
             count_fwd(d, r, &n->msg);
@@ -532,6 +572,15 @@ static void expire_route(rly_dispatcher *d, route *r, int64_t now)
     }
 }
 
+int64_t rly_dispatcher_retry_offset_ns(const rly_dispatcher_config *cfg, uint32_t n)
+{
+    /* The seed's schedule: min(initial * 2^n, max) * (n + 1) after the first queueing. */
+    int64_t step = cfg->retry_initial_ns << (n < 16 ? n : 16);
+    if (step > cfg->retry_max_ns || step <= 0)
+        step = cfg->retry_max_ns;
+    return step * (int64_t)(n + 1);
+}
+
 /* tick runs the retry timer: TTL expiry and backoff retries of unassigned actors. */
 static void tick(rly_dispatcher *d, int64_t now)
 {
@@ -548,10 +597,8 @@ static void tick(rly_dispatcher *d, int64_t now)
             if (state == RS_ASSIGNED) {
                 mark_ready(d, r);
             } else if (!d->shutting) {
-                int64_t delay = d->cfg.retry_initial_ns << (r->retries < 16 ? r->retries : 16);
-                if (delay > d->cfg.retry_max_ns || delay <= 0)
-                    delay = d->cfg.retry_max_ns;
-                r->next_retry_ns = now + delay;
+                r->next_retry_ns =
+                    r->first_queued_ns + rly_dispatcher_retry_offset_ns(&d->cfg, r->retries);
                 if (r->retries == 1) {
                     char text[RELAY_ID_STRLEN + 1];
                     rly_debug("dispatcher", "actor %s not assigned to any router; %u queued",
@@ -584,7 +631,7 @@ static void reply_err(rly_msg *m, relay_err e)
 static void adopt(rly_dispatcher *d, route *r, rtent *rt, rly_actor_slot *slot)
 {
     rly_msg ad = {.actor = r->id, .kind = RLY_KIND_ADOPT, .payload = slot};
-    stage_control(rt, &ad);
+    stage_control(d, rt, &ad);
     rt->n_actors++;
     r->rt = rt;
     r->target = NULL;
@@ -659,7 +706,7 @@ static void ctl_actor_move(rly_dispatcher *d, rly_msg *m)
         if (r->rt != target) {
             close_fast(r);
             rly_msg out = {.actor = r->id, .kind = RLY_KIND_MIGRATE_OUT};
-            stage_control(r->rt, &out);
+            stage_control(d, r->rt, &out);
             r->target = target;
             target->incoming++;
             d->migrating++;
@@ -684,7 +731,7 @@ static void ctl_actor_remove(rly_dispatcher *d, rly_msg *m)
         close_fast(r);
         rly_msg det = {.actor = r->id, .kind = RLY_KIND_DETACH, .u32 = m->u32, .reply = m->reply};
         m->reply = NULL;
-        stage_control(r->rt, &det);
+        stage_control(d, r->rt, &det);
         route_set_state(r, RS_REMOVING);
     } else if (st == RS_MIGRATING && !r->remove_reply) {
         r->remove_keep = m->u32;
@@ -717,8 +764,8 @@ static void finish_router_removals(rly_dispatcher *d)
             continue;
         }
         rly_msg stop = {.kind = RLY_KIND_STOP};
-        stage_control(rt, &stop);
-        while (!stage_flush(rt))
+        stage_control(d, rt, &stop);
+        while (!stage_flush(d, rt))
             sched_yield(); /* the router drains without waiting on us */
         d->rts[i] = d->rts[--d->n_rts];
         if (rt->remove_reply)
@@ -747,9 +794,27 @@ static void ev_handover(rly_dispatcher *d, rly_msg *ev)
                        .u32 = r->remove_keep,
                        .reply = r->remove_reply};
         r->remove_reply = NULL;
-        stage_control(target, &det);
+        stage_control(d, target, &det);
         route_set_state(r, RS_REMOVING);
     }
+}
+
+/* fail_pending ends every message in r's FIFO with err (shutdown, removal). */
+static void fail_pending(rly_dispatcher *d, route *r, relay_err err)
+{
+    while (r->head) {
+        pnode *n = r->head;
+        r->head = n->next;
+        release_reservation(d);
+        unhold(d, &n->msg);
+        count_fwd(d, r, &n->msg);
+        atomic_store_explicit(&d->s_failed, ++d->local.failed, memory_order_relaxed);
+        rly_msg_discard(&n->msg, err);
+        node_put(d, n);
+    }
+    r->tail = NULL;
+    r->npend = 0;
+    plist_unlink(d, r);
 }
 
 static void ev_removed(rly_dispatcher *d, rly_msg *ev)
@@ -759,6 +824,8 @@ static void ev_removed(rly_dispatcher *d, rly_msg *ev)
         r->rt->n_actors--;
         r->rt = NULL;
         route_set_state(r, RS_REMOVED);
+        /* Sent while it was being removed: it is gone, so they end now, not at their TTL. */
+        fail_pending(d, r, RELAY_ENOTFOUND);
     }
     if (ev->reply)
         rly_reply_complete(ev->reply, ev->payload ? RELAY_OK : RELAY_ENOTFOUND, 0, ev->payload,
@@ -778,7 +845,8 @@ static void finish_shutdown(rly_dispatcher *d)
         route *r = d->all_routes[i];
         if (route_state(r) == RS_ASSIGNED) {
             while (r->head) {
-                stage_control(r->rt, &r->head->msg);
+                unhold(d, &r->head->msg);
+                stage_control(d, r->rt, &r->head->msg);
                 count_fwd(d, r, &r->head->msg);
                 pnode *n = r->head;
                 r->head = n->next;
@@ -789,25 +857,15 @@ static void finish_shutdown(rly_dispatcher *d)
             r->tail = NULL;
             r->npend = 0;
             rly_msg sd = rly_msg_data(r->id, RLY_SHUTDOWN, 0, NULL, NULL, NULL);
-            stage_control(r->rt, &sd);
+            stage_control(d, r->rt, &sd);
         } else {
-            while (r->head) {
-                pnode *n = r->head;
-                r->head = n->next;
-                release_reservation(d);
-                count_fwd(d, r, &n->msg);
-                atomic_store_explicit(&d->s_failed, ++d->local.failed, memory_order_relaxed);
-                rly_msg_discard(&n->msg, RELAY_ESHUTDOWN);
-                node_put(d, n);
-            }
-            r->tail = NULL;
-            r->npend = 0;
+            fail_pending(d, r, RELAY_ESHUTDOWN);
         }
         plist_unlink(d, r);
     }
     for (size_t i = 0; i < d->n_rts; i++) {
         rly_msg stop = {.kind = RLY_KIND_STOP};
-        stage_control(d->rts[i], &stop);
+        stage_control(d, d->rts[i], &stop);
     }
     while (!flush_all(d))
         sched_yield();
@@ -923,12 +981,24 @@ static void publish_stats(rly_dispatcher *d)
 #undef PUB
 }
 
-/* stages_have_room reports whether every router can take a full intake batch this round. */
-static bool stages_have_room(rly_dispatcher *d)
+/*
+ * may_take reports whether the dispatcher takes another intake batch. While routers drain, it
+ * waits until every router's stage has room for a batch (backpressure stays in the intake, the
+ * cheapest place). A router whose queue took nothing for STUCK_NS (e.g. its actor is blocked)
+ * stops counting: its messages then wait in their actors' FIFOs while traffic to every other
+ * router flows. Only when pending_capacity messages wait for full routers does the dispatcher
+ * stop reading, so the memory held for a stuck router stays bounded.
+ */
+static bool may_take(rly_dispatcher *d, int64_t now)
 {
-    for (size_t i = 0; i < d->n_rts; i++)
-        if (d->rts[i]->n_stage + BATCH > d->rts[i]->cap_stage)
+    if (d->held >= d->cfg.pending_capacity)
+        return false;
+    for (size_t i = 0; i < d->n_rts; i++) {
+        rtent *rt = d->rts[i];
+        if (rt->n_stage + BATCH > rt->cap_stage &&
+            !(rt->stuck_since && now - rt->stuck_since >= STUCK_NS))
             return false;
+    }
     return true;
 }
 
@@ -942,7 +1012,8 @@ static void *dispatcher_main(void *arg)
         int64_t now = rly_now_ns();
         bool busy = handle_returns(d, now);
         size_t n = 0;
-        if (stages_have_room(d)) {
+        d->moved = 0;
+        if (may_take(d, now)) {
             n = rly_mpsc_pop_batch(&d->intake, buf, BATCH);
             for (size_t i = 0; i < n; i++)
                 handle_intake(d, &buf[i], now);
@@ -971,18 +1042,21 @@ static void *dispatcher_main(void *arg)
                 rly_reply_complete(rep, RELAY_OK, 0, NULL, NULL);
             return NULL;
         }
-        if (n || busy || !flushed || d->ready) {
+        if (n || busy || d->moved) {
             rly_backoff_reset(&idle);
-            if (!flushed && n == 0)
-                sched_yield(); /* routers are full: let them run */
             continue;
         }
+        /* Nothing moved. Routers that are full do not call back when they drain, so while
+           messages wait for them the dispatcher polls every millisecond instead of spinning. */
+        bool stalled = !flushed || d->ready;
         if (!rly_backoff_idle(&idle, RLY_SPIN_NS))
             continue;
         rly_event_prepare(&d->wake);
-        if (rly_mpsc_size_approx(&d->intake) == 0 &&
+        if ((rly_mpsc_size_approx(&d->intake) == 0 || !may_take(d, rly_now_ns())) &&
             atomic_load_explicit(&d->ret_pending, memory_order_acquire) == 0 && !d->shutting) {
             int64_t wait = d->plist || d->n_rts ? d->next_tick - rly_now_ns() : 100 * RLY_NS_PER_MS;
+            if (stalled && wait > RLY_NS_PER_MS)
+                wait = RLY_NS_PER_MS;
             if (wait > 0)
                 rly_event_park(&d->wake, wait);
             else
@@ -1068,6 +1142,8 @@ static bool try_direct(route *r, const rly_msg *msgs, size_t n)
             atomic_load_explicit(&r->fwd, memory_order_acquire)) {
         rly_router *rt = atomic_load_explicit(&r->fast_router, memory_order_relaxed);
         ok = rly_router_push_batch(rt, msgs, n) == RELAY_OK;
+        if (ok)
+            atomic_fetch_add_explicit(&r->direct, n, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&r->direct_active, 1, memory_order_release);
     return ok;
@@ -1079,6 +1155,8 @@ static relay_err reserve(rly_dispatcher *d, route *r, rly_msg *m)
     uint32_t st = atomic_load_explicit(&r->state, memory_order_acquire);
     if (st == RS_ASSIGNED || st == RS_MIGRATING || st == RS_REMOVING)
         return RELAY_OK;
+    if (st == RS_REMOVED)
+        return RELAY_ENOTFOUND; /* removed: not held for a TTL (re-adding the id reopens it) */
     int64_t prev = atomic_fetch_add_explicit(&d->pending_total, 1, memory_order_relaxed);
     if (prev >= (int64_t)d->cfg.pending_capacity) {
         atomic_fetch_sub_explicit(&d->pending_total, 1, memory_order_relaxed);
@@ -1229,7 +1307,14 @@ bool rly_dispatcher_is_assigned(rly_dispatcher *d, relay_id id)
 
 void rly_dispatcher_get_stats(rly_dispatcher *d, rly_dispatcher_stats *out)
 {
-    out->dispatched = atomic_load_explicit(&d->s_dispatched, memory_order_relaxed);
+    /* Fast-path sends are counted per route (no shared counter on the message path). */
+    uint64_t direct = 0;
+    rly_mutex_lock(&d->routes_lock);
+    for (size_t i = 0; i < d->n_routes; i++)
+        direct += atomic_load_explicit(&d->all_routes[i]->direct, memory_order_relaxed);
+    rly_mutex_unlock(&d->routes_lock);
+    out->direct = direct;
+    out->dispatched = atomic_load_explicit(&d->s_dispatched, memory_order_relaxed) + direct;
     out->queued = atomic_load_explicit(&d->s_queued, memory_order_relaxed);
     out->retried = atomic_load_explicit(&d->s_retried, memory_order_relaxed);
     out->expired = atomic_load_explicit(&d->s_expired, memory_order_relaxed);

@@ -4,9 +4,10 @@
  * and forwards it there, and holds messages for actors that are not (yet) on a router.
  *
  * Semantics kept from the seed: forward to the owning router; queue messages for unassigned
- * actors and retry with exponential backoff (first after 100 ms, doubling, capped at 800 ms, on
- * a 50 ms tick whose missed ticks are skipped) until a per-protocol time-to-live (10/15/20/30/30/
- * 60/60 s); three error kinds (RELAY_EDISPATCH, RELAY_EROUTER_NOT_FOUND, RELAY_ENOT_ASSIGNED).
+ * actors and retry on the seed's schedule (100, 400, 1200, 3200, 4000 ms ... after first queued,
+ * see rly_dispatcher_retry_offset_ns, on a 50 ms tick whose missed ticks are skipped) until a
+ * per-protocol time-to-live (10/15/20/30/30/ 60/60 s); three error kinds (RELAY_EDISPATCH,
+ * RELAY_EROUTER_NOT_FOUND, RELAY_ENOT_ASSIGNED).
  *
  * Fixed relative to the seed:
  *  - pending messages form a per-actor FIFO (nothing is overwritten), delivered in order;
@@ -34,17 +35,19 @@ typedef struct rly_dispatcher rly_dispatcher;
 
 typedef struct rly_dispatcher_config {
     size_t intake_capacity;          /* global queue, messages (default 65536) */
-    size_t pending_capacity;         /* max messages held for unassigned actors (default 65536) */
+    size_t pending_capacity;         /* max messages held for unassigned actors or stuck routers
+                                        (default 65536) */
     int64_t ttl_ns[RLY_PROTO_COUNT]; /* 0 = the seed's default for that protocol */
     int64_t tick_ns;                 /* retry timer period (default 50 ms) */
     int64_t retry_initial_ns;        /* first retry delay (default 100 ms) */
     int64_t retry_max_ns;            /* backoff cap (default 800 ms) */
-    int64_t send_timeout_ns;         /* how long a send waits for intake room (default 5 s) */
-    bool no_fast_path;               /* route every message through the dispatcher thread */
+    int64_t send_timeout_ns; /* how long a send waits for intake room, then RELAY_EFULL (5 s) */
+    bool no_fast_path;       /* route every message through the dispatcher thread */
 } rly_dispatcher_config;
 
 typedef struct rly_dispatcher_stats {
-    uint64_t dispatched; /* forwarded to a router */
+    uint64_t dispatched; /* forwarded to a router, by the dispatcher or on the fast path */
+    uint64_t direct;     /* of those, pushed by senders straight to the router (fast path) */
     uint64_t queued;     /* entered the pending table */
     uint64_t retried;    /* retry attempts of pending actors */
     uint64_t expired;    /* completed with RELAY_ETIMEDOUT after their TTL */
@@ -53,6 +56,13 @@ typedef struct rly_dispatcher_stats {
     uint64_t failed;     /* completed with an error at shutdown */
     uint64_t pending;    /* currently held */
 } rly_dispatcher_stats;
+
+/*
+ * rly_dispatcher_retry_offset_ns returns when retry n (0-based) of a pending actor is due,
+ * counted from when its FIFO became non-empty: min(retry_initial * 2^n, retry_max) * (n + 1),
+ * the seed's schedule (100, 400, 1200, 3200, 4000, 4800 ... ms with the defaults).
+ */
+int64_t rly_dispatcher_retry_offset_ns(const rly_dispatcher_config *cfg, uint32_t n);
 
 /* rly_dispatcher_config_default fills cfg with the defaults above. */
 void rly_dispatcher_config_default(rly_dispatcher_config *cfg);
@@ -75,7 +85,8 @@ void rly_dispatcher_router_return(void *ctx, rly_msg *ev);
 /*
  * rly_dispatcher_send queues one actor message. On RELAY_OK the dispatcher owns it. On error the
  * caller still owns it: RELAY_ESHUTDOWN (closed), RELAY_EFULL (pending memory full for an
- * unassigned actor, or no intake room within the send timeout), RELAY_EINVAL.
+ * unassigned actor, or no intake room within the send timeout), RELAY_ENOTFOUND (the actor was
+ * removed; a message that reaches the dispatcher after the removal ends with it), RELAY_EINVAL.
  */
 relay_err rly_dispatcher_send(rly_dispatcher *d, rly_msg *m);
 

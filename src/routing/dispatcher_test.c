@@ -115,7 +115,7 @@ static void expired_message_completes_reply_with_timeout(void **state)
     rly_dispatcher_get_stats(f.d, &st);
     assert_int_equal(st.expired, 1);
     assert_int_equal(st.pending, 1);
-    fx_stop(&f); /* the FlagLastAction still pending fails with a shutdown error */
+    fx_stop(&f); /* the FlagLastInference still pending fails with a shutdown error */
 }
 
 static void pending_memory_is_bounded(void **state)
@@ -263,7 +263,7 @@ static void misrouted_message_is_routed_again(void **state)
     h_actor_init(&a, relay_id_from_seed(9, 0));
     assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_ADD, a.slot.id, 1, &a.slot, NULL));
     /* Push straight into the wrong router: it must hand the message back, not die. */
-    rly_msg m = rly_msg_data(a.slot.id, RLY_FLAG_LAST_ACTION, 0, NULL, NULL, NULL);
+    rly_msg m = rly_msg_data(a.slot.id, RLY_FLAG_LAST_INFERENCE, 0, NULL, NULL, NULL);
     assert_ok(rly_router_push_batch(f.routers[1], &m, 1));
     assert_true(h_wait_received(&a, 1));
     assert_ok(h_send(f.d, a.slot.id, 0, 1));
@@ -306,6 +306,127 @@ static void send_after_close_is_refused(void **state)
     rly_dispatcher_free(f.d);
 }
 
+/* stats.dispatched counts every forwarded message, including the fast path's. */
+static void dispatched_counts_fast_path(void **state)
+{
+    fixture f;
+    fx_start(&f, NULL, 1);
+    h_actor a;
+    h_actor_init(&a, relay_id_from_seed(12, 0));
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_ADD, a.slot.id, 1, &a.slot, NULL));
+    for (int64_t s = 0; s < 5000; s++)
+        assert_ok(h_send(f.d, a.slot.id, 0, s));
+    assert_true(h_wait_received(&a, 5000));
+    /* Two barriers: the second is handled after the loop that published the first's counts. */
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_BARRIER, (relay_id){0}, 0, NULL, NULL));
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_BARRIER, (relay_id){0}, 0, NULL, NULL));
+    rly_dispatcher_stats st;
+    rly_dispatcher_get_stats(f.d, &st);
+    assert_int_equal(st.dispatched, 5000);
+    assert_true(st.direct > 0); /* the settled actor took the fast path */
+    fx_stop(&f);
+}
+
+/* A message to a removed actor ends at once with RELAY_ENOTFOUND instead of waiting a TTL. */
+static void removed_actor_is_not_found_at_once(void **state)
+{
+    fixture f;
+    fx_start(&f, NULL, 1);
+    h_actor a;
+    h_actor_init(&a, relay_id_from_seed(13, 0));
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_ADD, a.slot.id, 1, &a.slot, NULL));
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_REMOVE, a.slot.id, 0, NULL, NULL));
+    rly_reply *r = rly_reply_new();
+    rly_msg m = rly_msg_data(a.slot.id, RLY_MODEL_VERSION, 0, NULL, NULL, r);
+    assert_err(rly_dispatcher_send(f.d, &m), RELAY_ENOTFOUND);
+    assert_false(rly_reply_is_done(r)); /* refused: the caller still owns it */
+    rly_reply_release(r);
+    rly_reply_release(r);
+    rly_dispatcher_stats st;
+    rly_dispatcher_get_stats(f.d, &st);
+    assert_int_equal(st.pending, 0);
+    fx_stop(&f);
+}
+
+/* The retry schedule is the seed's: 100, 400, 1200, 3200, 4000, 4800 ms after first queued. */
+static void retry_schedule_matches_seed(void **state)
+{
+    rly_dispatcher_config cfg;
+    rly_dispatcher_config_default(&cfg);
+    static const int64_t want_ms[] = {100, 400, 1200, 3200, 4000, 4800, 5600};
+    for (uint32_t n = 0; n < sizeof want_ms / sizeof want_ms[0]; n++)
+        assert_int_equal(rly_dispatcher_retry_offset_ns(&cfg, n), want_ms[n] * RLY_NS_PER_MS);
+    assert_int_equal(rly_dispatcher_retry_offset_ns(&cfg, 1000), 800 * 1001 * RLY_NS_PER_MS);
+}
+
+/* A sender waits for intake room only as long as the configured give-up time. */
+static void send_timeout_is_configurable(void **state)
+{
+    rly_dispatcher_config cfg;
+    rly_dispatcher_config_default(&cfg);
+    cfg.intake_capacity = 2;
+    cfg.send_timeout_ns = 20 * RLY_NS_PER_MS;
+    rly_dispatcher *d;
+    assert_ok(rly_dispatcher_new(&cfg, &d)); /* not started: nobody drains the intake */
+    relay_id ghost = relay_id_from_seed(14, 0);
+    assert_ok(h_send(d, ghost, 0, 0));
+    assert_ok(h_send(d, ghost, 0, 1));
+    assert_err(h_send(d, ghost, 0, 2), RELAY_EFULL);
+    rly_dispatcher_free(d);
+}
+
+/* One blocked actor fills its router; messages to another router's actor still flow. */
+static _Atomic int gate_open;
+
+static void gated_deliver(rly_actor_slot *slot, rly_msg *m)
+{
+    while (m->proto != RLY_SHUTDOWN && !atomic_load(&gate_open))
+        rly_sleep_ns(100 * RLY_NS_PER_US);
+    h_deliver(slot, m);
+}
+
+static const rly_actor_ops gated_ops = {.deliver = gated_deliver};
+
+static void full_router_does_not_block_others(void **state)
+{
+    rly_dispatcher *d;
+    assert_ok(rly_dispatcher_new(NULL, &d));
+    assert_ok(rly_dispatcher_start(d));
+    rly_router *rt[2];
+    for (int i = 0; i < 2; i++) {
+        assert_ok(rly_router_new((uint32_t)i + 1, 64, rly_dispatcher_router_return, d, &rt[i]));
+        assert_ok(rly_router_start(rt[i]));
+        assert_ok(h_ctl(d, RLY_KIND_CTL_ROUTER_ADD, (relay_id){0}, 0, rt[i], NULL));
+    }
+    atomic_store(&gate_open, 0);
+    h_actor slow, fast;
+    h_actor_init(&slow, relay_id_from_seed(15, 0));
+    h_actor_init(&fast, relay_id_from_seed(15, 1));
+    slow.slot.ops = &gated_ops;
+    assert_ok(h_ctl(d, RLY_KIND_CTL_ACTOR_ADD, slow.slot.id, 1, &slow.slot, NULL));
+    assert_ok(h_ctl(d, RLY_KIND_CTL_ACTOR_ADD, fast.slot.id, 2, &fast.slot, NULL));
+    /* Far more than the blocked router's queue (64) and the dispatcher's stage (512) hold. */
+    enum { SLOW = 5000, FAST = 20000 };
+    for (int64_t s = 0; s < SLOW; s++)
+        assert_ok(h_send(d, slow.slot.id, 0, s));
+    for (int64_t s = 0; s < FAST; s++)
+        assert_ok(h_send(d, fast.slot.id, 0, s));
+    assert_true(h_wait_received(&fast, FAST));
+    assert_int_equal(atomic_load(&slow.received), 0);
+    atomic_store(&gate_open, 1);
+    assert_true(h_wait_received(&slow, SLOW));
+    assert_int_equal(atomic_load(&slow.order_errors), 0);
+    assert_int_equal(atomic_load(&fast.order_errors), 0);
+    rly_dispatcher_close(d);
+    assert_ok(h_ctl(d, RLY_KIND_CTL_SHUTDOWN, (relay_id){0}, 0, NULL, NULL));
+    rly_dispatcher_join(d);
+    for (int i = 0; i < 2; i++) {
+        rly_router_join(rt[i]);
+        rly_router_free(rt[i]);
+    }
+    rly_dispatcher_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +441,11 @@ int main(void)
         cmocka_unit_test(misrouted_message_is_routed_again),
         cmocka_unit_test(shutdown_fails_undeliverable_and_closes_intake),
         cmocka_unit_test(send_after_close_is_refused),
+        cmocka_unit_test(dispatched_counts_fast_path),
+        cmocka_unit_test(removed_actor_is_not_found_at_once),
+        cmocka_unit_test(retry_schedule_matches_seed),
+        cmocka_unit_test(send_timeout_is_configurable),
+        cmocka_unit_test(full_router_does_not_block_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,8 @@
 #include "core/clock.h"
 
 static const char *const proto_names[RLY_PROTO_COUNT] = {
-    "RequestInference", "ModelVersion", "FlagLastAction", "ModelHandshake",
-    "SendTrajectory",   "ModelUpdate",  "Shutdown",       "RunEnv",
+    "RequestInference", "ModelVersion", "FlagLastInference", "ModelHandshake",
+    "SendTrajectory",   "ModelUpdate",  "Shutdown",          "RunEnv",
 };
 
 /* The seed's per-protocol retry time-to-live, in seconds. */

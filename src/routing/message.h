@@ -20,13 +20,14 @@
 
 /* rly_proto lists the actor-addressed protocols (the seed's RoutingProtocol). */
 typedef enum rly_proto {
-    RLY_REQUEST_INFERENCE = 0, /* payload: observation/mask/reward; reply -> action */
-    RLY_MODEL_VERSION = 1,     /* reply -> int64 version, -1 = no model */
-    RLY_FLAG_LAST_ACTION = 2,  /* payload: final reward, optional env id and label */
-    RLY_MODEL_HANDSHAKE = 3,   /* ask for an initial model */
-    RLY_SEND_TRAJECTORY = 4,   /* payload: trajectory + timestamp */
-    RLY_MODEL_UPDATE = 5,      /* payload: model bytes; arg: version */
-    RLY_SHUTDOWN = 6,          /* flush and stop */
+    RLY_REQUEST_INFERENCE = 0,   /* payload: observation/mask/reward; reply -> action */
+    RLY_MODEL_VERSION = 1,       /* reply -> int64 version, -1 = no model */
+    RLY_FLAG_LAST_INFERENCE = 2, /* the seed's FlagLastInference (relay_agent_flag_last_action): arg
+                                    = final reward bits */
+    RLY_MODEL_HANDSHAKE = 3,     /* ask for an initial model */
+    RLY_SEND_TRAJECTORY = 4,     /* payload: trajectory + timestamp */
+    RLY_MODEL_UPDATE = 5,        /* payload: model bytes; arg: version */
+    RLY_SHUTDOWN = 6,            /* flush and stop */
     RLY_RUN_ENV = 7, /* Relay extension: step an env on the actor's router; reply at end */
     RLY_PROTO_COUNT = 8
 } rly_proto;
@@ -52,6 +53,7 @@ typedef enum rly_msg_kind {
 /* Flag bits of rly_msg.flags. */
 #define RLY_MSG_RESERVED 0x1u /* holds a pending-table reservation taken at send time */
 #define RLY_MSG_REQUEUED 0x2u /* re-dispatched after a misroute */
+#define RLY_MSG_HELD 0x4u     /* dispatcher: held because its (assigned) router was full */
 
 /* u32 of RLY_KIND_CTL_ACTOR_REMOVE / RLY_KIND_DETACH: hand the actor back without detach(). */
 #define RLY_REMOVE_KEEP 1u
