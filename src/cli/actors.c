@@ -174,6 +174,8 @@ static void on_model(void *ctx, int64_t version, const void *data, size_t len)
 {
     (void)version;
     actors *a = ctx;
+    if (len == 0)
+        return; /* a cleared status */
     relay_msg m;
     relay_err e = relay_codec_decode_msg(a->model, data, len, &m);
     if (e) {

@@ -67,6 +67,7 @@ typedef struct server {
     float target;
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
+    int replicas; /* 0: the config's */
     bool quiet;
 
     const relay_env_def *env;
@@ -681,6 +682,10 @@ static int parse_args(server *s, int argc, char **argv)
             if (!parse_u64(a, v, 0, 1000, &x))
                 return 2;
             s->max_lag = (uint32_t)x;
+        } else if (!strcmp(a, "--replicas")) {
+            if (!parse_u64(a, v, 1, 5, &x))
+                return 2;
+            s->replicas = (int)x;
         } else if (!strcmp(a, "--width")) {
             if (!parse_u64(a, v, 1, 4096, &x))
                 return 2;
@@ -708,6 +713,8 @@ static int parse_args(server *s, int argc, char **argv)
     }
     if (env)
         snprintf(s->dc.env, sizeof s->dc.env, "%s", env);
+    if (s->replicas)
+        s->dc.replicas = s->replicas;
     if (!s->dc.url[0]) {
         fprintf(stderr, "relay server: --nats URL is required (or transport.url in --config)\n");
         return 2;
@@ -880,8 +887,14 @@ int rly_cli_server(int argc, char **argv)
                 s->path_ckpt, (unsigned long long)s->resume_seq, (unsigned long long)s->resume_idx,
                 s->resume_row);
     }
-    if ((e = rly_tp_traj_consume(s->tp, s->resume_seq ? s->resume_seq : 1)) ||
-        (e = rly_tp_control_serve(s->tp, serve, s))) {
+    /* JetStream may still be electing its leaders (a cluster just started): retry a while */
+    for (int tries = 0;; tries++) {
+        e = rly_tp_traj_consume(s->tp, s->resume_seq ? s->resume_seq : 1);
+        if (!e || tries >= 60 || stop_signal)
+            break;
+        rly_sleep_ns(500 * RLY_NS_PER_MS);
+    }
+    if (e || (e = rly_tp_control_serve(s->tp, serve, s))) {
         fprintf(stderr, "relay server: cannot consume trajectories: %s\n", relay_strerror(e));
         goto out;
     }

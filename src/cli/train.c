@@ -47,6 +47,9 @@ static bool keep_going(const relay_train_result *now, void *user)
 
 int rly_cli_train(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--distributed") == 0)
+            return rly_cli_train_distributed(argc, argv);
     rly_train_config fc;
     rly_train_config_default(&fc);
     rly_train_opts *o = &fc.train;

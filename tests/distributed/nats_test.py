@@ -2,7 +2,7 @@
 """Distributed training over NATS JetStream, end to end, with faults.
 
 usage: nats_test.py RELAY_BIN INJECT_BIN SCENARIO
-SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile
+SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile | cluster
 
 Each scenario starts its own nats-server (JetStream, file store in a temporary directory) on a
 free 127.0.0.1 port, a `relay server` and `relay actors` processes, bounds its time, and stops
@@ -87,14 +87,17 @@ def wait_exit(p, timeout):
 
 
 class Nats:
-    def __init__(self, port, store, extra=()):
-        self.port, self.store, self.extra = port, store, list(extra)
+    def __init__(self, port, store, extra=(), name="nats", conf=None):
+        self.port, self.store, self.extra, self.name, self.conf = port, store, list(extra), name, conf
         self.url = "nats://127.0.0.1:%d" % port
         self.start()
 
     def start(self):
-        self.p = start([NATS, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
-                       + self.extra, "nats")
+        if self.conf:
+            args = [NATS, "-c", self.conf]
+        else:
+            args = [NATS, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
+        self.p = start(args + self.extra, self.name)
 
         def up():
             try:
@@ -315,6 +318,35 @@ def scenario_hostile():
     assert fates["duplicate"] >= 3, fates
     for a in acts:
         wait_exit(a, 30)
+
+
+def scenario_cluster():
+    """3 nodes (routes), stream replicas 3; actors on different nodes; one node killed."""
+    ports = [free_port() for _ in range(3)]
+    cports = [free_port() for _ in range(3)]
+    routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in cports)
+    nodes = []
+    for i in range(3):
+        conf = os.path.join(TMP, "n%d.conf" % i)
+        with open(conf, "w") as f:
+            f.write("server_name: n%d\nlisten: 127.0.0.1:%d\n"
+                    "jetstream { store_dir: \"%s\" }\n"
+                    "cluster { name: relay, listen: 127.0.0.1:%d, routes: [%s] }\n"
+                    % (i, ports[i], os.path.join(TMP, "store%d" % i), cports[i], routes))
+        nodes.append(Nats(ports[i], None, name="nats%d" % i, conf=conf))
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nodes[0], out, "--replicas", "3"), "server")
+    acts = [start(actor_args(nodes[1 + i], i), "actors%d" % i) for i in range(2)]
+    wait_for(lambda: updates(out) >= 40 or srv.poll() is not None, "a few updates", 150)
+    assert srv.poll() is None, "server ended before the node could be killed:\n" + read_log("server")
+    nodes[2].kill()
+    log("node n2 (actor 1's node) killed after", updates(out), "updates")
+    rc = wait_exit(srv, 240)
+    assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
+    for a in acts:
+        assert wait_exit(a, 40) == 0, read_log(a.name)
+        assert "0 dropped, 0 unacknowledged" in read_log(a.name), read_log(a.name)
+    check_ledgers(out, 2)
 
 
 T0 = time.monotonic()
