@@ -250,8 +250,10 @@ static void spool_trim_locked(actors *a)
         free(s->data);
         free(s);
     }
-    memmove(a->spool, a->spool + k, (a->n_spool - k) * sizeof *a->spool);
-    a->n_spool -= k;
+    if (k) {
+        memmove(a->spool, a->spool + k, (a->n_spool - k) * sizeof *a->spool);
+        a->n_spool -= k;
+    }
 }
 
 static relay_err spool_add(actors *a, relay_codec_buf *b, uint64_t seq)
@@ -699,6 +701,7 @@ int rly_cli_actors(int argc, char **argv)
         }
     }
     /* stop stepping (partial trajectories are flushed to consume), then drain the spool */
+    atomic_store(&a->started, false);
     relay_agent_shutdown(a->agent);
     rly_mutex_lock(&a->hmu);
     a->h_closed = true;
@@ -712,6 +715,16 @@ int rly_cli_actors(int argc, char **argv)
         spool_send(a);
         rly_sleep_ns(20 * RLY_NS_PER_MS);
     }
+    /* goodbye: the server stops draining the stream once every actor process said it */
+    relay_msg bye;
+    memset(&bye, 0, sizeof bye);
+    bye.kind = RELAY_MSG_SHUTDOWN;
+    snprintf(bye.text, sizeof bye.text, "relay-actors-%d", (int)getpid());
+    relay_codec_buf req = {0}, rep = {0};
+    if (relay_codec_encode_msg(a->enc, &bye, &req) == RELAY_OK)
+        rly_tp_control_request(a->tp, req.data, req.len, &rep, RLY_NS_PER_S);
+    relay_codec_buf_fini(&req);
+    relay_codec_buf_fini(&rep);
     size_t left = spool_pending(a);
     uint64_t unsent = 0;
     rly_mutex_lock(&a->smu);
@@ -746,8 +759,9 @@ out:
         rly_mutex_unlock(&a->hmu);
         rly_thread_join(a->pub_th);
     }
+    atomic_store(&a->started, false); /* models arriving from now on are ignored */
+    rly_tp_close(a->tp);              /* no callback runs after this */
     relay_agent_free(a->agent);
-    rly_tp_close(a->tp);
     for (uint32_t i = 0; i < a->h_len; i++)
         relay_traj_free(a->hq[(a->h_head + i) % HANDOFF_CAP]);
     for (size_t i = 0; i < a->n_spool; i++) {

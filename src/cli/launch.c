@@ -157,8 +157,9 @@ int rly_cli_train_distributed(int argc, char **argv)
         else if (!strcmp(a, "--envs-per-actor"))
             epa = v;
         else {
-            fprintf(stderr, "relay train: %s is not available with --distributed (see relay train "
-                            "--distributed 1 --help)\n",
+            fprintf(stderr,
+                    "relay train: %s is not available with --distributed (see relay train "
+                    "--distributed 1 --help)\n",
                     a);
             return 2;
         }
@@ -213,8 +214,7 @@ int rly_cli_train_distributed(int argc, char **argv)
         sleep_ms(20);
     }
     if (nats <= 0 || !port_open(port)) {
-        fprintf(stderr, "relay train: nats-server did not start (is it installed? see %s)\n",
-                log);
+        fprintf(stderr, "relay train: nats-server did not start (is it installed? see %s)\n", log);
         goto done;
     }
     char *sargv[24];
@@ -248,10 +248,22 @@ int rly_cli_train_distributed(int argc, char **argv)
     for (long i = 0; i < k; i++) {
         char seed[32];
         snprintf(seed, sizeof seed, "%ld", 1000 + i);
-        char *aargv[] = {self,    "actors", "--nats", url,    "--run",
-                         run,     "--env",  (char *)env,     "--actors", (char *)actors,
-                         "--envs-per-actor", (char *)epa,    "--seed",   seed,
-                         "--quiet", NULL};
+        char *aargv[] = {self,
+                         "actors",
+                         "--nats",
+                         url,
+                         "--run",
+                         run,
+                         "--env",
+                         (char *)env,
+                         "--actors",
+                         (char *)actors,
+                         "--envs-per-actor",
+                         (char *)epa,
+                         "--seed",
+                         seed,
+                         "--quiet",
+                         NULL};
         act[i] = spawn(aargv, NULL);
     }
     fprintf(stderr, "relay train: nats-server on %s, 1 server, %ld actor processes\n", url, k);

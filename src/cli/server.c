@@ -101,7 +101,11 @@ typedef struct server {
     uint32_t resume_row;
 
     atomic_llong version;
-    atomic_uint clients;
+    atomic_uint clients; /* hellos answered */
+    /* actor processes that said hello and not yet goodbye (guarded by mu) */
+    char (*active)[RELAY_TEXT_MAX];
+    size_t n_active, cap_active;
+    int64_t last_goodbye_ns;
     /* a model the bus did not take (disconnected): the main thread retries it */
     uint8_t *unsent_model;
     size_t unsent_len;
@@ -241,8 +245,10 @@ static relay_err flush_ledger(server *s, uint64_t limit)
     size_t k = 0;
     while (k < s->n_msgs && s->msgs[k].seq < lim_seq)
         k++;
-    memmove(s->msgs, s->msgs + k, (s->n_msgs - k) * sizeof *s->msgs);
-    s->n_msgs -= k;
+    if (k) {
+        memmove(s->msgs, s->msgs + k, (s->n_msgs - k) * sizeof *s->msgs);
+        s->n_msgs -= k;
+    }
     rly_mutex_unlock(&s->mu);
     if (fflush(s->ledger) != 0 || fsync(fileno(s->ledger)) != 0)
         io_ok = false;
@@ -458,6 +464,36 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
         atomic_fetch_add(&s->clients, 1);
         rly_info("server", "hello from %s (%u actors)", m.handshake.client_id,
                  m.handshake.n_actors);
+        rly_mutex_lock(&s->mu);
+        bool known = false;
+        for (size_t i = 0; i < s->n_active && !known; i++)
+            known = !strcmp(s->active[i], m.handshake.client_id);
+        if (!known && s->n_active < 4096) {
+            if (s->n_active == s->cap_active) {
+                size_t cap = s->cap_active ? 2 * s->cap_active : 16;
+                char(*n)[RELAY_TEXT_MAX] = realloc(s->active, cap * sizeof *n);
+                if (n) {
+                    s->active = n;
+                    s->cap_active = cap;
+                }
+            }
+            if (s->n_active < s->cap_active)
+                memcpy(s->active[s->n_active++], m.handshake.client_id, RELAY_TEXT_MAX);
+        }
+        rly_mutex_unlock(&s->mu);
+        r.kind = RELAY_MSG_MODEL_VERSION_REPLY;
+        r.version = atomic_load(&s->version);
+    } else if (m.kind == RELAY_MSG_SHUTDOWN) {
+        /* goodbye: an actor process drained its spool and leaves */
+        rly_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->n_active; i++)
+            if (!strcmp(s->active[i], m.text)) {
+                memcpy(s->active[i], s->active[--s->n_active], RELAY_TEXT_MAX);
+                break;
+            }
+        s->last_goodbye_ns = rly_now_ns();
+        rly_mutex_unlock(&s->mu);
+        rly_info("server", "goodbye from %s", m.text);
         r.kind = RELAY_MSG_MODEL_VERSION_REPLY;
         r.version = atomic_load(&s->version);
     } else if (m.kind == RELAY_MSG_MODEL_VERSION_REQUEST) {
@@ -963,9 +999,19 @@ int rly_cli_server(int argc, char **argv)
         snprintf(m.text, sizeof m.text, "training finished: %s", why);
         if (relay_codec_encode_msg(s->codec, &m, &s->pub_buf) == RELAY_OK)
             rly_tp_status_publish(s->tp, s->pub_buf.data, s->pub_buf.len);
-        int64_t quiet_until = rly_now_ns() + 2 * RLY_NS_PER_S;
-        int64_t hard_stop = rly_now_ns() + 15 * RLY_NS_PER_S;
-        while (!stop_signal && rly_now_ns() < quiet_until && rly_now_ns() < hard_stop) {
+        /* until every actor process that said hello said goodbye (it sends its goodbye after
+           its spool drained) and the stream is quiet; a process that died never says goodbye,
+           so 10 quiet seconds also end the drain, and 30 s in all */
+        int64_t start = rly_now_ns(), last_msg = start, hard_stop = start + 30 * RLY_NS_PER_S;
+        for (;;) {
+            int64_t now = rly_now_ns();
+            rly_mutex_lock(&s->mu);
+            size_t active = s->n_active;
+            rly_mutex_unlock(&s->mu);
+            int64_t quiet = now - last_msg;
+            if (stop_signal || now >= hard_stop || (active == 0 && quiet >= RLY_NS_PER_S / 2) ||
+                quiet >= 10 * RLY_NS_PER_S)
+                break;
             size_t n = 0;
             rly_tp_traj_fetch(s->tp, ds, FETCH_MAX, &n, 200 * RLY_NS_PER_MS);
             for (size_t i = 0; i < n; i++) {
@@ -977,7 +1023,7 @@ int rly_cli_server(int argc, char **argv)
                 rly_tp_traj_ack(s->tp, &ds[i], ok);
             }
             if (n)
-                quiet_until = rly_now_ns() + 2 * RLY_NS_PER_S;
+                last_msg = rly_now_ns();
         }
     }
     rly_learner_stop(s->learner);
@@ -1050,6 +1096,7 @@ out_early:
     free(s->msgs);
     free(s->pend);
     free(s->unsent_model);
+    free(s->active);
     free(s->curve_x);
     free(s->curve_y);
     rly_mutex_fini(&s->mu);

@@ -55,6 +55,7 @@ typedef struct tp_nats {
     atomic_bool stop;
     atomic_bool reconnected;
     atomic_bool closing;
+    atomic_bool closed; /* set by the closed callback: no callback runs after it */
 } tp_nats;
 
 static relay_err map_status(natsStatus s)
@@ -108,6 +109,13 @@ static void on_reconnected(natsConnection *nc, void *closure)
         t->conn(t->cb_ctx, true);
 }
 
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    tp_nats *t = closure;
+    atomic_store(&t->closed, true);
+}
+
 static void nats_close(void *impl)
 {
     tp_nats *t = impl;
@@ -139,6 +147,9 @@ static void nats_close(void *impl)
     if (t->nc) {
         atomic_store(&t->closing, true);
         natsConnection_Close(t->nc);
+        /* connection callbacks run on the library's thread: wait for the last one (closed) */
+        for (int i = 0; i < 500 && !atomic_load(&t->closed); i++)
+            rly_sleep_ns(RLY_NS_PER_MS);
         natsConnection_Destroy(t->nc);
     }
     natsOptions_Destroy(t->opts);
@@ -632,6 +643,8 @@ static relay_err configure(tp_nats *t, const rly_tp_config *c)
         s = natsOptions_SetDisconnectedCB(t->opts, on_disconnected, t);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(t->opts, on_reconnected, t);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(t->opts, on_closed, t);
     if (s != NATS_OK) {
         rly_error(MOD, "connection options: %s (%s)", natsStatus_GetText(s),
                   nats_GetLastError(NULL));

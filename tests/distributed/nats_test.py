@@ -23,6 +23,8 @@ import time
 RELAY, INJECT, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
 SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
 TARGET = "120" if SANITIZED else "475"
+# updates before a fault is injected (sanitized builds reach their lower target sooner)
+KILL_AT = 12 if SANITIZED else 50
 DEADLINE = time.monotonic() + (600 if SANITIZED else 240)
 NATS = shutil.which("nats-server") or "/usr/bin/nats-server"
 
@@ -195,7 +197,7 @@ def scenario_kill_server():
     nats = Nats(free_port(), os.path.join(TMP, "store"))
     out = os.path.join(TMP, "run")
     srv, acts = run_training(nats, out, server_extra=("--checkpoint-every", "2"))
-    wait_for(lambda: updates(out) >= 60 or srv.poll() is not None, "a few updates", 120)
+    wait_for(lambda: updates(out) >= KILL_AT + 10 or srv.poll() is not None, "a few updates", 120)
     assert srv.poll() is None, "server ended before it could be killed:\n" + read_log("server")
     srv.send_signal(signal.SIGKILL)
     srv.wait()
@@ -214,7 +216,7 @@ def scenario_kill_nats():
     nats = Nats(free_port(), os.path.join(TMP, "store"))
     out = os.path.join(TMP, "run")
     srv, acts = run_training(nats, out)
-    wait_for(lambda: updates(out) >= 50 or srv.poll() is not None, "a few updates", 120)
+    wait_for(lambda: updates(out) >= KILL_AT or srv.poll() is not None, "a few updates", 120)
     assert srv.poll() is None, "server ended before nats could be killed"
     nats.kill()
     log("nats-server killed after", updates(out), "updates")
@@ -233,7 +235,7 @@ def scenario_kill_actor():
     nats = Nats(free_port(), os.path.join(TMP, "store"))
     out = os.path.join(TMP, "run")
     srv, acts = run_training(nats, out)
-    wait_for(lambda: updates(out) >= 50 or srv.poll() is not None, "a few updates", 120)
+    wait_for(lambda: updates(out) >= KILL_AT or srv.poll() is not None, "a few updates", 120)
     acts[0].send_signal(signal.SIGKILL)
     acts[0].wait()
     log("actor process 0 killed after", updates(out), "updates")
@@ -337,7 +339,7 @@ def scenario_cluster():
     out = os.path.join(TMP, "run")
     srv = start(server_args(nodes[0], out, "--replicas", "3"), "server")
     acts = [start(actor_args(nodes[1 + i], i), "actors%d" % i) for i in range(2)]
-    wait_for(lambda: updates(out) >= 40 or srv.poll() is not None, "a few updates", 150)
+    wait_for(lambda: updates(out) >= KILL_AT or srv.poll() is not None, "a few updates", 150)
     assert srv.poll() is None, "server ended before the node could be killed:\n" + read_log("server")
     nodes[2].kill()
     log("node n2 (actor 1's node) killed after", updates(out), "updates")
