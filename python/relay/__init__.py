@@ -13,7 +13,7 @@ from .agent import Agent, Trajectory, as_ids, default_config, format_id
 from .envs import Box, Discrete, SyncVectorEnv, builtin_envs, env_spaces
 from .errors import *  # noqa: F401,F403  (Error and one subclass per relay_err)
 from .errors import ERRORS, Error
-from .model import Model, Policy, load_policy
+from .model import Model, Policy, load_policy, mlp_to_onnx
 from .torch_export import export_torch_mlp
 from .train import read_metrics, train
 

@@ -119,6 +119,16 @@ typedef struct relay_model_meta {
     relay_space_desc act;
 } relay_model_meta;
 
+typedef int relay_activation;
+typedef struct relay_mlp_desc {
+    uint32_t n_layers;
+    const uint32_t *sizes;
+    const relay_activation *activations;
+    const float *const *weights;
+    const float *const *biases;
+} relay_mlp_desc;
+relay_err relay_mlp_to_onnx(const relay_mlp_desc *d, uint8_t **bytes, size_t *len);
+
 typedef struct relay_bundle relay_bundle;
 relay_err relay_bundle_new(const void *onnx, size_t len, const relay_model_meta *meta,
                            relay_bundle **out);
@@ -285,7 +295,7 @@ void free(void *p);
 CHECKED_STRUCTS = (
     "relay_id", "relay_step_spec", "relay_traj", "relay_space", "relay_env_def",
     "relay_space_desc", "relay_model_meta", "relay_actor_options", "relay_agent_stats",
-    "relay_policy_spec", "relay_ppo_config", "relay_ppo_metrics", "relay_train_result",
+    "relay_mlp_desc", "relay_policy_spec", "relay_ppo_config", "relay_ppo_metrics", "relay_train_result",
 )
 
 # relay_config is passed through only; this many bytes are allocated for it (the C struct is

@@ -15,6 +15,12 @@ from ._ffi import CONFIG_BYTES, ffi, lib
 from .errors import ERRORS, check, clear_detail, install_log_capture, set_detail, take_detail
 from .model import Model, as_model
 
+_U8 = np.dtype(np.uint8)
+_F32 = np.dtype(np.float32)
+_ID_ARR = ffi.typeof("relay_id[]")
+_FLOAT_ARR = ffi.typeof("float[]")
+_FLOAT_ARR_W = ffi.typeof("float *")  # the same buffer, but checked writable (out)
+
 _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.int64, 5: np.uint8, 6: np.bool_}
 
 
@@ -209,6 +215,8 @@ class Agent:
         self._lock = threading.Lock()
         self._widths = {}  # id bytes -> (obs_dim, act_dim, n_actions or None)
         self._totals = {}  # ids bytes -> (obs total, act total, mask total or None, act_dim)
+        self._ptrs = {}  # id(array) -> (array, cdata): recent request_action buffers
+        self._last_ids = None  # (ids array, its bytes, cdata, sizes) of the last request
         if start:
             self.start()
 
@@ -292,6 +300,7 @@ class Agent:
         n_actions = self._n_actions(m, env)
         with self._lock:
             self._totals.clear()
+            self._last_ids = None
             for i in range(count):
                 rid = ffi.cast("relay_id *", ffi.from_buffer(out[i]))[0]
                 self._widths[out[i].tobytes()] = (lib.relay_agent_obs_dim(a, rid),
@@ -329,6 +338,7 @@ class Agent:
                                             len(ids))
         with self._lock:
             self._totals.clear()
+            self._last_ids = None
             for row in ids:
                 self._widths.pop(row.tobytes(), None)
         check(err, "remove_actor")
@@ -345,6 +355,7 @@ class Agent:
               "set_actor_id")
         with self._lock:
             self._totals.clear()
+            self._last_ids = None
             w = self._widths.pop(cur[0].tobytes(), None)
             if w is not None:
                 self._widths[nxt[0].tobytes()] = w
@@ -397,8 +408,22 @@ class Agent:
         with self._lock:
             if len(self._totals) > 1024:
                 self._totals.clear()
+            self._last_ids = None
             self._totals[key] = got
         return got
+
+    def _ptr(self, arr, ctype):
+        """cdata pointing into arr; the last few arrays' pointers are cached (arrays kept alive
+        by the cache, so their memory cannot move), which saves an ffi.from_buffer per call."""
+        cache = self._ptrs
+        hit = cache.get(id(arr))
+        if hit is not None and hit[0] is arr:
+            return hit[1]
+        p = ffi.from_buffer(ctype, arr, require_writable=ctype is _FLOAT_ARR_W)
+        if len(cache) >= 8:
+            cache.clear()
+        cache[id(arr)] = (arr, p)
+        return p
 
     def request_action(self, ids, obs, mask=None, rewards=None, out=None):
         """Ask actors for actions: obs [n x obs_dim] float32 (rows packed per actor).
@@ -408,10 +433,21 @@ class Agent:
         (discrete: the action index), written into out when given.  Arrays that are already
         C-contiguous with the right dtype are passed to librelay without copying.
         """
-        ids = as_ids(ids)
+        if type(ids) is not np.ndarray or ids.dtype is not _U8 or ids.ndim != 2:
+            ids = as_ids(ids)
         n = ids.shape[0]
-        o_tot, a_tot, m_tot, act_dim = self._sizes(ids)
-        obs = np.ascontiguousarray(obs, dtype=np.float32)
+        key = ids.tobytes()
+        last = self._last_ids
+        if last is not None and last[0] is ids and last[1] == key:
+            idp, sizes = last[2], last[3]
+        else:
+            ids = np.ascontiguousarray(ids)
+            sizes = self._sizes(ids)
+            idp = ffi.from_buffer(_ID_ARR, ids)
+            self._last_ids = (ids, key, idp, sizes)
+        o_tot, a_tot, m_tot, act_dim = sizes
+        if type(obs) is not np.ndarray or obs.dtype is not _F32 or not obs.flags.c_contiguous:
+            obs = np.ascontiguousarray(obs, dtype=np.float32)
         if obs.size != o_tot:
             raise ERRORS[20](20, "request_action", "obs has %d floats, the %d actors need %d"
                              % (obs.size, n, o_tot))
@@ -431,21 +467,26 @@ class Agent:
             mptr = ffi.from_buffer("uint8_t[]", mask)
         rptr = ffi.NULL
         if rewards is not None:
-            rewards = np.ascontiguousarray(rewards, dtype=np.float32)
+            if type(rewards) is not np.ndarray or rewards.dtype is not _F32 or \
+                    not rewards.flags.c_contiguous:
+                rewards = np.ascontiguousarray(rewards, dtype=np.float32)
             if rewards.size != n:
                 raise ERRORS[20](20, "request_action", "rewards has %d entries for %d actors"
                                  % (rewards.size, n))
-            rptr = ffi.from_buffer("float[]", rewards)
+            rptr = self._ptr(rewards, _FLOAT_ARR)
         if out is None:
             out = np.empty((n, act_dim) if act_dim >= 0 else (a_tot,), dtype=np.float32)
-        elif out.dtype != np.float32 or not out.flags.c_contiguous or out.size != a_tot:
-            raise ERRORS[20](20, "request_action", "out must be C-contiguous float32 with %d "
-                             "entries" % a_tot)
-        clear_detail()
-        check(lib.relay_agent_request_action(self._handle(), ffi.from_buffer("relay_id[]", ids),
-                                             n, ffi.from_buffer("float[]", obs), mptr, rptr,
-                                             ffi.from_buffer("float[]", out, require_writable=True),
-                                             ffi.NULL), "request_action")
+            optr = ffi.from_buffer(_FLOAT_ARR, out, require_writable=True)
+        else:
+            if type(out) is not np.ndarray or out.dtype is not _F32 or \
+                    not out.flags.c_contiguous or out.size != a_tot or not out.flags.writeable:
+                raise ERRORS[20](20, "request_action", "out must be a writable C-contiguous "
+                                 "float32 array with %d entries" % a_tot)
+            optr = self._ptr(out, _FLOAT_ARR_W)
+        err = lib.relay_agent_request_action(self._handle(), idp, n, self._ptr(obs, _FLOAT_ARR),
+                                             mptr, rptr, optr, ffi.NULL)
+        if err:
+            check(err, "request_action")
         return out
 
     def flag_last_action(self, ids, rewards=None, terminated=True, truncated=False):

@@ -155,6 +155,19 @@ def test_model_and_load_policy(cartpole_model, tmp_path):
         m.forward(np.zeros(3))
 
 
+def test_mlp_to_onnx_matches_numpy():
+    rng = np.random.default_rng(3)
+    w1, b1 = rng.normal(size=(8, 4)), rng.normal(size=8)
+    w2, b2 = rng.normal(size=(2, 8)), rng.normal(size=2)
+    onnx = relay.mlp_to_onnx([w1, w2], [b1, b2], ["tanh", None])
+    m = relay.Model(onnx, env="CartPole-v1")
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    want = np.tanh(x @ w1.T + b1) @ w2.T + b2
+    np.testing.assert_allclose(m.forward(x), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        relay.mlp_to_onnx([w1, w1])
+
+
 def test_export_torch_mlp_optional():
     try:
         import torch

@@ -172,6 +172,7 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->slot.ops = &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
+    atomic_init(&a->stats.version, -1);
     a->rejected_version = a->rejected_vf_version = INT64_MIN;
     rly_rng_seed(&a->rng, cfg->seed);
     make_spec(d, false, &a->spec);
@@ -335,6 +336,8 @@ static void refresh(rly_actor *a)
         if (!fits(a, a->pi_ref.model, false))
             goto reject;
     }
+    if (a->version != atomic_load_explicit(&a->stats.version, memory_order_relaxed))
+        atomic_store_explicit(&a->stats.version, a->version, memory_order_relaxed);
     if (a->vf_h) {
         bool changed = false;
         if (!a->vf_ref.model)
@@ -416,13 +419,24 @@ void rly_model_update_free(void *p)
 
 /* ---- acting ------------------------------------------------------------------------------- */
 
-rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+size_t rly_infer_req_size(const rly_policy_desc *d, bool with_mask)
 {
     size_t floats = d->obs_dim + d->act_dim;
     size_t bytes = sizeof(rly_infer_req) + floats * sizeof(float) + (with_mask ? d->n_actions : 0);
-    rly_infer_req *r = calloc(1, bytes);
-    if (!r)
-        return NULL;
+    return (bytes + 15) & ~(size_t)15;
+}
+
+rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+{
+    void *mem = calloc(1, rly_infer_req_size(d, with_mask));
+    return mem ? rly_infer_req_init(mem, d, with_mask) : NULL;
+}
+
+rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *d, bool with_mask)
+{
+    size_t floats = d->obs_dim + d->act_dim;
+    rly_infer_req *r = mem;
+    memset(r, 0, sizeof *r);
     r->obs = r->data;
     r->action = r->data + d->obs_dim;
     r->mask = with_mask ? (uint8_t *)(r->data + floats) : NULL;
@@ -436,12 +450,23 @@ rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
  * out/values are [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and
  * env_act (continuous), log-probabilities to logp.
  */
+/* stat_add adds v to a counter this thread alone writes (no locked instruction needed). */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 /* forward_models runs the policy model (out) and the value model (values, 0 without one). */
 static relay_err forward_models(rly_actor *a, const float *obs, uint32_t n, float *out,
                                 float *values)
 {
     if (!a->pi_ref.model)
         return RELAY_ENOMODEL;
+    uint32_t b = n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(n - 1); /* ceil(log2 n) */
+    stat_add(&a->stats.batch_hist[b < RLY_ACTOR_BATCH_BUCKETS ? b : RLY_ACTOR_BATCH_BUCKETS - 1],
+             1);
+    stat_add(&a->stats.batch_rows, n);
     relay_err e = relay_model_forward_ws(a->pi_ref.model, a->ws, obs, (int)n, out);
     if (e)
         return e;
@@ -630,13 +655,16 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
             }
         }
     }
+    /* q goes back with the reply, destroyed (if unclaimed) the way its sender said: payload_free
+       (NULL when the sender owns the memory, as the agent's request path does). */
+    void (*q_free)(void *) = m->payload_free;
     if (m->reply) {
-        if (e)
-            free(q);
-        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : free);
+        if (e && q_free)
+            q_free(q);
+        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : q_free);
         m->reply = NULL;
-    } else {
-        free(q);
+    } else if (q_free) {
+        q_free(q);
     }
 }
 
@@ -896,6 +924,9 @@ static bool step_env(rly_actor *a)
         return false;
     refresh(a);
     const rly_policy_desc *d = &a->desc;
+    /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
+    bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
+    int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
     relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
                                  r->env_act, r->logp);
     if (e) {
@@ -904,8 +935,12 @@ static bool step_env(rly_actor *a)
         return false;
     }
     const void *env_actions = d->discrete ? (const void *)r->acts_i : (const void *)r->env_act;
+    if (timed)
+        t1 = rly_now_ns();
     relay_vecenv_step(r->venv, env_actions, r->next_obs, r->rewards, r->term, r->trunc,
                       r->final_obs);
+    if (timed)
+        t2 = rly_now_ns();
     int64_t now = rly_wall_ns();
     size_t od = d->obs_dim;
     for (uint32_t i = 0; i < r->n; i++) {
@@ -941,6 +976,12 @@ static bool step_env(rly_actor *a)
     float *tmp = r->obs;
     r->obs = r->next_obs;
     r->next_obs = tmp;
+    if (timed) {
+        int64_t t3 = rly_now_ns();
+        stat_add(&a->stats.ns_infer, (uint64_t)(t1 - t0) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_env, (uint64_t)(t2 - t1) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_record, (uint64_t)(t3 - t2) * RLY_ACTOR_TIME_SAMPLE);
+    }
     atomic_fetch_add_explicit(&a->stats.env_steps, r->n, memory_order_relaxed);
     r->steps_done++;
     if (r->steps_left != UINT64_MAX && --r->steps_left == 0) {

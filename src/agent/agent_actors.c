@@ -27,6 +27,12 @@ static relay_err shared_fits_locked(relay_agent *a, const rly_policy_desc *d)
     return e;
 }
 
+/*
+ * add_actor_locked creates an actor and registers it. Called with a->lock held and the runtime
+ * pinned (rly_agent_enter); the lock is dropped during the coordinator's round trip, so
+ * request_action and the other calls never wait behind it. The table entry is inserted first,
+ * marked busy (removal and renaming refuse it with RELAY_EBUSY until the add is done).
+ */
 static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
                                   const relay_env_def *env, relay_model *pi, int64_t version,
                                   relay_id *id)
@@ -58,11 +64,16 @@ static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
     if (!e) {
         aa->actor = act;
         aa->env = env;
+        aa->busy = true;
         e = rly_idmap_put(&a->actors, ac->id, aa);
     }
     if (!e) {
+        rly_mutex_unlock(&a->lock);
         e = rly_coord_add_actor(a->coord, rly_actor_slot_of(act));
-        if (e)
+        rly_mutex_lock(&a->lock);
+        aa->busy = false;
+        /* A concurrent rename may have taken this id meanwhile: only remove our own entry. */
+        if (e && rly_idmap_get(&a->actors, ac->id) == aa)
             rly_idmap_del(&a->actors, ac->id);
     }
     if (e) {
@@ -123,6 +134,8 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
     }
     if (e)
         return e;
+    if ((e = rly_agent_enter(a)) != RELAY_OK)
+        return e;
     rly_mutex_lock(&a->lock);
     e = rly_agent_running_locked(a);
     if (!e) {
@@ -147,6 +160,7 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
             e = add_actor_locked(a, &ac, env, pi, version, id);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -180,8 +194,11 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
                            .max_traj_len = max_len,
                            .record = true,
                            .policy = *desc};
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
     rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
+    e = rly_agent_running_locked(a);
     if (!e) {
         ac.shared_pi = a->shared_pi;
         ac.shared_vf = a->shared_vf;
@@ -190,6 +207,7 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
             e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -197,24 +215,34 @@ relay_err relay_agent_remove_actor(relay_agent *a, relay_id id)
 {
     if (!a)
         return RELAY_EINVAL;
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
     rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
-    agent_actor *aa = e ? NULL : rly_idmap_get(&a->actors, id);
-    if (!e && !aa)
+    agent_actor *aa = rly_idmap_get(&a->actors, id);
+    if (!aa)
         e = RELAY_ENOTFOUND;
-    if (!e)
-        e = rly_coord_remove_actor(a->coord, id, NULL);
+    else if (aa->busy)
+        e = RELAY_EBUSY; /* being added, removed or renamed by another call */
+    else
+        aa->busy = true;
+    rly_mutex_unlock(&a->lock);
+    if (e) {
+        rly_agent_leave(a);
+        return e;
+    }
+    /* The round trip (the actor flushes on its router) runs without the agent lock. */
+    e = rly_coord_remove_actor(a->coord, id, NULL);
+    rly_mutex_lock(&a->lock);
+    aa->busy = false;
     if (!e) {
-        rly_actor_stats *s = rly_actor_stats_of(aa->actor);
-        a->retired_trajs += atomic_load(&s->trajectories);
-        a->retired_episodes += atomic_load(&s->episodes);
-        a->retired_steps += atomic_load(&s->env_steps);
-        a->retired_inferences += atomic_load(&s->inferences);
+        rly_agent_retire_stats(a, rly_actor_stats_of(aa->actor));
         rly_idmap_del(&a->actors, id);
         rly_actor_free(aa->actor);
         free(aa);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -233,20 +261,34 @@ relay_err relay_agent_set_actor_id(relay_agent *a, relay_id cur, relay_id next)
 {
     if (!a)
         return RELAY_EINVAL;
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
     rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
-    agent_actor *aa = e ? NULL : rly_idmap_get(&a->actors, cur);
-    if (!e && !aa)
+    agent_actor *aa = rly_idmap_get(&a->actors, cur);
+    if (!aa)
         e = RELAY_ENOTFOUND;
-    if (!e && rly_idmap_get(&a->actors, next))
+    else if (aa->busy)
+        e = RELAY_EBUSY;
+    else if (!relay_id_eq(cur, next) && rly_idmap_get(&a->actors, next))
         e = RELAY_EEXIST;
-    if (!e)
-        e = rly_coord_rename_actor(a->coord, cur, next);
-    if (!e) {
+    else
+        aa->busy = true;
+    rly_mutex_unlock(&a->lock);
+    if (e) {
+        rly_agent_leave(a);
+        return e;
+    }
+    /* The coordinator is the authority on ids: a concurrent add of `next` loses there. */
+    e = rly_coord_rename_actor(a->coord, cur, next);
+    rly_mutex_lock(&a->lock);
+    aa->busy = false;
+    if (!e && !relay_id_eq(cur, next)) {
         rly_idmap_del(&a->actors, cur);
         e = rly_idmap_put(&a->actors, next, aa);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 

@@ -7,6 +7,7 @@
  * policy.onnx (and trajectories when a sink is on) into the run directory.
  */
 #include "cli/train_run.h"
+#include "cli/train_obs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -140,6 +141,8 @@ typedef struct run {
     rly_mutex lock; /* curve points and the progress line */
     double *curve_steps, *curve_returns;
     size_t n_curve, cap_curve;
+    rly_train_obs obs; /* metrics, dashboard curve, time breakdown (train_obs.c) */
+    bool verbose;
 } run;
 
 static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
@@ -193,10 +196,17 @@ static void on_update(void *ctx, const rly_learner_stats *st)
             r->n_curve++;
         }
     }
+    rly_train_obs_update(&r->obs, st);
     if (r->show_progress) {
         rly_progress_info pi;
         progress_info(st, r->total_steps, &pi);
-        rly_progress_update(&r->progress, &pi, false);
+        if (rly_progress_update(&r->progress, &pi, false) && r->verbose) {
+            rly_time_breakdown tb;
+            char line[256];
+            rly_time_breakdown_get(r->agent, st, &tb);
+            rly_time_breakdown_format(&tb, line, sizeof line);
+            fprintf(r->progress.out, "%s%s\n", r->progress.tty ? "\n" : "", line);
+        }
     }
     rly_mutex_unlock(&r->lock);
 }
@@ -437,7 +447,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         goto out;
     }
 
+    r.verbose = o->verbose;
     e = relay_agent_new(ac, &r.agent);
+    rly_train_obs_init(&r.obs, r.agent, env->name, o->algo, o->target);
+    if (!e && r.obs.srv) {
+        char url[300];
+        snprintf(path, sizeof path, "%s/metrics_url", o->out);
+        rly_obs_server_url(r.obs.srv, url, sizeof url);
+        write_file(path, url, strlen(url));
+        if (progress)
+            fprintf(progress, "relay train: metrics on %smetrics, dashboard on %s\n", url, url);
+    }
     if (!e)
         e = rly_agent_set_consumer(r.agent, consume, &r);
     if (!e)
@@ -465,8 +485,11 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.envs_per_actor = o->envs_per_actor;
     lc.on_update = on_update;
     lc.on_update_ctx = &r;
+    rly_train_obs_learner(&r.obs, &lc);
     if (!e)
         e = rly_learner_new(&lc, &learner);
+    if (!e)
+        rly_train_obs_start(&r.obs, learner);
     if (!e) {
         int64_t wait = 30 * RLY_NS_PER_S;
         if (deadline && deadline - rly_now_ns() < wait)
@@ -528,12 +551,23 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
                   ac->sink_dir, (unsigned long long)as.sink_errors);
         out_e = RELAY_EIO;
     }
+    rly_time_breakdown tb;
+    rly_time_breakdown_get(r.agent, &st, &tb);
+    snprintf(path, sizeof path, "%s/time_breakdown.json", o->out);
+    relay_err we = rly_time_breakdown_write_json(path, &tb);
+    if (we) {
+        rly_error(MOD, "cannot write %s: %s", path, relay_strerror(we));
+        out_e = we;
+    }
     if (progress) {
         rly_progress_info pi;
         progress_info(&st, o->steps, &pi);
         rly_mutex_lock(&r.lock);
         rly_progress_finish(&r.progress, &pi);
         rly_mutex_unlock(&r.lock);
+        char line[256];
+        rly_time_breakdown_format(&tb, line, sizeof line);
+        fprintf(progress, "%s\n", line);
     }
     fill_result(res, &st, o->target);
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", why);
@@ -541,7 +575,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     uint8_t *onnx = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/policy.onnx", o->out);
-    relay_err we = rly_learner_export_onnx(learner, &onnx, &len);
+    we = rly_learner_export_onnx(learner, &onnx, &len);
     if (we)
         rly_error(MOD, "cannot export %s: %s", path, relay_strerror(we));
     else
@@ -574,6 +608,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
             rly_debug(MOD, "runs/latest not updated");
     }
 out:
+    rly_train_obs_stop(&r.obs); /* no scrape reads the learner from here on */
     rly_learner_free(learner);
     relay_agent_free(r.agent);
     rly_metrics_csv_close(r.metrics);
