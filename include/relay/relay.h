@@ -67,6 +67,8 @@ typedef struct relay_config {
     uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
     uint32_t send_timeout_ms;      /* "dispatcher.send_timeout_ms": wait for intake room, 5000 */
+    char metrics_addr[272];        /* "metrics_addr": serve /metrics and the dashboard on HOST:PORT
+                                      (a bare PORT binds 127.0.0.1); default "" = off */
 } relay_config;
 
 /* RELAY_MAX_ROUTERS bounds an agent's routers ("routers", scale_throughput). */

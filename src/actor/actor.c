@@ -172,6 +172,7 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->slot.ops = &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
+    atomic_init(&a->stats.version, -1);
     a->rejected_version = a->rejected_vf_version = INT64_MIN;
     rly_rng_seed(&a->rng, cfg->seed);
     make_spec(d, false, &a->spec);
@@ -335,6 +336,8 @@ static void refresh(rly_actor *a)
         if (!fits(a, a->pi_ref.model, false))
             goto reject;
     }
+    if (a->version != atomic_load_explicit(&a->stats.version, memory_order_relaxed))
+        atomic_store_explicit(&a->stats.version, a->version, memory_order_relaxed);
     if (a->vf_h) {
         bool changed = false;
         if (!a->vf_ref.model)
@@ -447,12 +450,23 @@ rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *d, bool with
  * out/values are [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and
  * env_act (continuous), log-probabilities to logp.
  */
+/* stat_add adds v to a counter this thread alone writes (no locked instruction needed). */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 /* forward_models runs the policy model (out) and the value model (values, 0 without one). */
 static relay_err forward_models(rly_actor *a, const float *obs, uint32_t n, float *out,
                                 float *values)
 {
     if (!a->pi_ref.model)
         return RELAY_ENOMODEL;
+    uint32_t b = n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(n - 1); /* ceil(log2 n) */
+    stat_add(&a->stats.batch_hist[b < RLY_ACTOR_BATCH_BUCKETS ? b : RLY_ACTOR_BATCH_BUCKETS - 1],
+             1);
+    stat_add(&a->stats.batch_rows, n);
     relay_err e = relay_model_forward_ws(a->pi_ref.model, a->ws, obs, (int)n, out);
     if (e)
         return e;
@@ -910,6 +924,9 @@ static bool step_env(rly_actor *a)
         return false;
     refresh(a);
     const rly_policy_desc *d = &a->desc;
+    /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
+    bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
+    int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
     relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
                                  r->env_act, r->logp);
     if (e) {
@@ -918,8 +935,12 @@ static bool step_env(rly_actor *a)
         return false;
     }
     const void *env_actions = d->discrete ? (const void *)r->acts_i : (const void *)r->env_act;
+    if (timed)
+        t1 = rly_now_ns();
     relay_vecenv_step(r->venv, env_actions, r->next_obs, r->rewards, r->term, r->trunc,
                       r->final_obs);
+    if (timed)
+        t2 = rly_now_ns();
     int64_t now = rly_wall_ns();
     size_t od = d->obs_dim;
     for (uint32_t i = 0; i < r->n; i++) {
@@ -955,6 +976,12 @@ static bool step_env(rly_actor *a)
     float *tmp = r->obs;
     r->obs = r->next_obs;
     r->next_obs = tmp;
+    if (timed) {
+        int64_t t3 = rly_now_ns();
+        stat_add(&a->stats.ns_infer, (uint64_t)(t1 - t0) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_env, (uint64_t)(t2 - t1) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_record, (uint64_t)(t3 - t2) * RLY_ACTOR_TIME_SAMPLE);
+    }
     atomic_fetch_add_explicit(&a->stats.env_steps, r->n, memory_order_relaxed);
     r->steps_done++;
     if (r->steps_left != UINT64_MAX && --r->steps_left == 0) {

@@ -144,13 +144,28 @@ typedef struct rly_run_env {
                                    until a ModelUpdate arrives (synchronous on-policy training) */
 } rly_run_env;
 
-/* rly_actor_stats are racy counters, for progress reporting. */
+/* RLY_ACTOR_BATCH_BUCKETS: forward passes are counted by batch size <= 1, 2, 4, ..., 512, more. */
+#define RLY_ACTOR_BATCH_BUCKETS 11
+
+/* RLY_ACTOR_TIME_SAMPLE: one vector step in this many is timed; the times are scaled up by it. */
+#define RLY_ACTOR_TIME_SAMPLE 16
+
+/*
+ * rly_actor_stats are racy counters, for progress reporting and metrics. The router thread that
+ * runs the actor is the only writer; readers load them relaxed from any thread.
+ */
 typedef struct rly_actor_stats {
     _Atomic uint64_t env_steps;  /* env transitions (all envs) */
     _Atomic uint64_t inferences; /* RequestInference handled */
     _Atomic uint64_t batched;    /* of those, served by a forward pass shared with other actors */
     _Atomic uint64_t episodes;   /* finished episodes */
     _Atomic uint64_t trajectories;
+    _Atomic uint64_t batch_hist[RLY_ACTOR_BATCH_BUCKETS]; /* forward passes by batch size */
+    _Atomic uint64_t batch_rows;                          /* rows of all forward passes */
+    _Atomic int64_t version;                              /* model version in use (-1: none) */
+    /* Estimated time of run_env vector steps (one in RLY_ACTOR_TIME_SAMPLE timed, scaled), ns:
+       policy forward + action selection, env stepping, trajectory recording (incl. hand-off). */
+    _Atomic uint64_t ns_infer, ns_env, ns_record;
 } rly_actor_stats;
 
 typedef struct rly_actor rly_actor;

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/idmap.h"
 #include "core/log.h"
+#include "obs/obs.h"
 
 _Static_assert(RELAY_MAX_ROUTERS == RLY_MAX_ROUTERS, "one router limit");
 
@@ -44,6 +45,11 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
     rly_mutex_init(&a->lock);
     pthread_rwlock_init(&a->life, NULL);
     relay_log_set_level((relay_log_level)relay_log_level_parse(a->cfg.log_level));
+    e = rly_agent_obs_start(a);
+    if (e) {
+        relay_agent_free(a);
+        return e;
+    }
     if (a->cfg.model_path[0]) {
         e = relay_bundle_load(a->cfg.model_path, &a->default_model);
         if (e) {
@@ -179,6 +185,8 @@ static relay_err start_runtime(relay_agent *a)
         cc.hook_ctx = a;
         e = rly_coord_new(&cc, &a->coord);
     }
+    if (!e)
+        a->started_ns = rly_now_ns();
     /* Actors that survived a restart go back on routers. */
     size_t pos = 0;
     rly_idmap_slot *it;
@@ -191,6 +199,7 @@ static relay_err start_runtime(relay_agent *a)
 static relay_err stop_runtime(relay_agent *a)
 {
     relay_err e = RELAY_OK;
+    rly_agent_times_retire(a);
     if (a->coord) {
         e = rly_coord_shutdown(a->coord);
         rly_coord_free(a->coord); /* joins routers; retires (drains) their buffers */
@@ -273,6 +282,8 @@ void relay_agent_free(relay_agent *a)
 {
     if (!a)
         return;
+    rly_obs_server_free(a->obs); /* no scrape may run while the agent goes away */
+    a->obs = NULL;
     relay_agent_shutdown(a);
     size_t pos = 0;
     rly_idmap_slot *it;

@@ -236,11 +236,7 @@ relay_err relay_agent_remove_actor(relay_agent *a, relay_id id)
     rly_mutex_lock(&a->lock);
     aa->busy = false;
     if (!e) {
-        rly_actor_stats *s = rly_actor_stats_of(aa->actor);
-        a->retired_trajs += atomic_load(&s->trajectories);
-        a->retired_episodes += atomic_load(&s->episodes);
-        a->retired_steps += atomic_load(&s->env_steps);
-        a->retired_inferences += atomic_load(&s->inferences);
+        rly_agent_retire_stats(a, rly_actor_stats_of(aa->actor));
         rly_idmap_del(&a->actors, id);
         rly_actor_free(aa->actor);
         free(aa);

@@ -14,6 +14,7 @@
 
 #include "cli/args.h"
 #include "cli/train_run.h"
+#include "obs/obs.h"
 
 static void usage(FILE *f)
 {
@@ -23,6 +24,7 @@ static void usage(FILE *f)
         "                   [--envs-per-actor K] [--routers R] [--steps S] [--seed X]\n"
         "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
         "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
+        "                   [--verbose] [--metrics-addr HOST:PORT]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
 }
@@ -86,6 +88,10 @@ int rly_cli_train(int argc, char **argv)
             quiet = true;
             continue;
         }
+        if (strcmp(a, "--verbose") == 0) {
+            o->verbose = true;
+            continue;
+        }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
         if (OPT("--config")) {
             /* read above */
@@ -129,6 +135,10 @@ int rly_cli_train(int argc, char **argv)
                 return 2;
         } else if (OPT("--seed")) {
             if (r > 0 && !rly_arg_u64(&p, "--seed", v, 0, UINT64_MAX, &o->seed))
+                return 2;
+        } else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay train", fc.agent.metrics_addr,
+                                                sizeof fc.agent.metrics_addr) != RELAY_OK)
                 return 2;
         } else if (OPT("--max-seconds")) {
             if (r > 0 &&
