@@ -132,6 +132,11 @@ def test_single_env_and_factory(tmp_path):
     assert res["updates"] >= 1 and res["stop_reason"] == "step budget spent"
     with pytest.raises(TypeError, match="bogus"):
         relay.train(SingleCartPole(), bogus=1)
+    # an earlier run's directory is refused, for Python and C environments alike
+    with pytest.raises(relay.AlreadyExists, match="already holds a run"):
+        relay.train(SingleCartPole(), steps=64, out=str(tmp_path / "one"))
+    with pytest.raises(relay.AlreadyExists, match="already holds a run"):
+        relay.train("CartPole-v1", steps=64, out=str(tmp_path / "one"))
 
 
 class Reach:
