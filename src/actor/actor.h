@@ -8,7 +8,9 @@
  *
  * Messages it handles (payloads below, ownership as in routing/message.h):
  *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in.
- *   FlagLastInference arg = final reward as float bits; closes the episode (terminated).
+ *   FlagLastInference arg = final reward as float bits; closes the episode: terminated, or with
+ *                     an rly_episode_end payload (owned) saying truncated, a time-limit end
+ *                     bootstrapped with V(final observation).
  *   ModelVersion      reply value = current version, -1 without a model.
  *   ModelUpdate       payload rly_model_update (owned); arg = version.
  *   ModelHandshake    reply value = current version, RELAY_ENOMODEL without a model.
@@ -98,6 +100,13 @@ typedef struct rly_infer_req {
 
 /* rly_infer_req_new allocates a request sized for desc (mask storage when with_mask). */
 rly_infer_req *rly_infer_req_new(const rly_policy_desc *desc, bool with_mask);
+
+/* rly_episode_end is the optional FlagLastInference payload (relay_agent_end_episodes). */
+typedef struct rly_episode_end {
+    bool truncated; /* time limit (Gymnasium's truncated) rather than a terminal state */
+    bool has_obs;   /* obs holds the final observation [obs_dim] for V(final obs) */
+    float obs[];
+} rly_episode_end;
 
 /* rly_model_update is a ModelUpdate payload: new models (owned) or a refresh of shared handles. */
 typedef struct rly_model_update {

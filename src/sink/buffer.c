@@ -43,8 +43,8 @@ struct rly_sinkworker {
     relay_sink **sinks;
     size_t n_sinks;
     uint32_t batch;
-    rly_sink_consumer consumer;
-    void *consumer_ctx;
+    _Atomic(rly_sink_consumer) consumer; /* may be set once while running */
+    void *_Atomic consumer_ctx;
     _Atomic uint64_t written;
     relay_traj **scratch;
 };
@@ -162,9 +162,11 @@ static void deliver(rly_sinkworker *w, rly_tbuf *b, relay_traj **t, uint32_t n)
         if (e)
             rly_debug(MOD, "sink %s: %s", relay_sink_name(w->sinks[s]), relay_strerror(e));
     }
-    if (w->consumer) {
+    rly_sink_consumer fn = atomic_load_explicit(&w->consumer, memory_order_acquire);
+    if (fn) {
+        void *ctx = atomic_load_explicit(&w->consumer_ctx, memory_order_relaxed);
         for (uint32_t i = 0; i < n; i++)
-            w->consumer(w->consumer_ctx, t[i]);
+            fn(ctx, t[i]);
     } else {
         recycle(b, t, n);
     }
@@ -252,6 +254,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+relay_err rly_sinkworker_set_consumer(rly_sinkworker *w, rly_sink_consumer consumer, void *ctx)
+{
+    if (!w || !consumer)
+        return RELAY_EINVAL;
+    rly_sink_consumer none = NULL;
+    if (atomic_load(&w->consumer) != NULL)
+        return RELAY_EEXIST;
+    atomic_store_explicit(&w->consumer_ctx, ctx, memory_order_relaxed);
+    return atomic_compare_exchange_strong_explicit(&w->consumer, &none, consumer,
+                                                   memory_order_release, memory_order_relaxed)
+               ? RELAY_OK
+               : RELAY_EEXIST;
+}
+
 relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t batch,
                              rly_sink_consumer consumer, void *consumer_ctx, rly_sinkworker **out)
 {
@@ -270,8 +286,8 @@ relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t 
     if (n_sinks)
         memcpy(w->sinks, sinks, n_sinks * sizeof *sinks);
     w->n_sinks = n_sinks;
-    w->consumer = consumer;
-    w->consumer_ctx = consumer_ctx;
+    atomic_init(&w->consumer_ctx, consumer_ctx);
+    atomic_init(&w->consumer, consumer);
     rly_mutex_init(&w->lock);
     rly_cond_init(&w->changed);
     rly_event_init(&w->wake);
