@@ -67,6 +67,8 @@ typedef struct relay_config {
     uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
     uint32_t send_timeout_ms;      /* "dispatcher.send_timeout_ms": wait for intake room, 5000 */
+    char metrics_addr[272];        /* "metrics_addr": serve /metrics and the dashboard on HOST:PORT
+                                      (a bare PORT binds 127.0.0.1); default "" = off */
 } relay_config;
 
 /* RELAY_MAX_ROUTERS bounds an agent's routers ("routers", scale_throughput). */
@@ -151,7 +153,10 @@ RELAY_API uint32_t relay_agent_act_dim(relay_agent *a, relay_id id);
  * relay_agent_request_action asks n actors for actions in parallel: obs is [n x obs_dim], masks
  * [n x n_actions] (1 = allowed) or NULL, rewards [n] (credited to each actor's previous action) or
  * NULL; actions receives [n x act_dim] floats (discrete: the action index). errs[n] (optional)
- * receives each actor's status; the call returns the first error.
+ * receives each actor's status; the call returns the first error. An unknown id gets
+ * RELAY_ENOTFOUND in errs[] and its actions row is left alone while the other ids are served
+ * (its rows are taken to be as wide as the other actors'; when known actors differ in widths
+ * nothing is sent and they get RELAY_ECANCELED).
  */
 RELAY_API relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t n,
                                                const float *obs, const uint8_t *masks,

@@ -40,7 +40,9 @@ struct rly_actor {
     relay_model_ref pi_ref, vf_ref;
     relay_model_ws *ws;
     rly_rng rng;
-    int64_t version; /* -1: no model */
+    int64_t version;          /* -1: no model */
+    int64_t rejected_version; /* last shared version refused by refresh (INT64_MIN: none) */
+    int64_t rejected_vf_version;
     float log_std[RELAY_ENV_MAX_DIM];
     relay_step_spec spec, spec_masked;
     relay_traj *traj;      /* request_action path */
@@ -171,6 +173,8 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->slot.ops = &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
+    atomic_init(&a->stats.version, -1);
+    a->rejected_version = a->rejected_vf_version = INT64_MIN;
     rly_rng_seed(&a->rng, cfg->seed);
     make_spec(d, false, &a->spec);
     make_spec(d, true, &a->spec_masked);
@@ -265,41 +269,101 @@ void rly_actor_set_out(rly_actor *a, rly_traj_out *out)
 
 /* ---- models ------------------------------------------------------------------------------- */
 
-static relay_err check_model(const rly_actor *a, const relay_model *pi, const relay_model *vf)
+relay_err rly_policy_check_model(const rly_policy_desc *d, const relay_model *pi,
+                                 const relay_model *vf, const char *what)
 {
-    uint32_t want_out = a->desc.discrete ? a->desc.n_actions : a->desc.act_dim;
+    if (!d)
+        return RELAY_EINVAL;
+    const char *w = what ? what : "model";
+    uint32_t want_out = d->discrete ? d->n_actions : d->act_dim;
     if (pi) {
-        uint32_t out = relay_model_out_dim(pi);
-        if (relay_model_in_dim(pi) != a->desc.obs_dim ||
-            (out != want_out && !(!a->desc.discrete && out == 2 * want_out))) {
-            rly_error(MOD, "policy model maps %u -> %u, the actor needs %u -> %u",
-                      relay_model_in_dim(pi), out, a->desc.obs_dim, want_out);
+        uint32_t in = relay_model_in_dim(pi), out = relay_model_out_dim(pi);
+        if (in != d->obs_dim || (out != want_out && !(!d->discrete && out == 2 * want_out))) {
+            rly_error(MOD, "%s: policy model maps %u -> %u, the actors need %u -> %u%s", w, in, out,
+                      d->obs_dim, want_out, d->discrete ? "" : " (or 2x for log std)");
             return RELAY_ESHAPE;
         }
     }
-    if (vf && (relay_model_in_dim(vf) != a->desc.obs_dim || relay_model_out_dim(vf) != 1)) {
-        rly_error(MOD, "value model maps %u -> %u, the actor needs %u -> 1", relay_model_in_dim(vf),
-                  relay_model_out_dim(vf), a->desc.obs_dim);
+    if (vf && (relay_model_in_dim(vf) != d->obs_dim || relay_model_out_dim(vf) != 1)) {
+        rly_error(MOD, "%s: value model maps %u -> %u, the actors need %u -> 1", w,
+                  relay_model_in_dim(vf), relay_model_out_dim(vf), d->obs_dim);
         return RELAY_ESHAPE;
     }
     return RELAY_OK;
 }
 
-/* refresh re-pins the newest published models (one atomic load each when unchanged). */
+bool rly_policy_desc_same(const rly_policy_desc *a, const rly_policy_desc *b)
+{
+    return a->obs_dim == b->obs_dim && a->discrete == b->discrete && a->n_actions == b->n_actions &&
+           a->act_dim == b->act_dim;
+}
+
+static relay_err check_model(const rly_actor *a, const relay_model *pi, const relay_model *vf)
+{
+    return rly_policy_check_model(&a->desc, pi, vf, "actor");
+}
+
+/* fits is check_model without the log, for the per-step refresh of shared handles. */
+static bool fits(const rly_actor *a, const relay_model *m, bool value)
+{
+    if (!m)
+        return true;
+    uint32_t in = relay_model_in_dim(m), out = relay_model_out_dim(m);
+    if (in != a->desc.obs_dim)
+        return false;
+    if (value)
+        return out == 1;
+    uint32_t want = a->desc.discrete ? a->desc.n_actions : a->desc.act_dim;
+    return out == want || (!a->desc.discrete && out == 2 * want);
+}
+
+/*
+ * refresh re-pins the newest published models (one atomic load each when unchanged). A
+ * published version that does not fit the actor (only possible if an installing path skipped
+ * rly_policy_check_model) is never used: the actor drops to "no model" (requests fail with
+ * RELAY_ENOMODEL), logs once per version and waits for one that fits.
+ */
 static void refresh(rly_actor *a)
 {
     if (!a->pi_ref.model) {
-        if (relay_model_handle_acquire(a->pi_h, &a->pi_ref) == RELAY_OK)
+        if (relay_model_handle_version(a->pi_h) != a->rejected_version &&
+            relay_model_handle_acquire(a->pi_h, &a->pi_ref) == RELAY_OK) {
             a->version = a->pi_ref.version;
+            if (!fits(a, a->pi_ref.model, false))
+                goto reject;
+        }
     } else if (relay_model_handle_refresh(a->pi_h, &a->pi_ref)) {
         a->version = a->pi_ref.version;
+        if (!fits(a, a->pi_ref.model, false))
+            goto reject;
     }
+    if (a->version != atomic_load_explicit(&a->stats.version, memory_order_relaxed))
+        atomic_store_explicit(&a->stats.version, a->version, memory_order_relaxed);
     if (a->vf_h) {
+        bool changed = false;
         if (!a->vf_ref.model)
-            relay_model_handle_acquire(a->vf_h, &a->vf_ref);
+            changed = relay_model_handle_version(a->vf_h) != a->rejected_vf_version &&
+                      relay_model_handle_acquire(a->vf_h, &a->vf_ref) == RELAY_OK;
         else
-            relay_model_handle_refresh(a->vf_h, &a->vf_ref);
+            changed = relay_model_handle_refresh(a->vf_h, &a->vf_ref);
+        if (changed && !fits(a, a->vf_ref.model, true)) {
+            rly_error(MOD, "value model version %lld does not fit the actor; not used",
+                      (long long)a->vf_ref.version);
+            a->rejected_vf_version = a->vf_ref.version;
+            relay_model_handle_release(a->vf_h, &a->vf_ref);
+        }
     }
+    return;
+reject:
+    rly_error(MOD,
+              "policy model version %lld maps %u -> %u but the actor needs %u inputs and %u "
+              "outputs; not used",
+              (long long)a->pi_ref.version, relay_model_in_dim(a->pi_ref.model),
+              relay_model_out_dim(a->pi_ref.model), a->desc.obs_dim,
+              a->desc.discrete ? a->desc.n_actions : a->desc.act_dim);
+    a->rejected_version = a->pi_ref.version;
+    relay_model_handle_release(a->pi_h, &a->pi_ref);
+    a->version = -1;
 }
 
 /* publish makes pi (and vf) current in the own handles; taken_pi/taken_vf tell what they now own.
@@ -356,13 +420,24 @@ void rly_model_update_free(void *p)
 
 /* ---- acting ------------------------------------------------------------------------------- */
 
-rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+size_t rly_infer_req_size(const rly_policy_desc *d, bool with_mask)
 {
     size_t floats = d->obs_dim + d->act_dim;
     size_t bytes = sizeof(rly_infer_req) + floats * sizeof(float) + (with_mask ? d->n_actions : 0);
-    rly_infer_req *r = calloc(1, bytes);
-    if (!r)
-        return NULL;
+    return (bytes + 15) & ~(size_t)15;
+}
+
+rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
+{
+    void *mem = calloc(1, rly_infer_req_size(d, with_mask));
+    return mem ? rly_infer_req_init(mem, d, with_mask) : NULL;
+}
+
+rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *d, bool with_mask)
+{
+    size_t floats = d->obs_dim + d->act_dim;
+    rly_infer_req *r = mem;
+    memset(r, 0, sizeof *r);
     r->obs = r->data;
     r->action = r->data + d->obs_dim;
     r->mask = with_mask ? (uint8_t *)(r->data + floats) : NULL;
@@ -376,12 +451,23 @@ rly_infer_req *rly_infer_req_new(const rly_policy_desc *d, bool with_mask)
  * out/values are [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and
  * env_act (continuous), log-probabilities to logp.
  */
+/* stat_add adds v to a counter this thread alone writes (no locked instruction needed). */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 /* forward_models runs the policy model (out) and the value model (values, 0 without one). */
 static relay_err forward_models(rly_actor *a, const float *obs, uint32_t n, float *out,
                                 float *values)
 {
     if (!a->pi_ref.model)
         return RELAY_ENOMODEL;
+    uint32_t b = n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(n - 1); /* ceil(log2 n) */
+    stat_add(&a->stats.batch_hist[b < RLY_ACTOR_BATCH_BUCKETS ? b : RLY_ACTOR_BATCH_BUCKETS - 1],
+             1);
+    stat_add(&a->stats.batch_rows, n);
     relay_err e = relay_model_forward_ws(a->pi_ref.model, a->ws, obs, (int)n, out);
     if (e)
         return e;
@@ -588,13 +674,16 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
             }
         }
     }
+    /* q goes back with the reply, destroyed (if unclaimed) the way its sender said: payload_free
+       (NULL when the sender owns the memory, as the agent's request path does). */
+    void (*q_free)(void *) = m->payload_free;
     if (m->reply) {
-        if (e)
-            free(q);
-        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : free);
+        if (e && q_free)
+            q_free(q);
+        rly_reply_complete(m->reply, e, a->version, e ? NULL : q, e ? NULL : q_free);
         m->reply = NULL;
-    } else {
-        free(q);
+    } else if (q_free) {
+        q_free(q);
     }
 }
 
@@ -672,7 +761,7 @@ static void deliver_many(rly_actor_slot **slots, rly_msg *msgs, size_t n)
         rly_actor *a = slots[i]->actor;
         refresh(a);
         same = a->pi_ref.model == first->pi_ref.model && a->vf_ref.model == first->vf_ref.model &&
-               a->desc.obs_dim == first->desc.obs_dim;
+               rly_policy_desc_same(&a->desc, &first->desc);
     }
     uint32_t od = same ? relay_model_out_dim(first->pi_ref.model) : 0;
     size_t in = first->desc.obs_dim;
@@ -865,6 +954,9 @@ static bool step_env(rly_actor *a)
         return false;
     refresh(a);
     const rly_policy_desc *d = &a->desc;
+    /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
+    bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
+    int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
     relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
                                  r->env_act, r->logp);
     if (e) {
@@ -873,8 +965,12 @@ static bool step_env(rly_actor *a)
         return false;
     }
     const void *env_actions = d->discrete ? (const void *)r->acts_i : (const void *)r->env_act;
+    if (timed)
+        t1 = rly_now_ns();
     relay_vecenv_step(r->venv, env_actions, r->next_obs, r->rewards, r->term, r->trunc,
                       r->final_obs);
+    if (timed)
+        t2 = rly_now_ns();
     int64_t now = rly_wall_ns();
     size_t od = d->obs_dim;
     for (uint32_t i = 0; i < r->n; i++) {
@@ -910,6 +1006,12 @@ static bool step_env(rly_actor *a)
     float *tmp = r->obs;
     r->obs = r->next_obs;
     r->next_obs = tmp;
+    if (timed) {
+        int64_t t3 = rly_now_ns();
+        stat_add(&a->stats.ns_infer, (uint64_t)(t1 - t0) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_env, (uint64_t)(t2 - t1) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_record, (uint64_t)(t3 - t2) * RLY_ACTOR_TIME_SAMPLE);
+    }
     atomic_fetch_add_explicit(&a->stats.env_steps, r->n, memory_order_relaxed);
     r->steps_done++;
     if (r->steps_left != UINT64_MAX && --r->steps_left == 0) {

@@ -7,7 +7,8 @@
  * when it steps a vectorised env), and episode counters.
  *
  * Messages it handles (payloads below, ownership as in routing/message.h):
- *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in.
+ *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in,
+ *                     with the message's payload_free as its destructor (NULL: caller-owned).
  *   FlagLastInference arg = final reward as float bits; closes the episode: terminated, or with
  *                     an rly_episode_end payload (owned) saying truncated, a time-limit end
  *                     bootstrapped with V(final observation).
@@ -73,6 +74,21 @@ relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env)
 /* rly_policy_desc_from_meta fills d from a model bundle's metadata. */
 relay_err rly_policy_desc_from_meta(rly_policy_desc *d, const relay_model_meta *meta);
 
+/*
+ * rly_policy_check_model checks that models fit description d before anything installs them:
+ * pi (may be NULL) maps obs_dim -> n_actions (discrete) or act_dim / 2 * act_dim (continuous:
+ * mean, or mean and log std), vf (may be NULL) maps obs_dim -> 1. RELAY_ESHAPE, with a logged
+ * message naming both shapes and `what` (the caller, e.g. "update_model"), when one does not fit.
+ * Every path that installs a model on an actor (update_model, model_path, the learner's publish,
+ * network model updates) calls it, so a model whose outputs are narrower than the actor's action
+ * space never reaches the kernels.
+ */
+relay_err rly_policy_check_model(const rly_policy_desc *d, const relay_model *pi,
+                                 const relay_model *vf, const char *what);
+
+/* rly_policy_desc_same is true when a and b describe the same observation and action shapes. */
+bool rly_policy_desc_same(const rly_policy_desc *a, const rly_policy_desc *b);
+
 typedef struct rly_actor_config {
     relay_id id;
     uint64_t seed;
@@ -100,6 +116,13 @@ typedef struct rly_infer_req {
 
 /* rly_infer_req_new allocates a request sized for desc (mask storage when with_mask). */
 rly_infer_req *rly_infer_req_new(const rly_policy_desc *desc, bool with_mask);
+
+/* rly_infer_req_size returns the bytes one request for desc needs (a multiple of 16). */
+size_t rly_infer_req_size(const rly_policy_desc *desc, bool with_mask);
+
+/* rly_infer_req_init lays a request for desc out in caller-owned mem of rly_infer_req_size bytes
+   (16-byte aligned); send it with payload_free = NULL so nobody frees it. */
+rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *desc, bool with_mask);
 
 /* rly_episode_end is the optional FlagLastInference payload (relay_agent_end_episodes). */
 typedef struct rly_episode_end {
@@ -130,13 +153,28 @@ typedef struct rly_run_env {
                                    until a ModelUpdate arrives (synchronous on-policy training) */
 } rly_run_env;
 
-/* rly_actor_stats are racy counters, for progress reporting. */
+/* RLY_ACTOR_BATCH_BUCKETS: forward passes are counted by batch size <= 1, 2, 4, ..., 512, more. */
+#define RLY_ACTOR_BATCH_BUCKETS 11
+
+/* RLY_ACTOR_TIME_SAMPLE: one vector step in this many is timed; the times are scaled up by it. */
+#define RLY_ACTOR_TIME_SAMPLE 16
+
+/*
+ * rly_actor_stats are racy counters, for progress reporting and metrics. The router thread that
+ * runs the actor is the only writer; readers load them relaxed from any thread.
+ */
 typedef struct rly_actor_stats {
     _Atomic uint64_t env_steps;  /* env transitions (all envs) */
     _Atomic uint64_t inferences; /* RequestInference handled */
     _Atomic uint64_t batched;    /* of those, served by a forward pass shared with other actors */
     _Atomic uint64_t episodes;   /* finished episodes */
     _Atomic uint64_t trajectories;
+    _Atomic uint64_t batch_hist[RLY_ACTOR_BATCH_BUCKETS]; /* forward passes by batch size */
+    _Atomic uint64_t batch_rows;                          /* rows of all forward passes */
+    _Atomic int64_t version;                              /* model version in use (-1: none) */
+    /* Estimated time of run_env vector steps (one in RLY_ACTOR_TIME_SAMPLE timed, scaled), ns:
+       policy forward + action selection, env stepping, trajectory recording (incl. hand-off). */
+    _Atomic uint64_t ns_infer, ns_env, ns_record;
 } rly_actor_stats;
 
 typedef struct rly_actor rly_actor;

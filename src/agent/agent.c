@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/idmap.h"
 #include "core/log.h"
+#include "obs/obs.h"
 
 _Static_assert(RELAY_MAX_ROUTERS == RLY_MAX_ROUTERS, "one router limit");
 
@@ -44,10 +45,26 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
     rly_mutex_init(&a->lock);
     pthread_rwlock_init(&a->life, NULL);
     relay_log_set_level((relay_log_level)relay_log_level_parse(a->cfg.log_level));
+    e = rly_agent_obs_start(a);
+    if (e) {
+        relay_agent_free(a);
+        return e;
+    }
     if (a->cfg.model_path[0]) {
         e = relay_bundle_load(a->cfg.model_path, &a->default_model);
         if (e) {
             rly_error(MOD, "cannot load model_path %s: %s", a->cfg.model_path, relay_strerror(e));
+            relay_agent_free(a);
+            return e;
+        }
+        /* With a configured env the model must fit it now, not at the first new_actor. */
+        const relay_env_def *env = NULL;
+        rly_policy_desc ed;
+        if (a->cfg.env[0] && relay_env_resolve(a->cfg.env, &env) == RELAY_OK &&
+            rly_policy_desc_from_env(&ed, env) == RELAY_OK)
+            e = rly_policy_check_model(&ed, relay_bundle_model(a->default_model), NULL,
+                                       "model_path");
+        if (e) {
             relay_agent_free(a);
             return e;
         }
@@ -172,6 +189,8 @@ static relay_err start_runtime(relay_agent *a)
         cc.hook_ctx = a;
         e = rly_coord_new(&cc, &a->coord);
     }
+    if (!e)
+        a->started_ns = rly_now_ns();
     /* Actors that survived a restart go back on routers. */
     size_t pos = 0;
     rly_idmap_slot *it;
@@ -184,6 +203,7 @@ static relay_err start_runtime(relay_agent *a)
 static relay_err stop_runtime(relay_agent *a)
 {
     relay_err e = RELAY_OK;
+    rly_agent_times_retire(a);
     if (a->coord) {
         e = rly_coord_shutdown(a->coord);
         rly_coord_free(a->coord); /* joins routers; retires (drains) their buffers */
@@ -266,6 +286,8 @@ void relay_agent_free(relay_agent *a)
 {
     if (!a)
         return;
+    rly_obs_server_free(a->obs); /* no scrape may run while the agent goes away */
+    a->obs = NULL;
     relay_agent_shutdown(a);
     rly_agent_learner_free(a); /* after the last trajectories, before the model handles */
     size_t pos = 0;

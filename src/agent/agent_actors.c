@@ -12,6 +12,27 @@
 #include "core/log.h"
 
 /* ---- actors -------------------------------------------------------------------------------- */
+
+/* shared_fits_locked checks that the shared models already published fit a new actor's desc. */
+static relay_err shared_fits_locked(relay_agent *a, const rly_policy_desc *d)
+{
+    relay_err e = RELAY_OK;
+    relay_model_ref pi = {0}, vf = {0};
+    if (relay_model_handle_acquire(a->shared_pi, &pi) == RELAY_OK)
+        e = rly_policy_check_model(d, pi.model, NULL, "new_actor (shared model)");
+    if (!e && relay_model_handle_acquire(a->shared_vf, &vf) == RELAY_OK)
+        e = rly_policy_check_model(d, NULL, vf.model, "new_actor (shared value model)");
+    relay_model_handle_release(a->shared_pi, &pi);
+    relay_model_handle_release(a->shared_vf, &vf);
+    return e;
+}
+
+/*
+ * add_actor_locked creates an actor and registers it. Called with a->lock held and the runtime
+ * pinned (rly_agent_enter); the lock is dropped during the coordinator's round trip, so
+ * request_action and the other calls never wait behind it. The table entry is inserted first,
+ * marked busy (removal and renaming refuse it with RELAY_EBUSY until the add is done).
+ */
 static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
                                   const relay_env_def *env, relay_model *pi, int64_t version,
                                   relay_id *id)
@@ -43,11 +64,16 @@ static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
     if (!e) {
         aa->actor = act;
         aa->env = env;
+        aa->busy = true;
         e = rly_idmap_put(&a->actors, ac->id, aa);
     }
     if (!e) {
+        rly_mutex_unlock(&a->lock);
         e = rly_coord_add_actor(a->coord, rly_actor_slot_of(act));
-        if (e)
+        rly_mutex_lock(&a->lock);
+        aa->busy = false;
+        /* A concurrent rename may have taken this id meanwhile: only remove our own entry. */
+        if (e && rly_idmap_get(&a->actors, ac->id) == aa)
             rly_idmap_del(&a->actors, ac->id);
     }
     if (e) {
@@ -86,10 +112,19 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
         if (!e && env) {
             rly_policy_desc ed;
             if (rly_policy_desc_from_env(&ed, env) == RELAY_OK &&
-                (ed.obs_dim != ac.policy.obs_dim || ed.discrete != ac.policy.discrete)) {
-                rly_error(MOD, "new_actor: the model does not fit environment %s", env->name);
+                !rly_policy_desc_same(&ed, &ac.policy)) {
+                rly_error(MOD,
+                          "new_actor: the model's spaces (obs %u, %s %u) do not fit "
+                          "environment %s (obs %u, %s %u)",
+                          ac.policy.obs_dim, ac.policy.discrete ? "actions" : "action dims",
+                          ac.policy.discrete ? ac.policy.n_actions : ac.policy.act_dim, env->name,
+                          ed.obs_dim, ed.discrete ? "actions" : "action dims",
+                          ed.discrete ? ed.n_actions : ed.act_dim);
                 e = RELAY_ESHAPE;
             }
+            if (!e)
+                e = rly_policy_check_model(&ac.policy, relay_bundle_model(model), NULL,
+                                           "new_actor");
         }
     } else if (env) {
         e = rly_policy_desc_from_env(&ac.policy, env);
@@ -98,6 +133,8 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
         e = RELAY_EINVAL;
     }
     if (e)
+        return e;
+    if ((e = rly_agent_enter(a)) != RELAY_OK)
         return e;
     rly_mutex_lock(&a->lock);
     e = rly_agent_running_locked(a);
@@ -108,6 +145,7 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
         if (a->cfg.shared_model) {
             ac.shared_pi = a->shared_pi;
             ac.shared_vf = a->shared_vf;
+            e = shared_fits_locked(a, &ac.policy);
             if (opt->model) {
                 rly_warn(MOD, "new_actor: shared model mode ignores a per-actor model; use "
                               "update_model");
@@ -122,6 +160,7 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
             e = add_actor_locked(a, &ac, env, pi, version, id);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -155,14 +194,20 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
                            .max_traj_len = max_len,
                            .record = true,
                            .policy = *desc};
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
     rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
+    e = rly_agent_running_locked(a);
     if (!e) {
         ac.shared_pi = a->shared_pi;
         ac.shared_vf = a->shared_vf;
-        e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
+        e = shared_fits_locked(a, &ac.policy);
+        if (!e)
+            e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -170,24 +215,34 @@ relay_err relay_agent_remove_actor(relay_agent *a, relay_id id)
 {
     if (!a)
         return RELAY_EINVAL;
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
     rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
-    agent_actor *aa = e ? NULL : rly_idmap_get(&a->actors, id);
-    if (!e && !aa)
+    agent_actor *aa = rly_idmap_get(&a->actors, id);
+    if (!aa)
         e = RELAY_ENOTFOUND;
-    if (!e)
-        e = rly_coord_remove_actor(a->coord, id, NULL);
+    else if (aa->busy)
+        e = RELAY_EBUSY; /* being added, removed or renamed by another call */
+    else
+        aa->busy = true;
+    rly_mutex_unlock(&a->lock);
+    if (e) {
+        rly_agent_leave(a);
+        return e;
+    }
+    /* The round trip (the actor flushes on its router) runs without the agent lock. */
+    e = rly_coord_remove_actor(a->coord, id, NULL);
+    rly_mutex_lock(&a->lock);
+    aa->busy = false;
     if (!e) {
-        rly_actor_stats *s = rly_actor_stats_of(aa->actor);
-        a->retired_trajs += atomic_load(&s->trajectories);
-        a->retired_episodes += atomic_load(&s->episodes);
-        a->retired_steps += atomic_load(&s->env_steps);
-        a->retired_inferences += atomic_load(&s->inferences);
+        rly_agent_retire_stats(a, rly_actor_stats_of(aa->actor));
         rly_idmap_del(&a->actors, id);
         rly_actor_free(aa->actor);
         free(aa);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -206,20 +261,34 @@ relay_err relay_agent_set_actor_id(relay_agent *a, relay_id cur, relay_id next)
 {
     if (!a)
         return RELAY_EINVAL;
+    relay_err e = rly_agent_enter(a);
+    if (e)
+        return e;
     rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
-    agent_actor *aa = e ? NULL : rly_idmap_get(&a->actors, cur);
-    if (!e && !aa)
+    agent_actor *aa = rly_idmap_get(&a->actors, cur);
+    if (!aa)
         e = RELAY_ENOTFOUND;
-    if (!e && rly_idmap_get(&a->actors, next))
+    else if (aa->busy)
+        e = RELAY_EBUSY;
+    else if (!relay_id_eq(cur, next) && rly_idmap_get(&a->actors, next))
         e = RELAY_EEXIST;
-    if (!e)
-        e = rly_coord_rename_actor(a->coord, cur, next);
-    if (!e) {
+    else
+        aa->busy = true;
+    rly_mutex_unlock(&a->lock);
+    if (e) {
+        rly_agent_leave(a);
+        return e;
+    }
+    /* The coordinator is the authority on ids: a concurrent add of `next` loses there. */
+    e = rly_coord_rename_actor(a->coord, cur, next);
+    rly_mutex_lock(&a->lock);
+    aa->busy = false;
+    if (!e && !relay_id_eq(cur, next)) {
         rly_idmap_del(&a->actors, cur);
         e = rly_idmap_put(&a->actors, next, aa);
     }
     rly_mutex_unlock(&a->lock);
+    rly_agent_leave(a);
     return e;
 }
 
@@ -257,4 +326,45 @@ relay_id *rly_agent_all_ids(relay_agent *a, size_t *n)
     if (*n > total)
         *n = total;
     return ids;
+}
+
+/* ---- model checks --------------------------------------------------------------------------- */
+
+relay_err rly_agent_check_model_locked(relay_agent *a, const relay_id *ids, size_t n,
+                                       const relay_model *pi, const relay_model *vf,
+                                       const char *what)
+{
+    if (!pi && !vf)
+        return RELAY_OK;
+    if (!ids || a->cfg.shared_model) {
+        size_t pos = 0;
+        rly_idmap_slot *it;
+        while ((it = rly_idmap_next(&a->actors, &pos)) != NULL) {
+            const agent_actor *aa = it->val;
+            relay_err e = rly_policy_check_model(rly_actor_desc(aa->actor), pi, vf, what);
+            if (e)
+                return e;
+        }
+        return RELAY_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const agent_actor *aa = rly_idmap_get(&a->actors, ids[i]);
+        if (!aa)
+            continue; /* the caller reports unknown ids per actor */
+        relay_err e = rly_policy_check_model(rly_actor_desc(aa->actor), pi, vf, what);
+        if (e)
+            return e;
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
+                                const relay_model *pi, const relay_model *vf, const char *what)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_check_model_locked(a, ids, n, pi, vf, what);
+    rly_mutex_unlock(&a->lock);
+    return e;
 }

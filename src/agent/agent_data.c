@@ -30,11 +30,12 @@ static relay_err run_env(relay_agent *a, relay_id id, const relay_env_def *env, 
         return RELAY_ENOMEM;
     }
     rly_msg m = rly_msg_data(id, RLY_RUN_ENV, 0, spec, free, r);
-    rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
-    if (!e)
+    /* The send may wait for intake room: the runtime is pinned, the agent lock is not held. */
+    relay_err e = rly_agent_enter(a);
+    if (!e) {
         e = rly_coord_send(a->coord, &m);
-    rly_mutex_unlock(&a->lock);
+        rly_agent_leave(a);
+    }
     if (e) {
         free(spec);
         rly_reply_release(r);
@@ -147,6 +148,8 @@ relay_err relay_agent_flush(relay_agent *a)
 
 void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
 {
+    if (!out)
+        return;
     memset(out, 0, sizeof *out);
     if (!a)
         return;
@@ -175,7 +178,7 @@ void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
     out->actors = (uint32_t)rly_idmap_count(&a->actors);
     if (a->coord) {
         rly_dispatcher_stats ds;
-        rly_dispatcher_get_stats(a->coord->disp, &ds);
+        rly_coord_get_stats(a->coord, &ds);
         out->dispatched = ds.dispatched;
         out->pending = ds.pending;
         out->expired = ds.expired;

@@ -26,6 +26,7 @@
 typedef struct agent_actor {
     rly_actor *actor;
     const relay_env_def *env;
+    bool busy; /* an add, removal or rename is in flight (guarded by lock) */
 } agent_actor;
 
 enum { ST_NEW = 0, ST_RUNNING, ST_DOWN };
@@ -36,7 +37,8 @@ struct relay_agent {
        scaling), for writing by start/shutdown/restart, so the runtime is never torn down under
        a call in flight. Order: life before lock. */
     pthread_rwlock_t life;
-    rly_mutex lock; /* actors table and lifecycle state */
+    rly_mutex lock; /* actors table and lifecycle state; never held across a control round trip
+                       or a blocking send (those pin the runtime with `life` instead) */
     int state;
     rly_coord *coord;
     rly_sinkworker *worker;
@@ -56,6 +58,12 @@ struct relay_agent {
     void *consumer_ctx;
     _Atomic(struct relay_learner *) learner; /* relay_agent_attach_learner (agent_learner.c) */
     relay_err shutdown_err;
+    /* metrics (agent_metrics.c): the server for `metrics_addr` (NULL when off), counters of
+       actors since removed, and time totals of runtimes already stopped */
+    struct rly_obs_server *obs;
+    uint64_t retired_batch[RLY_ACTOR_BATCH_BUCKETS], retired_rows, retired_ns[3];
+    int64_t started_ns;
+    double router_s_done, sink_write_done, sink_consume_done;
 };
 
 /* rly_agent_running_locked checks the agent can take actor calls; lock held. */
@@ -71,6 +79,20 @@ void rly_agent_consume(void *ctx, relay_traj *t);
 
 /* rly_agent_learner_free stops and frees the attached learner, if any. */
 void rly_agent_learner_free(relay_agent *a);
+
+/* rly_agent_retire_stats adds a removed actor's counters to the agent's totals; lock held. */
+void rly_agent_retire_stats(relay_agent *a, rly_actor_stats *s);
+
+/* rly_agent_times_retire folds the running runtime's time totals into the agent's; lock held. */
+void rly_agent_times_retire(relay_agent *a);
+
+/* rly_agent_obs_start starts the server for cfg.metrics_addr (no-op when it is empty). */
+relay_err rly_agent_obs_start(relay_agent *a);
+
+/* rly_agent_check_model_locked is rly_agent_check_model with a->lock held. */
+relay_err rly_agent_check_model_locked(relay_agent *a, const relay_id *ids, size_t n,
+                                       const relay_model *pi, const relay_model *vf,
+                                       const char *what);
 
 /* rly_agent_all_ids snapshots every actor id into a malloc'd array (caller frees). */
 relay_id *rly_agent_all_ids(relay_agent *a, size_t *n);

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/log.h"
+#include "obs/obs.h"
 
 #define MOD "config"
 
@@ -59,6 +60,7 @@ static const rly_cfg_key agent_keys[] = {
     {"timeouts.shutdown_ms", RLY_CFG_U32, OFF(shutdown_timeout_ms), SZ(shutdown_timeout_ms), 1,
      86400000, NULL},
     {"log_level", RLY_CFG_STR_ENUM, OFF(log_level), SZ(log_level), 0, 0, log_names},
+    {"metrics_addr", RLY_CFG_STR, OFF(metrics_addr), SZ(metrics_addr), 0, 0, NULL},
     {"dispatcher.ttl_ms.RequestInference", RLY_CFG_U32, OFF(ttl_ms[0]), sizeof(uint32_t), 1,
      86400000, NULL},
     {"dispatcher.ttl_ms.ModelVersion", RLY_CFG_U32, OFF(ttl_ms[1]), sizeof(uint32_t), 1, 86400000,
@@ -86,6 +88,8 @@ const rly_cfg_key *rly_agent_config_keys(size_t *n)
 
 void relay_config_default(relay_config *c)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->routers = 1;
     c->max_traj_length = 1000;
@@ -348,6 +352,8 @@ relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, c
 
 relay_err relay_config_parse_json(relay_config *cfg, const char *json)
 {
+    if (!cfg || !json)
+        return RELAY_EINVAL;
     relay_config tmp = *cfg;
     relay_err e = rly_cfg_parse(&tmp, agent_keys, sizeof agent_keys / sizeof agent_keys[0], json);
     if (e == RELAY_OK)
@@ -399,6 +405,12 @@ relay_err rly_config_validate(const relay_config *c)
         return bad("dispatcher.retry_initial_ms", "must not exceed dispatcher.retry_max_ms");
     if ((c->sink_arrow || c->sink_csv || c->sink_binary) && c->sink_dir[0] == '\0')
         return bad("sinks.dir", "a directory is required when a file sink is enabled");
+    if (c->metrics_addr[0]) {
+        char host[256], err[320];
+        uint16_t port;
+        if (rly_obs_parse_addr(c->metrics_addr, host, sizeof host, &port, err, sizeof err))
+            return bad("metrics_addr", err);
+    }
     if (relay_log_level_parse(c->log_level) < 0)
         return bad("log_level", "expected debug, info, warn, error or off");
     return RELAY_OK;

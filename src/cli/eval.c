@@ -5,11 +5,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/cli_support.h"
 #include "relay/env.h"
 #include "relay/model.h"
 
-#define EVAL_MAX_EPISODES 10000000L
+#define EVAL_MAX_EPISODES 10000000ull
+/* An episode that neither terminates nor truncates by itself is cut after this many steps. */
+#define EVAL_DEFAULT_EPISODE_STEPS 100000ull
+#define EVAL_MAX_EPISODE_STEPS 1000000000ull
 
 static const char eval_usage[] =
     "usage: relay eval --model PATH --env NAME [--episodes N] [--seed S] [--stochastic]\n"
@@ -17,41 +21,30 @@ static const char eval_usage[] =
     "  --env NAME      built-in environment (e.g. CartPole-v1) or plug-in .so path\n"
     "  --episodes N    episodes to run (default 100)\n"
     "  --seed S        environment seed (default 0)\n"
-    "  --stochastic    sample actions instead of argmax / mean\n";
+    "  --stochastic    sample actions instead of argmax / mean\n"
+    "  --max-episode-steps N  cut an episode after N steps (default 100000), counted as\n"
+    "                  truncated; guards against environments that never end\n"
+    "Exit status: 0 done, 1 runtime failure (e.g. the environment returned a non-finite\n"
+    "reward or observation), 2 bad arguments.\n";
 
 typedef struct eval_args {
     const char *model, *env;
-    long episodes;
-    unsigned long long seed;
+    uint64_t episodes;
+    uint64_t seed;
+    uint64_t max_episode_steps;
     bool stochastic;
 } eval_args;
-
-/* opt_value matches --name or --name=value; *val gets the value (next argv entry if needed). */
-static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return 0;
-    if (a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return -1;
-    *val = argv[++*i];
-    return 1;
-}
 
 static int parse_args(int argc, char **argv, eval_args *a, FILE *err)
 {
     memset(a, 0, sizeof *a);
     a->episodes = 100;
+    a->max_episode_steps = EVAL_DEFAULT_EPISODE_STEPS;
+    rly_argp p = {.prog = "relay eval", .err = err};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
-        int r;
+        int r = 0;
+#define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
         if (!strcmp(argv[i], "--stochastic")) {
             a->stochastic = true;
         } else if (!strcmp(argv[i], "--deterministic")) {
@@ -59,45 +52,27 @@ static int parse_args(int argc, char **argv, eval_args *a, FILE *err)
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(eval_usage, err);
             return 2;
-        } else if ((r = opt_value(argc, argv, &i, "--model", &v)) != 0) {
-            if (r < 0 || !*v)
-                goto missing;
+        } else if (OPT("--model")) {
             a->model = v;
-        } else if ((r = opt_value(argc, argv, &i, "--env", &v)) != 0) {
-            if (r < 0 || !*v)
-                goto missing;
+        } else if (OPT("--env")) {
             a->env = v;
-        } else if ((r = opt_value(argc, argv, &i, "--episodes", &v)) != 0) {
-            if (r < 0)
-                goto missing;
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            if (errno || end == v || *end || n < 1 || n > EVAL_MAX_EPISODES) {
-                fprintf(err, "relay eval: --episodes must be an integer in 1..%ld, got '%s'\n",
-                        EVAL_MAX_EPISODES, v);
+        } else if (OPT("--episodes")) {
+            if (r > 0 && !rly_arg_u64(&p, "--episodes", v, 1, EVAL_MAX_EPISODES, &a->episodes))
                 return 2;
-            }
-            a->episodes = n;
-        } else if ((r = opt_value(argc, argv, &i, "--seed", &v)) != 0) {
-            if (r < 0)
-                goto missing;
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 0);
-            if (errno || end == v || *end || v[0] == '-') {
-                fprintf(err, "relay eval: --seed must be a non-negative integer, got '%s'\n", v);
+        } else if (OPT("--seed")) {
+            if (r > 0 && !rly_arg_u64(&p, "--seed", v, 0, UINT64_MAX, &a->seed))
                 return 2;
-            }
-            a->seed = s;
+        } else if (OPT("--max-episode-steps")) {
+            if (r > 0 && !rly_arg_u64(&p, "--max-episode-steps", v, 1, EVAL_MAX_EPISODE_STEPS,
+                                      &a->max_episode_steps))
+                return 2;
         } else {
-            fprintf(err, "relay eval: unknown argument '%s'\n%s", argv[i], eval_usage);
+            rly_arg_unknown(&p, argv[i]);
             return 2;
         }
-        continue;
-    missing:
-        fprintf(err, "relay eval: %s needs a value\n", argv[i]);
-        return 2;
+#undef OPT
+        if (r < 0)
+            return 2;
     }
     if (!a->model || !a->env) {
         fprintf(err, "relay eval: --model and --env are required\n%s", eval_usage);
@@ -232,8 +207,8 @@ int rly_cli_eval_io(int argc, char **argv, FILE *out, FILE *err)
     float *obs = buf, *o = buf + os.dim, *act_f = o + od;
     xrng rng = {a.seed ^ 0x243f6a8885a308d3ULL};
     relay_vecenv_reset(venv, obs);
-    long done = 0;
-    uint64_t steps = 0;
+    uint64_t done = 0, capped = 0;
+    uint64_t steps = 0, ep_steps = 0;
     double ret = 0;
     while (done < a.episodes) {
         if ((e = relay_model_forward(m, obs, 1, o))) {
@@ -255,29 +230,56 @@ int rly_cli_eval_io(int argc, char **argv, FILE *out, FILE *err)
         bool term, trunc;
         relay_vecenv_step(venv, as.discrete ? (const void *)&act_i : (const void *)act_f, obs, &r,
                           &term, &trunc, NULL);
+        if (!isfinite(r)) {
+            fprintf(err,
+                    "relay eval: environment %s returned a non-finite reward (%g) at step %llu "
+                    "of episode %llu\n",
+                    def->name, (double)r, (unsigned long long)ep_steps, (unsigned long long)done);
+            goto out;
+        }
+        for (uint32_t i = 0; i < os.dim; i++)
+            if (!isfinite(obs[i])) {
+                fprintf(err,
+                        "relay eval: environment %s returned a non-finite observation (element "
+                        "%u is %g) at step %llu of episode %llu\n",
+                        def->name, i, (double)obs[i], (unsigned long long)ep_steps,
+                        (unsigned long long)done);
+                goto out;
+            }
         ret += r;
         steps++;
-        if (term || trunc) {
+        ep_steps++;
+        bool cap = !term && !trunc && ep_steps >= a.max_episode_steps;
+        if (term || trunc || cap) {
             rets[done++] = ret;
             ret = 0;
+            ep_steps = 0;
+            if (cap) {
+                capped++;
+                relay_vecenv_reset(venv, obs);
+            }
         }
     }
     double mean = 0, var = 0, lo = rets[0], hi = rets[0];
-    for (long i = 0; i < done; i++) {
+    for (uint64_t i = 0; i < done; i++) {
         mean += rets[i];
         lo = rets[i] < lo ? rets[i] : lo;
         hi = rets[i] > hi ? rets[i] : hi;
     }
     mean /= (double)done;
-    for (long i = 0; i < done; i++)
+    for (uint64_t i = 0; i < done; i++)
         var += (rets[i] - mean) * (rets[i] - mean);
     var /= (double)done;
     fprintf(out, "env %s\n", def->name);
     fprintf(out, "model %s", a.model);
     if (version >= 0)
         fprintf(out, " (version %lld)", (long long)version);
-    fprintf(out, "\npolicy %s\nseed %llu\n", a.stochastic ? "stochastic" : "deterministic", a.seed);
-    fprintf(out, "episodes %ld\n", done);
+    fprintf(out, "\npolicy %s\nseed %llu\n", a.stochastic ? "stochastic" : "deterministic",
+            (unsigned long long)a.seed);
+    fprintf(out, "episodes %llu\n", (unsigned long long)done);
+    if (capped)
+        fprintf(out, "capped_episodes %llu (cut after %llu steps: --max-episode-steps)\n",
+                (unsigned long long)capped, (unsigned long long)a.max_episode_steps);
     fprintf(out, "mean_return %.4f\nstd_return %.4f\nmin_return %.4f\nmax_return %.4f\n", mean,
             sqrt(var), lo, hi);
     fprintf(out, "mean_length %.2f\n", (double)steps / (double)done);

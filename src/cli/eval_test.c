@@ -231,8 +231,13 @@ static void eval_rejects_bad_arguments(void **state)
         {7, {"eval", "--model", path, "--env", "CartPole-v1", "--episodes", "0"}, "--episodes"},
         {7, {"eval", "--model", path, "--env", "CartPole-v1", "--episodes", "7x"}, "--episodes"},
         {7, {"eval", "--model", path, "--env", "CartPole-v1", "--seed", "-1"}, "--seed"},
-        {6, {"eval", "--model", path, "--env", "CartPole-v1", "--fast"}, "unknown argument"},
+        {6, {"eval", "--model", path, "--env", "CartPole-v1", "--fast"}, "unknown option \"--fast\""},
         {5, {"eval", "--model", tmpdir, "--env", "CartPole-v1"}, "cannot load bundle"},
+        {7, {"eval", "--model", path, "--env", "CartPole-v1", "--max-episode-steps", "0"},
+         "--max-episode-steps: 0 is below the minimum 1"},
+        {7, {"eval", "--model", path, "--env", "CartPole-v1", "--episodes", "1e9"},
+         "not an integer"},
+        {6, {"eval", "--model", path, "--env", "CartPole-v1", "stray"}, "unexpected argument"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         result r;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cli_support.h"
 #include "relay/sink.h"
@@ -16,22 +17,43 @@ static void usage(FILE *f)
                "Run `relay <command> --help` for its options; docs/CLI.md has the details.\n");
 }
 
+/* INSPECT_MAX_ROWS bounds `relay inspect --rows`. */
+#define INSPECT_MAX_ROWS 1000000u
+
 static int inspect(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        fprintf(argc < 2 ? stderr : stdout, "usage: relay inspect FILE [--rows N]\n");
-        return argc < 2 ? 2 : 0;
-    }
-    unsigned rows = 5;
-    if (argc >= 4 && strcmp(argv[2], "--rows") == 0) {
-        if (sscanf(argv[3], "%u", &rows) != 1) {
-            fprintf(stderr, "relay inspect: --rows needs a number\n");
+    static const char usage_text[] =
+        "usage: relay inspect FILE [--rows N]   (N first rows to print, 0..1000000, default 5)\n";
+    rly_argp p = {.prog = "relay inspect", .err = stderr};
+    const char *file = NULL;
+    uint32_t rows = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if ((r = rly_arg_match(&p, argc, argv, &i, "--rows", &v)) != 0) {
+            if (r < 0 || !rly_arg_u32(&p, "--rows", v, 0, INSPECT_MAX_ROWS, &rows))
+                return 2;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return rly_arg_unknown(&p, argv[i]);
+        } else if (!file) {
+            file = argv[i];
+        } else {
+            rly_arg_fail(&p, "one FILE at a time (got \"%s\" and \"%s\")", file, argv[i]);
             return 2;
         }
     }
-    relay_err e = relay_inspect_file(argv[1], stdout, rows);
+    if (!file) {
+        rly_arg_fail(&p, "a FILE to inspect is required");
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    relay_err e = relay_inspect_file(file, stdout, rows);
     if (e) {
-        fprintf(stderr, "relay inspect: %s: %s\n", argv[1], relay_strerror(e));
+        fprintf(stderr, "relay inspect: %s: %s\n", file, relay_strerror(e));
         return e == RELAY_EIO ? 1 : 2;
     }
     return 0;

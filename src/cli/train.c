@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/train_run.h"
+#include "obs/obs.h"
 
 static void usage(FILE *f)
 {
@@ -22,19 +24,9 @@ static void usage(FILE *f)
         "                   [--envs-per-actor K] [--routers R] [--steps S] [--seed X]\n"
         "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
         "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
+        "                   [--verbose] [--metrics-addr HOST:PORT]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-')
-        return false;
-    *out = v;
-    return true;
 }
 
 static volatile sig_atomic_t interrupted;
@@ -61,10 +53,16 @@ int rly_cli_train(int argc, char **argv)
     bool quiet = false;
     const char *config_path = NULL;
 
+    rly_argp p = {.prog = "relay train", .err = stderr};
     /* First pass: the config file, so command-line options override it. */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            config_path = argv[i + 1];
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r = rly_arg_match(&p, argc, argv, &i, "--config", &v);
+        if (r < 0)
+            return 2;
+        if (r > 0)
+            config_path = v;
+    }
     if (config_path) {
         char *text = NULL;
         relay_err e = rly_cfg_read_file(config_path, &text);
@@ -77,10 +75,11 @@ int rly_cli_train(int argc, char **argv)
             return 2;
         }
     }
+    static const char *const algos[] = {"ppo", "reinforce", NULL};
+    static const char *const sinks[] = {"none", "arrow", "csv", "binary", NULL};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        uint64_t u;
+        const char *a = argv[i], *v = NULL;
+        int k, r = 0;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -89,62 +88,76 @@ int rly_cli_train(int argc, char **argv)
             quiet = true;
             continue;
         }
-        if (!v) {
-            fprintf(stderr, "relay train: %s needs a value\n", a);
-            usage(stderr);
-            return 2;
-        }
-        i++;
-        if (strcmp(a, "--config") == 0) {
+        if (strcmp(a, "--verbose") == 0) {
+            o->verbose = true;
             continue;
-        } else if (strcmp(a, "--env") == 0) {
-            snprintf(o->env, sizeof o->env, "%s", v);
-        } else if (strcmp(a, "--algo") == 0) {
-            if (strcmp(v, "ppo") && strcmp(v, "reinforce")) {
-                fprintf(stderr, "relay train: --algo must be ppo or reinforce, not \"%s\"\n", v);
-                return 2;
-            }
-            snprintf(o->algo, sizeof o->algo, "%s", v);
-        } else if (strcmp(a, "--sink") == 0) {
-            if (strcmp(v, "arrow") && strcmp(v, "csv") && strcmp(v, "binary") &&
-                strcmp(v, "none")) {
-                fprintf(stderr, "relay train: --sink must be arrow, csv, binary or none\n");
-                return 2;
-            }
-            snprintf(o->sink, sizeof o->sink, "%s", v);
-        } else if (strcmp(a, "--out") == 0) {
-            snprintf(o->out, sizeof o->out, "%s", v);
-        } else if (strcmp(a, "--target") == 0) {
-            char *end;
-            o->target = strtof(v, &end);
-            if (end == v || *end) {
-                fprintf(stderr, "relay train: --target needs a number, not \"%s\"\n", v);
-                return 2;
-            }
-        } else if (parse_u64(v, &u)) {
-            if (strcmp(a, "--actors") == 0 && u >= 1 && u <= 4096)
-                o->actors = (uint32_t)u;
-            else if (strcmp(a, "--envs-per-actor") == 0 && u >= 1 && u <= 65536)
-                o->envs_per_actor = (uint32_t)u;
-            else if (strcmp(a, "--routers") == 0 && u >= 1 && u <= 4096)
-                fc.agent.routers = (uint32_t)u;
-            else if (strcmp(a, "--steps") == 0)
-                o->steps = u;
-            else if (strcmp(a, "--seed") == 0)
-                o->seed = u;
-            else if (strcmp(a, "--max-seconds") == 0)
-                o->max_seconds = (uint32_t)u;
-            else {
-                fprintf(stderr, "relay train: unknown option %s or value %s out of range\n", a, v);
-                usage(stderr);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "relay train: unknown option %s or bad number \"%s\"\n", a, v);
-            usage(stderr);
-            return 2;
         }
+#define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
+        if (OPT("--config")) {
+            /* read above */
+        } else if (OPT("--env")) {
+            if (r > 0 && strlen(v) >= sizeof o->env)
+                return rly_arg_fail(&p, "--env: the name is longer than %zu bytes",
+                                    sizeof o->env - 1);
+            if (r > 0)
+                snprintf(o->env, sizeof o->env, "%s", v);
+        } else if (OPT("--algo")) {
+            if (r > 0 && !rly_arg_choice(&p, "--algo", v, algos, &k))
+                return 2;
+            if (r > 0)
+                snprintf(o->algo, sizeof o->algo, "%s", v);
+        } else if (OPT("--sink")) {
+            if (r > 0 && !rly_arg_choice(&p, "--sink", v, sinks, &k))
+                return 2;
+            if (r > 0)
+                snprintf(o->sink, sizeof o->sink, "%s", v);
+        } else if (OPT("--out")) {
+            if (r > 0 && strlen(v) >= sizeof o->out)
+                return rly_arg_fail(&p, "--out: the path is longer than %zu bytes",
+                                    sizeof o->out - 1);
+            if (r > 0)
+                snprintf(o->out, sizeof o->out, "%s", v);
+        } else if (OPT("--target")) {
+            if (r > 0 && !rly_arg_float(&p, "--target", v, -1e30f, 1e30f, &o->target))
+                return 2;
+        } else if (OPT("--actors")) {
+            if (r > 0 && !rly_arg_u32(&p, "--actors", v, 1, RLY_TRAIN_MAX_ACTORS, &o->actors))
+                return 2;
+        } else if (OPT("--envs-per-actor")) {
+            if (r > 0 && !rly_arg_u32(&p, "--envs-per-actor", v, 1, RLY_TRAIN_MAX_ENVS_PER_ACTOR,
+                                      &o->envs_per_actor))
+                return 2;
+        } else if (OPT("--routers")) {
+            if (r > 0 && !rly_arg_u32(&p, "--routers", v, 1, RELAY_MAX_ROUTERS, &fc.agent.routers))
+                return 2;
+        } else if (OPT("--steps")) {
+            if (r > 0 && !rly_arg_u64(&p, "--steps", v, 1, RLY_TRAIN_MAX_STEPS, &o->steps))
+                return 2;
+        } else if (OPT("--seed")) {
+            if (r > 0 && !rly_arg_u64(&p, "--seed", v, 0, UINT64_MAX, &o->seed))
+                return 2;
+        } else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay train", fc.agent.metrics_addr,
+                                                sizeof fc.agent.metrics_addr) != RELAY_OK)
+                return 2;
+        } else if (OPT("--max-seconds")) {
+            if (r > 0 &&
+                !rly_arg_u32(&p, "--max-seconds", v, 0, RLY_TRAIN_MAX_SECONDS, &o->max_seconds))
+                return 2;
+        } else {
+            return rly_arg_unknown(&p, a);
+        }
+#undef OPT
+        if (r < 0)
+            return 2;
     }
+    if ((uint64_t)o->actors * (o->envs_per_actor ? o->envs_per_actor : 1) > RLY_TRAIN_MAX_STREAMS)
+        return rly_arg_fail(&p,
+                            "--actors %u x --envs-per-actor %u = %llu environments is above the "
+                            "maximum %u",
+                            o->actors, o->envs_per_actor,
+                            (unsigned long long)o->actors * o->envs_per_actor,
+                            RLY_TRAIN_MAX_STREAMS);
 
     const relay_env_def *env = NULL;
     if (relay_env_resolve(o->env, &env) != RELAY_OK) {

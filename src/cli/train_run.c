@@ -7,6 +7,7 @@
  * policy.onnx (and trajectories when a sink is on) into the run directory.
  */
 #include "cli/train_run.h"
+#include "cli/train_obs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,15 +38,16 @@ static const char *const sink_names[] = {"none", "arrow", "csv", "binary", NULL}
 static const rly_cfg_key train_keys[] = {
     {"train.env", RLY_CFG_STR, TOFF(env), TSZ(env), 0, 0, NULL},
     {"train.algo", RLY_CFG_STR_ENUM, TOFF(algo), TSZ(algo), 0, 0, algo_names},
-    {"train.actors", RLY_CFG_U32, TOFF(actors), TSZ(actors), 1, 4096, NULL},
-    {"train.envs_per_actor", RLY_CFG_U32, TOFF(envs_per_actor), TSZ(envs_per_actor), 1, 65536,
-     NULL},
-    {"train.steps", RLY_CFG_U64, TOFF(steps), TSZ(steps), 0, UINT64_MAX, NULL},
+    {"train.actors", RLY_CFG_U32, TOFF(actors), TSZ(actors), 1, RLY_TRAIN_MAX_ACTORS, NULL},
+    {"train.envs_per_actor", RLY_CFG_U32, TOFF(envs_per_actor), TSZ(envs_per_actor), 1,
+     RLY_TRAIN_MAX_ENVS_PER_ACTOR, NULL},
+    {"train.steps", RLY_CFG_U64, TOFF(steps), TSZ(steps), 0, RLY_TRAIN_MAX_STEPS, NULL},
     {"train.seed", RLY_CFG_U64, TOFF(seed), TSZ(seed), 0, UINT64_MAX, NULL},
     {"train.target", RLY_CFG_F32, TOFF(target), TSZ(target), 0, 0, NULL},
     {"train.out", RLY_CFG_STR, TOFF(out), TSZ(out), 0, 0, NULL},
     {"train.sink", RLY_CFG_STR_ENUM, TOFF(sink), TSZ(sink), 0, 0, sink_names},
-    {"train.max_seconds", RLY_CFG_U32, TOFF(max_seconds), TSZ(max_seconds), 0, 86400 * 30, NULL},
+    {"train.max_seconds", RLY_CFG_U32, TOFF(max_seconds), TSZ(max_seconds), 0,
+     RLY_TRAIN_MAX_SECONDS, NULL},
     {"train.policy_lag", RLY_CFG_U32, TOFF(policy_lag), TSZ(policy_lag), 0, 1000, NULL},
 };
 
@@ -119,6 +121,8 @@ typedef struct run {
     rly_mutex lock; /* curve points and the progress line */
     double *curve_steps, *curve_returns;
     size_t n_curve, cap_curve;
+    rly_train_obs obs; /* metrics, dashboard curve, time breakdown (train_obs.c) */
+    bool verbose;
 } run;
 
 static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
@@ -172,10 +176,17 @@ static void on_update(void *ctx, const rly_learner_stats *st)
             r->n_curve++;
         }
     }
+    rly_train_obs_update(&r->obs, st);
     if (r->show_progress) {
         rly_progress_info pi;
         progress_info(st, r->total_steps, &pi);
-        rly_progress_update(&r->progress, &pi, false);
+        if (rly_progress_update(&r->progress, &pi, false) && r->verbose) {
+            rly_time_breakdown tb;
+            char line[256];
+            rly_time_breakdown_get(r->agent, st, &tb);
+            rly_time_breakdown_format(&tb, line, sizeof line);
+            fprintf(r->progress.out, "%s%s\n", r->progress.tty ? "\n" : "", line);
+        }
     }
     rly_mutex_unlock(&r->lock);
 }
@@ -264,6 +275,11 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     if (o->envs_per_actor == 0)
         o->envs_per_actor =
             lc.ppo.n_envs >= o->actors ? (lc.ppo.n_envs + o->actors - 1) / o->actors : 1;
+    if ((uint64_t)o->actors * o->envs_per_actor > RLY_TRAIN_MAX_STREAMS) {
+        rly_error(MOD, "%u actors x %u envs per actor is above the maximum of %u environments",
+                  o->actors, o->envs_per_actor, RLY_TRAIN_MAX_STREAMS);
+        return RELAY_ETOOBIG;
+    }
     uint32_t streams = o->actors * o->envs_per_actor;
     e = rly_learner_config_init(&lc, env, streams);
     if (e)
@@ -321,7 +337,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     if (rly_metrics_csv_open(path, &r.metrics) != RELAY_OK)
         rly_warn(MOD, "metrics.csv not written");
 
+    r.verbose = o->verbose;
     e = relay_agent_new(ac, &r.agent);
+    rly_train_obs_init(&r.obs, r.agent, env->name, o->algo, o->target);
+    if (!e && r.obs.srv) {
+        char url[300];
+        snprintf(path, sizeof path, "%s/metrics_url", o->out);
+        rly_obs_server_url(r.obs.srv, url, sizeof url);
+        write_file(path, url, strlen(url));
+        if (progress)
+            fprintf(progress, "relay train: metrics on %smetrics, dashboard on %s\n", url, url);
+    }
     if (!e)
         e = rly_agent_set_consumer(r.agent, consume, &r);
     if (!e)
@@ -339,9 +365,12 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.envs_per_actor = o->envs_per_actor;
     lc.on_update = on_update;
     lc.on_update_ctx = &r;
+    rly_train_obs_learner(&r.obs, &lc);
     rly_learner *learner = NULL;
     if (!e)
         e = rly_learner_new(&lc, &learner);
+    if (!e)
+        rly_train_obs_start(&r.obs, learner);
     if (!e)
         e = rly_learner_wait_version(learner, 0, 30 * RLY_NS_PER_S);
     r.learner = learner; /* from here on trajectories reach it */
@@ -391,12 +420,19 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     rly_learner_stop(learner);
     rly_learner_stats_get(learner, &st);
     relay_agent_shutdown(r.agent); /* actors flush; sinks close with valid files */
+    rly_time_breakdown tb;
+    rly_time_breakdown_get(r.agent, &st, &tb);
+    snprintf(path, sizeof path, "%s/time_breakdown.json", o->out);
+    rly_time_breakdown_write_json(path, &tb);
     if (progress) {
         rly_progress_info pi;
         progress_info(&st, o->steps, &pi);
         rly_mutex_lock(&r.lock);
         rly_progress_finish(&r.progress, &pi);
         rly_mutex_unlock(&r.lock);
+        char line[256];
+        rly_time_breakdown_format(&tb, line, sizeof line);
+        fprintf(progress, "%s\n", line);
     }
     fill_result(res, &st, o->target);
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", why);
@@ -418,6 +454,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
             rly_debug(MOD, "runs/latest not updated");
     }
 out:
+    rly_train_obs_stop(&r.obs); /* no scrape reads the learner from here on */
     rly_learner_free(learner);
     relay_agent_free(r.agent);
     rly_metrics_csv_close(r.metrics);

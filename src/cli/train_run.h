@@ -13,6 +13,13 @@
 #include "relay/relay.h"
 #include "relay/train.h"
 
+/* Documented maxima of `relay train` (docs/CLI.md), enforced for flags and the config alike. */
+#define RLY_TRAIN_MAX_ACTORS 4096u
+#define RLY_TRAIN_MAX_ENVS_PER_ACTOR 4096u
+#define RLY_TRAIN_MAX_STREAMS 16384u /* actors x envs_per_actor */
+#define RLY_TRAIN_MAX_STEPS 1000000000000ull
+#define RLY_TRAIN_MAX_SECONDS (86400u * 30u)
+
 /* rly_train_opts are the training options (command line and the config's "train" section). */
 typedef struct rly_train_opts {
     char env[RELAY_PATH_MAX];
@@ -27,6 +34,7 @@ typedef struct rly_train_opts {
     char sink[16];
     uint32_t max_seconds;
     uint32_t policy_lag;
+    bool verbose; /* progress lines also show the time breakdown (command line only) */
 } rly_train_opts;
 
 /* rly_train_config is the JSON layout: agent keys at the top, training keys under "train". */

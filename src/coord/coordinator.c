@@ -93,6 +93,16 @@ relay_err rly_coord_send(rly_coord *c, rly_msg *m)
     return rly_dispatcher_send(c->disp, m);
 }
 
+size_t rly_coord_send_batch(rly_coord *c, rly_msg *msgs, size_t n, relay_err *err)
+{
+    return rly_dispatcher_send_batch(c->disp, msgs, n, err);
+}
+
+void rly_coord_get_stats(rly_coord *c, rly_dispatcher_stats *out)
+{
+    rly_dispatcher_get_stats(c->disp, out);
+}
+
 /* least_loaded returns the router with the fewest actors (lowest id on ties); lock held. */
 static uint32_t least_loaded(rly_coord *c)
 {
@@ -181,6 +191,22 @@ uint32_t rly_coord_num_routers(rly_coord *c)
 {
     rly_mutex_lock(&c->lock);
     uint32_t n = c->n_routers;
+    rly_mutex_unlock(&c->lock);
+    return n;
+}
+
+uint32_t rly_coord_router_stats(rly_coord *c, rly_router_stats *out, uint32_t cap)
+{
+    /* A control operation can hold the lock while it waits for acks: give up after ~100 ms so a
+       metrics scrape never stalls behind a rebalance. */
+    for (int tries = 0; pthread_mutex_trylock(&c->lock) != 0; tries++) {
+        if (tries >= 100)
+            return 0;
+        rly_sleep_ns(RLY_NS_PER_MS);
+    }
+    uint32_t n = c->n_routers < cap ? c->n_routers : cap;
+    for (uint32_t i = 0; i < n; i++)
+        rly_router_get_stats(c->routers[i], &out[i]);
     rly_mutex_unlock(&c->lock);
     return n;
 }

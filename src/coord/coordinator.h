@@ -56,6 +56,14 @@ void rly_coord_free(rly_coord *c);
 /* rly_coord_send sends one actor message; ownership as rly_dispatcher_send. */
 relay_err rly_coord_send(rly_coord *c, rly_msg *m);
 
+/* rly_coord_send_batch sends msgs in order; returns how many were taken
+ * (rly_dispatcher_send_batch).
+ */
+size_t rly_coord_send_batch(rly_coord *c, rly_msg *msgs, size_t n, relay_err *err);
+
+/* rly_coord_get_stats copies the dispatcher's counters. */
+void rly_coord_get_stats(rly_coord *c, rly_dispatcher_stats *out);
+
 /* rly_coord_add_actor registers slot and places it on the least-loaded router (lowest id on ties).
  */
 relay_err rly_coord_add_actor(rly_coord *c, rly_actor_slot *slot);
@@ -71,6 +79,12 @@ relay_err rly_coord_rename_actor(rly_coord *c, relay_id cur, relay_id next);
 
 /* rly_coord_num_routers returns the current router count. */
 uint32_t rly_coord_num_routers(rly_coord *c);
+
+/*
+ * rly_coord_router_stats copies the counters of up to cap routers (sorted by id) into out and
+ * returns how many; 0 when a control operation holds the routers for more than ~100 ms.
+ */
+uint32_t rly_coord_router_stats(rly_coord *c, rly_router_stats *out, uint32_t cap);
 
 /* rly_coord_scale_out adds n routers and rebalances the actors deterministically. */
 relay_err rly_coord_scale_out(rly_coord *c, uint32_t n);

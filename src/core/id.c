@@ -48,6 +48,8 @@ relay_id relay_id_from_seed(uint64_t seed, uint64_t n)
 char *relay_id_format(relay_id id, char out[RELAY_ID_STRLEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
+    if (!out)
+        return NULL;
     char *p = out;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)

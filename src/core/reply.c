@@ -25,8 +25,34 @@ rly_latch *rly_latch_new(int64_t count)
 
 void rly_latch_release(rly_latch *l)
 {
-    if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+    if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1) {
+        free(l->storage);
         free(l);
+    }
+}
+
+bool rly_latch_reuse(rly_latch *l, int64_t count)
+{
+    if (atomic_load_explicit(&l->refs, memory_order_acquire) != 1)
+        return false;
+    atomic_store_explicit(&l->remaining, count, memory_order_relaxed);
+    rly_event_init(&l->ev);
+    return true;
+}
+
+void *rly_latch_storage(rly_latch *l, size_t bytes)
+{
+    if (bytes > l->storage_cap) {
+        size_t cap = l->storage_cap ? l->storage_cap : 4096;
+        while (cap < bytes)
+            cap *= 2;
+        void *p = realloc(l->storage, cap);
+        if (!p)
+            return NULL;
+        l->storage = p;
+        l->storage_cap = cap;
+    }
+    return l->storage;
 }
 
 void rly_latch_count_down(rly_latch *l)

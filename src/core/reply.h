@@ -67,11 +67,17 @@ relay_err rly_reply_wait(rly_reply *r, int64_t timeout_ns, int64_t *value, void 
 /* rly_reply_release drops the waiter's reference (call exactly once, whether or not it waited). */
 void rly_reply_release(rly_reply *r);
 
-/* rly_latch counts outstanding replies and wakes its single waiter when the count reaches zero. */
+/*
+ * rly_latch counts outstanding replies and wakes its single waiter when the count reaches zero.
+ * It may carry storage (e.g. the requests its replies answer) that lives exactly as long as the
+ * latch: every reply created in it holds a reference, so the storage outlives any completer.
+ */
 struct rly_latch {
     _Atomic uint32_t refs;
     _Atomic int64_t remaining;
     rly_event ev;
+    void *storage; /* owned; freed with the latch */
+    size_t storage_cap;
 };
 
 /* rly_latch_new returns a latch expecting count completions, referenced once by the caller. */
@@ -82,5 +88,13 @@ relay_err rly_latch_wait(rly_latch *l, int64_t timeout_ns);
 void rly_latch_count_down(rly_latch *l);
 /* rly_latch_release drops the caller's reference. */
 void rly_latch_release(rly_latch *l);
+/*
+ * rly_latch_reuse re-arms l for count completions when the caller holds its only reference (every
+ * reply created in it has been freed, so nobody else can touch it or its storage) and returns
+ * true; otherwise it changes nothing and returns false.
+ */
+bool rly_latch_reuse(rly_latch *l, int64_t count);
+/* rly_latch_storage returns at least bytes of storage owned by l (sole owner only); NULL on OOM. */
+void *rly_latch_storage(rly_latch *l, size_t bytes);
 
 #endif

@@ -601,6 +601,8 @@ static void account_episode(rly_learner *l, stream *s, const relay_traj *t, int 
         sum += l->rets[j];
     st->mean_return_100 = (float)(sum / (double)have);
     rly_mutex_unlock(&l->mu);
+    if (l->cfg.on_episode)
+        l->cfg.on_episode(l->cfg.on_episode_ctx, r);
 }
 
 static bool stale(const rly_learner *l, int64_t v)
@@ -815,6 +817,7 @@ static relay_err publish(rly_learner *l, int64_t v)
 
 static relay_err update(rly_learner *l)
 {
+    int64_t t0 = rly_now_ns();
     relay_rollout_clear(l->ro);
     relay_err e = RELAY_OK;
     for (uint32_t s = 0; s < l->n_streams && !e; s++)
@@ -838,6 +841,11 @@ static relay_err update(rly_learner *l)
     if ((e = publish(l, l->version + 1)))
         return e;
     purge(l);
+    double dt = (double)(rly_now_ns() - t0) * 1e-9;
+    rly_mutex_lock(&l->mu);
+    l->st.update_s += dt;
+    l->st.last_update_s = dt;
+    rly_mutex_unlock(&l->mu);
     if (l->cfg.on_update) {
         rly_learner_stats st;
         rly_learner_stats_get(l, &st);

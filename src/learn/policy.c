@@ -212,7 +212,7 @@ relay_err relay_policy_new(const relay_policy_spec *spec, uint32_t max_batch, ui
 
 const relay_policy_spec *relay_policy_get_spec(const relay_policy *p)
 {
-    return &p->spec;
+    return p ? &p->spec : NULL;
 }
 
 const float *rly_policy_normalize(relay_policy *p, const float *obs, uint32_t n, float *dst)
@@ -358,7 +358,7 @@ relay_err relay_policy_value(relay_policy *p, const float *obs, uint32_t n, floa
 
 size_t relay_policy_num_params(const relay_policy *p)
 {
-    return p->n_params;
+    return p ? p->n_params : 0;
 }
 
 static uint32_t mlp_info(const rly_mlp *m, const char *prefix, size_t base, relay_param_info *info,
@@ -388,6 +388,8 @@ static uint32_t mlp_info(const rly_mlp *m, const char *prefix, size_t base, rela
 uint32_t relay_policy_param_info(const relay_policy *p, relay_param_info *info, uint32_t cap)
 {
     uint32_t k = 0;
+    if (!p)
+        return 0;
     if (!info)
         cap = 0;
     if (p->spec.shared)
@@ -433,6 +435,8 @@ relay_err relay_policy_set_params(relay_policy *p, const float *in, size_t n)
 
 void relay_policy_get_obs_norm(const relay_policy *p, float *mean, float *var)
 {
+    if (!p)
+        return;
     for (uint32_t i = 0; i < p->spec.obs_dim; i++) {
         if (mean)
             mean[i] = (float)p->rms_mean[i];
@@ -443,6 +447,8 @@ void relay_policy_get_obs_norm(const relay_policy *p, float *mean, float *var)
 
 void relay_policy_set_obs_norm(relay_policy *p, const float *mean, const float *var, double count)
 {
+    if (!p)
+        return;
     for (uint32_t i = 0; i < p->spec.obs_dim; i++) {
         p->rms_mean[i] = mean ? mean[i] : 0.0;
         p->rms_var[i] = var && var[i] >= 0 ? var[i] : 1.0;

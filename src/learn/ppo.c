@@ -9,6 +9,8 @@
 
 void relay_ppo_config_default(relay_ppo_config *c)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->algo = RELAY_ALGO_PPO;
     c->n_envs = 1;
@@ -34,6 +36,8 @@ void relay_ppo_config_default(relay_ppo_config *c)
 
 relay_err relay_ppo_config_zoo(relay_ppo_config *c, const char *env_name)
 {
+    if (!c)
+        return RELAY_EINVAL;
     relay_ppo_config_default(c);
     if (!env_name)
         return RELAY_EINVAL;
@@ -186,7 +190,7 @@ fail:
 
 relay_policy *relay_ppo_policy(relay_ppo *p)
 {
-    return p->pol;
+    return p ? p->pol : NULL;
 }
 
 void rly_ppo_loss_grad(relay_ppo *p, uint32_t n, const float *x, const void *act,

@@ -100,6 +100,8 @@ relay_err relay_rollout_new(const relay_policy_spec *spec, uint32_t n_envs, uint
 
 void relay_rollout_clear(relay_rollout *r)
 {
+    if (!r)
+        return;
     memset(r->count, 0, r->n_envs * sizeof *r->count);
     r->has_mask = false;
     r->finished = false;
@@ -107,6 +109,8 @@ void relay_rollout_clear(relay_rollout *r)
 
 bool relay_rollout_full(const relay_rollout *r)
 {
+    if (!r)
+        return false;
     for (uint32_t e = 0; e < r->n_envs; e++)
         if (r->count[e] < r->n_steps)
             return false;
@@ -207,10 +211,10 @@ relay_err relay_rollout_finish(relay_rollout *r, const float *last_values, float
 
 const float *relay_rollout_advantages(const relay_rollout *r)
 {
-    return r->adv;
+    return r ? r->adv : NULL;
 }
 
 const float *relay_rollout_returns(const relay_rollout *r)
 {
-    return r->ret;
+    return r ? r->ret : NULL;
 }

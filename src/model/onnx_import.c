@@ -703,6 +703,43 @@ static relay_err assign_buffers(ctx *c, int in_v, int out_v)
     return RELAY_OK;
 }
 
+/*
+ * check_declared_output refuses a graph whose declared output shape [batch, d...] disagrees with
+ * the width its weights compute: consumers size their buffers from the declared shape, so a
+ * mismatch would make them read or write past the end. Symbolic or absent dims are not checked.
+ */
+static relay_err check_declared_output(const Onnx__ValueInfoProto *o, uint32_t width)
+{
+    const Onnx__TypeProto *tp = o->type;
+    if (!tp || !tp->tensor_type || !tp->tensor_type->shape)
+        return RELAY_OK;
+    const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
+    if (sh->n_dim == 0)
+        return RELAY_OK;
+    uint64_t declared = 1;
+    for (size_t d = 1; d < sh->n_dim; d++) {
+        const Onnx__TensorShapeProto__Dimension *dim = sh->dim[d];
+        if (dim->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+            return RELAY_OK;
+        if (dim->dim_value <= 0 || (uint64_t)dim->dim_value > RELAY_MODEL_MAX_WIDTH) {
+            rly_error(LOG, "graph output '%s': declared dimension %zu is %lld",
+                      o->name ? o->name : "", d, (long long)dim->dim_value);
+            return RELAY_ESHAPE;
+        }
+        declared *= (uint64_t)dim->dim_value;
+        if (declared > RELAY_MODEL_MAX_WIDTH)
+            break;
+    }
+    if (declared != width) { /* rank 1 ([batch]) declares one value per row */
+        rly_error(LOG,
+                  "graph output '%s' is declared with %llu values per row but its weights "
+                  "compute %u",
+                  o->name ? o->name : "", (unsigned long long)declared, width);
+        return RELAY_ESHAPE;
+    }
+    return RELAY_OK;
+}
+
 relay_err rly_model_compile(relay_model *m, const Onnx__ModelProto *mp)
 {
     ctx c = {.m = m};
@@ -870,6 +907,8 @@ relay_err rly_model_compile(relay_model *m, const Onnx__ModelProto *mp)
         goto out;
     }
     m->out_dim = c.vals[out_v].width;
+    if ((e = check_declared_output(g->output[0], m->out_dim)))
+        goto out;
     if (c.vals[out_v].producer_op >= 0) {
         const rly_op *po = &c.ops[c.vals[out_v].producer_op];
         m->out_softmax = po->act == RELAY_ACT_SOFTMAX;

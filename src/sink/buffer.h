@@ -74,6 +74,12 @@ void rly_tbuf_retire(rly_tbuf *b);
 /* rly_tbuf_get_stats copies b's counters. */
 void rly_tbuf_get_stats(rly_tbuf *b, rly_tbuf_stats *out);
 
+/*
+ * rly_sinkworker_times returns the seconds the worker spent writing batches to the sinks and
+ * handing trajectories to the consumer (e.g. the learner's intake), any thread.
+ */
+void rly_sinkworker_times(rly_sinkworker *w, double *write_s, double *consume_s);
+
 /* rly_sinkworker_totals sums the counters of all buffers ever attached to w. */
 void rly_sinkworker_totals(rly_sinkworker *w, rly_tbuf_stats *out);
 
