@@ -222,7 +222,7 @@ typedef struct relay_agent_stats {
     uint64_t dispatched, pending, expired, rejected;
     uint64_t buffered_dropped, buffered_blocked;
     uint32_t sinks_open;  /* sinks writing now (a file sink that failed to open is not counted) */
-    uint64_t sink_errors; /* sinks that failed to open plus failed sink writes */
+    uint64_t sink_errors; /* sinks that failed to open, failed sink writes and failed closes */
     uint32_t actors, routers;
 } relay_agent_stats;
 

@@ -46,10 +46,11 @@ struct relay_agent {
     size_t n_sinks;
     relay_sink *memory;
     uint64_t sink_open_failures;
-    rly_idmap actors;          /* id -> agent_actor* */
-    uint64_t actor_count;      /* actors ever created, for seeds */
-    uint64_t retired_trajs;    /* trajectories emitted by actors since removed */
-    uint64_t retired_episodes; /* and their episodes, steps and inferences */
+    uint64_t retired_sink_errors; /* write and close errors of sinks already closed */
+    rly_idmap actors;             /* id -> agent_actor* */
+    uint64_t actor_count;         /* actors ever created, for seeds */
+    uint64_t retired_trajs;       /* trajectories emitted by actors since removed */
+    uint64_t retired_episodes;    /* and their episodes, steps and inferences */
     uint64_t retired_steps, retired_inferences;
     relay_model_handle *shared_pi, *shared_vf;
     int64_t shared_version;

@@ -14,6 +14,7 @@
 
 #include "cli/args.h"
 #include "cli/train_run.h"
+#include "core/clock.h"
 #include "obs/obs.h"
 
 static void usage(FILE *f)
@@ -37,6 +38,23 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
+/*
+ * install_signals runs before anything else of `relay train`: the first SIGINT/SIGTERM asks for a
+ * graceful stop (files completed), a second one ends the process (SA_RESETHAND); SIGPIPE is
+ * ignored so a closed stdout (`relay train | head`) cannot kill the run halfway through its files.
+ */
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 /* keep_going is the run's poll: it stops the run on SIGINT or SIGTERM. */
 static bool keep_going(const relay_train_result *now, void *user)
 {
@@ -47,6 +65,8 @@ static bool keep_going(const relay_train_result *now, void *user)
 
 int rly_cli_train(int argc, char **argv)
 {
+    install_signals();
+    const int64_t t0 = rly_now_ns(); /* --max-seconds counts from here */
     rly_train_config fc;
     rly_train_config_default(&fc);
     rly_train_opts *o = &fc.train;
@@ -164,8 +184,7 @@ int rly_cli_train(int argc, char **argv)
         fprintf(stderr, "relay train: unknown environment \"%s\"\n", o->env);
         return 2;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    o->t0_ns = t0;
     relay_train_result res;
     relay_err e = rly_train_run(&fc, quiet ? NULL : stderr, keep_going, NULL, &res);
     if (e == RELAY_EUNSUPPORTED) {
@@ -173,14 +192,24 @@ int rly_cli_train(int argc, char **argv)
         return 2;
     }
     if (e && res.stop_reason[0] == '\0') {
+        /* Refused before training (the log line above says why): 2 for what the user can fix
+           in the arguments (an --out that holds a run or is a file, sizes), 1 otherwise. */
         fprintf(stderr, "relay train: cannot run: %s\n", relay_strerror(e));
-        return 1;
+        return e == RELAY_EEXIST || e == RELAY_ETOOBIG || e == RELAY_ECONFIG ? 2 : 1;
     }
     printf("%s: %s after %llu steps, %u updates, %.2f s (%.0f steps/s); mean return (last 100) "
            "%.1f over %llu episodes; policy version %lld; files in %s\n",
            o->env, res.stop_reason, (unsigned long long)res.steps, res.updates, res.seconds,
            res.steps_per_second, res.mean_return_100, (unsigned long long)res.episodes,
            (long long)res.version, res.out_dir);
+    fflush(stdout); /* a closed stdout (EPIPE) is not an error of the run: files are complete */
+    if (e == RELAY_EIO) {
+        fprintf(stderr,
+                "relay train: some output files of %s could not be written (see the "
+                "errors above)\n",
+                res.out_dir);
+        return 1;
+    }
     /* 0: target reached (or interrupted by the user); 3: budget or time limit spent first. */
     return e ? 1 : (res.target_reached || interrupted) ? 0 : 3;
 }

@@ -34,7 +34,8 @@ typedef struct rly_train_opts {
     char sink[16];
     uint32_t max_seconds;
     uint32_t policy_lag;
-    bool verbose; /* progress lines also show the time breakdown (command line only) */
+    int64_t t0_ns; /* monotonic time max_seconds counts from (0: the start of rly_train_run) */
+    bool verbose;  /* progress lines also show the time breakdown (command line only) */
 } rly_train_opts;
 
 /* rly_train_config is the JSON layout: agent keys at the top, training keys under "train". */
