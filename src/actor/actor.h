@@ -9,7 +9,9 @@
  * Messages it handles (payloads below, ownership as in routing/message.h):
  *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in,
  *                     with the message's payload_free as its destructor (NULL: caller-owned).
- *   FlagLastInference arg = final reward as float bits; closes the episode (terminated).
+ *   FlagLastInference arg = final reward as float bits; closes the episode: terminated, or with
+ *                     an rly_episode_end payload (owned) saying truncated, a time-limit end
+ *                     bootstrapped with V(final observation).
  *   ModelVersion      reply value = current version, -1 without a model.
  *   ModelUpdate       payload rly_model_update (owned); arg = version.
  *   ModelHandshake    reply value = current version, RELAY_ENOMODEL without a model.
@@ -121,6 +123,13 @@ size_t rly_infer_req_size(const rly_policy_desc *desc, bool with_mask);
 /* rly_infer_req_init lays a request for desc out in caller-owned mem of rly_infer_req_size bytes
    (16-byte aligned); send it with payload_free = NULL so nobody frees it. */
 rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *desc, bool with_mask);
+
+/* rly_episode_end is the optional FlagLastInference payload (relay_agent_end_episodes). */
+typedef struct rly_episode_end {
+    bool truncated; /* time limit (Gymnasium's truncated) rather than a terminal state */
+    bool has_obs;   /* obs holds the final observation [obs_dim] for V(final obs) */
+    float obs[];
+} rly_episode_end;
 
 /* rly_model_update is a ModelUpdate payload: new models (owned) or a refresh of shared handles. */
 typedef struct rly_model_update {

@@ -220,7 +220,11 @@ static relay_err start_runtime(relay_agent *a)
     if (!e && a->cfg.sink_binary)
         open_sink(a, RELAY_SINK_BINARY);
     if (!e)
-        e = rly_sinkworker_new(a->sinks, a->n_sinks, 256, a->consumer, a->consumer_ctx, &a->worker);
+        e = rly_sinkworker_new(a->sinks, a->n_sinks, 256,
+                               a->consumer                ? a->consumer
+                               : atomic_load(&a->learner) ? rly_agent_consume
+                                                          : NULL,
+                               a->consumer ? a->consumer_ctx : a, &a->worker);
     if (!e) {
         rly_coord_config cc;
         rly_coord_config_default(&cc);
@@ -340,6 +344,7 @@ void relay_agent_free(relay_agent *a)
     rly_obs_server_free(a->obs); /* no scrape may run while the agent goes away */
     a->obs = NULL;
     relay_agent_shutdown(a);
+    rly_agent_learner_free(a); /* after the last trajectories, before the model handles */
     size_t pos = 0;
     rly_idmap_slot *it;
     while ((it = rly_idmap_next(&a->actors, &pos))) {
