@@ -547,12 +547,12 @@ class Agent:
             check(err, "request_action")
         return out
 
-    def flag_last_action(self, ids, rewards=None, terminated=True, truncated=False,
+    def flag_last_action(self, ids, rewards=None, terminated=None, truncated=False,
                          final_obs=None):
         """End each actor's episode with a final reward (None: 0), Gymnasium-style.
 
-        terminated / truncated: bools or [n] arrays; a row that is truncated and not terminated
-        is a time-limit end, which an attached learner bootstraps with V(final_obs row) (final_obs
+        terminated / truncated: bools or [n] arrays (terminated None: the rows not truncated);
+        a row that is truncated and not terminated is a time-limit end, which an attached learner bootstraps with V(final_obs row) (final_obs
         [n x obs_dim], or None: V of the last observation acted on); every other row terminated.
         relay.StateError for an actor with no open episode.
         """
@@ -565,8 +565,9 @@ class Agent:
                 raise ERRORS[20](20, "flag_last_action", "rewards has %d entries for %d actors"
                                  % (rewards.size, n))
             rptr = ffi.from_buffer("float[]", rewards)
-        trunc = np.broadcast_to(np.asarray(truncated, dtype=bool), (n,)) & \
-            ~np.broadcast_to(np.asarray(terminated, dtype=bool), (n,))
+        trunc = np.broadcast_to(np.asarray(truncated, dtype=bool), (n,))
+        if terminated is not None:
+            trunc = trunc & ~np.broadcast_to(np.asarray(terminated, dtype=bool), (n,))
         clear_detail()
         if not trunc.any():
             check(lib.relay_agent_flag_last_action(self._handle(),
@@ -588,9 +589,8 @@ class Agent:
 
     def end_episodes(self, ids, rewards=None, truncated=None, final_obs=None):
         """relay_agent_end_episodes: end episodes; truncated [n] marks time-limit ends."""
-        self.flag_last_action(ids, rewards, terminated=False if truncated is not None else True,
-                              truncated=truncated if truncated is not None else False,
-                              final_obs=final_obs)
+        self.flag_last_action(ids, rewards, truncated=truncated if truncated is not None
+                              else False, final_obs=final_obs)
 
     end_episode = end_episodes
 
