@@ -529,6 +529,8 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
                 o->env, o->algo, o->actors, o->envs_per_actor, ac->routers, o->target,
                 (unsigned long long)o->steps, o->out);
     rly_learner_stats st;
+    relay_err env_e = RELAY_OK;
+    uint64_t polls = 0;
     const char *why = "step budget spent";
     for (;;) {
         rly_sleep_ns(5 * RLY_NS_PER_MS);
@@ -536,6 +538,21 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         if (st.error) {
             rly_error(MOD, "learner failed: %s", relay_strerror(st.error));
             why = "learner error";
+            break;
+        }
+        /* An actor whose environment misbehaved (non-finite values) ended its run: stop. */
+        if (++polls % 20 == 0 && (env_e = rly_agent_run_error(r.agent)) != RELAY_OK) {
+            rly_error(MOD, "an actor stopped: %s (see above)", relay_strerror(env_e));
+            why = "environment error";
+            break;
+        }
+        if (st.episodes && !isfinite(st.mean_return_100)) {
+            rly_error(MOD,
+                      "environment %s gives episode returns that are not finite (mean of the "
+                      "last 100: %g); its rewards are too large for float32 sums",
+                      env->name, (double)st.mean_return_100);
+            env_e = RELAY_EFORMAT;
+            why = "environment error";
             break;
         }
         if (st.episodes >= 100 && st.mean_return_100 >= o->target) {
@@ -588,12 +605,15 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     }
     fill_result(res, &st, o->target);
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", why);
-    e = st.error;
+    e = st.error ? st.error : env_e;
     uint8_t *onnx = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/policy.onnx", o->out);
-    we = rly_learner_export_onnx(learner, &onnx, &len);
-    if (we)
+    /* After an environment error the policy was trained on bad values: no policy.onnx. */
+    we = env_e ? RELAY_OK : rly_learner_export_onnx(learner, &onnx, &len);
+    if (env_e)
+        rly_error(MOD, "%s not written: training stopped on an environment error", path);
+    else if (we)
         rly_error(MOD, "cannot export %s: %s", path, relay_strerror(we));
     else
         we = write_file(path, onnx, len);
