@@ -871,6 +871,10 @@ static void end_run(rly_actor *a, relay_err status)
     env_run *r = &a->run;
     if (!a->running)
         return;
+    if (status && status != RELAY_ESHUTDOWN && status != RELAY_ECANCELED) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&a->stats.run_error, &expected, (int)status);
+    }
     flush_all(a);
     rly_router_set_active(&a->slot, false);
     if (r->reply) {
@@ -947,6 +951,50 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
 }
 
 /* step_env runs one vector step of the actor's env; false when the run is over. */
+/*
+ * env_values_finite checks what the env just returned (rewards, next observations and, for
+ * finished episodes, final observations); a NaN or infinity ends the run with RELAY_EFORMAT and
+ * a log naming the environment, instead of training on it.
+ */
+static bool env_values_finite(rly_actor *a, const env_run *r)
+{
+    size_t od = a->desc.obs_dim;
+    for (uint32_t i = 0; i < r->n; i++) {
+        const char *what = NULL;
+        float bad = 0.0f;
+        uint32_t at = 0;
+        if (!isfinite(r->rewards[i])) {
+            what = "reward";
+            bad = r->rewards[i];
+        }
+        for (uint32_t k = 0; !what && k < od; k++)
+            if (!isfinite(r->next_obs[i * od + k])) {
+                what = "observation";
+                bad = r->next_obs[i * od + k];
+                at = k;
+            }
+        for (uint32_t k = 0; !what && (r->term[i] || r->trunc[i]) && k < od; k++)
+            if (!isfinite(r->final_obs[i * od + k])) {
+                what = "final observation";
+                bad = r->final_obs[i * od + k];
+                at = k;
+            }
+        if (what) {
+            const relay_env_def *def = relay_vecenv_def(r->venv);
+            char where[32] = "";
+            if (what[0] != 'r')
+                snprintf(where, sizeof where, " at element %u", at);
+            rly_error(MOD,
+                      "environment %s returned a non-finite %s (%g%s) in env copy %u after %llu "
+                      "steps; run_env stopped",
+                      def && def->name ? def->name : "?", what, (double)bad, where, i,
+                      (unsigned long long)r->steps_done);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool step_env(rly_actor *a)
 {
     env_run *r = &a->run;
@@ -971,6 +1019,10 @@ static bool step_env(rly_actor *a)
                       r->final_obs);
     if (timed)
         t2 = rly_now_ns();
+    if (!env_values_finite(a, r)) {
+        end_run(a, RELAY_EFORMAT);
+        return false;
+    }
     int64_t now = rly_wall_ns();
     size_t od = d->obs_dim;
     for (uint32_t i = 0; i < r->n; i++) {

@@ -169,6 +169,7 @@ typedef struct rly_actor_stats {
     _Atomic uint64_t batched;    /* of those, served by a forward pass shared with other actors */
     _Atomic uint64_t episodes;   /* finished episodes */
     _Atomic uint64_t trajectories;
+    _Atomic int run_error; /* first error that ended a run_env (0: none), e.g. RELAY_EFORMAT */
     _Atomic uint64_t batch_hist[RLY_ACTOR_BATCH_BUCKETS]; /* forward passes by batch size */
     _Atomic uint64_t batch_rows;                          /* rows of all forward passes */
     _Atomic int64_t version;                              /* model version in use (-1: none) */

@@ -121,5 +121,26 @@ st=${PIPESTATUS[0]}
 [ $st -eq 3 ] || fail "closed stdout: exit $st"
 [ -s "$tmp/p/policy.onnx" ] && [ -s "$tmp/p/metrics.csv" ] || fail "closed stdout: files missing"
 
+# ---- environments that misbehave (plug-in fixture, second argument) ----------------------------
+plugin="${2:-}"
+if [ -n "$plugin" ]; then
+  for how in "nan_reward|returned a non-finite reward" "inf_obs|returned a non-finite observation" \
+             "huge_reward|returns that are not finite"; do
+    mode=${how%%|*}; msg=${how#*|}
+    out=$(RELAY_TEST_MISBEHAVE=$mode "$relay" train --env "$plugin" --steps 50000 \
+          --out "$tmp/m-$mode" --quiet 2>&1 > /dev/null); st=$?
+    [ $st -eq 1 ] && grep -q "Misbehave-v0.*$msg\|$msg" <<< "$out" || fail "train $mode: exit $st: $out"
+    [ -e "$tmp/m-$mode/policy.onnx" ] && fail "train $mode wrote a policy trained on bad values"
+  done
+  out=$(RELAY_TEST_MISBEHAVE=endless "$relay" eval --model "$tmp/r1/policy.onnx" --env "$plugin" \
+        --episodes 2 --max-episode-steps 50 2>&1); st=$?
+  [ $st -eq 0 ] && grep -q "capped_episodes 2" <<< "$out" && grep -q "mean_length 50.00" <<< "$out" \
+    || fail "eval of an endless env: exit $st: $out"
+  out=$(RELAY_TEST_MISBEHAVE=nan_reward "$relay" eval --model "$tmp/r1/policy.onnx" \
+        --env "$plugin" --episodes 2 2>&1 > /dev/null); st=$?
+  [ $st -eq 1 ] && grep -q "Misbehave-v0 returned a non-finite reward" <<< "$out" \
+    || fail "eval of a NaN env: exit $st: $out"
+fi
+
 [ $fails -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
 echo "cli hardening test passed ($cases bad-argument cases)"
