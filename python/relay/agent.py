@@ -404,7 +404,7 @@ class Agent:
                 mask_ok = False
             else:
                 mk += w[2]
-        got = (o, ac, mk if mask_ok else None, act0)
+        got = (o, ac, mk if mask_ok else None, 0 if act0 is None else act0)
         with self._lock:
             if len(self._totals) > 1024:
                 self._totals.clear()

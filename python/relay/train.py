@@ -248,7 +248,14 @@ def _train_python(env, algo, progress, callback, hp):
     policy = lib.relay_ppo_policy(ppo)
 
     if out_dir is None:
-        out_dir = "runs/%s-s%d-%d" % (zoo or type(env).__name__, seed, int(time.time()))
+        base = out_dir = "runs/%s-s%d-%d" % (zoo or type(env).__name__, seed, int(time.time()))
+        k = 2
+        while os.path.exists(out_dir):
+            out_dir = "%s-%d" % (base, k)
+            k += 1
+    if os.path.exists(os.path.join(out_dir, "config.json")):  # as relay_train_run does
+        raise ERRORS[8](8, "train", "run directory %s already holds a run; choose another out"
+                        % out_dir)
     os.makedirs(out_dir, exist_ok=True)
     run_cfg = {"env": zoo or type(env).__name__, "algo": algo, "n_envs": n, "seed": seed,
                "target": target, "total_timesteps": int(cfg.total_timesteps),
