@@ -347,6 +347,20 @@ static cJSON *ensure_parent(cJSON *root, const char *name, const char **leaf)
     return cur;
 }
 
+/* short_float returns the shortest decimal that reads back as f exactly (3e-4, not 0.000300000014),
+   so config.json stays readable and still round-trips bit for bit. */
+static double short_float(float f)
+{
+    char buf[32];
+    for (int prec = 6; isfinite(f) && prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f)
+            return d;
+    }
+    return (double)f;
+}
+
 relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, cJSON *root)
 {
     for (size_t i = 0; i < n; i++) {
@@ -372,7 +386,7 @@ relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, c
             break;
         }
         case RLY_CFG_F32:
-            cJSON_AddNumberToObject(parent, leaf, *(const float *)field);
+            cJSON_AddNumberToObject(parent, leaf, short_float(*(const float *)field));
             break;
         case RLY_CFG_BOOL:
             cJSON_AddBoolToObject(parent, leaf, *(const bool *)field);

@@ -28,6 +28,7 @@ static void usage(FILE *f)
         "                   [--verbose] [--metrics-addr HOST:PORT]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
+    rly_hparams_usage(f);
 }
 
 static volatile sig_atomic_t interrupted;
@@ -96,6 +97,8 @@ int rly_cli_train(int argc, char **argv)
         }
     }
     static const char *const algos[] = {"ppo", "reinforce", NULL};
+    rly_hparams cli_hp; /* hyperparameter flags, applied to the section of the final --algo */
+    memset(&cli_hp, 0, sizeof cli_hp);
     static const char *const sinks[] = {"none", "arrow", "csv", "binary", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -164,6 +167,8 @@ int rly_cli_train(int argc, char **argv)
             if (r > 0 &&
                 !rly_arg_u32(&p, "--max-seconds", v, 0, RLY_TRAIN_MAX_SECONDS, &o->max_seconds))
                 return 2;
+        } else if ((r = rly_hparams_flag(&cli_hp, &p, argc, argv, &i)) != 0) {
+            /* parsed into cli_hp (r > 0) or reported (r < 0) */
         } else {
             return rly_arg_unknown(&p, a);
         }
@@ -179,6 +184,7 @@ int rly_cli_train(int argc, char **argv)
                             (unsigned long long)o->actors * o->envs_per_actor,
                             RLY_TRAIN_MAX_STREAMS);
 
+    rly_hparams_merge(strcmp(o->algo, "reinforce") == 0 ? &fc.reinforce : &fc.ppo, &cli_hp);
     const relay_env_def *env = NULL;
     if (relay_env_resolve(o->env, &env) != RELAY_OK) {
         fprintf(stderr, "relay train: unknown environment \"%s\"\n", o->env);

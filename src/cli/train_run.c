@@ -69,13 +69,15 @@ rly_cfg_key *rly_train_keys(size_t *n)
 {
     size_t na;
     const rly_cfg_key *ak = rly_agent_config_keys(&na);
-    size_t nt = sizeof train_keys / sizeof train_keys[0];
-    rly_cfg_key *keys = malloc((na + nt) * sizeof *keys);
+    size_t nt = sizeof train_keys / sizeof train_keys[0], nh = rly_hparams_n_keys();
+    rly_cfg_key *keys = malloc((na + nt + 2 * nh) * sizeof *keys);
     if (!keys)
         return NULL;
     memcpy(keys, ak, na * sizeof *keys); /* relay_config is the first member: offsets hold */
     memcpy(keys + na, train_keys, nt * sizeof *keys);
-    *n = na + nt;
+    rly_hparams_cfg_keys("ppo", offsetof(rly_train_config, ppo), keys + na + nt);
+    rly_hparams_cfg_keys("reinforce", offsetof(rly_train_config, reinforce), keys + na + nt + nh);
+    *n = na + nt + 2 * nh;
     return keys;
 }
 
@@ -107,6 +109,8 @@ relay_err rly_train_config_parse(rly_train_config *c, const char *json)
             tmp.train.seed = tmp.agent.seed;
         }
         cJSON_Delete(root);
+        rly_hparams_mark_json(&tmp.ppo, json, "ppo");
+        rly_hparams_mark_json(&tmp.reinforce, json, "reinforce");
     }
     if (!e)
         *c = tmp;
@@ -325,6 +329,13 @@ static relay_err write_effective_config(const char *path, const rly_train_config
         *copy = *fc;
         copy->train.out[0] = '\0';
     }
+    /* only the section of the algorithm that ran (the other one holds no effective values) */
+    const char *skip = strcmp(fc->train.algo, "reinforce") == 0 ? "ppo." : "reinforce.";
+    size_t kept = 0;
+    for (size_t i = 0; keys && i < n; i++)
+        if (strncmp(keys[i].name, skip, strlen(skip)) != 0)
+            keys[kept++] = keys[i];
+    n = kept;
     relay_err e = keys && root && copy ? rly_cfg_to_json(copy, keys, n, root) : RELAY_ENOMEM;
     free(copy);
     char *text = e ? NULL : cJSON_Print(root);
@@ -396,6 +407,12 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.ppo.seed = o->seed;
     lc.ppo.algo = strcmp(o->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
     lc.policy_lag = o->policy_lag;
+    /* hyperparameters given in the config or as flags replace the zoo's; config.json gets all */
+    rly_hparams *hp = lc.ppo.algo == RELAY_ALGO_REINFORCE ? &fc->reinforce : &fc->ppo;
+    if ((e = rly_hparams_apply(hp, o->algo, &lc.ppo)) != RELAY_OK)
+        return e;
+    lc.n_steps = lc.ppo.n_steps;
+    rly_hparams_from_ppo(hp, &lc.ppo);
     if (isnan(o->target))
         o->target = default_target(env->name);
     res->target = o->target;
