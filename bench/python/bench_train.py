@@ -47,14 +47,17 @@ def run_cli(exe, seed, out):
     p = subprocess.run([exe, "train", "--quiet", "--seed", str(seed), "--out", out],
                        capture_output=True, text=True)
     wall, cpu = time.perf_counter() - t0, cpu_children() - c0
-    m = re.search(r"(target reached|step budget spent) after (\d+) steps", p.stdout)
-    return wall, cpu, int(m.group(2)) if m else -1, bool(m and m.group(1) == "target reached")
+    m = re.search(r"(target reached|step budget spent) after (\d+) steps, \d+ updates, "
+                  r"([\d.]+) s", p.stdout)
+    return (wall, cpu, int(m.group(2)) if m else -1, bool(m and m.group(1) == "target reached"),
+            float(m.group(3)) if m else float("nan"))
 
 
 def run_py_c(relay, seed, out):
     c0, t0 = cpu_self(), time.perf_counter()
     r = relay.train("CartPole-v1", seed=seed, out=out)
-    return time.perf_counter() - t0, cpu_self() - c0, r["steps"], r["target_reached"]
+    return (time.perf_counter() - t0, cpu_self() - c0, r["steps"], r["target_reached"],
+            r["seconds"])
 
 
 def run_py_env(relay, env_cls, n_envs, seed, out):
@@ -111,11 +114,16 @@ def main():
                     else:
                         py.append(run_py_c(relay, s, os.path.join(tmp, "py%d" % s)))
                         r = py[-1]
-                    print("seed %d %-4s wall %.2f s cpu %.2f s steps %d solved %s" % (
-                        (s, first) + r), flush=True)
+                    print("seed %d %-4s wall %.2f s cpu %.2f s steps %d solved %s learner %.2f s"
+                          % ((s, first) + r), flush=True)
             a = summary("relay train (CLI)", cli)
             b = summary("relay.train('CartPole-v1') (Python)", py)
-            print("relay.train / relay train median wall: %.3f" % (b / a))
+            la = float(np.median([r[4] for r in cli]))
+            lb = float(np.median([r[4] for r in py]))
+            print("relay.train / relay train: median wall %.3f, median learner time %.3f "
+                  "(%.2f s / %.2f s), median cpu %.3f" % (
+                      b / a, lb / la, lb, la,
+                      np.median([r[1] for r in py]) / np.median([r[1] for r in cli])))
         if not args.skip_py:
             for n_envs in (16, 8):
                 rows = []

@@ -45,7 +45,8 @@ struct rly_actor {
     int64_t rejected_vf_version;
     float log_std[RELAY_ENV_MAX_DIM];
     relay_step_spec spec, spec_masked;
-    relay_traj *traj; /* request_action path */
+    relay_traj *traj;      /* request_action path */
+    bool traj_cut_pending; /* a model update arrived: cut traj at the next request or ending */
     int64_t episode;
     env_run run;
     bool running;
@@ -585,14 +586,23 @@ static void close_truncated(relay_traj *t, float bootstrap, bool cut)
     t->aux[(size_t)last * RLY_N_AUX + RLY_AUX_CUT] = cut ? 1.0f : 0.0f;
 }
 
+static void flush_run(rly_actor *a);
+
 /* flush_all emits every partial trajectory as a cut chunk (model update, removal, shutdown). */
 static void flush_all(rly_actor *a)
 {
+    a->traj_cut_pending = false;
     if (a->traj && a->traj->len) {
         close_truncated(a->traj, 0.0f, true);
         emit(a, a->traj);
         a->traj = NULL;
     }
+    flush_run(a);
+}
+
+/* flush_run emits the env-run trajectories as cut chunks bootstrapped with V(next obs). */
+static void flush_run(rly_actor *a)
+{
     env_run *r = &a->run;
     if (a->running && r->traj) {
         for (uint32_t i = 0; i < r->n; i++) {
@@ -633,6 +643,15 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
             /* The reward that came with this observation belongs to the previous action. */
             if (a->traj && a->traj->len)
                 a->traj->reward[a->traj->len - 1] += q->reward;
+            if (a->traj_cut_pending) {
+                /* rows of the previous model version end here, bootstrapped with V(this obs) */
+                a->traj_cut_pending = false;
+                if (a->traj && a->traj->len) {
+                    close_truncated(a->traj, value, true);
+                    emit(a, a->traj);
+                    a->traj = NULL;
+                }
+            }
             if (!a->traj)
                 a->traj = traj_start(a, q->has_mask, -1, a->episode);
             if (a->traj) {
@@ -771,11 +790,20 @@ static void handle_flag_last(rly_actor *a, rly_msg *m)
     float reward;
     int32_t bits = (int32_t)m->arg;
     memcpy(&reward, &bits, sizeof reward);
+    rly_episode_end *end = m->payload; /* optional: how the episode ended */
     relay_err e = RELAY_OK;
+    a->traj_cut_pending = false; /* the piece ends with its episode */
     if (a->traj && a->traj->len) {
         uint32_t last = a->traj->len - 1;
         a->traj->reward[last] += reward;
-        a->traj->terminated[last] = 1;
+        if (end && end->truncated) {
+            /* time limit: bootstrap with V(final observation), or V(last observation) */
+            float boot = end->has_obs ? value_of(a, end->obs)
+                                      : a->traj->aux[(size_t)last * RLY_N_AUX + RLY_AUX_VALUE];
+            close_truncated(a->traj, boot, false);
+        } else {
+            a->traj->terminated[last] = 1;
+        }
         emit(a, a->traj);
         a->traj = NULL;
         a->episode++;
@@ -794,8 +822,10 @@ static void handle_update(rly_actor *a, rly_msg *m)
     rly_model_update *u = m->payload;
     m->payload = NULL;
     relay_err e = RELAY_OK;
-    /* Data of the old version is closed first, so each trajectory has one policy version. */
-    flush_all(a);
+    /* Data of the old version is closed first, so each trajectory has one policy version. The
+       request path's piece is cut at its next request (when V(next obs) is known) or ending. */
+    a->traj_cut_pending = a->traj && a->traj->len;
+    flush_run(a);
     if (u) {
         if (u->n_log_std)
             for (uint32_t i = 0; i < u->n_log_std && i < RELAY_ENV_MAX_DIM; i++)
@@ -841,6 +871,10 @@ static void end_run(rly_actor *a, relay_err status)
     env_run *r = &a->run;
     if (!a->running)
         return;
+    if (status && status != RELAY_ESHUTDOWN && status != RELAY_ECANCELED) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&a->stats.run_error, &expected, (int)status);
+    }
     flush_all(a);
     rly_router_set_active(&a->slot, false);
     if (r->reply) {
@@ -917,6 +951,50 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
 }
 
 /* step_env runs one vector step of the actor's env; false when the run is over. */
+/*
+ * env_values_finite checks what the env just returned (rewards, next observations and, for
+ * finished episodes, final observations); a NaN or infinity ends the run with RELAY_EFORMAT and
+ * a log naming the environment, instead of training on it.
+ */
+static bool env_values_finite(rly_actor *a, const env_run *r)
+{
+    size_t od = a->desc.obs_dim;
+    for (uint32_t i = 0; i < r->n; i++) {
+        const char *what = NULL;
+        float bad = 0.0f;
+        uint32_t at = 0;
+        if (!isfinite(r->rewards[i])) {
+            what = "reward";
+            bad = r->rewards[i];
+        }
+        for (uint32_t k = 0; !what && k < od; k++)
+            if (!isfinite(r->next_obs[i * od + k])) {
+                what = "observation";
+                bad = r->next_obs[i * od + k];
+                at = k;
+            }
+        for (uint32_t k = 0; !what && (r->term[i] || r->trunc[i]) && k < od; k++)
+            if (!isfinite(r->final_obs[i * od + k])) {
+                what = "final observation";
+                bad = r->final_obs[i * od + k];
+                at = k;
+            }
+        if (what) {
+            const relay_env_def *def = relay_vecenv_def(r->venv);
+            char where[32] = "";
+            if (what[0] != 'r')
+                snprintf(where, sizeof where, " at element %u", at);
+            rly_error(MOD,
+                      "environment %s returned a non-finite %s (%g%s) in env copy %u after %llu "
+                      "steps; run_env stopped",
+                      def && def->name ? def->name : "?", what, (double)bad, where, i,
+                      (unsigned long long)r->steps_done);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool step_env(rly_actor *a)
 {
     env_run *r = &a->run;
@@ -941,6 +1019,10 @@ static bool step_env(rly_actor *a)
                       r->final_obs);
     if (timed)
         t2 = rly_now_ns();
+    if (!env_values_finite(a, r)) {
+        end_run(a, RELAY_EFORMAT);
+        return false;
+    }
     int64_t now = rly_wall_ns();
     size_t od = d->obs_dim;
     for (uint32_t i = 0; i < r->n; i++) {

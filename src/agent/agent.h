@@ -41,6 +41,9 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
 relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
                                 const relay_model *pi, const relay_model *vf, const char *what);
 
+/* rly_agent_run_error returns the first error that ended any actor's run_env (RELAY_OK: none). */
+relay_err rly_agent_run_error(relay_agent *a);
+
 /*
  * rly_agent_run_env_quota starts actor id stepping env with n_envs copies until shutdown,
  * pausing after steps_per_version vector steps of each policy version until the next update.

@@ -368,3 +368,17 @@ relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
     rly_mutex_unlock(&a->lock);
     return e;
 }
+
+relay_err rly_agent_run_error(relay_agent *a)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    relay_err e = RELAY_OK;
+    rly_mutex_lock(&a->lock);
+    size_t pos = 0;
+    rly_idmap_slot *it;
+    while (!e && (it = rly_idmap_next(&a->actors, &pos)) != NULL)
+        e = (relay_err)atomic_load(&rly_actor_stats_of(((agent_actor *)it->val)->actor)->run_error);
+    rly_mutex_unlock(&a->lock);
+    return e;
+}

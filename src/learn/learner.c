@@ -37,6 +37,7 @@ struct rly_learner {
     uint32_t n_streams, n_steps, obs_dim, act_dim, n_actions;
     bool discrete;
     relay_ppo *ppo;
+    _Atomic bool cancel; /* set by rly_learner_stop: an update in progress stops early */
     relay_rollout *ro;
     float *last_values; /* [n_streams] */
     stream *streams;
@@ -366,6 +367,7 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     if ((e = relay_ppo_new(pc, &l->ppo)) ||
         (e = relay_rollout_new(&pc->policy, l->n_streams, l->n_steps, &l->ro)))
         goto fail;
+    l->ppo->cancel = &l->cancel;
     if (cfg->resume_path && (e = resume(l, cfg->resume_path)))
         goto fail;
     l->cfg.resume_path = NULL;
@@ -400,6 +402,7 @@ void rly_learner_stop(rly_learner *l)
 {
     if (!l)
         return;
+    atomic_store(&l->cancel, true);
     rly_mutex_lock(&l->mu);
     l->stopping = true;
     rly_cond_broadcast(&l->cv_in);
@@ -586,6 +589,8 @@ static stream *find_stream(rly_learner *l, relay_id actor, int64_t env_id)
         for (uint32_t k = 0; k < l->cfg.n_stream_actors; k++) {
             if (!relay_id_eq(l->actors[k], actor))
                 continue;
+            if (env_id < 0 && epa == 1)
+                env_id = 0; /* request-path data (no env index) of a one-stream actor */
             uint64_t slot = (uint64_t)k * epa + (uint64_t)env_id;
             if (env_id < 0 || (uint64_t)env_id >= epa || slot >= l->n_streams)
                 return NULL;
@@ -726,6 +731,8 @@ static void ingest(rly_learner *l, relay_traj *t, bool done)
     if (!l->actors)
         account_episode(l, s, t, p.a_cut); /* no fixed layout: count in arrival order */
     if (stale(l, t->policy_version)) {
+        if (l->actors)
+            account_episode(l, s, t, p.a_cut); /* its rewards still belong to the episode */
         rly_mutex_lock(&l->mu);
         l->st.trajs_stale++;
         l->st.steps_stale += t->len;
@@ -854,6 +861,8 @@ static void purge(rly_learner *l)
         for (uint32_t i = 0; i < s->n_pieces; i++) {
             piece *p = &s->pieces[i];
             if (stale(l, p->t->policy_version)) {
+                if (l->actors)
+                    account_episode(l, s, p->t, p->a_cut);
                 trajs++;
                 rows += p->t->len - p->off;
                 s->rows -= p->t->len - p->off;
@@ -921,6 +930,8 @@ static relay_err update(rly_learner *l)
         e = relay_rollout_finish(l->ro, l->last_values, l->cfg.ppo.gamma, l->cfg.ppo.gae_lambda);
     if (!e)
         e = relay_ppo_update(l->ppo, l->ro, &m);
+    if (e == RELAY_ECANCELED)
+        return e; /* stopping: no new version, not a failure */
     if (e) {
         rly_error(MOD, "update %lld failed: %s", (long long)l->version, relay_strerror(e));
         return e;
@@ -1030,7 +1041,9 @@ static void *learner_main(void *arg)
             else
                 ingest(l, l->batch[i], done);
             if (!done && ready(l)) {
-                if ((e = update(l))) {
+                if ((e = update(l)) == RELAY_ECANCELED) {
+                    failed = true; /* stopping: leave the loop without an error */
+                } else if (e) {
                     fail(l, e);
                     failed = true;
                 }

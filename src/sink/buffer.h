@@ -45,6 +45,10 @@ typedef void (*rly_sink_consumer)(void *ctx, relay_traj *t);
 relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t batch,
                              rly_sink_consumer consumer, void *consumer_ctx, rly_sinkworker **out);
 
+/* rly_sinkworker_set_consumer installs a consumer on a worker that has none (RELAY_EEXIST
+   otherwise); trajectories drained from then on go to it instead of being recycled. */
+relay_err rly_sinkworker_set_consumer(rly_sinkworker *w, rly_sink_consumer consumer, void *ctx);
+
 /* rly_sinkworker_stop drains every buffer, then stops and joins the worker thread. */
 void rly_sinkworker_stop(rly_sinkworker *w);
 
