@@ -111,6 +111,8 @@ static double evaluate(rly_train_extras *x, relay_policy *p, uint64_t steps, dou
 /* put_f64s appends n doubles to the blob at *o. */
 static void put_f64s(uint8_t *blob, size_t *o, const double *v, size_t n)
 {
+    if (n == 0)
+        return;
     memcpy(blob + *o, v, n * sizeof *v);
     *o += n * sizeof *v;
 }
@@ -208,10 +210,14 @@ relay_err rly_train_extras_resume(rly_train_extras *x, rly_learner *l, double **
         return RELAY_ENOMEM;
     }
     const uint8_t *p = b + 28;
-    memcpy(cs, p, nc * 8);
-    memcpy(cr, p + nc * 8, nc * 8);
-    memcpy(es, p + 2 * nc * 8, ne * 8);
-    memcpy(er, p + 2 * nc * 8 + ne * 8, ne * 8);
+    if (nc) {
+        memcpy(cs, p, nc * 8);
+        memcpy(cr, p + nc * 8, nc * 8);
+    }
+    if (ne) {
+        memcpy(es, p + 2 * nc * 8, ne * 8);
+        memcpy(er, p + 2 * nc * 8 + ne * 8, ne * 8);
+    }
     free(x->eval_steps);
     free(x->eval_returns);
     x->eval_steps = es;
