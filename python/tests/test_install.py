@@ -9,6 +9,7 @@ import pytest
 PKG = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
+@pytest.mark.heavy
 def test_pip_install_offline(tmp_path):
     target = tmp_path / "site"
     env = dict(os.environ)
