@@ -2,6 +2,7 @@
 #ifndef RLY_LEARN_INTERNAL_H
 #define RLY_LEARN_INTERNAL_H
 
+#include <stdatomic.h>
 #include "learn/nn.h"
 #include "core/rng.h"
 #include "relay/learn.h"
@@ -87,6 +88,10 @@ struct relay_ppo {
     int32_t *mb_act_i;
     uint8_t *mb_mask;
     float *dpi, *dv, *lp; /* [mb x n_out], [mb], [mb x n_actions] */
+    /* cancel (may be NULL, owned by the caller, e.g. the learner): once true, relay_ppo_update
+       stops at the next minibatch and returns RELAY_ECANCELED, so a stop request or a time
+       limit is honoured within one minibatch instead of a whole update. */
+    const _Atomic bool *cancel;
 };
 
 /*

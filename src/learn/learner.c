@@ -37,6 +37,7 @@ struct rly_learner {
     uint32_t n_streams, n_steps, obs_dim, act_dim, n_actions;
     bool discrete;
     relay_ppo *ppo;
+    _Atomic bool cancel; /* set by rly_learner_stop: an update in progress stops early */
     relay_rollout *ro;
     float *last_values; /* [n_streams] */
     stream *streams;
@@ -361,6 +362,7 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     if ((e = relay_ppo_new(pc, &l->ppo)) ||
         (e = relay_rollout_new(&pc->policy, l->n_streams, l->n_steps, &l->ro)))
         goto fail;
+    l->ppo->cancel = &l->cancel;
     if (cfg->resume_path && (e = resume(l, cfg->resume_path)))
         goto fail;
     l->cfg.resume_path = NULL;
@@ -388,6 +390,7 @@ void rly_learner_stop(rly_learner *l)
 {
     if (!l)
         return;
+    atomic_store(&l->cancel, true);
     rly_mutex_lock(&l->mu);
     l->stopping = true;
     rly_cond_broadcast(&l->cv_in);
@@ -827,6 +830,8 @@ static relay_err update(rly_learner *l)
         e = relay_rollout_finish(l->ro, l->last_values, l->cfg.ppo.gamma, l->cfg.ppo.gae_lambda);
     if (!e)
         e = relay_ppo_update(l->ppo, l->ro, &m);
+    if (e == RELAY_ECANCELED)
+        return e; /* stopping: no new version, not a failure */
     if (e) {
         rly_error(MOD, "update %lld failed: %s", (long long)l->version, relay_strerror(e));
         return e;
@@ -915,7 +920,9 @@ static void *learner_main(void *arg)
         for (uint32_t i = 0; i < n; i++) {
             ingest(l, l->batch[i], done);
             if (!done && ready(l)) {
-                if ((e = update(l))) {
+                if ((e = update(l)) == RELAY_ECANCELED) {
+                    failed = true; /* stopping: leave the loop without an error */
+                } else if (e) {
                     fail(l, e);
                     failed = true;
                 }
