@@ -1080,8 +1080,10 @@ int rly_cli_server(int argc, char **argv)
     else
         rc = isfinite(s->target) ? 3 : 0; /* budget or time spent with a target set and missed */
 out:
-    if (e && rc == 1)
+    if (e && rc == 1 && e != RELAY_EAUTH)
         fprintf(stderr, "relay server: stopped: %s\n", relay_strerror(e));
+    if (e == RELAY_EAUTH)
+        rc = 4;
     rly_learner_free(s->learner);
     rly_tp_close(s->tp);
     relay_codec_free(s->codec);
