@@ -68,6 +68,7 @@ typedef struct server {
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
     int replicas; /* 0: the config's */
+    bool vtrace;  /* --correction vtrace */
     bool quiet;
 
     const relay_env_def *env;
@@ -718,6 +719,12 @@ static int parse_args(server *s, int argc, char **argv)
             if (!parse_u64(a, v, 0, 1000, &x))
                 return 2;
             s->max_lag = (uint32_t)x;
+        } else if (!strcmp(a, "--correction")) {
+            if (strcmp(v, "ppo") && strcmp(v, "vtrace")) {
+                fprintf(stderr, "relay server: --correction \"%s\" is not ppo or vtrace\n", v);
+                return 2;
+            }
+            s->vtrace = !strcmp(v, "vtrace");
         } else if (!strcmp(a, "--replicas")) {
             if (!parse_u64(a, v, 1, 5, &x))
                 return 2;
@@ -804,11 +811,11 @@ static relay_err write_config(server *s)
     int n = snprintf(text, sizeof text,
                      "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
                      "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
-                     "  \"max_version_lag\": %u,\n  \"width\": %u,\n"
+                     "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
                      "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
                      s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
-                     s->ckpt_every, s->max_lag, s->width, s->dc.url, s->dc.run,
-                     s->dc.has_key ? "true" : "false");
+                     s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->dc.url,
+                     s->dc.run, s->dc.has_key ? "true" : "false");
     return n > 0 && (size_t)n < sizeof text ? write_file(path, text, (size_t)n) : RELAY_EIO;
 }
 
@@ -863,6 +870,7 @@ int rly_cli_server(int argc, char **argv)
         goto out;
     lc.pooled = true;
     lc.policy_lag = s->max_lag;
+    lc.vtrace = s->vtrace;
     lc.ppo.algo = strcmp(s->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
     if (s->steps)
         lc.ppo.total_timesteps = s->steps;

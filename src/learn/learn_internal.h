@@ -63,6 +63,14 @@ struct relay_rollout {
 };
 
 /*
+ * rly_vtrace computes V-trace advantages and value targets of a full rollout r for the current
+ * policy p (importance weights against the recorded behaviour log-probabilities), in place of
+ * relay_rollout_finish; see vtrace.c.
+ */
+relay_err rly_vtrace(relay_rollout *r, relay_policy *p, const float *last_values, float gamma,
+                     float lambda, float rho_bar, float c_bar);
+
+/*
  * rly_gae computes GAE over [T x N] arrays (row t, stream e at t*N + e): termination bootstraps
  * with 0, truncation with final_value, the last step with last_value[e]; ret = adv + value.
  */

@@ -927,7 +927,12 @@ static relay_err update(rly_learner *l)
         e = fill_stream(l, s);
     relay_ppo_metrics m;
     if (!e)
-        e = relay_rollout_finish(l->ro, l->last_values, l->cfg.ppo.gamma, l->cfg.ppo.gae_lambda);
+        e = l->cfg.vtrace
+                ? rly_vtrace(l->ro, relay_ppo_policy(l->ppo), l->last_values, l->cfg.ppo.gamma,
+                             l->cfg.ppo.gae_lambda, l->cfg.rho_bar > 0 ? l->cfg.rho_bar : 1.0f,
+                             l->cfg.c_bar > 0 ? l->cfg.c_bar : 1.0f)
+                : relay_rollout_finish(l->ro, l->last_values, l->cfg.ppo.gamma,
+                                       l->cfg.ppo.gae_lambda);
     if (!e)
         e = relay_ppo_update(l->ppo, l->ro, &m);
     if (e == RELAY_ECANCELED)

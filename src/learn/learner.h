@@ -103,6 +103,10 @@ typedef struct rly_learner_config {
     /* Pooled intake (distributed training): trajectories from any sources are packed in arrival
        order (see learn/pool.h) instead of per stream; n_streams is then the rollout width. */
     bool pooled;
+    /* Off-policy correction: false = GAE with PPO's ratio against the behaviour log-probs;
+       true = V-trace targets (rho_bar, c_bar: truncation levels, 0 = 1.0). */
+    bool vtrace;
+    float rho_bar, c_bar;
     rly_fate_fn on_fate; /* pooled: hears of every tagged trajectory's end (learner thread) */
     void *on_fate_ctx;
     rly_learner_episode_fn on_episode; /* optional (e.g. a return histogram) */
