@@ -139,6 +139,9 @@ relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const 
 relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, relay_ppo *p,
                           rly_ckpt_counters *c, uint8_t **extra, size_t *extra_len);
 
+/* rly_ckpt_peek checks buf like rly_ckpt_decode and reads only its counters (no learner needed). */
+relay_err rly_ckpt_peek(const uint8_t *buf, size_t len, const char *what, rly_ckpt_counters *c);
+
 /* rly_ckpt_write_file writes bytes to path atomically: a temporary file, fsync, rename. */
 relay_err rly_ckpt_write_file(const char *path, const uint8_t *bytes, size_t len);
 

@@ -1019,6 +1019,31 @@ relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const vo
     return e;
 }
 
+relay_policy *rly_learner_current_policy(rly_learner *l)
+{
+    return l && (tls_learner == l || !l->running) ? relay_ppo_policy(l->ppo) : NULL;
+}
+
+relay_err rly_learner_checkpoint_peek(const char *path, rly_learner_ckpt_info *info)
+{
+    if (!path || !info)
+        return RELAY_EINVAL;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    rly_ckpt_counters c;
+    relay_err e = rly_ckpt_read_file(path, &b, &n);
+    if (!e)
+        e = rly_ckpt_peek(b, n, path, &c);
+    free(b);
+    if (!e) {
+        info->version = c.version;
+        info->updates = c.updates;
+        info->steps_consumed = c.steps_consumed;
+        info->episodes = c.episodes;
+    }
+    return e;
+}
+
 relay_err rly_learner_resume_extra(rly_learner *l, const uint8_t **bytes, size_t *len)
 {
     if (!l || !bytes || !len) {

@@ -150,6 +150,21 @@ relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len);
 relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const void *extra,
                                       size_t extra_len);
 
+/* rly_learner_current_policy returns l's policy on the learner thread (in on_update) or after
+   stop; NULL elsewhere. It must not be kept across updates. */
+relay_policy *rly_learner_current_policy(rly_learner *l);
+
+/* rly_learner_ckpt_info are a checkpoint's counters, read without building a learner. */
+typedef struct rly_learner_ckpt_info {
+    int64_t version;
+    uint32_t updates;
+    uint64_t steps_consumed, episodes;
+} rly_learner_ckpt_info;
+
+/* rly_learner_checkpoint_peek checks path's integrity (magic, format, length, CRC) and reads its
+   counters. */
+relay_err rly_learner_checkpoint_peek(const char *path, rly_learner_ckpt_info *info);
+
 /* rly_learner_resume_extra gives the blob of the checkpoint l resumed from (NULL/0 if none); the
    bytes belong to l and stay valid until rly_learner_free. */
 relay_err rly_learner_resume_extra(rly_learner *l, const uint8_t **bytes, size_t *len);
