@@ -69,6 +69,9 @@ static bool keep_going(const relay_train_result *now, void *user)
 
 int rly_cli_train(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--distributed") == 0)
+            return rly_cli_train_distributed(argc, argv);
     install_signals();
     const int64_t t0 = rly_now_ns(); /* --max-seconds counts from here */
     rly_train_config fc;
