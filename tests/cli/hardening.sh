@@ -51,7 +51,7 @@ done <<TABLE
 2|disagree|train --config $tmp/twoseeds.json
 2|write it as a string|train --config $tmp/bigseed.json
 2|exists and is not a directory|train --out $tmp/afile
-2|--model and --env are required|eval
+2|--model and --env (or --run) are required|eval
 2|--episodes: 0 is below the minimum 1|eval --model x --env CartPole-v1 --episodes 0
 2|--episodes: "1e9" is not an integer|eval --model x --env CartPole-v1 --episodes 1e9
 2|--seed: "abc" is not a number|eval --model x --env CartPole-v1 --seed abc
