@@ -145,10 +145,13 @@ static void apply_model(actors *a, relay_model_bundle *b)
     relay_err e = relay_model_from_onnx(b->onnx, b->onnx_len, &pi);
     if (!e)
         e = relay_model_from_onnx(b->value_onnx, b->value_onnx_len, &vf);
-    if (!e &&
-        (relay_model_in_dim(pi) != a->desc.obs_dim || relay_model_in_dim(vf) != a->desc.obs_dim ||
-         relay_model_out_dim(pi) != (a->desc.discrete ? a->desc.n_actions : a->desc.act_dim) ||
-         relay_model_out_dim(vf) != 1))
+    /* policy outputs: logits [n_actions], or a Gaussian's mean [act_dim] (optionally followed
+       by its log std, [mean | log std]); critic: one value */
+    uint32_t out = pi ? relay_model_out_dim(pi) : 0;
+    bool out_ok = a->desc.discrete ? out == a->desc.n_actions
+                                   : out == a->desc.act_dim || out == 2 * a->desc.act_dim;
+    if (!e && (relay_model_in_dim(pi) != a->desc.obs_dim ||
+               relay_model_in_dim(vf) != a->desc.obs_dim || !out_ok || relay_model_out_dim(vf) != 1))
         e = RELAY_ESHAPE;
     if (e) {
         rly_warn("actors", "model version %lld refused: %s", (long long)b->version,
