@@ -80,7 +80,7 @@ typedef struct actors {
         publish_errors, models_applied, models_refused;
     atomic_llong version;
     atomic_llong created_ns;
-    atomic_bool started, finished, reconnected;
+    atomic_bool started, finished, finish_claimed, reconnected;
     char finish_reason[128];
 
     relay_codec *enc;   /* publisher thread */
@@ -150,8 +150,9 @@ static void apply_model(actors *a, relay_model_bundle *b)
     uint32_t out = pi ? relay_model_out_dim(pi) : 0;
     bool out_ok = a->desc.discrete ? out == a->desc.n_actions
                                    : out == a->desc.act_dim || out == 2 * a->desc.act_dim;
-    if (!e && (relay_model_in_dim(pi) != a->desc.obs_dim ||
-               relay_model_in_dim(vf) != a->desc.obs_dim || !out_ok || relay_model_out_dim(vf) != 1))
+    if (!e &&
+        (relay_model_in_dim(pi) != a->desc.obs_dim || relay_model_in_dim(vf) != a->desc.obs_dim ||
+         !out_ok || relay_model_out_dim(vf) != 1))
         e = RELAY_ESHAPE;
     if (e) {
         rly_warn("actors", "model version %lld refused: %s", (long long)b->version,
@@ -189,7 +190,8 @@ static void on_model(void *ctx, int64_t version, const void *data, size_t len)
     if (m.kind == RELAY_MSG_MODEL_UPDATE || m.kind == RELAY_MSG_MODEL_BUNDLE) {
         if (atomic_load(&a->started))
             apply_model(a, &m.bundle);
-    } else if (m.kind == RELAY_MSG_SHUTDOWN) {
+    } else if (m.kind == RELAY_MSG_SHUTDOWN && !atomic_exchange(&a->finish_claimed, true)) {
+        /* the status arrives by broadcast and from the bucket: the first one is kept */
         snprintf(a->finish_reason, sizeof a->finish_reason, "%s", m.text);
         atomic_store(&a->finished, true);
     }

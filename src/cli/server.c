@@ -1005,8 +1005,10 @@ int rly_cli_server(int argc, char **argv)
         memset(&m, 0, sizeof m);
         m.kind = RELAY_MSG_SHUTDOWN;
         snprintf(m.text, sizeof m.text, "training finished: %s", why);
-        if (relay_codec_encode_msg(s->codec, &m, &s->pub_buf) == RELAY_OK)
-            rly_tp_status_publish(s->tp, s->pub_buf.data, s->pub_buf.len);
+        relay_codec_buf status = {0}; /* pub_buf belongs to the learner thread */
+        if (relay_codec_encode_msg(s->codec, &m, &status) == RELAY_OK)
+            rly_tp_status_publish(s->tp, status.data, status.len);
+        relay_codec_buf_fini(&status);
         /* until every actor process that said hello said goodbye (it sends its goodbye after
            its spool drained) and the stream is quiet; a process that died never says goodbye,
            so 10 quiet seconds also end the drain, and 30 s in all */
