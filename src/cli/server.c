@@ -934,8 +934,11 @@ int rly_cli_server(int argc, char **argv)
     /* JetStream may still be electing its leaders (a cluster just started): retry a while */
     for (int tries = 0;; tries++) {
         e = rly_tp_traj_consume(s->tp, s->resume_seq ? s->resume_seq : 1);
-        if (!e || tries >= 60 || stop_signal)
+        if (!e || tries >= 240 || stop_signal)
             break;
+        if (tries % 20 == 0)
+            fprintf(stderr, "relay server: JetStream not ready (%s); retrying\n",
+                    relay_strerror(e));
         rly_sleep_ns(500 * RLY_NS_PER_MS);
     }
     if (e || (e = rly_tp_control_serve(s->tp, serve, s))) {

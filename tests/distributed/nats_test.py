@@ -122,7 +122,7 @@ def server_args(nats, out, *extra):
 
 def actor_args(nats, i, *extra):
     return [RELAY, "actors", "--nats", nats.url, "--run", "t", "--quiet", "--seed", str(100 + i),
-            "--ledger", os.path.join(TMP, "acked%d.csv" % i), "--wait", "60"] + list(extra)
+            "--ledger", os.path.join(TMP, "acked%d.csv" % i), "--wait", "120"] + list(extra)
 
 
 def updates(out):
@@ -336,6 +336,9 @@ def scenario_cluster():
                     "cluster { name: relay, listen: 127.0.0.1:%d, routes: [%s] }\n"
                     % (i, ports[i], os.path.join(TMP, "store%d" % i), cports[i], routes))
         nodes.append(Nats(ports[i], None, name="nats%d" % i, conf=conf))
+    # JetStream needs a metadata leader before streams can be made (~0.3 s idle, longer loaded)
+    wait_for(lambda: any("metadata leader" in read_log("nats%d" % i) for i in range(3)),
+             "the cluster's metadata leader", 60)
     out = os.path.join(TMP, "run")
     srv = start(server_args(nodes[0], out, "--replicas", "3"), "server")
     acts = [start(actor_args(nodes[1 + i], i), "actors%d" % i) for i in range(2)]
