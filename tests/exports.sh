@@ -8,6 +8,6 @@ if [ -n "$bad" ]; then
   echo "FAIL: librelay.so exports non-public symbols:"; printf '%s\n' "$bad" | head -20; exit 1
 fi
 for want in relay_agent_new relay_agent_request_action relay_strerror relay_model_from_onnx relay_vecenv_step relay_sink_open; do
-  printf '%s\n' "$syms" | grep -qx "$want" || { echo "FAIL: $want is not exported"; exit 1; }
+  grep -qx "$want" <<<"$syms" || { echo "FAIL: $want is not exported"; exit 1; }
 done
 echo "exports ok: $(printf '%s\n' "$syms" | wc -l) public symbols"

@@ -68,6 +68,8 @@ typedef struct relay_config {
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
     uint32_t send_timeout_ms;      /* "dispatcher.send_timeout_ms": wait for intake room, 5000 */
     uint32_t workers;              /* "workers": threads the routers run on, 0 (default) = CPUs */
+    char metrics_addr[272];        /* "metrics_addr": serve /metrics and the dashboard on HOST:PORT
+                                      (a bare PORT binds 127.0.0.1); default "" = off */
 } relay_config;
 
 /* RELAY_MAX_ROUTERS bounds an agent's routers ("routers", scale_throughput). */
@@ -167,6 +169,17 @@ RELAY_API relay_err relay_agent_flag_last_action(relay_agent *a, const relay_id 
                                                  const float *rewards);
 
 /*
+ * relay_agent_end_episodes ends each actor's episode with a final reward (rewards NULL: 0) and
+ * Gymnasium's distinction: truncated[i] (NULL: all false) marks a time-limit end, which learners
+ * bootstrap with V(final_obs row i) (final_obs [n x obs_dim], may be NULL: V of the last
+ * observation acted on); otherwise the episode terminated (bootstrap 0). RELAY_ESTATE for an
+ * actor with nothing to close.
+ */
+RELAY_API relay_err relay_agent_end_episodes(relay_agent *a, const relay_id *ids, size_t n,
+                                             const float *rewards, const bool *truncated,
+                                             const float *final_obs);
+
+/*
  * relay_agent_update_model sends model b to actors ids[0..n) (n = 0: all) as ModelUpdate
  * messages; each actor's version becomes its previous version + 1 (0 for its first model). In
  * shared mode the agent's shared model is replaced once and every actor switches to it.
@@ -210,7 +223,7 @@ typedef struct relay_agent_stats {
     uint64_t dispatched, pending, expired, rejected;
     uint64_t buffered_dropped, buffered_blocked;
     uint32_t sinks_open;  /* sinks writing now (a file sink that failed to open is not counted) */
-    uint64_t sink_errors; /* sinks that failed to open plus failed sink writes */
+    uint64_t sink_errors; /* sinks that failed to open, failed sink writes and failed closes */
     uint32_t actors, routers;
 } relay_agent_stats;
 

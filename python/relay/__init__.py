@@ -7,13 +7,15 @@ environments; policy inference.  A cffi (ABI mode) binding of librelay.so; see d
         actions = agent.request_action(ids, obs)        # obs: float32 [64 x 4]
     result = relay.train("CartPole-v1")                 # the whole loop in C, like `relay train`
     policy = relay.load_policy(result["out_dir"] + "/policy.onnx", env="CartPole-v1")
+    relay.evaluate(policy, "CartPole-v1", episodes=100)  # {"mean_return": ..., ...}
 """
 from ._ffi import LIB_PATH, ffi, lib
-from .agent import Agent, Trajectory, as_ids, default_config, format_id
-from .envs import Box, Discrete, SyncVectorEnv, builtin_envs, env_spaces
+from .agent import Agent, Learner, Trajectory, as_ids, default_config, format_id
+from .envs import Box, Discrete, SyncVectorEnv, VecEnv, builtin_envs, env_spaces, make
+from .evaluate import evaluate
 from .errors import *  # noqa: F401,F403  (Error and one subclass per relay_err)
 from .errors import ERRORS, Error
-from .model import Model, Policy, load_policy
+from .model import Model, Policy, load_policy, mlp_to_onnx
 from .torch_export import export_torch_mlp
 from .train import read_metrics, train
 

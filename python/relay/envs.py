@@ -154,3 +154,77 @@ class SyncVectorEnv:
                 o = np.asarray(o, np.float32).ravel()
             obs.append(o)
         return np.stack(obs), rew, term, trunc, {"final_observation": final}
+
+
+class VecEnv:
+    """num_envs copies of a built-in (or plug-in) C environment, stepped in lockstep from Python
+    (relay_vecenv): the vectorised protocol above, over NumPy arrays, with no per-env Python.
+
+    Env i is seeded with seed + i on reset; an env that ends is reset within the step and
+    info["final_observation"] holds the ended episodes' last observations (rows of the others
+    are left as they were).  One thread at a time per VecEnv.
+    """
+
+    def __init__(self, name, num_envs=1, seed=0):
+        d = builtin_def(name)
+        if d is None:
+            from .errors import ERRORS
+            raise ERRORS[7](7, "VecEnv", "unknown environment \"%s\"" % name)
+        self.name = ffi.string(d.name).decode()
+        self.num_envs = int(num_envs)
+        self.single_observation_space, self.single_action_space = env_spaces(name)
+        self.observation_space = self.single_observation_space
+        self.action_space = self.single_action_space
+        self._seed = int(seed)
+        self._def = d
+        self._v = None
+        self._make(self._seed)
+        self.obs_dim = int(np.prod(self.single_observation_space.shape))
+        self.discrete = is_discrete(self.single_action_space)
+        self.act_dim = 1 if self.discrete else int(np.prod(self.single_action_space.shape))
+        n = self.num_envs
+        self._obs = np.zeros((n, self.obs_dim), np.float32)
+        self._final = np.zeros((n, self.obs_dim), np.float32)
+        self._rew = np.zeros(n, np.float32)
+        self._term = np.zeros(n, np.bool_)
+        self._trunc = np.zeros(n, np.bool_)
+
+    def _make(self, seed):
+        out = ffi.new("relay_vecenv **")
+        clear_detail()
+        check(lib.relay_vecenv_new(self._def, self.num_envs, seed, out), "VecEnv")
+        self._v = ffi.gc(out[0], lib.relay_vecenv_free)
+
+    def reset(self, seed=None):
+        """Reset every env (seed: reseed env i with seed + i) -> (obs [n x obs_dim], {})."""
+        if seed is not None and int(seed) != self._seed:
+            self._seed = int(seed)
+            self._make(self._seed)
+        lib.relay_vecenv_reset(self._v, ffi.from_buffer("float[]", self._obs,
+                                                        require_writable=True))
+        return self._obs.copy(), {}
+
+    def step(self, actions):
+        """Step every env -> (obs, rewards, terminated, truncated, info), fresh arrays."""
+        if self.discrete:
+            act = np.ascontiguousarray(np.asarray(actions).reshape(self.num_envs), np.int32)
+        else:
+            act = np.ascontiguousarray(np.asarray(actions, np.float32).reshape(
+                self.num_envs, self.act_dim))
+        self._final[:] = np.nan
+        lib.relay_vecenv_step(self._v, ffi.from_buffer(act),
+                              ffi.from_buffer("float[]", self._obs, require_writable=True),
+                              ffi.from_buffer("float[]", self._rew, require_writable=True),
+                              ffi.from_buffer("bool[]", self._term, require_writable=True),
+                              ffi.from_buffer("bool[]", self._trunc, require_writable=True),
+                              ffi.from_buffer("float[]", self._final, require_writable=True))
+        done = self._term | self._trunc
+        final = [self._final[i].copy() if done[i] else None for i in range(self.num_envs)] \
+            if done.any() else None
+        return (self._obs.copy(), self._rew.copy(), self._term.copy(), self._trunc.copy(),
+                {"final_observation": final})
+
+
+def make(name, num_envs=1, seed=0):
+    """A VecEnv of a built-in (or plug-in .so) environment: relay.make("CartPole-v1", 16)."""
+    return VecEnv(name, num_envs, seed)

@@ -101,6 +101,48 @@ def _meta_for(env, keep):
     return meta
 
 
+_ACTS = {None: 0, "none": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "softmax": 4}
+
+
+def mlp_to_onnx(weights, biases=None, activations=None):
+    """Serialise a dense MLP as ONNX bytes (opset 17) that relay.Model loads.
+
+    weights[i] is [out x in] (PyTorch nn.Linear layout), biases[i] [out] (None: zero), and
+    activations[i] one of None, "relu", "tanh", "sigmoid", "softmax" after layer i.
+    """
+    ws = [np.ascontiguousarray(w, np.float32) for w in weights]
+    if not ws or any(w.ndim != 2 for w in ws):
+        raise ValueError("weights must be a non-empty list of 2-d arrays [out x in]")
+    sizes = [ws[0].shape[1]] + [w.shape[0] for w in ws]
+    for i, w in enumerate(ws):
+        if w.shape[1] != sizes[i]:
+            raise ValueError("layer %d takes %d inputs, the previous layer gives %d"
+                             % (i, w.shape[1], sizes[i]))
+    bs = [None if biases is None or biases[i] is None else
+          np.ascontiguousarray(biases[i], np.float32) for i in range(len(ws))]
+    for i, b in enumerate(bs):
+        if b is not None and b.shape != (sizes[i + 1],):
+            raise ValueError("bias %d must have %d entries" % (i, sizes[i + 1]))
+    acts = list(activations) if activations is not None else [None] * len(ws)
+    if len(acts) != len(ws) or any(a not in _ACTS for a in acts):
+        raise ValueError("activations: one of None, relu, tanh, sigmoid, softmax per layer")
+    d = ffi.new("relay_mlp_desc *")
+    c_sizes = ffi.new("uint32_t[]", sizes)
+    c_acts = ffi.new("relay_activation[]", [_ACTS[a] for a in acts])
+    c_w = ffi.new("float *[]", [ffi.cast("float *", ffi.from_buffer(w)) for w in ws])
+    c_b = ffi.new("float *[]", [ffi.NULL if b is None else ffi.cast("float *", ffi.from_buffer(b))
+                                for b in bs])
+    d.n_layers = len(ws)
+    d.sizes, d.activations, d.weights, d.biases = c_sizes, c_acts, c_w, c_b
+    out, ln = ffi.new("uint8_t **"), ffi.new("size_t *")
+    clear_detail()
+    check(lib.relay_mlp_to_onnx(d, out, ln), "mlp_to_onnx")
+    try:
+        return bytes(ffi.buffer(out[0], ln[0]))
+    finally:
+        lib.free(out[0])
+
+
 def as_model(model, env=None):
     """Return model as a relay.Model (bytes and paths are loaded, with env's spaces if given)."""
     return model if isinstance(model, Model) else Model(model, env=env)

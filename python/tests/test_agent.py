@@ -98,7 +98,7 @@ def test_episodes_trajectories_and_stats(agent, cartpole_model):
     for t in range(5):
         agent.request_action(ids, obs * t, rewards=np.full(4, 1.0) if t else None)
     agent.flag_last_action(ids, rewards=np.full(4, 2.0))
-    with pytest.raises(relay.Unsupported):
+    with pytest.raises(relay.StateError):  # no open episode any more
         agent.flag_last_action(ids, truncated=True)
     agent.flush()
     trajs = agent.drain_trajectories()
@@ -153,6 +153,19 @@ def test_model_and_load_policy(cartpole_model, tmp_path):
     np.testing.assert_array_equal(bundle_pol(obs), a)
     with pytest.raises(relay.ShapeError):
         m.forward(np.zeros(3))
+
+
+def test_mlp_to_onnx_matches_numpy():
+    rng = np.random.default_rng(3)
+    w1, b1 = rng.normal(size=(8, 4)), rng.normal(size=8)
+    w2, b2 = rng.normal(size=(2, 8)), rng.normal(size=2)
+    onnx = relay.mlp_to_onnx([w1, w2], [b1, b2], ["tanh", None])
+    m = relay.Model(onnx, env="CartPole-v1")
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    want = np.tanh(x @ w1.T + b1) @ w2.T + b2
+    np.testing.assert_allclose(m.forward(x), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        relay.mlp_to_onnx([w1, w1])
 
 
 def test_export_torch_mlp_optional():

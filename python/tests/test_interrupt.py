@@ -43,3 +43,14 @@ def test_ctrl_c_interrupts_train(tmp_path):
     assert os.path.getsize(tmp_path / "run" / "policy.onnx") > 0  # the run still wrote its files
     # and Python's SIGINT handling is intact afterwards
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_interrupts_python_env_training(tmp_path):
+    from test_train import NumpyCartPole
+    timer = _sigint_after(0.5)
+    with pytest.raises(KeyboardInterrupt):
+        relay.train(NumpyCartPole(8), zoo="CartPole-v1", n_envs=8, steps=10 ** 9, target=1e9,
+                    out=str(tmp_path / "py"))
+    timer.join()
+    assert os.path.getsize(tmp_path / "py" / "policy.onnx") > 0
+    assert os.path.getsize(tmp_path / "py" / "metrics.csv") > 0

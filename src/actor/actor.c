@@ -45,7 +45,8 @@ struct rly_actor {
     int64_t rejected_vf_version;
     float log_std[RELAY_ENV_MAX_DIM];
     relay_step_spec spec, spec_masked;
-    relay_traj *traj; /* request_action path */
+    relay_traj *traj;      /* request_action path */
+    bool traj_cut_pending; /* a model update arrived: cut traj at the next request or ending */
     int64_t episode;
     env_run run;
     bool running;
@@ -172,6 +173,7 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->slot.ops = &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
+    atomic_init(&a->stats.version, -1);
     a->rejected_version = a->rejected_vf_version = INT64_MIN;
     rly_rng_seed(&a->rng, cfg->seed);
     make_spec(d, false, &a->spec);
@@ -335,6 +337,8 @@ static void refresh(rly_actor *a)
         if (!fits(a, a->pi_ref.model, false))
             goto reject;
     }
+    if (a->version != atomic_load_explicit(&a->stats.version, memory_order_relaxed))
+        atomic_store_explicit(&a->stats.version, a->version, memory_order_relaxed);
     if (a->vf_h) {
         bool changed = false;
         if (!a->vf_ref.model)
@@ -447,12 +451,23 @@ rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *d, bool with
  * out/values are [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and
  * env_act (continuous), log-probabilities to logp.
  */
+/* stat_add adds v to a counter this thread alone writes (no locked instruction needed). */
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 /* forward_models runs the policy model (out) and the value model (values, 0 without one). */
 static relay_err forward_models(rly_actor *a, const float *obs, uint32_t n, float *out,
                                 float *values)
 {
     if (!a->pi_ref.model)
         return RELAY_ENOMODEL;
+    uint32_t b = n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(n - 1); /* ceil(log2 n) */
+    stat_add(&a->stats.batch_hist[b < RLY_ACTOR_BATCH_BUCKETS ? b : RLY_ACTOR_BATCH_BUCKETS - 1],
+             1);
+    stat_add(&a->stats.batch_rows, n);
     relay_err e = relay_model_forward_ws(a->pi_ref.model, a->ws, obs, (int)n, out);
     if (e)
         return e;
@@ -571,14 +586,23 @@ static void close_truncated(relay_traj *t, float bootstrap, bool cut)
     t->aux[(size_t)last * RLY_N_AUX + RLY_AUX_CUT] = cut ? 1.0f : 0.0f;
 }
 
+static void flush_run(rly_actor *a);
+
 /* flush_all emits every partial trajectory as a cut chunk (model update, removal, shutdown). */
 static void flush_all(rly_actor *a)
 {
+    a->traj_cut_pending = false;
     if (a->traj && a->traj->len) {
         close_truncated(a->traj, 0.0f, true);
         emit(a, a->traj);
         a->traj = NULL;
     }
+    flush_run(a);
+}
+
+/* flush_run emits the env-run trajectories as cut chunks bootstrapped with V(next obs). */
+static void flush_run(rly_actor *a)
+{
     env_run *r = &a->run;
     if (a->running && r->traj) {
         for (uint32_t i = 0; i < r->n; i++) {
@@ -619,6 +643,15 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
             /* The reward that came with this observation belongs to the previous action. */
             if (a->traj && a->traj->len)
                 a->traj->reward[a->traj->len - 1] += q->reward;
+            if (a->traj_cut_pending) {
+                /* rows of the previous model version end here, bootstrapped with V(this obs) */
+                a->traj_cut_pending = false;
+                if (a->traj && a->traj->len) {
+                    close_truncated(a->traj, value, true);
+                    emit(a, a->traj);
+                    a->traj = NULL;
+                }
+            }
             if (!a->traj)
                 a->traj = traj_start(a, q->has_mask, -1, a->episode);
             if (a->traj) {
@@ -757,11 +790,20 @@ static void handle_flag_last(rly_actor *a, rly_msg *m)
     float reward;
     int32_t bits = (int32_t)m->arg;
     memcpy(&reward, &bits, sizeof reward);
+    rly_episode_end *end = m->payload; /* optional: how the episode ended */
     relay_err e = RELAY_OK;
+    a->traj_cut_pending = false; /* the piece ends with its episode */
     if (a->traj && a->traj->len) {
         uint32_t last = a->traj->len - 1;
         a->traj->reward[last] += reward;
-        a->traj->terminated[last] = 1;
+        if (end && end->truncated) {
+            /* time limit: bootstrap with V(final observation), or V(last observation) */
+            float boot = end->has_obs ? value_of(a, end->obs)
+                                      : a->traj->aux[(size_t)last * RLY_N_AUX + RLY_AUX_VALUE];
+            close_truncated(a->traj, boot, false);
+        } else {
+            a->traj->terminated[last] = 1;
+        }
         emit(a, a->traj);
         a->traj = NULL;
         a->episode++;
@@ -780,8 +822,10 @@ static void handle_update(rly_actor *a, rly_msg *m)
     rly_model_update *u = m->payload;
     m->payload = NULL;
     relay_err e = RELAY_OK;
-    /* Data of the old version is closed first, so each trajectory has one policy version. */
-    flush_all(a);
+    /* Data of the old version is closed first, so each trajectory has one policy version. The
+       request path's piece is cut at its next request (when V(next obs) is known) or ending. */
+    a->traj_cut_pending = a->traj && a->traj->len;
+    flush_run(a);
     if (u) {
         if (u->n_log_std)
             for (uint32_t i = 0; i < u->n_log_std && i < RELAY_ENV_MAX_DIM; i++)
@@ -827,6 +871,10 @@ static void end_run(rly_actor *a, relay_err status)
     env_run *r = &a->run;
     if (!a->running)
         return;
+    if (status && status != RELAY_ESHUTDOWN && status != RELAY_ECANCELED) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&a->stats.run_error, &expected, (int)status);
+    }
     flush_all(a);
     rly_router_set_active(&a->slot, false);
     if (r->reply) {
@@ -903,6 +951,50 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
 }
 
 /* step_env runs one vector step of the actor's env; false when the run is over. */
+/*
+ * env_values_finite checks what the env just returned (rewards, next observations and, for
+ * finished episodes, final observations); a NaN or infinity ends the run with RELAY_EFORMAT and
+ * a log naming the environment, instead of training on it.
+ */
+static bool env_values_finite(rly_actor *a, const env_run *r)
+{
+    size_t od = a->desc.obs_dim;
+    for (uint32_t i = 0; i < r->n; i++) {
+        const char *what = NULL;
+        float bad = 0.0f;
+        uint32_t at = 0;
+        if (!isfinite(r->rewards[i])) {
+            what = "reward";
+            bad = r->rewards[i];
+        }
+        for (uint32_t k = 0; !what && k < od; k++)
+            if (!isfinite(r->next_obs[i * od + k])) {
+                what = "observation";
+                bad = r->next_obs[i * od + k];
+                at = k;
+            }
+        for (uint32_t k = 0; !what && (r->term[i] || r->trunc[i]) && k < od; k++)
+            if (!isfinite(r->final_obs[i * od + k])) {
+                what = "final observation";
+                bad = r->final_obs[i * od + k];
+                at = k;
+            }
+        if (what) {
+            const relay_env_def *def = relay_vecenv_def(r->venv);
+            char where[32] = "";
+            if (what[0] != 'r')
+                snprintf(where, sizeof where, " at element %u", at);
+            rly_error(MOD,
+                      "environment %s returned a non-finite %s (%g%s) in env copy %u after %llu "
+                      "steps; run_env stopped",
+                      def && def->name ? def->name : "?", what, (double)bad, where, i,
+                      (unsigned long long)r->steps_done);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool step_env(rly_actor *a)
 {
     env_run *r = &a->run;
@@ -910,6 +1002,9 @@ static bool step_env(rly_actor *a)
         return false;
     refresh(a);
     const rly_policy_desc *d = &a->desc;
+    /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
+    bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
+    int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
     relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
                                  r->env_act, r->logp);
     if (e) {
@@ -918,8 +1013,16 @@ static bool step_env(rly_actor *a)
         return false;
     }
     const void *env_actions = d->discrete ? (const void *)r->acts_i : (const void *)r->env_act;
+    if (timed)
+        t1 = rly_now_ns();
     relay_vecenv_step(r->venv, env_actions, r->next_obs, r->rewards, r->term, r->trunc,
                       r->final_obs);
+    if (timed)
+        t2 = rly_now_ns();
+    if (!env_values_finite(a, r)) {
+        end_run(a, RELAY_EFORMAT);
+        return false;
+    }
     int64_t now = rly_wall_ns();
     size_t od = d->obs_dim;
     for (uint32_t i = 0; i < r->n; i++) {
@@ -955,6 +1058,12 @@ static bool step_env(rly_actor *a)
     float *tmp = r->obs;
     r->obs = r->next_obs;
     r->next_obs = tmp;
+    if (timed) {
+        int64_t t3 = rly_now_ns();
+        stat_add(&a->stats.ns_infer, (uint64_t)(t1 - t0) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_env, (uint64_t)(t2 - t1) * RLY_ACTOR_TIME_SAMPLE);
+        stat_add(&a->stats.ns_record, (uint64_t)(t3 - t2) * RLY_ACTOR_TIME_SAMPLE);
+    }
     atomic_fetch_add_explicit(&a->stats.env_steps, r->n, memory_order_relaxed);
     r->steps_done++;
     if (r->steps_left != UINT64_MAX && --r->steps_left == 0) {

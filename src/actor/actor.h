@@ -9,7 +9,9 @@
  * Messages it handles (payloads below, ownership as in routing/message.h):
  *   RequestInference  payload rly_infer_req (owned); reply ptr = the same request, filled in,
  *                     with the message's payload_free as its destructor (NULL: caller-owned).
- *   FlagLastInference arg = final reward as float bits; closes the episode (terminated).
+ *   FlagLastInference arg = final reward as float bits; closes the episode: terminated, or with
+ *                     an rly_episode_end payload (owned) saying truncated, a time-limit end
+ *                     bootstrapped with V(final observation).
  *   ModelVersion      reply value = current version, -1 without a model.
  *   ModelUpdate       payload rly_model_update (owned); arg = version.
  *   ModelHandshake    reply value = current version, RELAY_ENOMODEL without a model.
@@ -122,6 +124,13 @@ size_t rly_infer_req_size(const rly_policy_desc *desc, bool with_mask);
    (16-byte aligned); send it with payload_free = NULL so nobody frees it. */
 rly_infer_req *rly_infer_req_init(void *mem, const rly_policy_desc *desc, bool with_mask);
 
+/* rly_episode_end is the optional FlagLastInference payload (relay_agent_end_episodes). */
+typedef struct rly_episode_end {
+    bool truncated; /* time limit (Gymnasium's truncated) rather than a terminal state */
+    bool has_obs;   /* obs holds the final observation [obs_dim] for V(final obs) */
+    float obs[];
+} rly_episode_end;
+
 /* rly_model_update is a ModelUpdate payload: new models (owned) or a refresh of shared handles. */
 typedef struct rly_model_update {
     relay_model *pi; /* NULL with shared handles (already published there) */
@@ -144,13 +153,29 @@ typedef struct rly_run_env {
                                    until a ModelUpdate arrives (synchronous on-policy training) */
 } rly_run_env;
 
-/* rly_actor_stats are racy counters, for progress reporting. */
+/* RLY_ACTOR_BATCH_BUCKETS: forward passes are counted by batch size <= 1, 2, 4, ..., 512, more. */
+#define RLY_ACTOR_BATCH_BUCKETS 11
+
+/* RLY_ACTOR_TIME_SAMPLE: one vector step in this many is timed; the times are scaled up by it. */
+#define RLY_ACTOR_TIME_SAMPLE 16
+
+/*
+ * rly_actor_stats are racy counters, for progress reporting and metrics. The router thread that
+ * runs the actor is the only writer; readers load them relaxed from any thread.
+ */
 typedef struct rly_actor_stats {
     _Atomic uint64_t env_steps;  /* env transitions (all envs) */
     _Atomic uint64_t inferences; /* RequestInference handled */
     _Atomic uint64_t batched;    /* of those, served by a forward pass shared with other actors */
     _Atomic uint64_t episodes;   /* finished episodes */
     _Atomic uint64_t trajectories;
+    _Atomic int run_error; /* first error that ended a run_env (0: none), e.g. RELAY_EFORMAT */
+    _Atomic uint64_t batch_hist[RLY_ACTOR_BATCH_BUCKETS]; /* forward passes by batch size */
+    _Atomic uint64_t batch_rows;                          /* rows of all forward passes */
+    _Atomic int64_t version;                              /* model version in use (-1: none) */
+    /* Estimated time of run_env vector steps (one in RLY_ACTOR_TIME_SAMPLE timed, scaled), ns:
+       policy forward + action selection, env stepping, trajectory recording (incl. hand-off). */
+    _Atomic uint64_t ns_infer, ns_env, ns_record;
 } rly_actor_stats;
 
 typedef struct rly_actor rly_actor;

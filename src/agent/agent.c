@@ -12,16 +12,65 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent/config.h"
 #include "coord/coordinator.h"
 #include "core/clock.h"
 #include "core/idmap.h"
 #include "core/log.h"
+#include "obs/obs.h"
 
 _Static_assert(RELAY_MAX_ROUTERS == RLY_MAX_ROUTERS, "one router limit");
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
+
+/*
+ * load_model_path loads "model_path": a bundle directory as saved, or a plain ONNX file (e.g. a
+ * policy.onnx written by `relay train`) whose spaces come from the configured env, since an ONNX
+ * file alone cannot say whether its outputs are discrete logits or continuous means.
+ */
+static relay_err load_model_path(const relay_config *cfg, relay_bundle **out)
+{
+    struct stat sb;
+    const relay_env_def *env = NULL;
+    relay_space *sp = NULL;
+    if (stat(cfg->model_path, &sb) != 0 || S_ISDIR(sb.st_mode) || !cfg->env[0] ||
+        relay_env_resolve(cfg->env, &env) != RELAY_OK || !(sp = calloc(2, sizeof *sp)))
+        return relay_bundle_load(cfg->model_path, out);
+    relay_model *m = NULL;
+    relay_err e = relay_model_load_onnx(cfg->model_path, &m);
+    if (e) {
+        free(sp);
+        return e;
+    }
+    env->spaces(&sp[0], &sp[1]);
+    float low[RELAY_ENV_MAX_DIM], high[RELAY_ENV_MAX_DIM];
+    relay_model_meta meta = {0};
+    meta.obs.dtype = RELAY_F32;
+    meta.obs.rank = 1;
+    meta.obs.shape[0] = sp[0].dim;
+    meta.act.discrete = sp[1].discrete;
+    if (sp[1].discrete) {
+        meta.act.n = sp[1].n;
+        meta.act.dtype = RELAY_I32;
+    } else {
+        meta.act.dtype = RELAY_F32;
+        meta.act.rank = 1;
+        meta.act.shape[0] = sp[1].dim;
+        meta.act.n_bounds = sp[1].dim;
+        memcpy(low, sp[1].low, sp[1].dim * sizeof(float));
+        memcpy(high, sp[1].high, sp[1].dim * sizeof(float));
+        meta.act.low = low;
+        meta.act.high = high;
+    }
+    free(sp);
+    size_t len;
+    const uint8_t *onnx = relay_model_onnx(m, &len);
+    e = relay_bundle_new(onnx, len, &meta, out);
+    relay_model_free(m);
+    return e;
+}
 
 relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
 {
@@ -44,8 +93,13 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
     rly_mutex_init(&a->lock);
     pthread_rwlock_init(&a->life, NULL);
     relay_log_set_level((relay_log_level)relay_log_level_parse(a->cfg.log_level));
+    e = rly_agent_obs_start(a);
+    if (e) {
+        relay_agent_free(a);
+        return e;
+    }
     if (a->cfg.model_path[0]) {
-        e = relay_bundle_load(a->cfg.model_path, &a->default_model);
+        e = load_model_path(&a->cfg, &a->default_model);
         if (e) {
             rly_error(MOD, "cannot load model_path %s: %s", a->cfg.model_path, relay_strerror(e));
             relay_agent_free(a);
@@ -137,9 +191,16 @@ static relay_err open_sink(relay_agent *a, relay_sink_kind kind)
 static void close_sinks(relay_agent *a)
 {
     for (size_t i = 0; i < a->n_sinks; i++) {
+        relay_sink_stats ss;
+        relay_sink_stats_get(a->sinks[i], &ss);
+        char path[RELAY_PATH_MAX + 64] = "";
+        relay_sink_path(a->sinks[i], path, sizeof path);
         relay_err e = relay_sink_close(a->sinks[i]);
+        /* Errors stay counted after the sink is gone, so a caller sees lost output. */
+        a->retired_sink_errors += ss.errors + (e ? 1 : 0);
         if (e)
-            rly_error(MOD, "closing a sink: %s", relay_strerror(e));
+            rly_error(MOD, "closing the sink %s: %s", path[0] ? path : "(memory)",
+                      relay_strerror(e));
     }
     a->n_sinks = 0;
     a->memory = NULL;
@@ -159,7 +220,11 @@ static relay_err start_runtime(relay_agent *a)
     if (!e && a->cfg.sink_binary)
         open_sink(a, RELAY_SINK_BINARY);
     if (!e)
-        e = rly_sinkworker_new(a->sinks, a->n_sinks, 256, a->consumer, a->consumer_ctx, &a->worker);
+        e = rly_sinkworker_new(a->sinks, a->n_sinks, 256,
+                               a->consumer                ? a->consumer
+                               : atomic_load(&a->learner) ? rly_agent_consume
+                                                          : NULL,
+                               a->consumer ? a->consumer_ctx : a, &a->worker);
     if (!e) {
         rly_coord_config cc;
         rly_coord_config_default(&cc);
@@ -180,6 +245,8 @@ static relay_err start_runtime(relay_agent *a)
         cc.hook_ctx = a;
         e = rly_coord_new(&cc, &a->coord);
     }
+    if (!e)
+        a->started_ns = rly_now_ns();
     /* Actors that survived a restart go back on routers. */
     size_t pos = 0;
     rly_idmap_slot *it;
@@ -192,6 +259,7 @@ static relay_err start_runtime(relay_agent *a)
 static relay_err stop_runtime(relay_agent *a)
 {
     relay_err e = RELAY_OK;
+    rly_agent_times_retire(a);
     if (a->coord) {
         e = rly_coord_shutdown(a->coord);
         rly_coord_free(a->coord); /* joins routers; retires (drains) their buffers */
@@ -274,7 +342,10 @@ void relay_agent_free(relay_agent *a)
 {
     if (!a)
         return;
+    rly_obs_server_free(a->obs); /* no scrape may run while the agent goes away */
+    a->obs = NULL;
     relay_agent_shutdown(a);
+    rly_agent_learner_free(a); /* after the last trajectories, before the model handles */
     size_t pos = 0;
     rly_idmap_slot *it;
     while ((it = rly_idmap_next(&a->actors, &pos))) {

@@ -41,11 +41,40 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
 relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
                                 const relay_model *pi, const relay_model *vf, const char *what);
 
+/* rly_agent_run_error returns the first error that ended any actor's run_env (RELAY_OK: none). */
+relay_err rly_agent_run_error(relay_agent *a);
+
 /*
  * rly_agent_run_env_quota starts actor id stepping env with n_envs copies until shutdown,
  * pausing after steps_per_version vector steps of each policy version until the next update.
  */
 relay_err rly_agent_run_env_quota(relay_agent *a, relay_id id, const relay_env_def *env,
                                   uint32_t n_envs, uint64_t seed, uint32_t steps_per_version);
+
+/* rly_agent_times are cumulative thread-seconds by phase (see docs/OBSERVABILITY.md). */
+typedef struct rly_agent_times {
+    double env_s, infer_s, record_s;  /* run_env vector steps, sampled 1 in RLY_ACTOR_TIME_SAMPLE */
+    double sink_write_s;              /* sink worker writing to sinks */
+    double sink_consume_s;            /* sink worker handing trajectories to the consumer */
+    double router_s;                  /* router thread-seconds available (routers x running time) */
+    int64_t version_min, version_max; /* model versions actors use now (-1: none) */
+} rly_agent_times;
+
+/* rly_agent_times_get fills out (any thread). */
+void rly_agent_times_get(relay_agent *a, rly_agent_times *out);
+
+struct rly_obs_server;
+struct rly_obs_out;
+
+/* rly_agent_obs returns the agent's metrics server (config `metrics_addr`), or NULL when off. */
+struct rly_obs_server *rly_agent_obs(relay_agent *a);
+
+/*
+ * rly_agent_collect is the agent's rly_obs_collect_fn (ctx = the agent): actors, env steps,
+ * inference batch sizes, dispatcher and per-router counters, sinks, buffers, time by phase. Add
+ * it to a server you own with rly_obs_server_add_collector(srv, rly_agent_collect, agent) and
+ * remove it before relay_agent_free.
+ */
+void rly_agent_collect(void *agent, struct rly_obs_out *o);
 
 #endif

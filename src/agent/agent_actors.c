@@ -236,11 +236,7 @@ relay_err relay_agent_remove_actor(relay_agent *a, relay_id id)
     rly_mutex_lock(&a->lock);
     aa->busy = false;
     if (!e) {
-        rly_actor_stats *s = rly_actor_stats_of(aa->actor);
-        a->retired_trajs += atomic_load(&s->trajectories);
-        a->retired_episodes += atomic_load(&s->episodes);
-        a->retired_steps += atomic_load(&s->env_steps);
-        a->retired_inferences += atomic_load(&s->inferences);
+        rly_agent_retire_stats(a, rly_actor_stats_of(aa->actor));
         rly_idmap_del(&a->actors, id);
         rly_actor_free(aa->actor);
         free(aa);
@@ -369,6 +365,20 @@ relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
         return RELAY_EINVAL;
     rly_mutex_lock(&a->lock);
     relay_err e = rly_agent_check_model_locked(a, ids, n, pi, vf, what);
+    rly_mutex_unlock(&a->lock);
+    return e;
+}
+
+relay_err rly_agent_run_error(relay_agent *a)
+{
+    if (!a)
+        return RELAY_EINVAL;
+    relay_err e = RELAY_OK;
+    rly_mutex_lock(&a->lock);
+    size_t pos = 0;
+    rly_idmap_slot *it;
+    while (!e && (it = rly_idmap_next(&a->actors, &pos)) != NULL)
+        e = (relay_err)atomic_load(&rly_actor_stats_of(((agent_actor *)it->val)->actor)->run_error);
     rly_mutex_unlock(&a->lock);
     return e;
 }

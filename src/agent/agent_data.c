@@ -165,7 +165,7 @@ void relay_agent_get_stats(relay_agent *a, relay_agent_stats *out)
         out->trajectories += atomic_load_explicit(&s->trajectories, memory_order_relaxed);
     }
     out->sinks_open = (uint32_t)a->n_sinks;
-    out->sink_errors = a->sink_open_failures;
+    out->sink_errors = a->sink_open_failures + a->retired_sink_errors;
     for (size_t i = 0; i < a->n_sinks; i++) {
         relay_sink_stats ss;
         relay_sink_stats_get(a->sinks[i], &ss);

@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,17 +46,25 @@ struct relay_agent {
     size_t n_sinks;
     relay_sink *memory;
     uint64_t sink_open_failures;
-    rly_idmap actors;          /* id -> agent_actor* */
-    uint64_t actor_count;      /* actors ever created, for seeds */
-    uint64_t retired_trajs;    /* trajectories emitted by actors since removed */
-    uint64_t retired_episodes; /* and their episodes, steps and inferences */
+    uint64_t retired_sink_errors; /* write and close errors of sinks already closed */
+    rly_idmap actors;             /* id -> agent_actor* */
+    uint64_t actor_count;         /* actors ever created, for seeds */
+    uint64_t retired_trajs;       /* trajectories emitted by actors since removed */
+    uint64_t retired_episodes;    /* and their episodes, steps and inferences */
     uint64_t retired_steps, retired_inferences;
     relay_model_handle *shared_pi, *shared_vf;
     int64_t shared_version;
     relay_bundle *default_model;
     rly_sink_consumer consumer;
     void *consumer_ctx;
+    _Atomic(struct relay_learner *) learner; /* relay_agent_attach_learner (agent_learner.c) */
     relay_err shutdown_err;
+    /* metrics (agent_metrics.c): the server for `metrics_addr` (NULL when off), counters of
+       actors since removed, and time totals of runtimes already stopped */
+    struct rly_obs_server *obs;
+    uint64_t retired_batch[RLY_ACTOR_BATCH_BUCKETS], retired_rows, retired_ns[3];
+    int64_t started_ns;
+    double router_s_done, sink_write_done, sink_consume_done;
 };
 
 /* rly_agent_running_locked checks the agent can take actor calls; lock held. */
@@ -66,6 +75,21 @@ relay_err rly_agent_enter(relay_agent *a);
 
 /* rly_agent_leave releases what rly_agent_enter pinned. */
 void rly_agent_leave(relay_agent *a);
+/* rly_agent_consume hands a drained trajectory to the attached learner, if any (ctx = agent). */
+void rly_agent_consume(void *ctx, relay_traj *t);
+
+/* rly_agent_learner_free stops and frees the attached learner, if any. */
+void rly_agent_learner_free(relay_agent *a);
+
+/* rly_agent_retire_stats adds a removed actor's counters to the agent's totals; lock held. */
+void rly_agent_retire_stats(relay_agent *a, rly_actor_stats *s);
+
+/* rly_agent_times_retire folds the running runtime's time totals into the agent's; lock held. */
+void rly_agent_times_retire(relay_agent *a);
+
+/* rly_agent_obs_start starts the server for cfg.metrics_addr (no-op when it is empty). */
+relay_err rly_agent_obs_start(relay_agent *a);
+
 /* rly_agent_check_model_locked is rly_agent_check_model with a->lock held. */
 relay_err rly_agent_check_model_locked(relay_agent *a, const relay_id *ids, size_t n,
                                        const relay_model *pi, const relay_model *vf,

@@ -400,6 +400,42 @@ relay_err relay_agent_flag_last_action(relay_agent *a, const relay_id *ids, size
                      (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
 }
 
+typedef struct end_ctx {
+    const float *rewards;
+    const bool *truncated;
+    const float *final_obs; /* [n x obs_dim] */
+} end_ctx;
+
+static relay_err make_end(relay_agent *a, size_t i, rly_msg *m, void *ctx)
+{
+    end_ctx *c = ctx;
+    relay_err e = make_flag(a, i, m, (void *)c->rewards);
+    if (e || !c->truncated || !c->truncated[i])
+        return e;
+    uint32_t d = c->final_obs ? relay_agent_obs_dim(a, m->actor) : 0;
+    rly_episode_end *end = malloc(sizeof *end + (size_t)d * sizeof(float));
+    if (!end)
+        return RELAY_ENOMEM;
+    end->truncated = true;
+    end->has_obs = d > 0;
+    if (d) /* final_obs is [n x obs_dim]: the actors of one call share their observation width */
+        memcpy(end->obs, c->final_obs + i * (size_t)d, (size_t)d * sizeof(float));
+    m->payload = end;
+    m->payload_free = free;
+    return RELAY_OK;
+}
+
+relay_err relay_agent_end_episodes(relay_agent *a, const relay_id *ids, size_t n,
+                                   const float *rewards, const bool *truncated,
+                                   const float *final_obs)
+{
+    if (!a || (n && !ids))
+        return RELAY_EINVAL;
+    end_ctx c = {rewards, truncated, final_obs};
+    return broadcast(a, ids, n, NULL, make_end, &c,
+                     (int64_t)a->cfg.request_timeout_ms * RLY_NS_PER_MS);
+}
+
 static relay_err make_version(relay_agent *a, size_t i, rly_msg *m, void *ctx)
 {
     *m = rly_msg_data(m->actor, RLY_MODEL_VERSION, 0, NULL, NULL, NULL);

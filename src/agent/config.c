@@ -5,6 +5,7 @@
 #include "agent/config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/log.h"
+#include "obs/obs.h"
 
 #define MOD "config"
 
@@ -59,6 +61,7 @@ static const rly_cfg_key agent_keys[] = {
     {"timeouts.shutdown_ms", RLY_CFG_U32, OFF(shutdown_timeout_ms), SZ(shutdown_timeout_ms), 1,
      86400000, NULL},
     {"log_level", RLY_CFG_STR_ENUM, OFF(log_level), SZ(log_level), 0, 0, log_names},
+    {"metrics_addr", RLY_CFG_STR, OFF(metrics_addr), SZ(metrics_addr), 0, 0, NULL},
     {"dispatcher.ttl_ms.RequestInference", RLY_CFG_U32, OFF(ttl_ms[0]), sizeof(uint32_t), 1,
      86400000, NULL},
     {"dispatcher.ttl_ms.ModelVersion", RLY_CFG_U32, OFF(ttl_ms[1]), sizeof(uint32_t), 1, 86400000,
@@ -134,12 +137,40 @@ static relay_err set_value(void *base, const rly_cfg_key *k, const cJSON *v)
     char *field = (char *)base + k->offset;
     char why[160];
     switch (k->type) {
-    case RLY_CFG_U32:
-    case RLY_CFG_U64: {
+    case RLY_CFG_U64:
+        if (cJSON_IsString(v)) {
+            /* 64-bit values above 2^53 do not survive a JSON number: they travel as strings. */
+            const char *t = v->valuestring;
+            size_t len = strlen(t);
+            bool digits = len > 0 && len <= 20;
+            for (size_t i = 0; i < len && digits; i++)
+                digits = t[i] >= '0' && t[i] <= '9';
+            errno = 0;
+            unsigned long long u = digits ? strtoull(t, NULL, 10) : 0;
+            if (!digits || errno == ERANGE || u < k->min || u > k->max) {
+                snprintf(why, sizeof why,
+                         "expected an integer in [%llu, %llu] (a number, or decimal digits in a "
+                         "string), got \"%.40s\"",
+                         (unsigned long long)k->min, (unsigned long long)k->max, t);
+                return bad(k->name, why);
+            }
+            *(uint64_t *)field = u;
+            return RELAY_OK;
+        }
+        if (cJSON_IsNumber(v) && fabs(v->valuedouble) >= RLY_CFG_EXACT_MAX + 1.0) {
+            snprintf(why, sizeof why,
+                     "%.17g is above 2^53 - 1 = 9007199254740991, where JSON numbers lose "
+                     "precision; write it as a string of decimal digits",
+                     v->valuedouble);
+            return bad(k->name, why);
+        }
+        /* fall through */
+    case RLY_CFG_U32: {
         if (!cJSON_IsNumber(v))
             return bad(k->name, "expected a number");
         double d = v->valuedouble;
-        if (d != (double)(uint64_t)d || d < (double)k->min || d > (double)k->max) {
+        if (d < 0 || d >= RLY_CFG_EXACT_MAX + 1.0 || d != (double)(uint64_t)d ||
+            d < (double)k->min || d > (double)k->max) {
             snprintf(why, sizeof why, "expected an integer in [%llu, %llu], got %g",
                      (unsigned long long)k->min, (unsigned long long)k->max, d);
             return bad(k->name, why);
@@ -234,10 +265,12 @@ relay_err rly_cfg_parse(void *base, const rly_cfg_key *keys, size_t n, const cha
 {
     if (!base || !json)
         return RELAY_EINVAL;
-    cJSON *root = cJSON_Parse(json);
+    /* The whole text must be one JSON value: trailing garbage is an error, not ignored. */
+    cJSON *root = cJSON_ParseWithOpts(json, NULL, true);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        rly_error(MOD, "malformed JSON near: %.40s", at ? at : "?");
+        size_t off = at && at >= json ? (size_t)(at - json) : 0;
+        rly_error(MOD, "malformed JSON at byte %zu near: %.40s", off, at ? at : "?");
         return RELAY_EFORMAT;
     }
     relay_err e = RELAY_OK;
@@ -315,6 +348,20 @@ static cJSON *ensure_parent(cJSON *root, const char *name, const char **leaf)
     return cur;
 }
 
+/* short_float returns the shortest decimal that reads back as f exactly (3e-4, not 0.000300000014),
+   so config.json stays readable and still round-trips bit for bit. */
+static double short_float(float f)
+{
+    char buf[32];
+    for (int prec = 6; isfinite(f) && prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f)
+            return d;
+    }
+    return (double)f;
+}
+
 relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, cJSON *root)
 {
     for (size_t i = 0; i < n; i++) {
@@ -328,11 +375,19 @@ relay_err rly_cfg_to_json(const void *base, const rly_cfg_key *keys, size_t n, c
         case RLY_CFG_U32:
             cJSON_AddNumberToObject(parent, leaf, *(const uint32_t *)field);
             break;
-        case RLY_CFG_U64:
-            cJSON_AddNumberToObject(parent, leaf, (double)*(const uint64_t *)field);
+        case RLY_CFG_U64: {
+            uint64_t u = *(const uint64_t *)field;
+            char text[24];
+            snprintf(text, sizeof text, "%llu", (unsigned long long)u);
+            /* Raw digits: cJSON would print a double with 15 significant digits. */
+            if (u <= RLY_CFG_EXACT_MAX)
+                cJSON_AddRawToObject(parent, leaf, text);
+            else
+                cJSON_AddStringToObject(parent, leaf, text);
             break;
+        }
         case RLY_CFG_F32:
-            cJSON_AddNumberToObject(parent, leaf, *(const float *)field);
+            cJSON_AddNumberToObject(parent, leaf, short_float(*(const float *)field));
             break;
         case RLY_CFG_BOOL:
             cJSON_AddBoolToObject(parent, leaf, *(const bool *)field);
@@ -406,6 +461,12 @@ relay_err rly_config_validate(const relay_config *c)
         return bad("dispatcher.retry_initial_ms", "must not exceed dispatcher.retry_max_ms");
     if ((c->sink_arrow || c->sink_csv || c->sink_binary) && c->sink_dir[0] == '\0')
         return bad("sinks.dir", "a directory is required when a file sink is enabled");
+    if (c->metrics_addr[0]) {
+        char host[256], err[320];
+        uint16_t port;
+        if (rly_obs_parse_addr(c->metrics_addr, host, sizeof host, &port, err, sizeof err))
+            return bad("metrics_addr", err);
+    }
     if (relay_log_level_parse(c->log_level) < 0)
         return bad("log_level", "expected debug, info, warn, error or off");
     return RELAY_OK;

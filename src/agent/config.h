@@ -13,9 +13,13 @@
 
 struct cJSON;
 
+/* RLY_CFG_EXACT_MAX (2^53 - 1) is the largest integer written as a JSON number; larger U64
+   values are written and accepted as strings of decimal digits, so they round-trip exactly. */
+#define RLY_CFG_EXACT_MAX 9007199254740991ull
+
 typedef enum rly_cfg_type {
     RLY_CFG_U32,
-    RLY_CFG_U64,
+    RLY_CFG_U64, /* a JSON number up to RLY_CFG_EXACT_MAX, or a string of decimal digits */
     RLY_CFG_F32,
     RLY_CFG_BOOL,
     RLY_CFG_STR,       /* char[size] */

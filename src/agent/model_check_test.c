@@ -215,6 +215,49 @@ static void test_model_path_and_new_actor(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A plain ONNX file (like the policy.onnx `relay train` writes) is a valid model_path for its env:
+   the env gives the action space the file cannot state. */
+static void test_model_path_plain_onnx(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/relay_policyonnx_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    uint32_t sizes[2] = {4, 2};
+    float w[8] = {0}, b[2] = {0, 30.0f};
+    const float *ws[1] = {w};
+    const float *bs[1] = {b};
+    relay_activation act[1] = {RELAY_ACT_NONE};
+    relay_mlp_desc d = {
+        .n_layers = 1, .sizes = sizes, .activations = act, .weights = ws, .biases = bs};
+    uint8_t *onnx = NULL;
+    size_t len = 0;
+    assert_ok(relay_mlp_to_onnx(&d, &onnx, &len));
+    assert_int_equal(write(fd, onnx, len), (ssize_t)len);
+    close(fd);
+    free(onnx);
+    for (int shared = 0; shared < 2; shared++) {
+        relay_config cfg;
+        relay_config_default(&cfg);
+        cfg.shared_model = shared;
+        snprintf(cfg.env, sizeof cfg.env, "CartPole-v1");
+        snprintf(cfg.model_path, sizeof cfg.model_path, "%s", path);
+        relay_agent *a = NULL;
+        assert_ok(relay_agent_new(&cfg, &a));
+        assert_ok(relay_agent_start(a));
+        relay_id id;
+        assert_ok(relay_agent_new_actor(a, NULL, &id));
+        float obs[4] = {0}, action = -1;
+        assert_ok(relay_agent_request_action(a, &id, 1, obs, NULL, NULL, &action, NULL));
+        assert_float_equal(action, 1.0f, 0);
+        relay_agent_free(a);
+        /* The same file for an env with other spaces is refused at relay_agent_new. */
+        snprintf(cfg.env, sizeof cfg.env, "Acrobot-v1");
+        assert_err(relay_agent_new(&cfg, &a), RELAY_ESHAPE);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     relay_log_set_level(RELAY_LOG_OFF);
@@ -224,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_publish_and_check),
         cmocka_unit_test(test_actor_refuses_unchecked_shared_model),
         cmocka_unit_test(test_model_path_and_new_actor),
+        cmocka_unit_test(test_model_path_plain_onnx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

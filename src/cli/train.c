@@ -14,6 +14,8 @@
 
 #include "cli/args.h"
 #include "cli/train_run.h"
+#include "core/clock.h"
+#include "obs/obs.h"
 
 static void usage(FILE *f)
 {
@@ -23,8 +25,10 @@ static void usage(FILE *f)
         "                   [--envs-per-actor K] [--routers R] [--steps S] [--seed X]\n"
         "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
         "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
+        "                   [--verbose] [--metrics-addr HOST:PORT]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
+    rly_hparams_usage(f);
 }
 
 static volatile sig_atomic_t interrupted;
@@ -33,6 +37,23 @@ static void on_signal(int sig)
 {
     (void)sig;
     interrupted = 1;
+}
+
+/*
+ * install_signals runs before anything else of `relay train`: the first SIGINT/SIGTERM asks for a
+ * graceful stop (files completed), a second one ends the process (SA_RESETHAND); SIGPIPE is
+ * ignored so a closed stdout (`relay train | head`) cannot kill the run halfway through its files.
+ */
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 /* keep_going is the run's poll: it stops the run on SIGINT or SIGTERM. */
@@ -45,6 +66,8 @@ static bool keep_going(const relay_train_result *now, void *user)
 
 int rly_cli_train(int argc, char **argv)
 {
+    install_signals();
+    const int64_t t0 = rly_now_ns(); /* --max-seconds counts from here */
     rly_train_config fc;
     rly_train_config_default(&fc);
     rly_train_opts *o = &fc.train;
@@ -74,6 +97,8 @@ int rly_cli_train(int argc, char **argv)
         }
     }
     static const char *const algos[] = {"ppo", "reinforce", NULL};
+    rly_hparams cli_hp; /* hyperparameter flags, applied to the section of the final --algo */
+    memset(&cli_hp, 0, sizeof cli_hp);
     static const char *const sinks[] = {"none", "arrow", "csv", "binary", NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -84,6 +109,10 @@ int rly_cli_train(int argc, char **argv)
         }
         if (strcmp(a, "--quiet") == 0) {
             quiet = true;
+            continue;
+        }
+        if (strcmp(a, "--verbose") == 0) {
+            o->verbose = true;
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
@@ -130,10 +159,16 @@ int rly_cli_train(int argc, char **argv)
         } else if (OPT("--seed")) {
             if (r > 0 && !rly_arg_u64(&p, "--seed", v, 0, UINT64_MAX, &o->seed))
                 return 2;
+        } else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay train", fc.agent.metrics_addr,
+                                                sizeof fc.agent.metrics_addr) != RELAY_OK)
+                return 2;
         } else if (OPT("--max-seconds")) {
             if (r > 0 &&
                 !rly_arg_u32(&p, "--max-seconds", v, 0, RLY_TRAIN_MAX_SECONDS, &o->max_seconds))
                 return 2;
+        } else if ((r = rly_hparams_flag(&cli_hp, &p, argc, argv, &i)) != 0) {
+            /* parsed into cli_hp (r > 0) or reported (r < 0) */
         } else {
             return rly_arg_unknown(&p, a);
         }
@@ -149,13 +184,13 @@ int rly_cli_train(int argc, char **argv)
                             (unsigned long long)o->actors * o->envs_per_actor,
                             RLY_TRAIN_MAX_STREAMS);
 
+    rly_hparams_merge(strcmp(o->algo, "reinforce") == 0 ? &fc.reinforce : &fc.ppo, &cli_hp);
     const relay_env_def *env = NULL;
     if (relay_env_resolve(o->env, &env) != RELAY_OK) {
         fprintf(stderr, "relay train: unknown environment \"%s\"\n", o->env);
         return 2;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    o->t0_ns = t0;
     relay_train_result res;
     relay_err e = rly_train_run(&fc, quiet ? NULL : stderr, keep_going, NULL, &res);
     if (e == RELAY_EUNSUPPORTED) {
@@ -163,14 +198,24 @@ int rly_cli_train(int argc, char **argv)
         return 2;
     }
     if (e && res.stop_reason[0] == '\0') {
+        /* Refused before training (the log line above says why): 2 for what the user can fix
+           in the arguments (an --out that holds a run or is a file, sizes), 1 otherwise. */
         fprintf(stderr, "relay train: cannot run: %s\n", relay_strerror(e));
-        return 1;
+        return e == RELAY_EEXIST || e == RELAY_ETOOBIG || e == RELAY_ECONFIG ? 2 : 1;
     }
     printf("%s: %s after %llu steps, %u updates, %.2f s (%.0f steps/s); mean return (last 100) "
            "%.1f over %llu episodes; policy version %lld; files in %s\n",
            o->env, res.stop_reason, (unsigned long long)res.steps, res.updates, res.seconds,
            res.steps_per_second, res.mean_return_100, (unsigned long long)res.episodes,
            (long long)res.version, res.out_dir);
+    fflush(stdout); /* a closed stdout (EPIPE) is not an error of the run: files are complete */
+    if (e == RELAY_EIO) {
+        fprintf(stderr,
+                "relay train: some output files of %s could not be written (see the "
+                "errors above)\n",
+                res.out_dir);
+        return 1;
+    }
     /* 0: target reached (or interrupted by the user); 3: budget or time limit spent first. */
     return e ? 1 : (res.target_reached || interrupted) ? 0 : 3;
 }

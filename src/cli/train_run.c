@@ -7,6 +7,7 @@
  * policy.onnx (and trajectories when a sink is on) into the run directory.
  */
 #include "cli/train_run.h"
+#include "cli/train_obs.h"
 
 #include <errno.h>
 #include <math.h>
@@ -68,13 +69,15 @@ rly_cfg_key *rly_train_keys(size_t *n)
 {
     size_t na;
     const rly_cfg_key *ak = rly_agent_config_keys(&na);
-    size_t nt = sizeof train_keys / sizeof train_keys[0];
-    rly_cfg_key *keys = malloc((na + nt) * sizeof *keys);
+    size_t nt = sizeof train_keys / sizeof train_keys[0], nh = rly_hparams_n_keys();
+    rly_cfg_key *keys = malloc((na + nt + 2 * nh) * sizeof *keys);
     if (!keys)
         return NULL;
     memcpy(keys, ak, na * sizeof *keys); /* relay_config is the first member: offsets hold */
     memcpy(keys + na, train_keys, nt * sizeof *keys);
-    *n = na + nt;
+    rly_hparams_cfg_keys("ppo", offsetof(rly_train_config, ppo), keys + na + nt);
+    rly_hparams_cfg_keys("reinforce", offsetof(rly_train_config, reinforce), keys + na + nt + nh);
+    *n = na + nt + 2 * nh;
     return keys;
 }
 
@@ -89,6 +92,26 @@ relay_err rly_train_config_parse(rly_train_config *c, const char *json)
     if (!e)
         e = rly_config_validate(&tmp.agent);
     free(keys);
+    if (!e) {
+        /* One seed drives the run: the top-level "seed" and "train.seed" are the same value
+           (config.json holds both); either alone sets it, both must agree. */
+        cJSON *root = cJSON_Parse(json);
+        const cJSON *train = root ? cJSON_GetObjectItemCaseSensitive(root, "train") : NULL;
+        bool top = root && cJSON_GetObjectItemCaseSensitive(root, "seed");
+        bool sub = train && cJSON_GetObjectItemCaseSensitive(train, "seed");
+        if (top && sub && tmp.agent.seed != tmp.train.seed) {
+            rly_error(MOD,
+                      "\"seed\" (%llu) and \"train.seed\" (%llu) disagree; relay train uses one "
+                      "seed: give one of them or the same value",
+                      (unsigned long long)tmp.agent.seed, (unsigned long long)tmp.train.seed);
+            e = RELAY_ECONFIG;
+        } else if (top && !sub) {
+            tmp.train.seed = tmp.agent.seed;
+        }
+        cJSON_Delete(root);
+        rly_hparams_mark_json(&tmp.ppo, json, "ppo");
+        rly_hparams_mark_json(&tmp.reinforce, json, "reinforce");
+    }
     if (!e)
         *c = tmp;
     return e;
@@ -114,12 +137,16 @@ typedef struct run {
     relay_agent *agent;
     rly_learner *learner;
     rly_metrics_csv *metrics;
+    relay_err metrics_err; /* first write error of metrics.csv (learner thread) */
+    const char *out;       /* run directory */
     rly_progress progress;
     bool show_progress;
     uint64_t total_steps;
     rly_mutex lock; /* curve points and the progress line */
     double *curve_steps, *curve_returns;
     size_t n_curve, cap_curve;
+    rly_train_obs obs; /* metrics, dashboard curve, time breakdown (train_obs.c) */
+    bool verbose;
 } run;
 
 static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
@@ -152,8 +179,8 @@ static void on_update(void *ctx, const rly_learner_stats *st)
     run *r = ctx;
     rly_metrics_row row;
     rly_metrics_row_from_stats(&row, st);
-    if (r->metrics)
-        rly_metrics_csv_write(r->metrics, &row);
+    if (r->metrics && !r->metrics_err && (r->metrics_err = rly_metrics_csv_write(r->metrics, &row)))
+        rly_error(MOD, "cannot write %s/metrics.csv: %s", r->out, relay_strerror(r->metrics_err));
     rly_mutex_lock(&r->lock);
     if (st->episodes) {
         if (r->n_curve == r->cap_curve) {
@@ -173,10 +200,17 @@ static void on_update(void *ctx, const rly_learner_stats *st)
             r->n_curve++;
         }
     }
+    rly_train_obs_update(&r->obs, st);
     if (r->show_progress) {
         rly_progress_info pi;
         progress_info(st, r->total_steps, &pi);
-        rly_progress_update(&r->progress, &pi, false);
+        if (rly_progress_update(&r->progress, &pi, false) && r->verbose) {
+            rly_time_breakdown tb;
+            char line[256];
+            rly_time_breakdown_get(r->agent, st, &tb);
+            rly_time_breakdown_format(&tb, line, sizeof line);
+            fprintf(r->progress.out, "%s%s\n", r->progress.tty ? "\n" : "", line);
+        }
     }
     rly_mutex_unlock(&r->lock);
 }
@@ -196,24 +230,114 @@ static int mkdirs(const char *path)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/*
+ * write_file writes path through a temporary file renamed into place, so the file is either
+ * complete or absent (a full disk or a signal never leaves a cut file); errors name the file.
+ */
 static relay_err write_file(const char *path, const void *data, size_t len)
 {
-    FILE *f = fopen(path, "wb");
+    char tmp[RELAY_PATH_MAX + 80];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
     if (!f) {
         rly_error(MOD, "cannot write %s: %s", path, strerror(errno));
         return RELAY_EIO;
     }
     bool ok = fwrite(data, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+    int err = errno;
     ok = fclose(f) == 0 && ok;
-    return ok ? RELAY_OK : RELAY_EIO;
+    if (ok && rename(tmp, path) != 0) {
+        err = errno;
+        ok = false;
+    }
+    if (!ok) {
+        rly_error(MOD, "cannot write %s: %s", path, strerror(err ? err : EIO));
+        unlink(tmp);
+        return RELAY_EIO;
+    }
+    return RELAY_OK;
 }
 
+/*
+ * prepare_run_dir makes sure the run directory can take this run before training starts: it is a
+ * directory (created if missing), writable, and holds no earlier run (config.json), so a second
+ * run never mixes its files with the first one's.
+ */
+static relay_err prepare_run_dir(const char *dir)
+{
+    struct stat sb;
+    char probe[RELAY_PATH_MAX + 64];
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        rly_error(MOD, "run directory %s exists and is not a directory", dir);
+        return RELAY_EEXIST;
+    }
+    snprintf(probe, sizeof probe, "%s/config.json", dir);
+    if (stat(probe, &sb) == 0) {
+        rly_error(MOD,
+                  "run directory %s already holds a run (%s); choose another --out or remove it",
+                  dir, probe);
+        return RELAY_EEXIST;
+    }
+    if (mkdirs(dir) != 0) {
+        rly_error(MOD, "cannot create run directory %s: %s", dir, strerror(errno));
+        return RELAY_EIO;
+    }
+    snprintf(probe, sizeof probe, "%s/.relay-write-check", dir);
+    FILE *f = fopen(probe, "wb");
+    if (!f) {
+        rly_error(MOD, "cannot write in run directory %s: %s", dir, strerror(errno));
+        return RELAY_EIO;
+    }
+    fclose(f);
+    unlink(probe);
+    snprintf(probe, sizeof probe, "%s/trajectories", dir);
+    if (stat(probe, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        rly_error(MOD, "%s exists and is not a directory (trajectory files go there)", probe);
+        return RELAY_EEXIST;
+    }
+    return RELAY_OK;
+}
+
+/* fresh_name appends -2, -3, ... to a default run directory name that is already taken. */
+static void fresh_name(char *out, size_t cap)
+{
+    struct stat sb;
+    if (stat(out, &sb) != 0)
+        return;
+    char base[RELAY_PATH_MAX];
+    snprintf(base, sizeof base, "%s", out);
+    for (int k = 2; k < 10000; k++) {
+        snprintf(out, cap, "%.*s-%d", RELAY_PATH_MAX - 16, base, k);
+        if (stat(out, &sb) != 0)
+            return;
+    }
+}
+
+/*
+ * write_effective_config writes every setting of the run, so `relay train --config RUN/config.json`
+ * repeats it exactly (64-bit seeds above 2^53 as strings); "out" is left empty so the repeat gets
+ * a fresh run directory instead of being refused by this one.
+ */
 static relay_err write_effective_config(const char *path, const rly_train_config *fc)
 {
     size_t n;
     rly_cfg_key *keys = rly_train_keys(&n);
     cJSON *root = cJSON_CreateObject();
-    relay_err e = keys && root ? rly_cfg_to_json(fc, keys, n, root) : RELAY_ENOMEM;
+    rly_train_config *copy = malloc(sizeof *copy);
+    if (copy) {
+        *copy = *fc;
+        copy->train.out[0] = '\0';
+    }
+    /* only the section of the algorithm that ran (the other one holds no effective values) */
+    const char *skip = strcmp(fc->train.algo, "reinforce") == 0 ? "ppo." : "reinforce.";
+    size_t kept = 0;
+    for (size_t i = 0; keys && i < n; i++)
+        if (strncmp(keys[i].name, skip, strlen(skip)) != 0)
+            keys[kept++] = keys[i];
+    n = kept;
+    relay_err e = keys && root && copy ? rly_cfg_to_json(copy, keys, n, root) : RELAY_ENOMEM;
+    free(copy);
     char *text = e ? NULL : cJSON_Print(root);
     if (!e && !text)
         e = RELAY_ENOMEM;
@@ -248,6 +372,8 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     memset(res, 0, sizeof *res);
     res->mean_return_100 = NAN;
     rly_train_opts *o = &fc->train;
+    const int64_t t0 = o->t0_ns ? o->t0_ns : rly_now_ns();
+    const int64_t deadline = o->max_seconds ? t0 + (int64_t)o->max_seconds * RLY_NS_PER_S : 0;
     const relay_env_def *env = NULL;
     if (relay_env_resolve(o->env, &env) != RELAY_OK) {
         rly_error(MOD, "unknown environment \"%s\"", o->env);
@@ -281,6 +407,12 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.ppo.seed = o->seed;
     lc.ppo.algo = strcmp(o->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
     lc.policy_lag = o->policy_lag;
+    /* hyperparameters given in the config or as flags replace the zoo's; config.json gets all */
+    rly_hparams *hp = lc.ppo.algo == RELAY_ALGO_REINFORCE ? &fc->reinforce : &fc->ppo;
+    if ((e = rly_hparams_apply(hp, o->algo, &lc.ppo)) != RELAY_OK)
+        return e;
+    lc.n_steps = lc.ppo.n_steps;
+    rly_hparams_from_ppo(hp, &lc.ppo);
     if (isnan(o->target))
         o->target = default_target(env->name);
     res->target = o->target;
@@ -291,16 +423,15 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         snprintf(name, sizeof name, "runs/%.100s-s%llu-%lld", env->name,
                  (unsigned long long)o->seed, (long long)time(NULL));
         snprintf(o->out, sizeof o->out, "%s", name);
+        fresh_name(o->out, sizeof o->out);
     }
     if (strlen(o->out) > RELAY_PATH_MAX - 64) {
         rly_error(MOD, "run directory path is too long (limit %d bytes)", RELAY_PATH_MAX - 64);
         return RELAY_ETOOBIG;
     }
     snprintf(res->out_dir, sizeof res->out_dir, "%s", o->out);
-    if (mkdirs(o->out) != 0) {
-        rly_error(MOD, "cannot create %s: %s", o->out, strerror(errno));
-        return RELAY_EIO;
-    }
+    if ((e = prepare_run_dir(o->out)) != RELAY_OK)
+        return e;
     /* Agent: shared model handles, trajectories cut at n_steps, the sink asked for. */
     relay_config *ac = &fc->agent;
     ac->shared_model = true;
@@ -314,25 +445,51 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     snprintf(ac->run_name, sizeof ac->run_name, "run");
     char path[RELAY_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/config.json", o->out);
-    write_effective_config(path, fc);
+    if ((e = write_effective_config(path, fc)) != RELAY_OK)
+        return e;
 
     run r;
     memset(&r, 0, sizeof r);
     r.show_progress = progress != NULL;
     r.total_steps = o->steps;
+    r.out = o->out;
     rly_mutex_init(&r.lock);
     if (progress)
         rly_progress_init(&r.progress, progress, 1.0);
     snprintf(path, sizeof path, "%s/metrics.csv", o->out);
-    if (rly_metrics_csv_open(path, &r.metrics) != RELAY_OK)
-        rly_warn(MOD, "metrics.csv not written");
+    relay_id *ids = NULL;
+    rly_learner *learner = NULL;
+    if ((e = rly_metrics_csv_open(path, &r.metrics)) != RELAY_OK) {
+        rly_error(MOD, "cannot write %s", path);
+        goto out;
+    }
 
+    r.verbose = o->verbose;
     e = relay_agent_new(ac, &r.agent);
+    rly_train_obs_init(&r.obs, r.agent, env->name, o->algo, o->target);
+    if (!e && r.obs.srv) {
+        char url[300];
+        snprintf(path, sizeof path, "%s/metrics_url", o->out);
+        rly_obs_server_url(r.obs.srv, url, sizeof url);
+        write_file(path, url, strlen(url));
+        if (progress)
+            fprintf(progress, "relay train: metrics on %smetrics, dashboard on %s\n", url, url);
+    }
     if (!e)
         e = rly_agent_set_consumer(r.agent, consume, &r);
     if (!e)
         e = relay_agent_start(r.agent);
-    relay_id *ids = calloc(o->actors, sizeof *ids);
+    if (!e) {
+        /* A trajectory sink that cannot open fails the run now, not silently at the end. */
+        relay_agent_stats as;
+        relay_agent_get_stats(r.agent, &as);
+        if (as.sink_errors) {
+            rly_error(MOD, "the %s sink cannot write in %s (see the error above)", o->sink,
+                      ac->sink_dir);
+            e = RELAY_EIO;
+        }
+    }
+    ids = e ? NULL : calloc(o->actors, sizeof *ids);
     if (!ids && !e)
         e = RELAY_ENOMEM;
     for (uint32_t i = 0; !e && i < o->actors; i++)
@@ -345,11 +502,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.envs_per_actor = o->envs_per_actor;
     lc.on_update = on_update;
     lc.on_update_ctx = &r;
-    rly_learner *learner = NULL;
+    rly_train_obs_learner(&r.obs, &lc);
     if (!e)
         e = rly_learner_new(&lc, &learner);
     if (!e)
-        e = rly_learner_wait_version(learner, 0, 30 * RLY_NS_PER_S);
+        rly_train_obs_start(&r.obs, learner);
+    if (!e) {
+        int64_t wait = 30 * RLY_NS_PER_S;
+        if (deadline && deadline - rly_now_ns() < wait)
+            wait = deadline - rly_now_ns() > 0 ? deadline - rly_now_ns() : 1;
+        e = rly_learner_wait_version(learner, 0, wait);
+    }
     r.learner = learner; /* from here on trajectories reach it */
     for (uint32_t i = 0; !e && i < o->actors; i++)
         e = rly_agent_run_env_quota(r.agent, ids[i], env, o->envs_per_actor,
@@ -365,8 +528,9 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
                 "budget %llu steps, run directory %s\n",
                 o->env, o->algo, o->actors, o->envs_per_actor, ac->routers, o->target,
                 (unsigned long long)o->steps, o->out);
-    int64_t t0 = rly_now_ns();
     rly_learner_stats st;
+    relay_err env_e = RELAY_OK;
+    uint64_t polls = 0;
     const char *why = "step budget spent";
     for (;;) {
         rly_sleep_ns(5 * RLY_NS_PER_MS);
@@ -374,6 +538,21 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         if (st.error) {
             rly_error(MOD, "learner failed: %s", relay_strerror(st.error));
             why = "learner error";
+            break;
+        }
+        /* An actor whose environment misbehaved (non-finite values) ended its run: stop. */
+        if (++polls % 20 == 0 && (env_e = rly_agent_run_error(r.agent)) != RELAY_OK) {
+            rly_error(MOD, "an actor stopped: %s (see above)", relay_strerror(env_e));
+            why = "environment error";
+            break;
+        }
+        if (st.episodes && !isfinite(st.mean_return_100)) {
+            rly_error(MOD,
+                      "environment %s gives episode returns that are not finite (mean of the "
+                      "last 100: %g); its rewards are too large for float32 sums",
+                      env->name, (double)st.mean_return_100);
+            env_e = RELAY_EFORMAT;
+            why = "environment error";
             break;
         }
         if (st.episodes >= 100 && st.mean_return_100 >= o->target) {
@@ -389,7 +568,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
                 break;
             }
         }
-        if (o->max_seconds && rly_now_ns() - t0 > (int64_t)o->max_seconds * RLY_NS_PER_S) {
+        if (deadline && rly_now_ns() >= deadline) {
             why = "time limit";
             break;
         }
@@ -397,26 +576,68 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     rly_learner_stop(learner);
     rly_learner_stats_get(learner, &st);
     relay_agent_shutdown(r.agent); /* actors flush; sinks close with valid files */
+    /* Every output that could not be written fails the run (exit 1), naming the file. */
+    relay_err out_e = RELAY_OK;
+    relay_agent_stats as;
+    relay_agent_get_stats(r.agent, &as);
+    if (as.sink_errors) {
+        rly_error(MOD, "trajectory files in %s are incomplete: %llu sink errors (see above)",
+                  ac->sink_dir, (unsigned long long)as.sink_errors);
+        out_e = RELAY_EIO;
+    }
+    rly_time_breakdown tb;
+    rly_time_breakdown_get(r.agent, &st, &tb);
+    snprintf(path, sizeof path, "%s/time_breakdown.json", o->out);
+    relay_err we = rly_time_breakdown_write_json(path, &tb);
+    if (we) {
+        rly_error(MOD, "cannot write %s: %s", path, relay_strerror(we));
+        out_e = we;
+    }
     if (progress) {
         rly_progress_info pi;
         progress_info(&st, o->steps, &pi);
         rly_mutex_lock(&r.lock);
         rly_progress_finish(&r.progress, &pi);
         rly_mutex_unlock(&r.lock);
+        char line[256];
+        rly_time_breakdown_format(&tb, line, sizeof line);
+        fprintf(progress, "%s\n", line);
     }
     fill_result(res, &st, o->target);
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", why);
-    e = st.error;
+    e = st.error ? st.error : env_e;
     uint8_t *onnx = NULL;
     size_t len = 0;
     snprintf(path, sizeof path, "%s/policy.onnx", o->out);
-    if (rly_learner_export_onnx(learner, &onnx, &len) == RELAY_OK)
-        write_file(path, onnx, len);
+    /* After an environment error the policy was trained on bad values: no policy.onnx. */
+    we = env_e ? RELAY_OK : rly_learner_export_onnx(learner, &onnx, &len);
+    if (env_e)
+        rly_error(MOD, "%s not written: training stopped on an environment error", path);
+    else if (we)
+        rly_error(MOD, "cannot export %s: %s", path, relay_strerror(we));
+    else
+        we = write_file(path, onnx, len);
+    if (we && !out_e)
+        out_e = we;
     free(onnx);
     char title[RELAY_PATH_MAX + 64];
     snprintf(title, sizeof title, "%s %s: mean return of the last 100 episodes", o->env, o->algo);
     snprintf(path, sizeof path, "%s/learning_curve.svg", o->out);
-    rly_svg_learning_curve(path, title, r.curve_steps, r.curve_returns, r.n_curve);
+    if ((we = rly_svg_learning_curve(path, title, r.curve_steps, r.curve_returns, r.n_curve))) {
+        rly_error(MOD, "cannot write %s: %s", path, relay_strerror(we));
+        if (!out_e)
+            out_e = we;
+    }
+    we = rly_metrics_csv_close(r.metrics);
+    r.metrics = NULL;
+    if (r.metrics_err || we) {
+        if (!r.metrics_err)
+            rly_error(MOD, "cannot write %s/metrics.csv: %s", o->out, relay_strerror(we));
+        if (!out_e)
+            out_e = r.metrics_err ? r.metrics_err : we;
+    }
+    if (!e)
+        e = out_e;
     /* runs/latest points at the newest run (best effort). */
     if (strncmp(o->out, "runs/", 5) == 0) {
         unlink("runs/latest");
@@ -424,6 +645,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
             rly_debug(MOD, "runs/latest not updated");
     }
 out:
+    rly_train_obs_stop(&r.obs); /* no scrape reads the learner from here on */
     rly_learner_free(learner);
     relay_agent_free(r.agent);
     rly_metrics_csv_close(r.metrics);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "agent/config.h"
+#include "cli/hparams.h"
 #include "relay/relay.h"
 #include "relay/train.h"
 
@@ -34,12 +35,17 @@ typedef struct rly_train_opts {
     char sink[16];
     uint32_t max_seconds;
     uint32_t policy_lag;
+    int64_t t0_ns; /* monotonic time max_seconds counts from (0: the start of rly_train_run) */
+    bool verbose;  /* progress lines also show the time breakdown (command line only) */
 } rly_train_opts;
 
-/* rly_train_config is the JSON layout: agent keys at the top, training keys under "train". */
+/* rly_train_config is the JSON layout: agent keys at the top, training keys under "train",
+   hyperparameters under "ppo" / "reinforce" (cli/hparams.h; the one matching train.algo applies).
+ */
 typedef struct rly_train_config {
     relay_config agent;
     rly_train_opts train;
+    rly_hparams ppo, reinforce;
 } rly_train_config;
 
 /* rly_train_config_default fills c with `relay train`'s defaults (CartPole-v1, PPO, 2 actors). */

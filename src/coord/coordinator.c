@@ -210,6 +210,22 @@ uint32_t rly_coord_num_routers(rly_coord *c)
     return n;
 }
 
+uint32_t rly_coord_router_stats(rly_coord *c, rly_router_stats *out, uint32_t cap)
+{
+    /* A control operation can hold the lock while it waits for acks: give up after ~100 ms so a
+       metrics scrape never stalls behind a rebalance. */
+    for (int tries = 0; pthread_mutex_trylock(&c->lock) != 0; tries++) {
+        if (tries >= 100)
+            return 0;
+        rly_sleep_ns(RLY_NS_PER_MS);
+    }
+    uint32_t n = c->n_routers < cap ? c->n_routers : cap;
+    for (uint32_t i = 0; i < n; i++)
+        rly_router_get_stats(c->routers[i], &out[i]);
+    rly_mutex_unlock(&c->lock);
+    return n;
+}
+
 void rly_coord_free(rly_coord *c)
 {
     if (!c)

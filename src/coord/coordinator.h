@@ -87,6 +87,12 @@ uint32_t rly_coord_num_workers(rly_coord *c);
 /* rly_coord_num_routers returns the current router count. */
 uint32_t rly_coord_num_routers(rly_coord *c);
 
+/*
+ * rly_coord_router_stats copies the counters of up to cap routers (sorted by id) into out and
+ * returns how many; 0 when a control operation holds the routers for more than ~100 ms.
+ */
+uint32_t rly_coord_router_stats(rly_coord *c, rly_router_stats *out, uint32_t cap);
+
 /* rly_coord_scale_out adds n routers and rebalances the actors deterministically. */
 relay_err rly_coord_scale_out(rly_coord *c, uint32_t n);
 

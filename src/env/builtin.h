@@ -19,8 +19,8 @@
 #define RLY_CP_POLEMASS_LENGTH 0.05f
 #define RLY_CP_FORCE 10.0f
 #define RLY_CP_TAU 0.02f
-#define RLY_CP_THETA_LIMIT 0.20943951023931953f /* 12 * 2 * pi / 360 */
-#define RLY_CP_X_LIMIT 2.4f
+#define RLY_CP_THETA_LIMIT 0.20943951023931953f /* 12 * 2 * pi / 360, rounded up in float32 */
+#define RLY_CP_X_LIMIT 2.4f                     /* rounded up in float32 */
 #define RLY_CP_MAX_STEPS 500
 
 /* rly_cartpole_state is CartPole's state: x, x_dot, theta, theta_dot, its RNG and a done latch. */
@@ -57,6 +57,20 @@ extern const relay_env_def rly_env_pendulum;
 void rly_cartpole_reset_values(uint64_t seed, uint64_t *rng, float s[4]);
 
 /*
+ * rly_cartpole_out_of_bounds is Gymnasium's termination test `x < -2.4 or x > 2.4 or theta <
+ * -0.20943951023931953 or theta > 0.20943951023931953`, evaluated as Gymnasium does: the float32
+ * state against the double thresholds. Both thresholds round up in float32, so for a float v,
+ * (double)v > 2.4 exactly when v >= 2.4f (likewise for theta and the negative side); comparing
+ * float32 with >= keeps the vectorised loop in float32 and gives the same answer bit for bit,
+ * including a state that lands exactly on the float32 threshold (Gymnasium terminates there).
+ */
+static inline bool rly_cartpole_out_of_bounds(float x, float theta)
+{
+    return (x <= -RLY_CP_X_LIMIT) | (x >= RLY_CP_X_LIMIT) | (theta <= -RLY_CP_THETA_LIMIT) |
+           (theta >= RLY_CP_THETA_LIMIT);
+}
+
+/*
  * rly_cartpole_advance applies one Euler step with force (+-10) to (x, x_dot, theta, theta_dot)
  * and returns whether the new state is terminal. |theta| must be within RLY_SINCOS_MAX_ARG.
  * Shared by the scalar step and the vecenv's structure-of-arrays loop so both give equal bits.
@@ -82,8 +96,7 @@ static inline bool rly_cartpole_advance(float *x, float *x_dot, float *theta, fl
     *x_dot = nxd;
     *theta = nth;
     *theta_dot = nthd;
-    return (nx < -RLY_CP_X_LIMIT) | (nx > RLY_CP_X_LIMIT) | (nth < -RLY_CP_THETA_LIMIT) |
-           (nth > RLY_CP_THETA_LIMIT);
+    return rly_cartpole_out_of_bounds(nx, nth);
 }
 
 #endif

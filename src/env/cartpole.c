@@ -8,7 +8,9 @@
 
 static void cartpole_spaces(relay_space *obs, relay_space *act)
 {
-    const float high[4] = {RLY_CP_X_LIMIT * 2.0f, FLT_MAX, RLY_CP_THETA_LIMIT * 2.0f, FLT_MAX};
+    /* Unbounded velocities are +-inf, as relay_space documents (Gymnasium's Box stores float32
+       max there; both mean "no bound"). */
+    const float high[4] = {RLY_CP_X_LIMIT * 2.0f, INFINITY, RLY_CP_THETA_LIMIT * 2.0f, INFINITY};
     obs->discrete = false;
     obs->n = 0;
     obs->dim = 4;

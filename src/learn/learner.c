@@ -536,6 +536,8 @@ static stream *find_stream(rly_learner *l, relay_id actor, int64_t env_id)
         for (uint32_t k = 0; k < l->cfg.n_stream_actors; k++) {
             if (!relay_id_eq(l->actors[k], actor))
                 continue;
+            if (env_id < 0 && epa == 1)
+                env_id = 0; /* request-path data (no env index) of a one-stream actor */
             uint64_t slot = (uint64_t)k * epa + (uint64_t)env_id;
             if (env_id < 0 || (uint64_t)env_id >= epa || slot >= l->n_streams)
                 return NULL;
@@ -599,6 +601,8 @@ static void account_episode(rly_learner *l, stream *s, const relay_traj *t, int 
         sum += l->rets[j];
     st->mean_return_100 = (float)(sum / (double)have);
     rly_mutex_unlock(&l->mu);
+    if (l->cfg.on_episode)
+        l->cfg.on_episode(l->cfg.on_episode_ctx, r);
 }
 
 static bool stale(const rly_learner *l, int64_t v)
@@ -629,6 +633,8 @@ static void ingest(rly_learner *l, relay_traj *t, bool done)
     if (!l->actors)
         account_episode(l, s, t, p.a_cut); /* no fixed layout: count in arrival order */
     if (stale(l, t->policy_version)) {
+        if (l->actors)
+            account_episode(l, s, t, p.a_cut); /* its rewards still belong to the episode */
         rly_mutex_lock(&l->mu);
         l->st.trajs_stale++;
         l->st.steps_stale += t->len;
@@ -755,6 +761,8 @@ static void purge(rly_learner *l)
         for (uint32_t i = 0; i < s->n_pieces; i++) {
             piece *p = &s->pieces[i];
             if (stale(l, p->t->policy_version)) {
+                if (l->actors)
+                    account_episode(l, s, p->t, p->a_cut);
                 trajs++;
                 rows += p->t->len - p->off;
                 s->rows -= p->t->len - p->off;
@@ -809,6 +817,7 @@ static relay_err publish(rly_learner *l, int64_t v)
 
 static relay_err update(rly_learner *l)
 {
+    int64_t t0 = rly_now_ns();
     relay_rollout_clear(l->ro);
     relay_err e = RELAY_OK;
     for (uint32_t s = 0; s < l->n_streams && !e; s++)
@@ -832,6 +841,11 @@ static relay_err update(rly_learner *l)
     if ((e = publish(l, l->version + 1)))
         return e;
     purge(l);
+    double dt = (double)(rly_now_ns() - t0) * 1e-9;
+    rly_mutex_lock(&l->mu);
+    l->st.update_s += dt;
+    l->st.last_update_s = dt;
+    rly_mutex_unlock(&l->mu);
     if (l->cfg.on_update) {
         rly_learner_stats st;
         rly_learner_stats_get(l, &st);

@@ -62,14 +62,20 @@ typedef struct rly_learner_stats {
     uint32_t updates;
     int64_t version; /* newest published version (-1 before version 0) */
     relay_ppo_metrics last;
-    double sps;      /* steps_consumed / wall_s */
-    double wall_s;   /* seconds since the learner started */
-    bool done;       /* steps_consumed reached the configured total_timesteps */
-    relay_err error; /* first fatal error of the learner thread (RELAY_OK if none) */
+    double sps;           /* steps_consumed / wall_s */
+    double wall_s;        /* seconds since the learner started */
+    double update_s;      /* total seconds spent in updates (rollout, GAE, PPO, export, publish) */
+    double last_update_s; /* seconds of the newest update */
+    bool done;            /* steps_consumed reached the configured total_timesteps */
+    relay_err error;      /* first fatal error of the learner thread (RELAY_OK if none) */
 } rly_learner_stats;
 
 /* rly_learner_update_fn is called by the learner thread after each update and publish. */
 typedef void (*rly_learner_update_fn)(void *ctx, const rly_learner_stats *stats);
+
+/* rly_learner_episode_fn receives each finished episode's return (learner thread, no locks held).
+ */
+typedef void (*rly_learner_episode_fn)(void *ctx, float episode_return);
 
 /* rly_learner_config configures a learner (see rly_learner_config_init for defaults). */
 typedef struct rly_learner_config {
@@ -90,6 +96,9 @@ typedef struct rly_learner_config {
     void *publish_ctx;
     rly_learner_update_fn on_update; /* optional */
     void *on_update_ctx;
+    rly_learner_episode_fn on_episode; /* optional (e.g. a return histogram) */
+    void *on_episode_ctx;
+
     /* Optional: a checkpoint written by rly_learner_checkpoint_save to start from (read during
        rly_learner_new only; the string is not kept). */
     const char *resume_path;

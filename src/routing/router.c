@@ -308,4 +308,6 @@ void rly_router_get_stats(rly_router *r, rly_router_stats *out)
     out->misrouted = atomic_load_explicit(&r->misrouted, memory_order_relaxed);
     out->steps = atomic_load_explicit(&r->steps, memory_order_relaxed);
     out->actors = atomic_load_explicit(&r->n_actors, memory_order_relaxed);
+    out->queued = rly_mpsc_size_approx(&r->intake);
+    out->id = r->id;
 }

@@ -61,7 +61,9 @@ typedef struct rly_router_stats {
     uint64_t delivered;
     uint64_t misrouted;
     uint64_t steps;
+    uint64_t queued; /* messages in the intake now (racy) */
     uint32_t actors;
+    uint32_t id;
 } rly_router_stats;
 
 /* rly_router_new creates a stopped router with an intake of queue_cap messages. */

@@ -43,9 +43,10 @@ struct rly_sinkworker {
     relay_sink **sinks;
     size_t n_sinks;
     uint32_t batch;
-    rly_sink_consumer consumer;
-    void *consumer_ctx;
+    _Atomic(rly_sink_consumer) consumer; /* may be set once while running */
+    void *_Atomic consumer_ctx;
     _Atomic uint64_t written;
+    _Atomic uint64_t ns_write, ns_consume; /* worker thread only writes them */
     relay_traj **scratch;
 };
 
@@ -155,16 +156,28 @@ static uint32_t drain_one(rly_tbuf *b, relay_traj **out, uint32_t max)
     return n;
 }
 
+static void add_ns(_Atomic uint64_t *c, int64_t ns)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)ns,
+                          memory_order_relaxed);
+}
+
 static void deliver(rly_sinkworker *w, rly_tbuf *b, relay_traj **t, uint32_t n)
 {
+    int64_t t0 = rly_now_ns();
     for (size_t s = 0; s < w->n_sinks; s++) {
         relay_err e = relay_sink_write_batch(w->sinks[s], t, n);
         if (e)
             rly_debug(MOD, "sink %s: %s", relay_sink_name(w->sinks[s]), relay_strerror(e));
     }
-    if (w->consumer) {
+    int64_t t1 = rly_now_ns();
+    add_ns(&w->ns_write, t1 - t0);
+    rly_sink_consumer fn = atomic_load_explicit(&w->consumer, memory_order_acquire);
+    if (fn) {
+        void *ctx = atomic_load_explicit(&w->consumer_ctx, memory_order_relaxed);
         for (uint32_t i = 0; i < n; i++)
-            w->consumer(w->consumer_ctx, t[i]);
+            fn(ctx, t[i]);
+        add_ns(&w->ns_consume, rly_now_ns() - t1);
     } else {
         recycle(b, t, n);
     }
@@ -252,6 +265,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+relay_err rly_sinkworker_set_consumer(rly_sinkworker *w, rly_sink_consumer consumer, void *ctx)
+{
+    if (!w || !consumer)
+        return RELAY_EINVAL;
+    rly_sink_consumer none = NULL;
+    if (atomic_load(&w->consumer) != NULL)
+        return RELAY_EEXIST;
+    atomic_store_explicit(&w->consumer_ctx, ctx, memory_order_relaxed);
+    return atomic_compare_exchange_strong_explicit(&w->consumer, &none, consumer,
+                                                   memory_order_release, memory_order_relaxed)
+               ? RELAY_OK
+               : RELAY_EEXIST;
+}
+
 relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t batch,
                              rly_sink_consumer consumer, void *consumer_ctx, rly_sinkworker **out)
 {
@@ -270,8 +297,8 @@ relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t 
     if (n_sinks)
         memcpy(w->sinks, sinks, n_sinks * sizeof *sinks);
     w->n_sinks = n_sinks;
-    w->consumer = consumer;
-    w->consumer_ctx = consumer_ctx;
+    atomic_init(&w->consumer_ctx, consumer_ctx);
+    atomic_init(&w->consumer, consumer);
     rly_mutex_init(&w->lock);
     rly_cond_init(&w->changed);
     rly_event_init(&w->wake);
@@ -397,6 +424,12 @@ void rly_tbuf_get_stats(rly_tbuf *b, rly_tbuf_stats *out)
     rly_mutex_lock(&b->lock);
     *out = b->st;
     rly_mutex_unlock(&b->lock);
+}
+
+void rly_sinkworker_times(rly_sinkworker *w, double *write_s, double *consume_s)
+{
+    *write_s = (double)atomic_load_explicit(&w->ns_write, memory_order_relaxed) * 1e-9;
+    *consume_s = (double)atomic_load_explicit(&w->ns_consume, memory_order_relaxed) * 1e-9;
 }
 
 void rly_sinkworker_totals(rly_sinkworker *w, rly_tbuf_stats *out)

@@ -45,6 +45,10 @@ typedef void (*rly_sink_consumer)(void *ctx, relay_traj *t);
 relay_err rly_sinkworker_new(relay_sink *const *sinks, size_t n_sinks, uint32_t batch,
                              rly_sink_consumer consumer, void *consumer_ctx, rly_sinkworker **out);
 
+/* rly_sinkworker_set_consumer installs a consumer on a worker that has none (RELAY_EEXIST
+   otherwise); trajectories drained from then on go to it instead of being recycled. */
+relay_err rly_sinkworker_set_consumer(rly_sinkworker *w, rly_sink_consumer consumer, void *ctx);
+
 /* rly_sinkworker_stop drains every buffer, then stops and joins the worker thread. */
 void rly_sinkworker_stop(rly_sinkworker *w);
 
@@ -69,6 +73,12 @@ void rly_tbuf_retire(rly_tbuf *b);
 
 /* rly_tbuf_get_stats copies b's counters. */
 void rly_tbuf_get_stats(rly_tbuf *b, rly_tbuf_stats *out);
+
+/*
+ * rly_sinkworker_times returns the seconds the worker spent writing batches to the sinks and
+ * handing trajectories to the consumer (e.g. the learner's intake), any thread.
+ */
+void rly_sinkworker_times(rly_sinkworker *w, double *write_s, double *consume_s);
 
 /* rly_sinkworker_totals sums the counters of all buffers ever attached to w. */
 void rly_sinkworker_totals(rly_sinkworker *w, rly_tbuf_stats *out);
