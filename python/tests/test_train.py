@@ -101,6 +101,7 @@ def test_train_builtin_c_env(tmp_path):
     assert res["stop_reason"] == "interrupted" and res["updates"] >= 2
 
 
+@pytest.mark.heavy
 def test_numpy_cartpole_trains_to_475(tmp_path):
     """The acceptance test: a Python-written vectorised CartPole solved from Python."""
     out = str(tmp_path / "py")
@@ -200,6 +201,7 @@ def test_vecenv_and_evaluate(cartpole_model):
         relay.make("NoSuchEnv-v0")
 
 
+@pytest.mark.heavy
 def test_attach_learner_own_loop(tmp_path):
     """A user's own loop over a Python env, trained by a learner attached to the agent."""
     n = 8
