@@ -135,11 +135,25 @@ static void enqueue(rly_pool *p, rly_task *t)
  * (pause, then sched_yield, so a caller on this core is not starved); the others park at once.
  * Returns NULL on stop or after a parked wait (the caller looks again).
  */
-static rly_task *idle_wait(rly_pool *p)
+static bool take_spin(rly_pool *p)
 {
     uint32_t zero = 0;
-    if (atomic_compare_exchange_strong_explicit(&p->n_spinning, &zero, 1, memory_order_seq_cst,
-                                                memory_order_relaxed)) {
+    return atomic_compare_exchange_strong_explicit(&p->n_spinning, &zero, 1, memory_order_seq_cst,
+                                                   memory_order_relaxed);
+}
+
+static void drop_spin(rly_pool *p, bool *spinner)
+{
+    if (*spinner) {
+        atomic_fetch_sub_explicit(&p->n_spinning, 1, memory_order_seq_cst);
+        *spinner = false;
+    }
+}
+
+static rly_task *idle_wait(rly_pool *p, bool *spinner)
+{
+    if (*spinner || take_spin(p)) {
+        *spinner = false; /* the role is given back on every way out below */
         rly_backoff b = {0};
         for (;;) {
             rly_task *t = runq_pop(p);
@@ -163,8 +177,13 @@ static rly_task *idle_wait(rly_pool *p)
     return t;
 }
 
-/* run_task runs t until it is idle, done, or must yield the worker to other queued tasks. */
-static void run_task(rly_pool *p, rly_task *t)
+/*
+ * run_task runs t until it is idle, done, or must yield the worker to other queued tasks. When t
+ * goes idle the worker takes the spinner role (if free) before letting t go, so a producer that
+ * notifies t right after finds a spinner and does not wake a parked worker (a request/reply
+ * ping-pong then stays on one worker without a futex call per round trip).
+ */
+static void run_task(rly_pool *p, rly_task *t, bool *spinner)
 {
     for (;;) {
         /* Clear NOTIFIED before looking for work: a notify from now on makes it run again. */
@@ -175,11 +194,14 @@ static void run_task(rly_pool *p, rly_task *t)
         if (st == RLY_TASK_DONE)
             return; /* t may be freed already */
         if (st == RLY_TASK_IDLE) {
+            if (!*spinner)
+                *spinner = take_spin(p);
             uint32_t expect = SCHED;
             if (atomic_compare_exchange_strong_explicit(&t->state, &expect, 0, memory_order_seq_cst,
                                                         memory_order_seq_cst))
-                return;
+                return; /* the caller looks for work next, spinner role and all */
             /* Notified while running: it has work again. */
+            drop_spin(p, spinner);
         }
         if (runq_busy(p)) {
             enqueue(p, t); /* others are waiting: to the back of the queue */
@@ -191,17 +213,22 @@ static void run_task(rly_pool *p, rly_task *t)
 static void *worker_main(void *arg)
 {
     rly_pool *p = arg;
+    bool spinner = false; /* this worker holds the pool's one spinner role */
     for (;;) {
         rly_task *t = runq_pop(p);
-        if (!t) {
-            if (atomic_load_explicit(&p->stop, memory_order_acquire))
+        if (t) {
+            drop_spin(p, &spinner);
+        } else {
+            if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
+                drop_spin(p, &spinner);
                 break;
-            if (!(t = idle_wait(p)))
+            }
+            if (!(t = idle_wait(p, &spinner)))
                 continue;
         }
         if (runq_busy(p))
             wake_one(p); /* more queued than this worker takes: keep the others busy */
-        run_task(p, t);
+        run_task(p, t, &spinner);
     }
     return NULL;
 }
