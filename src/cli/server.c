@@ -73,7 +73,7 @@ typedef struct server {
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
     bool ckpt_set; /* --checkpoint-every given */
-    int replicas; /* 0: the config's */
+    int replicas;  /* 0: the config's */
     bool quiet;
 
     const relay_env_def *env;

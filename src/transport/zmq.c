@@ -34,8 +34,8 @@
 
 #define MOD "zmq"
 #define EP_MAX 600
-#define QCAP 1024    /* deliveries waiting for the server's consumer */
-#define WAITERS 16   /* concurrent requests of one client */
+#define QCAP 1024  /* deliveries waiting for the server's consumer */
+#define WAITERS 16 /* concurrent requests of one client */
 #define INFLIGHT_MAX 65536
 
 typedef struct zdel {
@@ -258,7 +258,7 @@ static relay_err read_allowed(tp_zmq *t, const char *path)
             e = RELAY_ETOOBIG;
             break;
         }
-        uint8_t (*a)[32] = realloc(t->allowed, (t->n_allowed + 1) * sizeof *a);
+        uint8_t(*a)[32] = realloc(t->allowed, (t->n_allowed + 1) * sizeof *a);
         if (!a) {
             e = RELAY_ENOMEM;
             break;
@@ -371,8 +371,8 @@ static void server_in(tp_zmq *t, void *router)
     if (n < 1)
         return;
     rly_zw_hdr h;
-    relay_err e = n >= 2 ? rly_zw_parse(zmq_msg_data(&p[1]), zmq_msg_size(&p[1]), &h)
-                         : RELAY_ETRUNCATED;
+    relay_err e =
+        n >= 2 ? rly_zw_parse(zmq_msg_data(&p[1]), zmq_msg_size(&p[1]), &h) : RELAY_ETRUNCATED;
     if (e) {
         warn_malformed(t, relay_strerror(e));
         close_parts(p, n);
@@ -458,8 +458,8 @@ static void *server_loop(void *arg)
     io_sockets s = st->s;
     free(st);
     while (!atomic_load(&t->stop)) {
-        zmq_pollitem_t it[3] = {{s.cmd, 0, ZMQ_POLLIN, 0}, {s.zap, 0, ZMQ_POLLIN, 0},
-                                {s.a, 0, 0, 0}};
+        zmq_pollitem_t it[3] = {
+            {s.cmd, 0, ZMQ_POLLIN, 0}, {s.zap, 0, ZMQ_POLLIN, 0}, {s.a, 0, 0, 0}};
         int n = 2;
         rly_mutex_lock(&t->qmu);
         bool room = t->q_n < QCAP;
@@ -765,8 +765,9 @@ static void zmq_close_impl(void *impl)
     if (t->server) {
         unsigned long long mal = atomic_load(&t->malformed), ref = atomic_load(&t->refused_keys);
         if (mal || ref)
-            rly_warn(MOD, "server transport closed: %llu malformed messages refused, %llu client "
-                          "keys refused",
+            rly_warn(MOD,
+                     "server transport closed: %llu malformed messages refused, %llu client "
+                     "keys refused",
                      mal, ref);
     }
     for (size_t i = 0; i < t->q_n; i++) {
@@ -1123,8 +1124,9 @@ static relay_err endpoints(tp_zmq *t, const char *url)
     char *end = NULL;
     unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
     if (!colon || !end || *end || port == 0 || port >= 65535) {
-        rly_error(MOD, "url \"%s\": expected tcp://HOST:PORT with PORT in 1..65534 (PORT+1 carries "
-                       "models)",
+        rly_error(MOD,
+                  "url \"%s\": expected tcp://HOST:PORT with PORT in 1..65534 (PORT+1 carries "
+                  "models)",
                   url);
         return RELAY_ECONFIG;
     }
@@ -1317,8 +1319,7 @@ relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out)
         int64_t deadline =
             rly_now_ns() + (c->connect_timeout_ns > 0 ? c->connect_timeout_ns : 5 * RLY_NS_PER_S);
         rly_mutex_lock(&t->wmu);
-        while (!t->connected && !t->auth_failed &&
-               rly_cond_wait_until(&t->wcv, &t->wmu, deadline))
+        while (!t->connected && !t->auth_failed && rly_cond_wait_until(&t->wcv, &t->wmu, deadline))
             ;
         bool ok = t->connected, auth = t->auth_failed;
         rly_mutex_unlock(&t->wmu);
