@@ -15,7 +15,13 @@ from .errors import ERRORS, check, clear_detail, install_log_capture
 
 # Keys of the "train" section of `relay train --config` (src/cli/train_run.c).
 TRAIN_KEYS = ("env", "algo", "actors", "envs_per_actor", "steps", "seed", "target", "out",
-              "sink", "max_seconds", "policy_lag")
+              "sink", "max_seconds", "policy_lag", "eval_every", "eval_episodes", "save_every")
+
+# Keys of the "ppo" / "reinforce" sections of `relay train --config` (src/cli/hparams.c).
+C_HP_KEYS = ("learning_rate", "lr_schedule", "n_steps", "batch_size", "n_epochs", "gamma",
+             "gae_lambda", "clip_range", "clip_range_schedule", "clip_range_vf", "ent_coef",
+             "vf_coef", "max_grad_norm", "target_kl", "normalize_advantage", "adam_eps",
+             "net_arch", "activation", "shared_net", "log_std_init", "normalize_obs", "clip_obs")
 
 # relay_ppo_config fields settable by keyword for Python environments (SB3 names).
 PPO_KEYS = ("n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda",
@@ -62,7 +68,9 @@ def train(env="CartPole-v1", algo="ppo", *, progress=False, callback=None, **hyp
     env: a built-in environment name ("CartPole-v1", ...) or plug-in .so path -- the whole loop
     then runs in C, exactly as `relay train` (keywords: the "train" keys actors,
     envs_per_actor, steps or total_timesteps, seed, target, out, sink, max_seconds, policy_lag,
-    and agent configuration keys such as routers) -- or a Python environment: a vectorised env
+    eval_every, eval_episodes, save_every; the hyperparameters of C_HP_KEYS (learning_rate,
+    n_steps, net_arch, ...; a value not given keeps the zoo's); agent configuration keys such
+    as routers) -- or a Python environment: a vectorised env
     (has num_envs), a single Gymnasium-style env, or a zero-argument factory of single envs
     (then n_envs copies are made).  Python envs take the PPO hyperparameters of PPO_KEYS and
     POLICY_KEYS, zoo="<env name>" to start from rl-baselines3-zoo values, steps, seed, target
@@ -87,15 +95,27 @@ def train(env="CartPole-v1", algo="ppo", *, progress=False, callback=None, **hyp
 def _train_c(env, algo, progress, callback, hp):
     agent_keys = default_config()
     cfg = {"train": {"env": env, "algo": algo}}
+    section = "reinforce" if algo == "reinforce" else "ppo"
+    # the Python-env spellings of relay.train, translated to the C driver's keys
+    aliases = {"lr_linear": ("lr_schedule", lambda v: "linear" if v else "constant"),
+               "clip_linear": ("clip_range_schedule", lambda v: "linear" if v else "constant"),
+               "shared": ("shared_net", bool),
+               "net_arch": ("net_arch", lambda v: v if isinstance(v, str)
+                            else ",".join(str(int(w)) for w in v))}
     for k, v in hp.items():
+        if k in aliases:
+            k, conv = aliases[k]
+            v = conv(v)
         if k in TRAIN_KEYS:
             cfg["train"][k] = v
+        elif k in C_HP_KEYS:
+            cfg.setdefault(section, {})[k] = v
         elif k in agent_keys:
             cfg[k] = v
         else:
             raise TypeError("relay.train: %r is not a key of the built-in training driver "
-                            "(train keys: %s; or an agent configuration key)"
-                            % (k, ", ".join(TRAIN_KEYS)))
+                            "(train keys: %s; hyperparameters: %s; or an agent configuration "
+                            "key)" % (k, ", ".join(TRAIN_KEYS), ", ".join(C_HP_KEYS)))
     state = {"exc": None}
 
     def onerror(exc_type, exc, tb):

@@ -95,6 +95,16 @@ def test_train_builtin_c_env(tmp_path):
     _run_files(out)
     assert json.load(open(os.path.join(out, "config.json")))["train"]["seed"] == 2
     assert res["metrics"]["steps"][-1] == res["steps"]
+    # hyperparameters reach the C driver (config.json records the effective values)
+    out = str(tmp_path / "hp")
+    res = relay.train("CartPole-v1", steps=2048, target=1e9, out=out, learning_rate=1e-3,
+                      n_steps=64, net_arch=[32, 32], lr_linear=False, eval_every=0)
+    saved = json.load(open(os.path.join(out, "config.json")))
+    assert saved["ppo"]["net_arch"] == "32,32" and saved["ppo"]["n_steps"] == 64
+    assert saved["ppo"]["learning_rate"] == pytest.approx(1e-3)
+    assert saved["ppo"]["lr_schedule"] == "constant"
+    with pytest.raises(relay.ConfigError):
+        relay.train("CartPole-v1", steps=64, out=str(tmp_path / "bad"), gamma=2.0)
     # a callback returning False stops the run
     res = relay.train("CartPole-v1", steps=10 ** 8, target=1e9, out=str(tmp_path / "s"),
                       callback=lambda m: m["updates"] < 2)

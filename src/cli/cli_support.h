@@ -97,6 +97,10 @@ typedef struct rly_progress {
     int64_t interval_ns; /* minimum time between two prints */
     int64_t last_ns;     /* monotonic time of the last print (0 = never) */
     size_t last_len;     /* length of the line on screen (tty) */
+    /* counters of the last line printed: a final plain line for the same update is not repeated */
+    uint64_t last_steps, last_episodes;
+    int64_t last_version;
+    bool printed;
 } rly_progress;
 
 /* rly_progress_init prints to out; tty chosen by isatty(); interval_s between plain lines. */

@@ -212,7 +212,9 @@ static void progress_lines(void **state)
     assert_true(rly_progress_update(&p, &in, false));
     assert_false(rly_progress_update(&p, &in, false));
     assert_true(rly_progress_update(&p, &in, true));
-    rly_progress_finish(&p, &in);
+    rly_progress_finish(&p, &in); /* same update as the last line: not repeated */
+    in.steps += 1000;
+    rly_progress_finish(&p, &in); /* a newer update: printed */
     rewind(f);
     int lines = 0;
     while (fgets(buf, sizeof buf, f)) {

@@ -116,6 +116,9 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
     const float *wp[2 * RLY_MLP_MAX_LAYERS], *bp[2 * RLY_MLP_MAX_LAYERS];
     size_t total = 0;
     sizes[0] = p->spec.obs_dim;
+    /* Gaussian policies also output their state-independent log std: [mean | log_std], so
+       consumers (actors, `relay eval --stochastic`) can sample from the exported model alone. */
+    uint32_t extra = which == RLY_CHAIN_PI && !p->spec.discrete ? p->spec.act_dim : 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t in = ch[i].m->sizes[ch[i].l], out = ch[i].m->sizes[ch[i].l + 1];
         if (in != sizes[i]) {
@@ -123,6 +126,8 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
                       sizes[i]);
             return RELAY_EINTERNAL;
         }
+        if (i + 1 == n)
+            out += extra;
         sizes[i + 1] = out;
         acts[i] = ch[i].act;
         total += (size_t)in * out + out;
@@ -137,10 +142,15 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
         const float *w = m->params + m->w_off[ch[i].l]; /* [in x out] */
         const float *b = m->params + m->b_off[ch[i].l];
         float *wt = dst, *bt = dst + (size_t)in * out;
-        for (uint32_t o = 0; o < out; o++)
+        uint32_t own = i + 1 == n ? out - extra : out; /* columns of this layer's weights */
+        for (uint32_t o = 0; o < own; o++)
             for (uint32_t k = 0; k < in; k++)
-                wt[(size_t)o * in + k] = w[(size_t)k * out + o];
-        memcpy(bt, b, out * sizeof(float));
+                wt[(size_t)o * in + k] = w[(size_t)k * own + o];
+        memcpy(bt, b, own * sizeof(float));
+        for (uint32_t o = own; o < out; o++) { /* log std rows: zero weights, bias = log std */
+            memset(wt + (size_t)o * in, 0, in * sizeof(float));
+            bt[o] = p->params[p->log_std_off + (o - own)];
+        }
         if (i == 0 && p->spec.normalize_obs) {
             /* W ((x - mean) * inv_std) + b = (W * inv_std) x + (b - W (mean * inv_std)). */
             for (uint32_t o = 0; o < out; o++) {

@@ -90,4 +90,24 @@ set +e
 msg=$("$relay" train --resume nock --quiet 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] || fail "--resume without a checkpoint: exit $rc"
+# --- friction items -------------------------------------------------------------------------------
+# relay eval --run DIR takes env and model from the run; a run directory is accepted as --model
+"$relay" eval --run ev --episodes 2 > e1.txt || fail "eval --run"
+grep -q "env CartPole-v1" e1.txt || fail "eval --run did not take the env from the run"
+"$relay" eval --model ev --episodes 2 > /dev/null || fail "eval --model RUN_DIR"
+# Gaussian policies export their log std, so --stochastic works for Pendulum
+"$relay" train --env Pendulum-v1 --steps 4096 --out pend > /dev/null 2> pend.err || true
+"$relay" eval --run pend --stochastic --episodes 2 > e2.txt || fail "Pendulum --stochastic refused"
+grep -q "policy stochastic" e2.txt || fail "Pendulum eval not stochastic"
+# ... and its last progress line is printed once (plain output)
+dups=$(grep '^steps' pend.err | sed 's/ | [0-9:]*$//; s/ | [0-9.k]* steps\/s//' | uniq -d | wc -l)
+[ "$dups" -eq 0 ] || { cat pend.err; fail "a progress line was printed twice"; }
+# a budget below one update: no absurd percentage
+"$relay" train --steps 1 --out tiny > /dev/null 2> tiny.err || true
+grep -q "rounded up to whole updates) (100%)" tiny.err || { cat tiny.err; fail "tiny budget progress"; }
+grep -q "[0-9]\{4,\}%" tiny.err && fail "absurd percentage"
+# inspect separates the episodes left unfinished at shutdown
+"$relay" train --steps 2048 --sink arrow --out ins --quiet > /dev/null || true
+"$relay" inspect ins/trajectories/run.arrow > ins.txt || fail "inspect"
+grep -q "finished, [0-9]* unfinished" ins.txt || { cat ins.txt; fail "inspect: no unfinished count"; }
 echo "train features test passed"
