@@ -74,6 +74,7 @@ typedef struct tp_zmq {
     uint8_t (*allowed)[32];
     size_t n_allowed;
 
+    /* callbacks: set through the command pipe, read by the I/O thread only */
     rly_tp_ack_fn ack;
     rly_tp_conn_fn conn;
     void *cb_ctx;
@@ -104,8 +105,9 @@ typedef struct tp_zmq {
     inflight *infl;
     size_t n_infl, max_infl;
     bool connected, ever_connected, auth_failed;
-    rly_tp_model_fn model_fn;
+    rly_tp_model_fn model_fn; /* I/O thread (set by the 'W' command) */
     void *model_ctx;
+    atomic_bool watching;
     int64_t known_version; /* I/O thread */
     uint64_t known_status;
 } tp_zmq;
@@ -188,6 +190,13 @@ static int send_buf(void *sock, const void *data, size_t len, bool more)
 {
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
 }
+
+/* cb_cmd is a command carrying callback pointers to the I/O thread ('K', 'W', 'C'). */
+typedef struct cb_cmd {
+    void (*fn)(void);
+    void (*fn2)(void);
+    void *ctx;
+} cb_cmd;
 
 /* cmd_send sends a command of n parts from any API thread. */
 static relay_err cmd_send(tp_zmq *t, const void *const *data, const size_t *len, int n)
@@ -428,6 +437,11 @@ static void server_cmd(tp_zmq *t, void *cmd, void *router, void *pub)
     if (op == 'A' && n == 3) {
         zmq_send(router, zmq_msg_data(&p[1]), zmq_msg_size(&p[1]), ZMQ_SNDMORE);
         zmq_send(router, zmq_msg_data(&p[2]), zmq_msg_size(&p[2]), 0);
+    } else if (op == 'C' && n == 2 && zmq_msg_size(&p[1]) == sizeof(cb_cmd)) {
+        cb_cmd c;
+        memcpy(&c, zmq_msg_data(&p[1]), sizeof c);
+        t->serve = (rly_tp_serve_fn)c.fn;
+        t->serve_ctx = c.ctx;
     } else if (op == 'M') {
         send_model(t, pub, NULL, 0, false);
     } else if (op == 'S') {
@@ -662,9 +676,19 @@ static void client_cmd(tp_zmq *t, void *cmd, void *dealer)
         zmq_msg_close(&p[0]);
         return;
     }
-    if (op == 'W')
+    cb_cmd c;
+    bool has_cb = n == 2 && zmq_msg_size(&p[1]) == sizeof c;
+    if (has_cb)
+        memcpy(&c, zmq_msg_data(&p[1]), sizeof c);
+    if (op == 'W' && has_cb) {
+        t->model_fn = (rly_tp_model_fn)c.fn;
+        t->model_ctx = c.ctx;
         request_model(dealer, t->known_version);
-    else if (op == 'Q')
+    } else if (op == 'K' && has_cb) {
+        t->ack = (rly_tp_ack_fn)c.fn;
+        t->conn = (rly_tp_conn_fn)c.fn2;
+        t->cb_ctx = c.ctx;
+    } else if (op == 'Q')
         atomic_store(&t->stop, true);
     close_parts(p, n);
 }
@@ -796,10 +820,12 @@ static void zmq_close_impl(void *impl)
 static relay_err set_callbacks(void *impl, rly_tp_ack_fn ack, rly_tp_conn_fn conn, void *ctx)
 {
     tp_zmq *t = impl;
-    t->ack = ack;
-    t->conn = conn;
-    t->cb_ctx = ctx;
-    return RELAY_OK;
+    if (t->server)
+        return RELAY_OK; /* the server side publishes nothing that is acknowledged */
+    cb_cmd c = {(void (*)(void))ack, (void (*)(void))conn, ctx};
+    const void *d[2] = {"K", &c};
+    size_t l[2] = {1, sizeof c};
+    return cmd_send(t, d, l, 2);
 }
 
 static relay_err traj_publish(void *impl, const char *msg_id, uint64_t batch_seq, const void *data,
@@ -1050,13 +1076,12 @@ static relay_err model_watch(void *impl, rly_tp_model_fn fn, void *ctx)
     tp_zmq *t = impl;
     if (t->server)
         return RELAY_EUNSUPPORTED;
-    if (t->model_fn)
+    if (atomic_exchange(&t->watching, true))
         return RELAY_ESTATE;
-    t->model_ctx = ctx;
-    t->model_fn = fn; /* read by the I/O thread after the command below (mutex = barrier) */
-    const void *d[1] = {"W"};
-    size_t l[1] = {1};
-    return cmd_send(t, d, l, 1);
+    cb_cmd c = {(void (*)(void))fn, NULL, ctx};
+    const void *d[2] = {"W", &c};
+    size_t l[2] = {1, sizeof c};
+    return cmd_send(t, d, l, 2);
 }
 
 static relay_err control_serve(void *impl, rly_tp_serve_fn fn, void *ctx)
@@ -1064,9 +1089,10 @@ static relay_err control_serve(void *impl, rly_tp_serve_fn fn, void *ctx)
     tp_zmq *t = impl;
     if (!t->server)
         return RELAY_EUNSUPPORTED;
-    t->serve_ctx = ctx;
-    t->serve = fn;
-    return RELAY_OK;
+    cb_cmd c = {(void (*)(void))fn, NULL, ctx};
+    const void *d[2] = {"C", &c};
+    size_t l[2] = {1, sizeof c};
+    return cmd_send(t, d, l, 2);
 }
 
 static relay_err control_request(void *impl, const void *req, size_t len, relay_codec_buf *reply,
