@@ -95,7 +95,8 @@ static int free_port_pair(void)
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
         socklen_t l = sizeof a;
-        if (bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &l)) {
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) ||
+            getsockname(fd, (struct sockaddr *)&a, &l)) {
             close(fd);
             continue;
         }
