@@ -64,6 +64,8 @@ typedef struct tp_zmq {
     void *ctx;
     void *cmd_tx; /* API side of the command pipe (cmd_mu) */
     rly_mutex cmd_mu;
+    rly_mutex cb_mu;
+    struct cb_cmd_ *cb_slot_k, *cb_slot_w, *cb_slot_c;
     rly_thread th;
     bool th_running;
     atomic_bool stop;
@@ -191,12 +193,45 @@ static int send_buf(void *sock, const void *data, size_t len, bool more)
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
 }
 
-/* cb_cmd is a command carrying callback pointers to the I/O thread ('K', 'W', 'C'). */
-typedef struct cb_cmd {
+/* cb_cmd carries callback pointers to the I/O thread ('K', 'W', 'C'): the caller stores it in
+   t->cb_slot[op] under cb_mu, then sends the one-byte command; the I/O thread takes it under
+   cb_mu (the mutex also orders everything the caller did before, e.g. a codec it used). */
+typedef struct cb_cmd_ {
     void (*fn)(void);
     void (*fn2)(void);
     void *ctx;
 } cb_cmd;
+
+static relay_err cmd_send(tp_zmq *t, const void *const *data, const size_t *len, int n);
+
+/* cb_put stores c for command op and sends the command (API threads). */
+static relay_err cb_put(tp_zmq *t, char op, cb_cmd c)
+{
+    rly_mutex_lock(&t->cb_mu);
+    cb_cmd **slot = op == 'K' ? &t->cb_slot_k : op == 'W' ? &t->cb_slot_w : &t->cb_slot_c;
+    if (!*slot)
+        *slot = malloc(sizeof **slot);
+    if (*slot)
+        **slot = c;
+    bool ok = *slot != NULL;
+    rly_mutex_unlock(&t->cb_mu);
+    if (!ok)
+        return RELAY_ENOMEM;
+    const void *d[1] = {op == 'K' ? "K" : op == 'W' ? "W" : "C"};
+    size_t l[1] = {1};
+    return cmd_send(t, d, l, 1);
+}
+
+/* cb_take reads the callbacks stored for op (I/O thread); false when none. */
+static bool cb_take(tp_zmq *t, char op, cb_cmd *out)
+{
+    rly_mutex_lock(&t->cb_mu);
+    cb_cmd *slot = op == 'K' ? t->cb_slot_k : op == 'W' ? t->cb_slot_w : t->cb_slot_c;
+    if (slot)
+        *out = *slot;
+    rly_mutex_unlock(&t->cb_mu);
+    return slot != NULL;
+}
 
 /* cmd_send sends a command of n parts from any API thread. */
 static relay_err cmd_send(tp_zmq *t, const void *const *data, const size_t *len, int n)
@@ -437,11 +472,12 @@ static void server_cmd(tp_zmq *t, void *cmd, void *router, void *pub)
     if (op == 'A' && n == 3) {
         zmq_send(router, zmq_msg_data(&p[1]), zmq_msg_size(&p[1]), ZMQ_SNDMORE);
         zmq_send(router, zmq_msg_data(&p[2]), zmq_msg_size(&p[2]), 0);
-    } else if (op == 'C' && n == 2 && zmq_msg_size(&p[1]) == sizeof(cb_cmd)) {
+    } else if (op == 'C') {
         cb_cmd c;
-        memcpy(&c, zmq_msg_data(&p[1]), sizeof c);
-        t->serve = (rly_tp_serve_fn)c.fn;
-        t->serve_ctx = c.ctx;
+        if (cb_take(t, 'C', &c)) {
+            t->serve = (rly_tp_serve_fn)c.fn;
+            t->serve_ctx = c.ctx;
+        }
     } else if (op == 'M') {
         send_model(t, pub, NULL, 0, false);
     } else if (op == 'S') {
@@ -677,9 +713,7 @@ static void client_cmd(tp_zmq *t, void *cmd, void *dealer)
         return;
     }
     cb_cmd c;
-    bool has_cb = n == 2 && zmq_msg_size(&p[1]) == sizeof c;
-    if (has_cb)
-        memcpy(&c, zmq_msg_data(&p[1]), sizeof c);
+    bool has_cb = (op == 'W' || op == 'K') && cb_take(t, op, &c);
     if (op == 'W' && has_cb) {
         t->model_fn = (rly_tp_model_fn)c.fn;
         t->model_ctx = c.ctx;
@@ -808,6 +842,10 @@ static void zmq_close_impl(void *impl)
     free(t->allowed);
     free(t->infl);
     rly_mutex_fini(&t->cmd_mu);
+    rly_mutex_fini(&t->cb_mu);
+    free(t->cb_slot_k);
+    free(t->cb_slot_w);
+    free(t->cb_slot_c);
     rly_mutex_fini(&t->qmu);
     rly_cond_fini(&t->qcv);
     rly_mutex_fini(&t->mmu);
@@ -822,10 +860,7 @@ static relay_err set_callbacks(void *impl, rly_tp_ack_fn ack, rly_tp_conn_fn con
     tp_zmq *t = impl;
     if (t->server)
         return RELAY_OK; /* the server side publishes nothing that is acknowledged */
-    cb_cmd c = {(void (*)(void))ack, (void (*)(void))conn, ctx};
-    const void *d[2] = {"K", &c};
-    size_t l[2] = {1, sizeof c};
-    return cmd_send(t, d, l, 2);
+    return cb_put(t, 'K', (cb_cmd){(void (*)(void))ack, (void (*)(void))conn, ctx});
 }
 
 static relay_err traj_publish(void *impl, const char *msg_id, uint64_t batch_seq, const void *data,
@@ -1078,10 +1113,7 @@ static relay_err model_watch(void *impl, rly_tp_model_fn fn, void *ctx)
         return RELAY_EUNSUPPORTED;
     if (atomic_exchange(&t->watching, true))
         return RELAY_ESTATE;
-    cb_cmd c = {(void (*)(void))fn, NULL, ctx};
-    const void *d[2] = {"W", &c};
-    size_t l[2] = {1, sizeof c};
-    return cmd_send(t, d, l, 2);
+    return cb_put(t, 'W', (cb_cmd){(void (*)(void))fn, NULL, ctx});
 }
 
 static relay_err control_serve(void *impl, rly_tp_serve_fn fn, void *ctx)
@@ -1089,10 +1121,7 @@ static relay_err control_serve(void *impl, rly_tp_serve_fn fn, void *ctx)
     tp_zmq *t = impl;
     if (!t->server)
         return RELAY_EUNSUPPORTED;
-    cb_cmd c = {(void (*)(void))fn, NULL, ctx};
-    const void *d[2] = {"C", &c};
-    size_t l[2] = {1, sizeof c};
-    return cmd_send(t, d, l, 2);
+    return cb_put(t, 'C', (cb_cmd){(void (*)(void))fn, NULL, ctx});
 }
 
 static relay_err control_request(void *impl, const void *req, size_t len, relay_codec_buf *reply,
@@ -1275,6 +1304,7 @@ relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out)
     if (!t)
         return RELAY_ENOMEM;
     rly_mutex_init(&t->cmd_mu);
+    rly_mutex_init(&t->cb_mu);
     rly_mutex_init(&t->qmu);
     rly_cond_init(&t->qcv);
     rly_mutex_init(&t->mmu);

@@ -22,6 +22,7 @@ import time
 import zmq
 
 RELAY, SCENARIO = sys.argv[1], sys.argv[2]
+HERE = os.path.dirname(os.path.abspath(__file__))
 SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
 TARGET = "120" if SANITIZED else "475"
 KILL_AT = 12 if SANITIZED else 50
@@ -55,6 +56,8 @@ def start(args, name, env=None):
     f = open(os.path.join(TMP, name + ".log"), "ab")
     e = dict(os.environ)
     e.update(env or {})
+    if "TSAN_OPTIONS" in e:  # libzmq is not instrumented: see zmq.tsan.supp
+        e["TSAN_OPTIONS"] += " suppressions=" + os.path.join(HERE, "zmq.tsan.supp")
     p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e, cwd=TMP)
     p.name = name
     procs.append(p)
