@@ -1084,8 +1084,11 @@ int rly_cli_server(int argc, char **argv)
         memset(&m, 0, sizeof m);
         m.kind = RELAY_MSG_SHUTDOWN;
         snprintf(m.text, sizeof m.text, "training finished: %s", why);
-        if (relay_codec_encode_msg(s->codec, &m, &s->pub_buf) == RELAY_OK)
-            rly_tp_status_publish(s->tp, s->pub_buf.data, s->pub_buf.len);
+        /* its own buffer: pub_buf belongs to the learner thread, which may still publish */
+        relay_codec_buf sb = {0};
+        if (relay_codec_encode_msg(s->codec, &m, &sb) == RELAY_OK)
+            rly_tp_status_publish(s->tp, sb.data, sb.len);
+        relay_codec_buf_fini(&sb);
         /* a non-durable transport: the learner makes no more checkpoints, and the actors wait
            for their acks before saying goodbye; what is held and what comes now is recorded
            (learned up to the cursor, unused after it) by the final ledger flush */
