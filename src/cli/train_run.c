@@ -466,6 +466,8 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     } else if ((e = prepare_run_dir(o->out)) != RELAY_OK) {
         return e;
     }
+    /* A fresh run that fails before training removes what it wrote; a resumed one keeps all. */
+    bool started = false, ran_dir_check = !o->resume;
     /* Agent: shared model handles, trajectories cut at n_steps, the sink asked for. */
     relay_config *ac = &fc->agent;
     ac->shared_model = true;
@@ -571,6 +573,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         rly_error(MOD, "cannot start: %s", relay_strerror(e));
         goto out;
     }
+    started = true;
     if (progress)
         fprintf(progress,
                 "relay train: %s, %s, %u actors x %u envs, %u routers, target %.1f, "
@@ -701,6 +704,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     }
 out:
     rly_train_obs_stop(&r.obs); /* no scrape reads the learner from here on */
+    if (!started && ran_dir_check) {
+        /* Nothing trained: leave no half run behind (a retry into the same --out must work). */
+        static const char *const files[] = {"config.json", "metrics.csv", "metrics_url",
+                                            "trajectories", NULL};
+        for (int i = 0; files[i]; i++) {
+            snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
+            if (unlink(path) != 0)
+                rmdir(path); /* trajectories/, when empty */
+        }
+        rmdir(o->out); /* only if empty: never anything that was there before */
+    }
     rly_learner_free(learner);
     relay_agent_free(r.agent);
     rly_metrics_csv_close(r.metrics);

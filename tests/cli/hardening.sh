@@ -80,6 +80,17 @@ mkdir -p "$tmp/r2" && touch "$tmp/r2/trajectories"
 out=$(run --out "$tmp/r2" --sink arrow 2>&1 > /dev/null); st=$?
 [ $st -eq 2 ] && grep -q "trajectories exists and is not a directory" <<< "$out" \
   || fail "trajectories file: exit $st: $out"
+# A sink that cannot open (malformed RELAY_KEY for the binary sink): exit 1 before training, and
+# no half run is left behind, so the same --out works afterwards.
+out=$(RELAY_KEY=zz run --out "$tmp/r5" --sink binary 2>&1 > /dev/null); st=$?
+[ $st -eq 1 ] && grep -q "binary sink cannot write in $tmp/r5/trajectories" <<< "$out" \
+  || fail "bad RELAY_KEY: exit $st: $out"
+[ -e "$tmp/r5" ] && fail "bad RELAY_KEY left $tmp/r5 behind"
+run --out "$tmp/r5" > /dev/null; [ $? -eq 0 ] || fail "retry into r5 after a failed start"
+# An Arrow batch size the sink cannot take is refused by the configuration itself.
+printf '{"sinks": {"arrow": {"batch_rows": 67108864}}}' > "$tmp/rows.json"
+out=$(run --out "$tmp/r6" --config "$tmp/rows.json" --sink arrow 2>&1 > /dev/null); st=$?
+[ $st -eq 2 ] && grep -q "sinks.arrow.batch_rows" <<< "$out" || fail "batch_rows: exit $st: $out"
 # Full disk (a 4 KiB file size limit): exit 1 naming the file, never a cut policy.onnx.
 out=$( (trap '' XFSZ; ulimit -f 4; run --out "$tmp/r3") 2>&1 > /dev/null); st=$?
 [ $st -eq 1 ] && grep -q "cannot write $tmp/r3/policy.onnx" <<< "$out" || fail "full disk: exit $st: $out"
