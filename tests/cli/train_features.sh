@@ -60,7 +60,7 @@ before=$(readlink runs/latest)
 # --- checkpoints: kill -9, then --resume continues the run ---------------------------------------
 "$relay" train --seed 2 --steps 3000000 --target 100000 --save-every 5 --out k --quiet > k.txt 2>&1 &
 pid=$!
-for _ in $(seq 1 400); do
+for _ in $(seq 1 1500); do
   [ -s k/checkpoint.ckpt ] && [ -s k/metrics.csv ] && [ "$(wc -l < k/metrics.csv)" -gt 12 ] && break
   sleep 0.02
 done
@@ -111,7 +111,7 @@ grep -q "[0-9]\{4,\}%" tiny.err && fail "absurd percentage"
 "$relay" inspect ins/trajectories/run.arrow > ins.txt || fail "inspect"
 grep -q "finished, [0-9]* unfinished" ins.txt || { cat ins.txt; fail "inspect: no unfinished count"; }
 # --init-model warm-starts the policy from a policy.onnx (the resumed run k learned for 20 K steps)
-"$relay" train --seed 5 --steps 1024 --init-model k/policy_last.onnx --out warm --quiet > /dev/null || true
+"$relay" train --seed 5 --steps 4096 --eval-every 0 --init-model k/policy_last.onnx --out warm --quiet > /dev/null || true
 first=$(awk -F, 'NR > 1 && $5 != "nan" { print $5; exit }' warm/metrics.csv)
 awk -v m="$first" 'BEGIN { exit !(m > 50) }' || fail "warm start: first mean return $first"
 set +e
