@@ -531,9 +531,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     ids = e ? NULL : calloc(o->actors, sizeof *ids);
     if (!ids && !e)
         e = RELAY_ENOMEM;
-    for (uint32_t i = 0; !e && i < o->actors; i++)
+    /* The time limit also holds while thousands of actors are created and started. */
+    for (uint32_t i = 0; !e && i < o->actors; i++) {
+        if (deadline && rly_now_ns() >= deadline) {
+            rly_error(MOD, "the time limit (%u s) passed while creating actors (%u of %u)",
+                      o->max_seconds, i, o->actors);
+            e = RELAY_ETIMEDOUT;
+            break;
+        }
         e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1 + seed_shift,
                                      n_steps, &ids[i]);
+    }
     lc.publish = publish;
     lc.publish_ctx = &r;
     lc.stream_actors = ids;
@@ -565,10 +573,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         e = rly_learner_wait_version(learner, 0, wait);
     }
     r.learner = learner; /* from here on trajectories reach it */
-    for (uint32_t i = 0; !e && i < o->actors; i++)
+    for (uint32_t i = 0; !e && i < o->actors; i++) {
+        if (deadline && rly_now_ns() >= deadline) {
+            rly_error(MOD, "the time limit (%u s) passed while starting actors (%u of %u)",
+                      o->max_seconds, i, o->actors);
+            e = RELAY_ETIMEDOUT;
+            break;
+        }
         e = rly_agent_run_env_quota(
             r.agent, ids[i], env, o->envs_per_actor,
             o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor + seed_shift, n_steps);
+    }
     if (e) {
         rly_error(MOD, "cannot start: %s", relay_strerror(e));
         goto out;
