@@ -2,7 +2,7 @@
 """Distributed training over ZeroMQ (brokerless, CURVE), end to end, with faults.
 
 usage: zmq_test.py RELAY_BIN SCENARIO
-SCENARIO: train | kill_server | curve | hostile
+SCENARIO: train | kill_server | curve | hostile | python
 
 Each scenario picks free 127.0.0.1 ports, starts a `relay server --zmq` and `relay actors --zmq`
 processes, bounds its time and stops everything it started by PID, also on failure. Accounting is
@@ -361,6 +361,38 @@ def scenario_hostile():
     assert "malformed" in slog, slog
     n = [l for l in slog.splitlines() if "malformed messages refused" in l]
     assert n and int(n[-1].split("closed: ")[1].split()[0]) >= len(malformed), slog
+
+
+def scenario_python():
+    """A foreign client (examples/python_zmq, Python + pyzmq + protobuf, CURVE) trains CartPole."""
+    url = "tcp://127.0.0.1:%d" % free_port_pair()
+    srv_prefix, scfg, ccfgs = curve_configs(1)
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(url, out, "--config", scfg), "server")
+    time.sleep(0.3)
+    src = os.path.dirname(os.path.dirname(HERE))
+    client = start(["/usr/bin/python3", os.path.join(src, "examples", "python_zmq",
+                                                     "relay_zmq_client.py"),
+                    url, os.path.join(src, "proto"), "--seconds", "150",
+                    "--curve-secret", os.path.join(TMP, "client0.key"),
+                    "--curve-server", srv_prefix + ".pub"], "pyclient")
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s\n%s" % (rc, read_log("server"), read_log("pyclient"))
+    assert wait_exit(client, 30) == 0, read_log("pyclient")
+    last = [l for l in read_log("pyclient").splitlines() if l.startswith("producer ")][-1]
+    log(last)
+    producer = last.split()[1].rstrip(";")
+    sent = int(last.split("batches sent ")[1].split(",")[0])
+    acked = int(last.split("acked ")[1].split(";")[0])
+    assert sent > 0 and acked == sent, last
+    learned = 0
+    with open(os.path.join(out, "ledger.csv")) as f:
+        for line in f:
+            tid, seq, fate, rows = line.strip().split(",")
+            assert tid.startswith(producer), line  # the only producer
+            learned += fate == "learned"
+    assert learned > 0
+    assert "target reached" in read_log("server")
 
 
 T0 = time.monotonic()
