@@ -97,7 +97,7 @@ typedef struct tp_zmq {
     int64_t model_version;
     uint64_t status_gen;
     /* server: counters */
-    atomic_ullong malformed, refused_keys, accepted_keys, batches_in;
+    atomic_ullong malformed, refused_keys, accepted_keys, batches_in, conns, bad_handshakes;
 
     /* client */
     rly_mutex wmu; /* waiters, inflight, connected */
@@ -501,6 +501,30 @@ typedef struct io_start {
     io_sockets s;
 } io_start;
 
+/* server_monitor counts the ROUTER's connections and failed handshakes (I/O thread). */
+static void server_monitor(tp_zmq *t, void *mon)
+{
+    zmq_msg_t p[2];
+    int total = 0, n = recv_all(mon, p, 2, &total);
+    if (n >= 1 && zmq_msg_size(&p[0]) >= 6) {
+        const uint8_t *d = zmq_msg_data(&p[0]);
+        uint16_t ev = (uint16_t)(d[0] | d[1] << 8);
+        if (ev == ZMQ_EVENT_ACCEPTED)
+            atomic_fetch_add(&t->conns, 1);
+        else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            unsigned long long k = atomic_fetch_add(&t->bad_handshakes, 1) + 1;
+            if (k <= 10 || k % 1000 == 0)
+                rly_warn(MOD,
+                         "a connection failed its handshake (not ZMTP, or refused); %llu so "
+                         "far",
+                         k);
+        }
+    }
+    close_parts(p, n);
+}
+
 static void *server_loop(void *arg)
 {
     io_start *st = arg;
@@ -508,20 +532,15 @@ static void *server_loop(void *arg)
     io_sockets s = st->s;
     free(st);
     while (!atomic_load(&t->stop)) {
-        zmq_pollitem_t it[3] = {
-            {s.cmd, 0, ZMQ_POLLIN, 0}, {s.zap, 0, ZMQ_POLLIN, 0}, {s.a, 0, 0, 0}};
+        zmq_pollitem_t it[4] = {{s.cmd, 0, ZMQ_POLLIN, 0}, {s.mon, 0, ZMQ_POLLIN, 0}};
         int n = 2;
+        if (s.zap)
+            it[n++] = (zmq_pollitem_t){s.zap, 0, ZMQ_POLLIN, 0};
         rly_mutex_lock(&t->qmu);
         bool room = t->q_n < QCAP;
         rly_mutex_unlock(&t->qmu);
-        if (atomic_load(&t->consuming) && room) {
-            it[2].events = ZMQ_POLLIN;
-            n = 3;
-        }
-        if (!s.zap) {
-            it[1] = it[2];
-            n--;
-        }
+        if (atomic_load(&t->consuming) && room)
+            it[n++] = (zmq_pollitem_t){s.a, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(it, n, 50) < 0 && zmq_errno() == ETERM)
             break;
         for (int i = 0; i < n; i++) {
@@ -531,6 +550,8 @@ static void *server_loop(void *arg)
                 server_cmd(t, s.cmd, s.a, s.b);
             else if (it[i].socket == s.zap)
                 zap_answer(t, s.zap);
+            else if (it[i].socket == s.mon)
+                server_monitor(t, s.mon);
             else
                 for (int k = 0; k < 64; k++) { /* a burst, bounded by the queue */
                     rly_mutex_lock(&t->qmu);
@@ -553,6 +574,8 @@ static void *server_loop(void *arg)
     zmq_close(s.cmd);
     if (s.zap)
         zmq_close(s.zap);
+    zmq_socket_monitor(s.a, NULL, 0);
+    zmq_close(s.mon);
     return NULL;
 }
 
@@ -821,12 +844,13 @@ static void zmq_close_impl(void *impl)
     if (t->ctx)
         zmq_ctx_term(t->ctx);
     if (t->server) {
-        unsigned long long mal = atomic_load(&t->malformed), ref = atomic_load(&t->refused_keys);
-        if (mal || ref)
+        unsigned long long mal = atomic_load(&t->malformed), ref = atomic_load(&t->refused_keys),
+                           bad = atomic_load(&t->bad_handshakes);
+        if (mal || ref || bad)
             rly_warn(MOD,
                      "server transport closed: %llu malformed messages refused, %llu client "
-                     "keys refused",
-                     mal, ref);
+                     "keys refused, %llu failed handshakes (of %llu connections)",
+                     mal, ref, bad, (unsigned long long)atomic_load(&t->conns));
     }
     for (size_t i = 0; i < t->q_n; i++) {
         zdel *d = t->q[(t->q_head + i) % QCAP];
@@ -1253,6 +1277,16 @@ static relay_err open_server(tp_zmq *t, io_sockets *s)
         return RELAY_ECONFIG;
     }
     (void)v;
+    s->mon = zmq_socket(t->ctx, ZMQ_PAIR);
+    if (!s->mon ||
+        zmq_socket_monitor(s->a, t->ep_mon,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        zmq_connect(s->mon, t->ep_mon) != 0) {
+        rly_error(MOD, "socket monitor: %s", zmq_strerror(zmq_errno()));
+        return RELAY_EIO;
+    }
     if (zmq_bind(s->a, t->ep_main) != 0) {
         rly_error(MOD, "cannot bind %s: %s", t->ep_main, zmq_strerror(zmq_errno()));
         return RELAY_ECLOSED;
