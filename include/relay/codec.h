@@ -132,7 +132,7 @@ typedef struct relay_bundle_space {
     float high[RELAY_BUNDLE_MAX_DIM];
 } relay_bundle_space;
 
-/* relay_model_bundle is an ONNX model plus metadata; onnx is owned iff owns_onnx. */
+/* relay_model_bundle is an ONNX policy (+ optional critic and log std) plus metadata. */
 typedef struct relay_model_bundle {
     int64_t version;
     int64_t created_ns;
@@ -142,7 +142,11 @@ typedef struct relay_model_bundle {
     relay_bundle_space obs_space, act_space;
     uint8_t *onnx;
     size_t onnx_len;
-    bool owns_onnx;
+    bool owns_onnx;      /* onnx and value_onnx are freed by relay_model_bundle_fini */
+    uint8_t *value_onnx; /* optional critic (obs -> value) or NULL */
+    size_t value_onnx_len;
+    uint32_t n_log_std; /* Gaussian policies: log std values (0 = none) */
+    float log_std[RELAY_BUNDLE_MAX_DIM];
 } relay_model_bundle;
 
 /* relay_model_bundle_fini frees an owned ONNX buffer and zeroes b. */

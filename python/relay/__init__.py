@@ -10,7 +10,7 @@ environments; policy inference.  A cffi (ABI mode) binding of librelay.so; see d
     relay.evaluate(policy, "CartPole-v1", episodes=100)  # {"mean_return": ..., ...}
 """
 from ._ffi import LIB_PATH, ffi, lib
-from .agent import Agent, Trajectory, as_ids, default_config, format_id
+from .agent import Agent, Learner, Trajectory, as_ids, default_config, format_id
 from .envs import Box, Discrete, SyncVectorEnv, VecEnv, builtin_envs, env_spaces, make
 from .evaluate import evaluate
 from .errors import *  # noqa: F401,F403  (Error and one subclass per relay_err)

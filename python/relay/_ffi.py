@@ -173,6 +173,9 @@ relay_err relay_agent_request_action(relay_agent *a, const relay_id *ids, size_t
                                      const float *rewards, float *actions, relay_err *errs);
 relay_err relay_agent_flag_last_action(relay_agent *a, const relay_id *ids, size_t n,
                                        const float *rewards);
+relay_err relay_agent_end_episodes(relay_agent *a, const relay_id *ids, size_t n,
+                                   const float *rewards, const bool *truncated,
+                                   const float *final_obs);
 relay_err relay_agent_update_model(relay_agent *a, const relay_bundle *b, const relay_id *ids,
                                    size_t n);
 relay_err relay_agent_get_model_version(relay_agent *a, const relay_id *ids, size_t n,
@@ -269,6 +272,44 @@ void relay_ppo_free(relay_ppo *p);
 relay_policy *relay_ppo_policy(relay_ppo *p);
 relay_err relay_ppo_update(relay_ppo *p, relay_rollout *r, relay_ppo_metrics *m);
 
+typedef struct relay_learner relay_learner;
+typedef struct relay_learner_stats {
+    uint64_t steps;
+    uint64_t steps_received;
+    uint64_t steps_stale;
+    uint64_t episodes;
+    uint32_t updates;
+    int64_t version;
+    float mean_return_100;
+    float last_return;
+    double seconds;
+    double steps_per_second;
+    bool done;
+    relay_err error;
+    relay_ppo_metrics last;
+} relay_learner_stats;
+typedef void (*relay_learner_update_fn)(const relay_learner_stats *st, void *user);
+typedef struct relay_learner_options {
+    const char *env;
+    const relay_space *obs_space;
+    const relay_space *act_space;
+    const relay_ppo_config *ppo;
+    uint32_t n_actors;
+    uint32_t policy_lag;
+    uint64_t seed;
+    const char *resume_path;
+    relay_learner_update_fn on_update;
+    void *user;
+} relay_learner_options;
+relay_err relay_agent_attach_learner(relay_agent *a, const relay_learner_options *o,
+                                     relay_id *ids, relay_learner **out);
+void relay_learner_get_stats(relay_learner *l, relay_learner_stats *out);
+relay_err relay_learner_wait_version(relay_learner *l, int64_t v, uint32_t timeout_ms);
+uint32_t relay_learner_n_steps(relay_learner *l);
+relay_err relay_learner_save_checkpoint(relay_learner *l, const char *path);
+relay_err relay_learner_export_onnx(relay_learner *l, const char *path);
+void relay_learner_stop(relay_learner *l);
+
 typedef struct relay_train_result {
     uint64_t steps;
     uint64_t episodes;
@@ -295,7 +336,7 @@ void free(void *p);
 CHECKED_STRUCTS = (
     "relay_id", "relay_step_spec", "relay_traj", "relay_space", "relay_env_def",
     "relay_space_desc", "relay_model_meta", "relay_actor_options", "relay_agent_stats",
-    "relay_mlp_desc", "relay_policy_spec", "relay_ppo_config", "relay_ppo_metrics", "relay_train_result",
+    "relay_mlp_desc", "relay_learner_stats", "relay_learner_options", "relay_policy_spec", "relay_ppo_config", "relay_ppo_metrics", "relay_train_result",
 )
 
 # relay_config is passed through only; this many bytes are allocated for it (the C struct is

@@ -192,6 +192,61 @@ def default_config():
     return _config_buffer(None, None, False)[2]
 
 
+def _learner_stats(st):
+    from .train import _metrics_dict
+    out = {k: (float(getattr(st, k)) if t.type.cname in ("float", "double") else
+               bool(getattr(st, k)) if t.type.cname == "_Bool" else int(getattr(st, k)))
+           for k, t in ffi.typeof("relay_learner_stats").fields if k != "last"}
+    out["last_update"] = _metrics_dict(st.last)
+    return out
+
+
+class Learner:
+    """A learner attached to an agent (Agent.attach_learner); owned and freed by the agent."""
+
+    def __init__(self, agent):
+        self._agent = agent
+        self._l = None
+        self._cb = None
+
+    def _handle(self):
+        if self._l is None:
+            raise ERRORS[29](29, "learner", "the agent that owned this learner is closed")
+        return self._l
+
+    def stats(self):
+        """The learner's counters (steps, episodes, updates, version, mean_return_100, ...)."""
+        st = ffi.new("relay_learner_stats *")
+        lib.relay_learner_get_stats(self._handle(), st)
+        return _learner_stats(st)
+
+    @property
+    def n_steps(self):
+        """Rows per actor that make one update."""
+        return lib.relay_learner_n_steps(self._handle())
+
+    def wait_version(self, version, timeout=30.0):
+        """Block (GIL released) until the policy version is >= version; relay.Timeout after."""
+        clear_detail()
+        check(lib.relay_learner_wait_version(self._handle(), int(version),
+                                             int(timeout * 1000)), "wait_version")
+
+    def save_checkpoint(self, path):
+        """Write the complete learner state to path (resume with attach_learner(resume=))."""
+        clear_detail()
+        check(lib.relay_learner_save_checkpoint(self._handle(), os.fsencode(path)),
+              "save_checkpoint")
+
+    def export_onnx(self, path):
+        """Write the newest policy network to path as ONNX."""
+        clear_detail()
+        check(lib.relay_learner_export_onnx(self._handle(), os.fsencode(path)), "export_onnx")
+
+    def stop(self):
+        """Stop training (later trajectories are dropped); idempotent."""
+        lib.relay_learner_stop(self._handle())
+
+
 class Agent:
     """A Relay agent: routers, actors, sinks (relay_agent).
 
@@ -216,6 +271,7 @@ class Agent:
         self._widths = {}  # id bytes -> (obs_dim, act_dim, n_actions or None)
         self._totals = {}  # ids bytes -> (obs total, act total, mask total or None, act_dim)
         self._ptrs = {}  # id(array) -> (array, cdata): recent request_action buffers
+        self._learners = []  # attached learners (their callbacks must outlive the agent)
         self._last_ids = None  # (ids array, its bytes, cdata, sizes) of the last request
         if start:
             self.start()
@@ -243,10 +299,12 @@ class Agent:
         check(lib.relay_agent_restart(self._handle()), "restart")
 
     def close(self):
-        """Shut down (if running) and free the agent; idempotent."""
+        """Shut down (if running) and free the agent (and its learner); idempotent."""
         a, self._a = self._a, None
         if a is not None:
             lib.relay_agent_free(a)
+        for learner in getattr(self, "_learners", ()):
+            learner._l = None
 
     def __enter__(self):
         return self
@@ -489,30 +547,126 @@ class Agent:
             check(err, "request_action")
         return out
 
-    def flag_last_action(self, ids, rewards=None, terminated=True, truncated=False):
-        """End each actor's episode with a final reward (None: 0).
+    def flag_last_action(self, ids, rewards=None, terminated=None, truncated=False,
+                         final_obs=None):
+        """End each actor's episode with a final reward (None: 0), Gymnasium-style.
 
-        terminated/truncated say how the episode ended (Gymnasium semantics).  This librelay
-        records every flagged ending as terminated; truncated=True raises relay.Unsupported
-        until the C API can record a truncation (see docs/PYTHON.md).
+        terminated / truncated: bools or [n] arrays (terminated None: the rows not truncated);
+        a row that is truncated and not terminated is a time-limit end, which an attached learner bootstraps with V(final_obs row) (final_obs
+        [n x obs_dim], or None: V of the last observation acted on); every other row terminated.
+        relay.StateError for an actor with no open episode.
         """
         ids = as_ids(ids)
-        if truncated is True or (isinstance(truncated, np.ndarray) and truncated.any()):
-            raise ERRORS[18](18, "flag_last_action",
-                             "this librelay cannot record a truncated ending yet")
+        n = len(ids)
         rptr = ffi.NULL
         if rewards is not None:
             rewards = np.ascontiguousarray(rewards, dtype=np.float32)
-            if rewards.size != len(ids):
+            if rewards.size != n:
                 raise ERRORS[20](20, "flag_last_action", "rewards has %d entries for %d actors"
-                                 % (rewards.size, len(ids)))
+                                 % (rewards.size, n))
             rptr = ffi.from_buffer("float[]", rewards)
+        trunc = np.broadcast_to(np.asarray(truncated, dtype=bool), (n,))
+        if terminated is not None:
+            trunc = trunc & ~np.broadcast_to(np.asarray(terminated, dtype=bool), (n,))
         clear_detail()
-        check(lib.relay_agent_flag_last_action(self._handle(),
-                                               ffi.from_buffer("relay_id[]", ids), len(ids),
-                                               rptr), "flag_last_action")
+        if not trunc.any():
+            check(lib.relay_agent_flag_last_action(self._handle(),
+                                                   ffi.from_buffer("relay_id[]", ids), n, rptr),
+                  "flag_last_action")
+            return
+        trunc = np.ascontiguousarray(trunc)
+        fptr = ffi.NULL
+        if final_obs is not None:
+            o_tot = self._sizes(ids)[0]
+            final_obs = np.ascontiguousarray(final_obs, dtype=np.float32)
+            if final_obs.size != o_tot:
+                raise ERRORS[20](20, "flag_last_action", "final_obs has %d floats, the %d "
+                                 "actors need %d" % (final_obs.size, n, o_tot))
+            fptr = ffi.from_buffer("float[]", final_obs)
+        check(lib.relay_agent_end_episodes(self._handle(), ffi.from_buffer("relay_id[]", ids),
+                                           n, rptr, ffi.from_buffer("bool[]", trunc), fptr),
+              "flag_last_action")
 
-    end_episode = flag_last_action
+    def end_episodes(self, ids, rewards=None, truncated=None, final_obs=None):
+        """relay_agent_end_episodes: end episodes; truncated [n] marks time-limit ends."""
+        self.flag_last_action(ids, rewards, truncated=truncated if truncated is not None
+                              else False, final_obs=final_obs)
+
+    end_episode = end_episodes
+
+    # ---- learner ---------------------------------------------------------------------------
+    def attach_learner(self, env=None, observation_space=None, action_space=None, n_actors=1,
+                       policy_lag=0, seed=0, resume=None, on_update=None, algo="ppo", zoo=None,
+                       **hyperparameters):
+        """Attach a PPO/REINFORCE learner for your own environment loop; returns (learner, ids).
+
+        The agent must use "model_mode": "shared".  n_actors actors are created (ids, one per
+        environment copy); drive them with request_action(ids, obs, rewards=previous rewards)
+        and end_episodes(...); the learner trains on their trajectories on its own thread and
+        sends each new policy to every actor.  env: a built-in name (spaces and zoo settings),
+        or give observation_space and action_space (Gymnasium-style).  Hyperparameters as for
+        relay.train (SB3 names, net_arch, ..., total_timesteps; zoo="<env>" starts from the
+        zoo's values);
+        none given: the zoo's for env, SB3's otherwise.  on_update(stats dict) runs on the
+        learner thread after every update (keep it short; it takes the GIL).
+        """
+        from .envs import fill_c_space
+        from .train import ppo_config
+        a = self._handle()
+        keep = []
+        o = ffi.new("relay_learner_options *")
+        if env is not None:
+            keep.append(ffi.new("char[]", os.fsencode(env)))
+            o.env = keep[-1]
+        elif observation_space is not None and action_space is not None:
+            so, sa = ffi.new("relay_space *"), ffi.new("relay_space *")
+            fill_c_space(observation_space, so)
+            fill_c_space(action_space, sa)
+            keep += [so, sa]
+            o.obs_space, o.act_space = so, sa
+        else:
+            raise TypeError("attach_learner: give env, or observation_space and action_space")
+        hp = dict(hyperparameters)
+        total = hp.pop("total_timesteps", None) or hp.pop("steps", None)
+        if hp or zoo or algo != "ppo" or total:
+            cfg, _ = ppo_config(hp, zoo=zoo or env, algo=algo, what="attach_learner")
+            if total:
+                cfg.total_timesteps = int(total)
+            keep.append(cfg)
+            o.ppo = cfg
+        o.n_actors = n_actors
+        o.policy_lag = policy_lag
+        o.seed = seed
+        if resume is not None:
+            keep.append(ffi.new("char[]", os.fsencode(resume)))
+            o.resume_path = keep[-1]
+        learner = Learner(self)
+        if on_update is not None:
+            def cb(st, user):
+                on_update(_learner_stats(st))
+            learner._cb = ffi.callback("relay_learner_update_fn", cb)
+            o.on_update = learner._cb
+        ids = np.empty((n_actors, 16), dtype=np.uint8)
+        out = ffi.new("relay_learner **")
+        clear_detail()
+        check(lib.relay_agent_attach_learner(a, o, ffi.from_buffer("relay_id[]", ids), out),
+              "attach_learner")
+        learner._l = out[0]
+        self._learners.append(learner)  # keeps the callback alive as long as the agent
+        with self._lock:
+            self._totals.clear()
+            self._last_ids = None
+            for row in ids:
+                rid = ffi.cast("relay_id *", ffi.from_buffer(row))[0]
+                self._widths[row.tobytes()] = (
+                    lib.relay_agent_obs_dim(a, rid), lib.relay_agent_act_dim(a, rid),
+                    self._space_n_actions(env, action_space))
+        return learner, ids
+
+    def _space_n_actions(self, env, action_space):
+        from .envs import env_spaces, is_discrete
+        space = env_spaces(env)[1] if env is not None else action_space
+        return int(space.n) if is_discrete(space) else None
 
     # ---- models ----------------------------------------------------------------------------
     def update_model(self, model, ids=None):

@@ -34,7 +34,7 @@ _NAMES = {
     16: "ChecksumError", 17: "AuthError", 18: "Unsupported", 19: "VersionError",
     20: "ShapeError", 21: "DtypeError", 22: "ConfigError", 23: "NoModel", 24: "Busy",
     25: "TryAgain", 26: "Canceled", 27: "DlopenError", 28: "CompressionError", 29: "StateError",
-    30: "Dropped", 31: "InternalError",
+    30: "Dropped", 31: "InternalError", 32: "ConnectionClosed",
 }
 
 ERRORS = {}

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .envs import SyncVectorEnv, VecEnv, builtin_def
-from .model import Policy, load_policy
+from .model import load_policy
 
 
 def evaluate(policy, env="CartPole-v1", episodes=100, num_envs=8, seed=0, max_steps=None):
@@ -58,4 +58,4 @@ def evaluate(policy, env="CartPole-v1", episodes=100, num_envs=8, seed=0, max_st
             "episodes": int(r.size), "returns": r, "lengths": np.array(lengths)}
 
 
-__all__ = ["evaluate", "Policy"]
+__all__ = ["evaluate"]

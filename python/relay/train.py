@@ -15,7 +15,13 @@ from .errors import ERRORS, check, clear_detail, install_log_capture
 
 # Keys of the "train" section of `relay train --config` (src/cli/train_run.c).
 TRAIN_KEYS = ("env", "algo", "actors", "envs_per_actor", "steps", "seed", "target", "out",
-              "sink", "max_seconds", "policy_lag")
+              "sink", "max_seconds", "policy_lag", "eval_every", "eval_episodes", "save_every")
+
+# Keys of the "ppo" / "reinforce" sections of `relay train --config` (src/cli/hparams.c).
+C_HP_KEYS = ("learning_rate", "lr_schedule", "n_steps", "batch_size", "n_epochs", "gamma",
+             "gae_lambda", "clip_range", "clip_range_schedule", "clip_range_vf", "ent_coef",
+             "vf_coef", "max_grad_norm", "target_kl", "normalize_advantage", "adam_eps",
+             "net_arch", "activation", "shared_net", "log_std_init", "normalize_obs", "clip_obs")
 
 # relay_ppo_config fields settable by keyword for Python environments (SB3 names).
 PPO_KEYS = ("n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda",
@@ -62,7 +68,9 @@ def train(env="CartPole-v1", algo="ppo", *, progress=False, callback=None, **hyp
     env: a built-in environment name ("CartPole-v1", ...) or plug-in .so path -- the whole loop
     then runs in C, exactly as `relay train` (keywords: the "train" keys actors,
     envs_per_actor, steps or total_timesteps, seed, target, out, sink, max_seconds, policy_lag,
-    and agent configuration keys such as routers) -- or a Python environment: a vectorised env
+    eval_every, eval_episodes, save_every; the hyperparameters of C_HP_KEYS (learning_rate,
+    n_steps, net_arch, ...; a value not given keeps the zoo's); agent configuration keys such
+    as routers) -- or a Python environment: a vectorised env
     (has num_envs), a single Gymnasium-style env, or a zero-argument factory of single envs
     (then n_envs copies are made).  Python envs take the PPO hyperparameters of PPO_KEYS and
     POLICY_KEYS, zoo="<env name>" to start from rl-baselines3-zoo values, steps, seed, target
@@ -87,15 +95,27 @@ def train(env="CartPole-v1", algo="ppo", *, progress=False, callback=None, **hyp
 def _train_c(env, algo, progress, callback, hp):
     agent_keys = default_config()
     cfg = {"train": {"env": env, "algo": algo}}
+    section = "reinforce" if algo == "reinforce" else "ppo"
+    # the Python-env spellings of relay.train, translated to the C driver's keys
+    aliases = {"lr_linear": ("lr_schedule", lambda v: "linear" if v else "constant"),
+               "clip_linear": ("clip_range_schedule", lambda v: "linear" if v else "constant"),
+               "shared": ("shared_net", bool),
+               "net_arch": ("net_arch", lambda v: v if isinstance(v, str)
+                            else ",".join(str(int(w)) for w in v))}
     for k, v in hp.items():
+        if k in aliases:
+            k, conv = aliases[k]
+            v = conv(v)
         if k in TRAIN_KEYS:
             cfg["train"][k] = v
+        elif k in C_HP_KEYS:
+            cfg.setdefault(section, {})[k] = v
         elif k in agent_keys:
             cfg[k] = v
         else:
             raise TypeError("relay.train: %r is not a key of the built-in training driver "
-                            "(train keys: %s; or an agent configuration key)"
-                            % (k, ", ".join(TRAIN_KEYS)))
+                            "(train keys: %s; hyperparameters: %s; or an agent configuration "
+                            "key)" % (k, ", ".join(TRAIN_KEYS), ", ".join(C_HP_KEYS)))
     state = {"exc": None}
 
     def onerror(exc_type, exc, tb):
@@ -117,6 +137,66 @@ def _train_c(env, algo, progress, callback, hp):
     out = _result_dict(res)
     out["metrics"] = read_metrics(out["out_dir"])
     return out
+
+
+def ppo_config(hp, zoo=None, algo="ppo", what="train"):
+    """A relay_ppo_config from keyword hyperparameters (popped from hp; others raise TypeError).
+
+    Starts from the rl-baselines3-zoo values of zoo (an env name) when it has some, else from
+    SB3's defaults.  The network architecture is set, the spaces are not (policy.obs_dim 0).
+    Returns (cfg, zoo or None when the zoo has no entry).
+    """
+    if algo not in ("ppo", "reinforce"):
+        raise ERRORS[22](22, what, "algo must be \"ppo\" or \"reinforce\", not %r" % algo)
+    cfg = ffi.new("relay_ppo_config *")
+    lib.relay_ppo_config_default(cfg)
+    if zoo and lib.relay_ppo_config_zoo(cfg, str(zoo).encode()) != 0:
+        lib.relay_ppo_config_default(cfg)
+        zoo = None
+    cfg.algo = 1 if algo == "reinforce" else 0
+    policy_hp = {k: hp.pop(k) for k in POLICY_KEYS if k in hp}
+    for k in list(hp):
+        if k not in PPO_KEYS or k == "n_envs":
+            raise TypeError("%s: unknown hyperparameter %r (known: %s)"
+                            % (what, k, ", ".join(PPO_KEYS[1:] + POLICY_KEYS)))
+        setattr(cfg, k, hp.pop(k))
+    if "net_arch" in policy_hp:
+        arch = list(policy_hp.pop("net_arch"))
+        if not 0 < len(arch) <= 4:
+            raise ERRORS[22](22, what, "net_arch needs 1 to 4 hidden layers")
+        cfg.policy.n_hidden = len(arch)
+        for i, width in enumerate(arch):
+            cfg.policy.hidden[i] = int(width)
+    if "activation" in policy_hp:
+        act = policy_hp.pop("activation")
+        if act not in ("tanh", "relu"):
+            raise ERRORS[22](22, what, "activation must be \"tanh\" or \"relu\"")
+        cfg.policy.activation = 1 if act == "relu" else 0
+    for k, v in policy_hp.items():
+        setattr(cfg.policy, k, v)
+    cfg.policy.obs_dim = 0
+    return cfg, zoo
+
+
+def apply_spaces(cfg, obs_space, act_space):
+    """Fill cfg.policy's spaces from Python spaces, keeping its architecture."""
+    arch = {k: getattr(cfg.policy, k) for k in ("n_hidden", "activation", "shared",
+                                                  "log_std_init", "normalize_obs", "clip_obs")}
+    hidden = [cfg.policy.hidden[i] for i in range(4)]
+    so, sa = ffi.new("relay_space *"), ffi.new("relay_space *")
+    fill_c_space(obs_space, so)
+    fill_c_space(act_space, sa)
+    clear_detail()
+    check(lib.relay_policy_spec_from_spaces(ffi.addressof(cfg.policy), so, sa), "spaces")
+    for k, v in arch.items():
+        if k == "n_hidden" and not v:
+            continue
+        if k == "clip_obs" and v <= 0:
+            continue
+        setattr(cfg.policy, k, v)
+    if arch["n_hidden"]:
+        for i in range(4):
+            cfg.policy.hidden[i] = hidden[i]
 
 
 # ---- Python environments ----------------------------------------------------------------------
@@ -178,15 +258,7 @@ def _train_python(env, algo, progress, callback, hp):
     obs_space, act_space = env_spaces(venv)
     discrete = is_discrete(act_space)
 
-    cfg = ffi.new("relay_ppo_config *")
     zoo = hp.pop("zoo", None) or getattr(getattr(env, "spec", None), "id", None)
-    lib.relay_ppo_config_default(cfg)
-    if zoo and lib.relay_ppo_config_zoo(cfg, str(zoo).encode()) != 0:
-        lib.relay_ppo_config_default(cfg)
-        zoo = None
-    cfg.algo = 1 if algo == "reinforce" else 0
-    if algo not in ("ppo", "reinforce"):
-        raise ERRORS[22](22, "train", "algo must be \"ppo\" or \"reinforce\", not %r" % algo)
     steps = hp.pop("steps", None)
     seed = int(hp.pop("seed", 0))
     target = hp.pop("target", None)
@@ -196,43 +268,12 @@ def _train_python(env, algo, progress, callback, hp):
         raise ERRORS[22](22, "train", "n_envs=%s but the vectorised env has %d envs"
                          % (hp["n_envs"], n))
     hp.pop("n_envs", None)
-    policy_hp = {k: hp.pop(k) for k in POLICY_KEYS if k in hp}
-    for k in list(hp):
-        if k not in PPO_KEYS:
-            raise TypeError("relay.train: unknown hyperparameter %r for a Python environment "
-                            "(known: %s)" % (k, ", ".join(PPO_KEYS + POLICY_KEYS)))
-        setattr(cfg, k, hp.pop(k))
+    cfg, zoo = ppo_config(hp, zoo=zoo, algo=algo, what="relay.train")
     cfg.n_envs = n
     cfg.seed = seed
     if steps:
         cfg.total_timesteps = int(steps)
-    so, sa = ffi.new("relay_space *"), ffi.new("relay_space *")
-    fill_c_space(obs_space, so)
-    fill_c_space(act_space, sa)
-    clear_detail()
-    check(lib.relay_policy_spec_from_spaces(ffi.addressof(cfg.policy), so, sa), "spaces")
-    if zoo:  # the zoo's network choices survive spec_from_spaces
-        z = ffi.new("relay_ppo_config *")
-        lib.relay_ppo_config_zoo(z, str(zoo).encode())
-        for k in ("n_hidden", "activation", "shared", "log_std_init", "normalize_obs",
-                  "clip_obs"):
-            setattr(cfg.policy, k, getattr(z.policy, k))
-        for i in range(4):
-            cfg.policy.hidden[i] = z.policy.hidden[i]
-    if "net_arch" in policy_hp:
-        arch = list(policy_hp.pop("net_arch"))
-        if not 0 < len(arch) <= 4:
-            raise ERRORS[22](22, "train", "net_arch needs 1 to 4 hidden layers")
-        cfg.policy.n_hidden = len(arch)
-        for i, width in enumerate(arch):
-            cfg.policy.hidden[i] = int(width)
-    if "activation" in policy_hp:
-        act = policy_hp.pop("activation")
-        if act not in ("tanh", "relu"):
-            raise ERRORS[22](22, "train", "activation must be \"tanh\" or \"relu\"")
-        cfg.policy.activation = 1 if act == "relu" else 0
-    for k, v in policy_hp.items():
-        setattr(cfg.policy, k, v)
+    apply_spaces(cfg, obs_space, act_space)
     if target is None:
         target = _DEFAULT_TARGETS.get(zoo, math.inf) if zoo else math.inf
     n_steps = int(cfg.n_steps)

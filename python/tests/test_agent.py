@@ -98,7 +98,7 @@ def test_episodes_trajectories_and_stats(agent, cartpole_model):
     for t in range(5):
         agent.request_action(ids, obs * t, rewards=np.full(4, 1.0) if t else None)
     agent.flag_last_action(ids, rewards=np.full(4, 2.0))
-    with pytest.raises(relay.Unsupported):
+    with pytest.raises(relay.StateError):  # no open episode any more
         agent.flag_last_action(ids, truncated=True)
     agent.flush()
     trajs = agent.drain_trajectories()

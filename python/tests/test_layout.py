@@ -19,7 +19,7 @@ def _fields(name):
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
 def test_struct_layout_matches_headers(tmp_path):
     lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "relay/relay.h"',
-             '#include "relay/learn.h"', '#include "relay/train.h"', "int main(void) {"]
+             '#include "relay/learn.h"', '#include "relay/learner.h"', '#include "relay/train.h"', "int main(void) {"]
     expect = []
     for name in _ffi.CHECKED_STRUCTS:
         lines.append('printf("%%zu\\n", sizeof(%s));' % name)

@@ -2,6 +2,7 @@
 import gc
 
 import numpy as np
+import pytest
 
 import relay
 
@@ -23,6 +24,7 @@ def _cycle(model):
         a.drain_trajectories()
 
 
+@pytest.mark.heavy
 def test_agent_cycles_do_not_leak(cartpole_model):
     model = relay.Model(cartpole_model, env="CartPole-v1")
     for _ in range(100):  # warm-up: allocator arenas, thread stacks, caches

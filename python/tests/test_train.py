@@ -95,12 +95,23 @@ def test_train_builtin_c_env(tmp_path):
     _run_files(out)
     assert json.load(open(os.path.join(out, "config.json")))["train"]["seed"] == 2
     assert res["metrics"]["steps"][-1] == res["steps"]
+    # hyperparameters reach the C driver (config.json records the effective values)
+    out = str(tmp_path / "hp")
+    res = relay.train("CartPole-v1", steps=2048, target=1e9, out=out, learning_rate=1e-3,
+                      n_steps=64, net_arch=[32, 32], lr_linear=False, eval_every=0)
+    saved = json.load(open(os.path.join(out, "config.json")))
+    assert saved["ppo"]["net_arch"] == "32,32" and saved["ppo"]["n_steps"] == 64
+    assert saved["ppo"]["learning_rate"] == pytest.approx(1e-3)
+    assert saved["ppo"]["lr_schedule"] == "constant"
+    with pytest.raises(relay.ConfigError):
+        relay.train("CartPole-v1", steps=64, out=str(tmp_path / "bad"), gamma=2.0)
     # a callback returning False stops the run
     res = relay.train("CartPole-v1", steps=10 ** 8, target=1e9, out=str(tmp_path / "s"),
                       callback=lambda m: m["updates"] < 2)
     assert res["stop_reason"] == "interrupted" and res["updates"] >= 2
 
 
+@pytest.mark.heavy
 def test_numpy_cartpole_trains_to_475(tmp_path):
     """The acceptance test: a Python-written vectorised CartPole solved from Python."""
     out = str(tmp_path / "py")
@@ -198,3 +209,71 @@ def test_vecenv_and_evaluate(cartpole_model):
     assert res["episodes"] == 4 and res["max_return"] < 100
     with pytest.raises(relay.NotFound):
         relay.make("NoSuchEnv-v0")
+
+
+@pytest.mark.heavy
+def test_attach_learner_own_loop(tmp_path):
+    """A user's own loop over a Python env, trained by a learner attached to the agent."""
+    n = 8
+    updates = []
+    with relay.Agent({"model_mode": "shared", "routers": 1}) as agent:
+        with pytest.raises(TypeError):
+            agent.attach_learner()
+        learner, ids = agent.attach_learner(
+            observation_space=relay.Box(-np.inf, np.inf, (4,)), action_space=relay.Discrete(2),
+            n_actors=n, policy_lag=1, seed=3, zoo="CartPole-v1", total_timesteps=60_000,
+            on_update=lambda st: updates.append(st["updates"]))
+        assert ids.shape == (n, 16) and learner.n_steps == 32
+        learner.wait_version(0, timeout=30)
+        env = NumpyCartPole(n)
+        obs, _ = env.reset(seed=3)
+        rew = np.zeros(n, np.float32)
+        for _ in range(20_000):
+            act = agent.request_action(ids, obs, rewards=rew)
+            obs, r, te, tr, info = env.step(act[:, 0].astype(np.int64))
+            rew = r.copy()
+            done = te | tr
+            if done.any():
+                fo = np.stack([info["final_observation"][i] for i in np.flatnonzero(done)])
+                agent.end_episodes(ids[done], rewards=r[done], truncated=tr[done] & ~te[done],
+                                   final_obs=fo)
+                rew[done] = 0.0
+            if learner.stats()["done"]:
+                break
+        st = learner.stats()
+        assert st["error"] == 0 and st["updates"] >= 20 and updates, st
+        assert st["mean_return_100"] > 60, st  # learning, from a start of about 20
+        assert agent.get_model_version(ids).min() >= 1
+        learner.export_onnx(str(tmp_path / "own.onnx"))
+        learner.save_checkpoint(str(tmp_path / "own.ckpt"))
+        assert os.path.getsize(tmp_path / "own.ckpt") > 0
+        res = relay.evaluate(str(tmp_path / "own.onnx"), "CartPole-v1", episodes=8)
+        assert res["episodes"] == 8
+        learner.stop()
+    with pytest.raises(relay.StateError):
+        learner.stats()
+    with relay.Agent() as agent:  # independent model mode: refused with the reason
+        with pytest.raises(relay.ConfigError, match="shared"):
+            agent.attach_learner(env="CartPole-v1")
+
+
+def test_truncated_episode_endings(cartpole_model):
+    with relay.Agent({"routers": 1}) as agent:
+        ids = agent.new_actors(3, model=cartpole_model, env="CartPole-v1")
+        obs = np.zeros((3, 4), np.float32)
+        agent.request_action(ids, obs)
+        agent.request_action(ids, obs, rewards=np.ones(3))
+        agent.flag_last_action(ids, rewards=np.full(3, 2.0), terminated=[True, False, True],
+                               truncated=[False, True, True], final_obs=np.ones((3, 4)))
+        agent.flush()
+        trajs = {t.actor: t for t in agent.drain_trajectories()}
+        flags = [(bool(trajs[relay.format_id(i)].terminated[-1]),
+                  bool(trajs[relay.format_id(i)].truncated[-1])) for i in ids]
+        # terminated wins over truncated, as in Gymnasium
+        assert flags == [(True, False), (False, True), (True, False)]
+        agent.request_action(ids, obs)
+        with pytest.raises(relay.ShapeError):
+            agent.end_episodes(ids, truncated=np.ones(3, bool), final_obs=np.ones(5))
+        agent.end_episodes(ids, truncated=np.ones(3, bool))
+        with pytest.raises(relay.StateError):
+            agent.end_episodes(ids[:1])  # no open episode any more

@@ -50,7 +50,7 @@ static const rly_cfg_key agent_keys[] = {
      1u << 24, NULL},
     {"sinks.arrow.enabled", RLY_CFG_BOOL, OFF(sink_arrow), SZ(sink_arrow), 0, 1, NULL},
     {"sinks.arrow.batch_rows", RLY_CFG_U32, OFF(arrow_batch_rows), SZ(arrow_batch_rows), 1,
-     1u << 26, NULL},
+     1u << 24, NULL}, /* the Arrow sink's own limit */
     {"sinks.csv.enabled", RLY_CFG_BOOL, OFF(sink_csv), SZ(sink_csv), 0, 1, NULL},
     {"sinks.binary.enabled", RLY_CFG_BOOL, OFF(sink_binary), SZ(sink_binary), 0, 1, NULL},
     {"sinks.rotate_bytes", RLY_CFG_U64, OFF(rotate_bytes), SZ(rotate_bytes), 0, UINT64_MAX, NULL},

@@ -19,7 +19,7 @@
 /* RLY_METRICS_HEADER is the first line of metrics.csv (column names, comma-separated). */
 #define RLY_METRICS_HEADER                                                                         \
     "update,steps,wall_s,sps,mean_return_100,episodes,policy_loss,value_loss,entropy,approx_kl,"   \
-    "clip_fraction,explained_variance,learning_rate,version"
+    "clip_fraction,explained_variance,learning_rate,version,eval_mean_return,eval_std_return"
 
 /* rly_metrics_row is one line of metrics.csv (one learner update). */
 typedef struct rly_metrics_row {
@@ -31,6 +31,7 @@ typedef struct rly_metrics_row {
     uint64_t episodes;
     relay_ppo_metrics m;
     int64_t version;
+    double eval_mean, eval_std; /* deterministic evaluation at this update; NaN when none ran */
 } rly_metrics_row;
 
 /* rly_metrics_row_from_stats fills r from a learner stats snapshot. */
@@ -41,6 +42,10 @@ typedef struct rly_metrics_csv rly_metrics_csv;
 
 /* rly_metrics_csv_open creates (truncates) path and writes the header; RELAY_EIO on failure. */
 relay_err rly_metrics_csv_open(const char *path, rly_metrics_csv **out);
+
+/* rly_metrics_csv_open_append continues an existing path (a run resumed after `updates`
+   updates: later rows are dropped first); the header is written only into an empty file. */
+relay_err rly_metrics_csv_open_append(const char *path, uint32_t updates, rly_metrics_csv **out);
 
 /* rly_metrics_csv_write appends one row and flushes it; RELAY_EIO on a write error. */
 relay_err rly_metrics_csv_write(rly_metrics_csv *w, const rly_metrics_row *r);
@@ -57,6 +62,17 @@ relay_err rly_metrics_csv_close(rly_metrics_csv *w);
  */
 relay_err rly_svg_learning_curve(const char *path, const char *title, const double *steps,
                                  const double *returns, size_t n);
+
+/* rly_svg_extra adds an evaluation series (points with a line) and a target line to a curve. */
+typedef struct rly_svg_extra {
+    const double *eval_steps, *eval_returns;
+    size_t n_eval;
+    double target; /* NaN or infinite: no target line */
+} rly_svg_extra;
+
+/* rly_svg_learning_curve_ex is rly_svg_learning_curve with the extras of x (may be NULL). */
+relay_err rly_svg_learning_curve_ex(const char *path, const char *title, const double *steps,
+                                    const double *returns, size_t n, const rly_svg_extra *x);
 
 /* rly_nice_ticks picks at most max_ticks round tick values covering [lo, hi]; returns the count. */
 size_t rly_nice_ticks(double lo, double hi, size_t max_ticks, double *ticks);
@@ -81,6 +97,10 @@ typedef struct rly_progress {
     int64_t interval_ns; /* minimum time between two prints */
     int64_t last_ns;     /* monotonic time of the last print (0 = never) */
     size_t last_len;     /* length of the line on screen (tty) */
+    /* counters of the last line printed: a final plain line for the same update is not repeated */
+    uint64_t last_steps, last_episodes;
+    int64_t last_version;
+    bool printed;
 } rly_progress;
 
 /* rly_progress_init prints to out; tty chosen by isatty(); interval_s between plain lines. */

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/args.h"
 #include "cli/cli_support.h"
 #include "relay/env.h"
@@ -17,7 +19,10 @@
 
 static const char eval_usage[] =
     "usage: relay eval --model PATH --env NAME [--episodes N] [--seed S] [--stochastic]\n"
-    "  --model PATH    policy.onnx file, or a bundle directory (model.onnx + metadata.json)\n"
+    "       relay eval --run RUN_DIR [--env NAME] [...]\n"
+    "  --run DIR       a `relay train` run directory: its policy.onnx on its environment\n"
+    "  --model PATH    policy.onnx file, a bundle directory (model.onnx + metadata.json) or a\n"
+    "                  run directory (as --run)\n"
     "  --env NAME      built-in environment (e.g. CartPole-v1) or plug-in .so path\n"
     "  --episodes N    episodes to run (default 100)\n"
     "  --seed S        environment seed (default 0)\n"
@@ -28,12 +33,45 @@ static const char eval_usage[] =
     "reward or observation), 2 bad arguments.\n";
 
 typedef struct eval_args {
-    const char *model, *env;
+    const char *model, *env, *run;
+    char run_model[4096 + 32], run_env[512];
     uint64_t episodes;
     uint64_t seed;
     uint64_t max_episode_steps;
     bool stochastic;
 } eval_args;
+
+/* read_run_env copies train.env of RUN/config.json into out; -1 after a message. */
+static int read_run_env(const char *run, char *out, size_t cap, FILE *err)
+{
+    char path[4096 + 32];
+    snprintf(path, sizeof path, "%s/config.json", run);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(err, "relay eval: %s is not a run directory (cannot open %s: %s)\n", run, path,
+                strerror(errno));
+        return -1;
+    }
+    char *text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!text)
+        return -1;
+    text[n] = '\0';
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *train = root ? cJSON_GetObjectItemCaseSensitive(root, "train") : NULL;
+    const cJSON *env = train ? cJSON_GetObjectItemCaseSensitive(train, "env") : NULL;
+    int rc = 0;
+    if (!cJSON_IsString(env) || strlen(env->valuestring) >= cap) {
+        fprintf(err, "relay eval: %s has no train.env; give --env\n", path);
+        rc = -1;
+    } else {
+        snprintf(out, cap, "%s", env->valuestring);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
 
 static int parse_args(int argc, char **argv, eval_args *a, FILE *err)
 {
@@ -54,6 +92,8 @@ static int parse_args(int argc, char **argv, eval_args *a, FILE *err)
             return 2;
         } else if (OPT("--model")) {
             a->model = v;
+        } else if (OPT("--run")) {
+            a->run = v;
         } else if (OPT("--env")) {
             a->env = v;
         } else if (OPT("--episodes")) {
@@ -74,8 +114,34 @@ static int parse_args(int argc, char **argv, eval_args *a, FILE *err)
         if (r < 0)
             return 2;
     }
+    /* a run directory given as --model is a --run */
+    char probe[4096 + 32];
+    struct stat sb;
+    if (!a->run && a->model && strlen(a->model) < 4096) {
+        snprintf(probe, sizeof probe, "%s/config.json", a->model);
+        if (stat(probe, &sb) == 0) {
+            a->run = a->model;
+            a->model = NULL;
+        }
+    }
+    if (a->run) {
+        if (a->model) {
+            fprintf(err, "relay eval: give --run or --model, not both\n");
+            return 2;
+        }
+        if (strlen(a->run) >= 4096) {
+            fprintf(err, "relay eval: --run: the path is too long\n");
+            return 2;
+        }
+        snprintf(a->run_model, sizeof a->run_model, "%s/policy.onnx", a->run);
+        a->model = a->run_model;
+        if (!a->env && read_run_env(a->run, a->run_env, sizeof a->run_env, err) != 0)
+            return 2;
+        if (!a->env)
+            a->env = a->run_env;
+    }
     if (!a->model || !a->env) {
-        fprintf(err, "relay eval: --model and --env are required\n%s", eval_usage);
+        fprintf(err, "relay eval: --model and --env (or --run) are required\n%s", eval_usage);
         return 2;
     }
     return 0;

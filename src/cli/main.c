@@ -11,6 +11,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: relay <command> [options]\n"
                "  train     train a policy with actors on routers and an in-process learner\n"
+               "  server    the training server of distributed training (NATS JetStream)\n"
+               "  actors    an actor process of distributed training\n"
                "  eval      evaluate a policy (ONNX or bundle) on an environment\n"
                "  inspect   print schema, counts, returns and first rows of a trajectory file\n"
                "  version   print the version\n"
@@ -68,6 +70,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "train") == 0)
         return rly_cli_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "server") == 0)
+        return rly_cli_server(argc - 1, argv + 1);
+    if (strcmp(cmd, "actors") == 0)
+        return rly_cli_actors(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return rly_cli_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0)

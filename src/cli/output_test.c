@@ -48,7 +48,7 @@ static const char csv_check[] =
     "import csv, math, sys\n"
     "want = ['update','steps','wall_s','sps','mean_return_100','episodes','policy_loss',\n"
     "        'value_loss','entropy','approx_kl','clip_fraction','explained_variance',\n"
-    "        'learning_rate','version']\n"
+    "        'learning_rate','version','eval_mean_return','eval_std_return']\n"
     "rows = list(csv.reader(open(sys.argv[1])))\n"
     "assert rows[0] == want, rows[0]\n"
     "body = rows[1:]\n"
@@ -212,7 +212,9 @@ static void progress_lines(void **state)
     assert_true(rly_progress_update(&p, &in, false));
     assert_false(rly_progress_update(&p, &in, false));
     assert_true(rly_progress_update(&p, &in, true));
-    rly_progress_finish(&p, &in);
+    rly_progress_finish(&p, &in); /* same update as the last line: not repeated */
+    in.steps += 1000;
+    rly_progress_finish(&p, &in); /* a newer update: printed */
     rewind(f);
     int lines = 0;
     while (fgets(buf, sizeof buf, f)) {

@@ -48,7 +48,14 @@ size_t rly_progress_format(const rly_progress_info *in, char *buf, size_t cap)
     else
         snprintf(el, sizeof el, "%ld:%02ld", s / 60, s % 60);
     int n;
-    if (in->total_steps)
+    if (in->total_steps && in->steps > in->total_steps)
+        /* a budget smaller than one update: the learner consumes whole updates */
+        n = snprintf(buf, cap,
+                     "steps %s (budget %s, rounded up to whole updates) (100%%) | %s steps/s | "
+                     "return %s (%llu ep) | v%lld | %s",
+                     steps, total, sps, ret, (unsigned long long)in->episodes,
+                     (long long)in->version, el);
+    else if (in->total_steps)
         n = snprintf(buf, cap,
                      "steps %s/%s (%.0f%%) | %s steps/s | return %s (%llu ep) | v%lld | %s", steps,
                      total, 100.0 * (double)in->steps / (double)in->total_steps, sps, ret,
@@ -72,9 +79,15 @@ static void emit(rly_progress *p, const rly_progress_info *info, bool final)
         if (final)
             fputc('\n', p->out);
         p->last_len = final ? 0 : n;
-    } else {
+    } else if (!final || !p->printed || info->steps != p->last_steps ||
+               info->version != p->last_version || info->episodes != p->last_episodes) {
+        /* plain lines: the final line is not repeated for the update already printed */
         fprintf(p->out, "%s\n", line);
     }
+    p->printed = true;
+    p->last_steps = info->steps;
+    p->last_version = info->version;
+    p->last_episodes = info->episodes;
     fflush(p->out);
 }
 

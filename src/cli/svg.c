@@ -89,6 +89,12 @@ static void put_escaped(FILE *f, const char *s)
 relay_err rly_svg_learning_curve(const char *path, const char *title, const double *steps,
                                  const double *returns, size_t n)
 {
+    return rly_svg_learning_curve_ex(path, title, steps, returns, n, NULL);
+}
+
+relay_err rly_svg_learning_curve_ex(const char *path, const char *title, const double *steps,
+                                    const double *returns, size_t n, const rly_svg_extra *x)
+{
     if (!path || (n && (!steps || !returns))) {
         rly_error(MOD, "svg_learning_curve: NULL argument");
         return RELAY_EINVAL;
@@ -107,6 +113,24 @@ relay_err rly_svg_learning_curve(const char *path, const char *title, const doub
             y0 = returns[i];
         if (returns[i] > y1)
             y1 = returns[i];
+    }
+    size_t n_eval = x && x->eval_steps && x->eval_returns ? x->n_eval : 0;
+    for (size_t i = 0; i < n_eval; i++) {
+        double sx = x->eval_steps[i], ry = x->eval_returns[i];
+        if (!isfinite(sx) || !isfinite(ry))
+            continue;
+        if (!good) {
+            y0 = y1 = ry;
+        }
+        good++;
+        x1 = sx > x1 ? sx : x1;
+        y0 = ry < y0 ? ry : y0;
+        y1 = ry > y1 ? ry : y1;
+    }
+    bool has_target = x && isfinite(x->target);
+    if (has_target && good) {
+        y0 = x->target < y0 ? x->target : y0;
+        y1 = x->target > y1 ? x->target : y1;
     }
     if (!good) {
         y0 = 0;
@@ -191,6 +215,45 @@ relay_err rly_svg_learning_curve(const char *path, const char *title, const doub
             first = false;
         }
         fputs("\"/>\n", f);
+        if (n_eval) {
+            fputs("<polyline class=\"eval\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" "
+                  "points=\"",
+                  f);
+            bool first_e = true;
+            for (size_t i = 0; i < n_eval; i++) {
+                if (!isfinite(x->eval_steps[i]) || !isfinite(x->eval_returns[i]))
+                    continue;
+                fprintf(f, "%s%.1f,%.1f", first_e ? "" : " ", PX(x->eval_steps[i]),
+                        PY(x->eval_returns[i]));
+                first_e = false;
+            }
+            fputs("\"/>\n", f);
+        }
+        if (has_target)
+            fprintf(f,
+                    "<line class=\"target\" x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                    "stroke=\"#d62728\" stroke-dasharray=\"6,4\"/>\n",
+                    M_LEFT, PY(x->target), M_LEFT + pw, PY(x->target));
+        /* legend */
+        fprintf(f,
+                "<g class=\"legend\" font-size=\"11\"><line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" "
+                "y2=\"%d\" stroke=\"#1f77b4\" stroke-width=\"2\"/><text x=\"%.1f\" y=\"%d\">"
+                "training (last 100)</text>",
+                M_LEFT + 10.0, M_TOP + 10, M_LEFT + 30.0, M_TOP + 10, M_LEFT + 35.0, M_TOP + 14);
+        if (n_eval)
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ff7f0e\" "
+                    "stroke-width=\"2\"/><text x=\"%.1f\" y=\"%d\">evaluation "
+                    "(deterministic)</text>",
+                    M_LEFT + 10.0, M_TOP + 26, M_LEFT + 30.0, M_TOP + 26, M_LEFT + 35.0,
+                    M_TOP + 30);
+        if (has_target)
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#d62728\" "
+                    "stroke-dasharray=\"6,4\"/><text x=\"%.1f\" y=\"%d\">target %g</text>",
+                    M_LEFT + 10.0, M_TOP + 42, M_LEFT + 30.0, M_TOP + 42, M_LEFT + 35.0, M_TOP + 46,
+                    x->target);
+        fputs("</g>\n", f);
     } else {
         fprintf(f,
                 "<text class=\"nodata\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "

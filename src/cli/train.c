@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/train_eval.h"
 #include "cli/train_run.h"
 #include "core/clock.h"
 #include "obs/obs.h"
@@ -26,6 +27,8 @@ static void usage(FILE *f)
         "                   [--target RETURN] [--config FILE.json] [--out DIR]\n"
         "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
         "                   [--verbose] [--metrics-addr HOST:PORT]\n"
+        "                   [--eval-every N] [--eval-episodes K] [--save-every N]\n"
+        "                   [--resume RUN_DIR]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
     rly_hparams_usage(f);
@@ -66,6 +69,9 @@ static bool keep_going(const relay_train_result *now, void *user)
 
 int rly_cli_train(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--distributed") == 0)
+            return rly_cli_train_distributed(argc, argv);
     install_signals();
     const int64_t t0 = rly_now_ns(); /* --max-seconds counts from here */
     rly_train_config fc;
@@ -76,9 +82,20 @@ int rly_cli_train(int argc, char **argv)
 
     rly_argp p = {.prog = "relay train", .err = stderr};
     /* First pass: the config file, so command-line options override it. */
+    const char *resume_dir = NULL;
+    static char resume_cfg[RELAY_PATH_MAX + 32];
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r = rly_arg_match(&p, argc, argv, &i, "--config", &v);
+        if (r == 0 && (r = rly_arg_match(&p, argc, argv, &i, "--resume", &v)) > 0) {
+            /* --resume RUN: RUN/config.json is the configuration, RUN the run directory */
+            if (strlen(v) >= sizeof o->out - 32)
+                return rly_arg_fail(&p, "--resume: the path is longer than %zu bytes",
+                                    sizeof o->out - 33);
+            resume_dir = v;
+            snprintf(resume_cfg, sizeof resume_cfg, "%s/config.json", v);
+            v = resume_cfg;
+        }
         if (r < 0)
             return 2;
         if (r > 0)
@@ -95,6 +112,10 @@ int rly_cli_train(int argc, char **argv)
                     relay_strerror(e));
             return 2;
         }
+    }
+    if (resume_dir) {
+        snprintf(o->out, sizeof o->out, "%s", resume_dir);
+        o->resume = true;
     }
     static const char *const algos[] = {"ppo", "reinforce", NULL};
     rly_hparams cli_hp; /* hyperparameter flags, applied to the section of the final --algo */
@@ -116,7 +137,7 @@ int rly_cli_train(int argc, char **argv)
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
-        if (OPT("--config")) {
+        if (OPT("--config") || OPT("--resume")) {
             /* read above */
         } else if (OPT("--env")) {
             if (r > 0 && strlen(v) >= sizeof o->env)
@@ -142,6 +163,17 @@ int rly_cli_train(int argc, char **argv)
                 snprintf(o->out, sizeof o->out, "%s", v);
         } else if (OPT("--target")) {
             if (r > 0 && !rly_arg_float(&p, "--target", v, -1e30f, 1e30f, &o->target))
+                return 2;
+            o->target_set = true;
+        } else if (OPT("--eval-every")) {
+            if (r > 0 && !rly_arg_u32(&p, "--eval-every", v, 0, 1000000000, &o->eval_every))
+                return 2;
+        } else if (OPT("--eval-episodes")) {
+            if (r > 0 &&
+                !rly_arg_u32(&p, "--eval-episodes", v, 1, RLY_EVAL_MAX_EPISODES, &o->eval_episodes))
+                return 2;
+        } else if (OPT("--save-every")) {
+            if (r > 0 && !rly_arg_u32(&p, "--save-every", v, 0, 1000000000, &o->save_every))
                 return 2;
         } else if (OPT("--actors")) {
             if (r > 0 && !rly_arg_u32(&p, "--actors", v, 1, RLY_TRAIN_MAX_ACTORS, &o->actors))
@@ -201,7 +233,10 @@ int rly_cli_train(int argc, char **argv)
         /* Refused before training (the log line above says why): 2 for what the user can fix
            in the arguments (an --out that holds a run or is a file, sizes), 1 otherwise. */
         fprintf(stderr, "relay train: cannot run: %s\n", relay_strerror(e));
-        return e == RELAY_EEXIST || e == RELAY_ETOOBIG || e == RELAY_ECONFIG ? 2 : 1;
+        bool user = e == RELAY_EEXIST || e == RELAY_ETOOBIG || e == RELAY_ECONFIG ||
+                    e == RELAY_ECHECKSUM || e == RELAY_ETRUNCATED || e == RELAY_EFORMAT ||
+                    e == RELAY_EVERSION || e == RELAY_ESHAPE; /* incl. a bad --resume checkpoint */
+        return user ? 2 : 1;
     }
     printf("%s: %s after %llu steps, %u updates, %.2f s (%.0f steps/s); mean return (last 100) "
            "%.1f over %llu episodes; policy version %lld; files in %s\n",
@@ -216,6 +251,7 @@ int rly_cli_train(int argc, char **argv)
                 res.out_dir);
         return 1;
     }
-    /* 0: target reached (or interrupted by the user); 3: budget or time limit spent first. */
-    return e ? 1 : (res.target_reached || interrupted) ? 0 : 3;
+    /* 0: target reached, interrupted by the user, or the budget spent with no target set;
+       3: a target was set (--target or train.target) and the budget or time limit ran out first. */
+    return e ? 1 : (res.target_reached || interrupted || !o->target_set) ? 0 : 3;
 }

@@ -8,6 +8,7 @@
  */
 #include "cli/train_run.h"
 #include "cli/train_obs.h"
+#include "cli/train_extras.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,6 +50,10 @@ static const rly_cfg_key train_keys[] = {
     {"train.max_seconds", RLY_CFG_U32, TOFF(max_seconds), TSZ(max_seconds), 0,
      RLY_TRAIN_MAX_SECONDS, NULL},
     {"train.policy_lag", RLY_CFG_U32, TOFF(policy_lag), TSZ(policy_lag), 0, 1000, NULL},
+    {"train.eval_every", RLY_CFG_U32, TOFF(eval_every), TSZ(eval_every), 0, 1000000000, NULL},
+    {"train.eval_episodes", RLY_CFG_U32, TOFF(eval_episodes), TSZ(eval_episodes), 1,
+     RLY_EVAL_MAX_EPISODES, NULL},
+    {"train.save_every", RLY_CFG_U32, TOFF(save_every), TSZ(save_every), 0, 1000000000, NULL},
 };
 
 void rly_train_config_default(rly_train_config *c)
@@ -62,6 +67,9 @@ void rly_train_config_default(rly_train_config *c)
     o->actors = 2;
     o->envs_per_actor = 0; /* from the zoo's n_envs */
     o->target = NAN;
+    o->eval_every = RLY_TRAIN_EVAL_EVERY;
+    o->eval_episodes = RLY_TRAIN_EVAL_EPISODES;
+    o->save_every = RLY_TRAIN_SAVE_EVERY;
     c->agent.routers = 2;
 }
 
@@ -108,6 +116,8 @@ relay_err rly_train_config_parse(rly_train_config *c, const char *json)
         } else if (top && !sub) {
             tmp.train.seed = tmp.agent.seed;
         }
+        if (train && cJSON_GetObjectItemCaseSensitive(train, "target"))
+            tmp.train.target_set = true; /* a missed target is then exit 3 */
         cJSON_Delete(root);
         rly_hparams_mark_json(&tmp.ppo, json, "ppo");
         rly_hparams_mark_json(&tmp.reinforce, json, "reinforce");
@@ -147,6 +157,8 @@ typedef struct run {
     size_t n_curve, cap_curve;
     rly_train_obs obs; /* metrics, dashboard curve, time breakdown (train_obs.c) */
     bool verbose;
+    rly_train_extras x; /* evaluation and checkpoints (train_extras.c) */
+    rly_learner *lh;    /* the learner, for on_update */
 } run;
 
 static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
@@ -179,6 +191,8 @@ static void on_update(void *ctx, const rly_learner_stats *st)
     run *r = ctx;
     rly_metrics_row row;
     rly_metrics_row_from_stats(&row, st);
+    rly_train_extras_on_update(&r->x, r->lh, st, &row, r->curve_steps, r->curve_returns,
+                               r->n_curve);
     if (r->metrics && !r->metrics_err && (r->metrics_err = rly_metrics_csv_write(r->metrics, &row)))
         rly_error(MOD, "cannot write %s/metrics.csv: %s", r->out, relay_strerror(r->metrics_err));
     rly_mutex_lock(&r->lock);
@@ -418,7 +432,8 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     res->target = o->target;
     uint32_t n_steps = lc.n_steps ? lc.n_steps : lc.ppo.n_steps;
 
-    if (o->out[0] == '\0') {
+    const bool default_out = o->out[0] == '\0';
+    if (default_out) {
         char name[160];
         snprintf(name, sizeof name, "runs/%.100s-s%llu-%lld", env->name,
                  (unsigned long long)o->seed, (long long)time(NULL));
@@ -430,8 +445,28 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         return RELAY_ETOOBIG;
     }
     snprintf(res->out_dir, sizeof res->out_dir, "%s", o->out);
-    if ((e = prepare_run_dir(o->out)) != RELAY_OK)
+    char ckpt[RELAY_PATH_MAX + 64];
+    snprintf(ckpt, sizeof ckpt, "%s/%s", o->out, RLY_TRAIN_CKPT_NAME);
+    uint64_t seed_shift = 0; /* a resumed run's actors and envs take fresh seeds */
+    uint32_t resume_updates = 0;
+    if (o->resume) {
+        rly_learner_ckpt_info ci;
+        if ((e = rly_learner_checkpoint_peek(ckpt, &ci)) != RELAY_OK) {
+            rly_error(MOD, "cannot resume %s: %s (written with --save-every)", ckpt,
+                      relay_strerror(e));
+            return e == RELAY_ENOTFOUND ? RELAY_ECONFIG : e;
+        }
+        lc.resume_path = ckpt;
+        seed_shift = (uint64_t)ci.updates * 0x9E3779B97F4A7C15ULL;
+        resume_updates = ci.updates;
+        if (ci.steps_consumed >= o->steps)
+            rly_warn(MOD, "%s already spent its budget of %llu steps (give a larger --steps)",
+                     o->out, (unsigned long long)o->steps);
+    } else if ((e = prepare_run_dir(o->out)) != RELAY_OK) {
         return e;
+    }
+    /* A fresh run that fails before training removes what it wrote; a resumed one keeps all. */
+    bool started = false, ran_dir_check = !o->resume;
     /* Agent: shared model handles, trajectories cut at n_steps, the sink asked for. */
     relay_config *ac = &fc->agent;
     ac->shared_model = true;
@@ -459,7 +494,10 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     snprintf(path, sizeof path, "%s/metrics.csv", o->out);
     relay_id *ids = NULL;
     rly_learner *learner = NULL;
-    if ((e = rly_metrics_csv_open(path, &r.metrics)) != RELAY_OK) {
+    if ((e = rly_train_extras_init(&r.x, o->out, env, o->eval_every, o->eval_episodes,
+                                   o->save_every, o->seed)) != RELAY_OK ||
+        (e = o->resume ? rly_metrics_csv_open_append(path, resume_updates, &r.metrics)
+                       : rly_metrics_csv_open(path, &r.metrics)) != RELAY_OK) {
         rly_error(MOD, "cannot write %s", path);
         goto out;
     }
@@ -493,8 +531,8 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     if (!ids && !e)
         e = RELAY_ENOMEM;
     for (uint32_t i = 0; !e && i < o->actors; i++)
-        e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1, n_steps,
-                                     &ids[i]);
+        e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1 + seed_shift,
+                                     n_steps, &ids[i]);
     lc.publish = publish;
     lc.publish_ctx = &r;
     lc.stream_actors = ids;
@@ -505,6 +543,10 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     rly_train_obs_learner(&r.obs, &lc);
     if (!e)
         e = rly_learner_new(&lc, &learner);
+    r.lh = learner;
+    if (!e && o->resume)
+        e = rly_train_extras_resume(&r.x, learner, &r.curve_steps, &r.curve_returns, &r.n_curve);
+    r.cap_curve = r.n_curve;
     if (!e)
         rly_train_obs_start(&r.obs, learner);
     if (!e) {
@@ -515,13 +557,14 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     }
     r.learner = learner; /* from here on trajectories reach it */
     for (uint32_t i = 0; !e && i < o->actors; i++)
-        e = rly_agent_run_env_quota(r.agent, ids[i], env, o->envs_per_actor,
-                                    o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor,
-                                    n_steps);
+        e = rly_agent_run_env_quota(
+            r.agent, ids[i], env, o->envs_per_actor,
+            o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor + seed_shift, n_steps);
     if (e) {
         rly_error(MOD, "cannot start: %s", relay_strerror(e));
         goto out;
     }
+    started = true;
     if (progress)
         fprintf(progress,
                 "relay train: %s, %s, %u actors x %u envs, %u routers, target %.1f, "
@@ -606,24 +649,29 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     fill_result(res, &st, o->target);
     snprintf(res->stop_reason, sizeof res->stop_reason, "%s", why);
     e = st.error ? st.error : env_e;
-    uint8_t *onnx = NULL;
-    size_t len = 0;
     snprintf(path, sizeof path, "%s/policy.onnx", o->out);
-    /* After an environment error the policy was trained on bad values: no policy.onnx. */
-    we = env_e ? RELAY_OK : rly_learner_export_onnx(learner, &onnx, &len);
+    /* After an environment error the policy was trained on bad values: no policy.onnx. The best
+       evaluated policy is policy.onnx, the last one policy_last.onnx (train_extras.c). */
     if (env_e)
         rly_error(MOD, "%s not written: training stopped on an environment error", path);
-    else if (we)
-        rly_error(MOD, "cannot export %s: %s", path, relay_strerror(we));
-    else
-        we = write_file(path, onnx, len);
-    if (we && !out_e)
+    else if ((we = rly_train_extras_finish(&r.x, learner, st.steps_consumed, r.curve_steps,
+                                           r.curve_returns, r.n_curve)) &&
+             !out_e)
         out_e = we;
-    free(onnx);
+    if (progress && (r.x.evals || r.x.ckpts))
+        fprintf(progress,
+                "relay train: %u evaluations (%.2f s, best mean return %.1f), %u checkpoints "
+                "(%.2f s)\n",
+                r.x.evals, r.x.eval_seconds, r.x.best, r.x.ckpts, r.x.ckpt_seconds);
     char title[RELAY_PATH_MAX + 64];
     snprintf(title, sizeof title, "%s %s: mean return of the last 100 episodes", o->env, o->algo);
     snprintf(path, sizeof path, "%s/learning_curve.svg", o->out);
-    if ((we = rly_svg_learning_curve(path, title, r.curve_steps, r.curve_returns, r.n_curve))) {
+    rly_svg_extra sx = {.eval_steps = r.x.eval_steps,
+                        .eval_returns = r.x.eval_returns,
+                        .n_eval = r.x.n_eval,
+                        .target = o->target};
+    if ((we = rly_svg_learning_curve_ex(path, title, r.curve_steps, r.curve_returns, r.n_curve,
+                                        &sx))) {
         rly_error(MOD, "cannot write %s: %s", path, relay_strerror(we));
         if (!out_e)
             out_e = we;
@@ -638,20 +686,33 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     }
     if (!e)
         e = out_e;
-    /* runs/latest points at the newest run (best effort). */
-    if (strncmp(o->out, "runs/", 5) == 0) {
+    /* runs/latest points at the newest default run directory (best effort); an --out chosen by
+       the user never moves it. */
+    if (default_out && strncmp(o->out, "runs/", 5) == 0) {
         unlink("runs/latest");
         if (symlink(o->out + 5, "runs/latest") != 0)
             rly_debug(MOD, "runs/latest not updated");
     }
 out:
     rly_train_obs_stop(&r.obs); /* no scrape reads the learner from here on */
+    if (!started && ran_dir_check) {
+        /* Nothing trained: leave no half run behind (a retry into the same --out must work). */
+        static const char *const files[] = {"config.json", "metrics.csv", "metrics_url",
+                                            "trajectories", NULL};
+        for (int i = 0; files[i]; i++) {
+            snprintf(path, sizeof path, "%s/%s", o->out, files[i]);
+            if (unlink(path) != 0)
+                rmdir(path); /* trajectories/, when empty */
+        }
+        rmdir(o->out); /* only if empty: never anything that was there before */
+    }
     rly_learner_free(learner);
     relay_agent_free(r.agent);
     rly_metrics_csv_close(r.metrics);
     free(ids);
     free(r.curve_steps);
     free(r.curve_returns);
+    rly_train_extras_fini(&r.x);
     rly_mutex_fini(&r.lock);
     return e;
 }

@@ -37,7 +37,16 @@ typedef struct rly_train_opts {
     uint32_t policy_lag;
     int64_t t0_ns; /* monotonic time max_seconds counts from (0: the start of rly_train_run) */
     bool verbose;  /* progress lines also show the time breakdown (command line only) */
+    uint32_t eval_every;    /* evaluate every N updates (0: never) */
+    uint32_t eval_episodes; /* episodes per evaluation */
+    uint32_t save_every;    /* checkpoint every N updates (0: never) */
+    bool resume;            /* continue the run in `out` from its checkpoint (--resume) */
 } rly_train_opts;
+
+/* Defaults of the evaluation and checkpoint intervals (docs/CLI.md, docs/PERFORMANCE.md). */
+#define RLY_TRAIN_EVAL_EVERY 20u
+#define RLY_TRAIN_EVAL_EPISODES 10u
+#define RLY_TRAIN_SAVE_EVERY 50u
 
 /* rly_train_config is the JSON layout: agent keys at the top, training keys under "train",
    hyperparameters under "ppo" / "reinforce" (cli/hparams.h; the one matching train.algo applies).

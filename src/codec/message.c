@@ -403,7 +403,8 @@ static relay_err bundle_to_pb(const relay_model_bundle *b, bundle_pb *p)
         (e = space_to_pb(&b->act_space, &p->act, "act_space")))
         return e;
     if (!memchr(b->name, 0, RELAY_NAME_MAX) || !memchr(b->input_name, 0, RELAY_NAME_MAX) ||
-        !memchr(b->output_name, 0, RELAY_NAME_MAX) || (b->onnx_len && !b->onnx)) {
+        !memchr(b->output_name, 0, RELAY_NAME_MAX) || (b->onnx_len && !b->onnx) ||
+        (b->value_onnx_len && !b->value_onnx) || b->n_log_std > RELAY_BUNDLE_MAX_DIM) {
         rly_warn(MOD, "encode: model bundle has unterminated names or NULL ONNX bytes");
         return RELAY_EINVAL;
     }
@@ -416,6 +417,9 @@ static relay_err bundle_to_pb(const relay_model_bundle *b, bundle_pb *p)
     p->b.input_name = cstr(b->input_name);
     p->b.output_name = cstr(b->output_name);
     p->b.created_ns = b->created_ns;
+    p->b.value_onnx = bin(b->value_onnx, b->value_onnx_len);
+    p->b.n_log_std = b->n_log_std;
+    p->b.log_std = (float *)b->log_std;
     return RELAY_OK;
 }
 
@@ -454,6 +458,10 @@ static relay_err bundle_from_pb(const Relay__V1__ModelBundle *pb, relay_model_bu
         (e = str_from(pb->input_name, b->input_name, RELAY_NAME_MAX, "input_name")) ||
         (e = str_from(pb->output_name, b->output_name, RELAY_NAME_MAX, "output_name")))
         return e;
+    if (pb->n_log_std > RELAY_BUNDLE_MAX_DIM) {
+        rly_warn(MOD, "decode: %zu log std values exceed %d", pb->n_log_std, RELAY_BUNDLE_MAX_DIM);
+        return RELAY_ETOOBIG;
+    }
     b->version = pb->version;
     b->created_ns = pb->created_ns;
     b->onnx = malloc(pb->onnx.len ? pb->onnx.len : 1);
@@ -463,6 +471,18 @@ static relay_err bundle_from_pb(const Relay__V1__ModelBundle *pb, relay_model_bu
     if (pb->onnx.len)
         memcpy(b->onnx, pb->onnx.data, pb->onnx.len);
     b->onnx_len = pb->onnx.len;
+    if (pb->value_onnx.len) {
+        if (!(b->value_onnx = malloc(pb->value_onnx.len))) {
+            free(b->onnx);
+            b->onnx = NULL;
+            return RELAY_ENOMEM;
+        }
+        memcpy(b->value_onnx, pb->value_onnx.data, pb->value_onnx.len);
+        b->value_onnx_len = pb->value_onnx.len;
+    }
+    b->n_log_std = (uint32_t)pb->n_log_std;
+    if (pb->n_log_std)
+        memcpy(b->log_std, pb->log_std, pb->n_log_std * sizeof(float));
     return RELAY_OK;
 }
 
@@ -470,8 +490,10 @@ void relay_model_bundle_fini(relay_model_bundle *b)
 {
     if (!b)
         return;
-    if (b->owns_onnx)
+    if (b->owns_onnx) {
         free(b->onnx);
+        free(b->value_onnx);
+    }
     memset(b, 0, sizeof *b);
 }
 

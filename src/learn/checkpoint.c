@@ -318,19 +318,9 @@ relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const 
     return RELAY_OK;
 }
 
-relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, relay_ppo *p,
-                          rly_ckpt_counters *c, uint8_t **extra, size_t *extra_len)
+/* check_header validates magic, format, length and CRC; *plen receives the payload length. */
+static relay_err check_header(const uint8_t *buf, size_t len, const char *what, uint64_t *plen_out)
 {
-    if (!buf || !p || !c) {
-        rly_error(MOD, "decode: NULL argument");
-        return RELAY_EINVAL;
-    }
-    if (!what)
-        what = "checkpoint";
-    if (extra) {
-        *extra = NULL;
-        *extra_len = 0;
-    }
     if (len < CKPT_HEADER + 4) {
         rly_error(MOD, "%s: %zu bytes is too short to be a checkpoint (truncated?)", what, len);
         return RELAY_ETRUNCATED;
@@ -362,6 +352,82 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
         rly_error(MOD, "%s: checksum mismatch (the file is corrupt)", what);
         return RELAY_ECHECKSUM;
     }
+    *plen_out = plen;
+    return RELAY_OK;
+}
+
+/* get_counters reads the counters that follow the network identity. */
+static void get_counters(rbuf *b, rly_ckpt_counters *k, uint64_t *timesteps, uint32_t *updates,
+                         rly_rng *ppo_rng, rly_rng *pol_rng, uint64_t *adam_t)
+{
+    memset(k, 0, sizeof *k);
+    k->n_envs = get_u32(b);
+    k->n_steps = get_u32(b);
+    k->total_timesteps = get_u64(b);
+    k->seed = get_u64(b);
+    *timesteps = get_u64(b);
+    *updates = get_u32(b);
+    get_rng(b, ppo_rng);
+    get_rng(b, pol_rng);
+    *adam_t = get_u64(b);
+    k->version = (int64_t)get_u64(b);
+    k->steps_consumed = get_u64(b);
+    k->steps_received = get_u64(b);
+    k->steps_stale = get_u64(b);
+    k->steps_discarded = get_u64(b);
+    k->trajs_received = get_u64(b);
+    k->trajs_stale = get_u64(b);
+    k->episodes = get_u64(b);
+    k->updates = get_u32(b);
+    k->mean_return_100 = get_f32(b);
+    k->last_return = get_f32(b);
+    for (int i = 0; i < RLY_CKPT_RET_WINDOW; i++)
+        k->rets[i] = get_f32(b);
+    k->wall_s = get_f64(b);
+}
+
+relay_err rly_ckpt_peek(const uint8_t *buf, size_t len, const char *what, rly_ckpt_counters *c)
+{
+    if (!buf || !c)
+        return RELAY_EINVAL;
+    if (!what)
+        what = "checkpoint";
+    uint64_t plen;
+    relay_err e = check_header(buf, len, what, &plen);
+    if (e)
+        return e;
+    rbuf b = {.p = buf + CKPT_HEADER, .len = (size_t)plen, .off = 0};
+    ident id;
+    memset(&id, 0, sizeof id);
+    ident_get(&b, &id);
+    uint64_t ts, at;
+    uint32_t up;
+    rly_rng r1, r2;
+    get_counters(&b, c, &ts, &up, &r1, &r2, &at);
+    if (b.short_read) {
+        rly_error(MOD, "%s: payload ends inside the counters (truncated)", what);
+        return RELAY_ETRUNCATED;
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, relay_ppo *p,
+                          rly_ckpt_counters *c, uint8_t **extra, size_t *extra_len)
+{
+    if (!buf || !p || !c) {
+        rly_error(MOD, "decode: NULL argument");
+        return RELAY_EINVAL;
+    }
+    if (!what)
+        what = "checkpoint";
+    if (extra) {
+        *extra = NULL;
+        *extra_len = 0;
+    }
+    uint64_t plen;
+    relay_err he = check_header(buf, len, what, &plen);
+    if (he)
+        return he;
     rbuf b = {.p = buf + CKPT_HEADER, .len = (size_t)plen, .off = 0};
     ident got, have;
     memset(&got, 0, sizeof got);
@@ -382,31 +448,10 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
         return RELAY_ESHAPE;
     }
     rly_ckpt_counters k;
-    memset(&k, 0, sizeof k);
-    k.n_envs = get_u32(&b);
-    k.n_steps = get_u32(&b);
-    k.total_timesteps = get_u64(&b);
-    k.seed = get_u64(&b);
-    uint64_t timesteps = get_u64(&b);
-    uint32_t updates = get_u32(&b);
+    uint64_t timesteps, adam_t;
+    uint32_t updates;
     rly_rng ppo_rng, pol_rng;
-    get_rng(&b, &ppo_rng);
-    get_rng(&b, &pol_rng);
-    uint64_t adam_t = get_u64(&b);
-    k.version = (int64_t)get_u64(&b);
-    k.steps_consumed = get_u64(&b);
-    k.steps_received = get_u64(&b);
-    k.steps_stale = get_u64(&b);
-    k.steps_discarded = get_u64(&b);
-    k.trajs_received = get_u64(&b);
-    k.trajs_stale = get_u64(&b);
-    k.episodes = get_u64(&b);
-    k.updates = get_u32(&b);
-    k.mean_return_100 = get_f32(&b);
-    k.last_return = get_f32(&b);
-    for (int i = 0; i < RLY_CKPT_RET_WINDOW; i++)
-        k.rets[i] = get_f32(&b);
-    k.wall_s = get_f64(&b);
+    get_counters(&b, &k, &timesteps, &updates, &ppo_rng, &pol_rng, &adam_t);
     size_t n = p->pol->n_params;
     uint32_t d = p->pol->spec.obs_dim;
     size_t arrays = 3 * n * 4 + 2 * (size_t)d * 8 + 8 + 8;

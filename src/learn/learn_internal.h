@@ -2,6 +2,7 @@
 #ifndef RLY_LEARN_INTERNAL_H
 #define RLY_LEARN_INTERNAL_H
 
+#include <stdatomic.h>
 #include "learn/nn.h"
 #include "core/rng.h"
 #include "relay/learn.h"
@@ -87,6 +88,10 @@ struct relay_ppo {
     int32_t *mb_act_i;
     uint8_t *mb_mask;
     float *dpi, *dv, *lp; /* [mb x n_out], [mb], [mb x n_actions] */
+    /* cancel (may be NULL, owned by the caller, e.g. the learner): once true, relay_ppo_update
+       stops at the next minibatch and returns RELAY_ECANCELED, so a stop request or a time
+       limit is honoured within one minibatch instead of a whole update. */
+    const _Atomic bool *cancel;
 };
 
 /*
@@ -133,6 +138,9 @@ relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const 
  */
 relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, relay_ppo *p,
                           rly_ckpt_counters *c, uint8_t **extra, size_t *extra_len);
+
+/* rly_ckpt_peek checks buf like rly_ckpt_decode and reads only its counters (no learner needed). */
+relay_err rly_ckpt_peek(const uint8_t *buf, size_t len, const char *what, rly_ckpt_counters *c);
 
 /* rly_ckpt_write_file writes bytes to path atomically: a temporary file, fsync, rename. */
 relay_err rly_ckpt_write_file(const char *path, const uint8_t *bytes, size_t len);

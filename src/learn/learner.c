@@ -37,12 +37,16 @@ struct rly_learner {
     uint32_t n_streams, n_steps, obs_dim, act_dim, n_actions;
     bool discrete;
     relay_ppo *ppo;
+    _Atomic bool cancel; /* set by rly_learner_stop: an update in progress stops early */
     relay_rollout *ro;
     float *last_values; /* [n_streams] */
     stream *streams;
     relay_traj **batch; /* [q_cap] popped trajectories */
-    relay_id *actors;   /* copy of cfg.stream_actors, or NULL */
-    int64_t version;    /* learner thread's current version */
+    uint64_t *batch_tags;
+    uint8_t *batch_fate;
+    rly_pool pool;    /* pooled mode's FIFO */
+    relay_id *actors; /* copy of cfg.stream_actors, or NULL */
+    int64_t version;  /* learner thread's current version */
     bool warned_future;
     int64_t start_version; /* first version published: 0, or the resumed checkpoint's */
     double wall_offset;    /* training seconds before a resume */
@@ -52,6 +56,8 @@ struct rly_learner {
     rly_mutex mu; /* guards everything below */
     rly_cond cv_in, cv_space, cv_state;
     relay_traj **q;
+    uint64_t *q_tags; /* [q_cap] tags of queued entries (pooled mode) */
+    uint8_t *q_fate;  /* [q_cap] fate of a mark (q entry NULL) */
     uint32_t q_cap, q_head, q_len;
     bool stopping;
     rly_learner_stats st;
@@ -110,6 +116,9 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
     const float *wp[2 * RLY_MLP_MAX_LAYERS], *bp[2 * RLY_MLP_MAX_LAYERS];
     size_t total = 0;
     sizes[0] = p->spec.obs_dim;
+    /* Gaussian policies also output their state-independent log std: [mean | log_std], so
+       consumers (actors, `relay eval --stochastic`) can sample from the exported model alone. */
+    uint32_t extra = which == RLY_CHAIN_PI && !p->spec.discrete ? p->spec.act_dim : 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t in = ch[i].m->sizes[ch[i].l], out = ch[i].m->sizes[ch[i].l + 1];
         if (in != sizes[i]) {
@@ -117,6 +126,8 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
                       sizes[i]);
             return RELAY_EINTERNAL;
         }
+        if (i + 1 == n)
+            out += extra;
         sizes[i + 1] = out;
         acts[i] = ch[i].act;
         total += (size_t)in * out + out;
@@ -131,10 +142,15 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
         const float *w = m->params + m->w_off[ch[i].l]; /* [in x out] */
         const float *b = m->params + m->b_off[ch[i].l];
         float *wt = dst, *bt = dst + (size_t)in * out;
-        for (uint32_t o = 0; o < out; o++)
+        uint32_t own = i + 1 == n ? out - extra : out; /* columns of this layer's weights */
+        for (uint32_t o = 0; o < own; o++)
             for (uint32_t k = 0; k < in; k++)
-                wt[(size_t)o * in + k] = w[(size_t)k * out + o];
-        memcpy(bt, b, out * sizeof(float));
+                wt[(size_t)o * in + k] = w[(size_t)k * own + o];
+        memcpy(bt, b, own * sizeof(float));
+        for (uint32_t o = own; o < out; o++) { /* log std rows: zero weights, bias = log std */
+            memset(wt + (size_t)o * in, 0, in * sizeof(float));
+            bt[o] = p->params[p->log_std_off + (o - own)];
+        }
         if (i == 0 && p->spec.normalize_obs) {
             /* W ((x - mean) * inv_std) + b = (W * inv_std) x + (b - W (mean * inv_std)). */
             for (uint32_t o = 0; o < out; o++) {
@@ -361,6 +377,7 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     if ((e = relay_ppo_new(pc, &l->ppo)) ||
         (e = relay_rollout_new(&pc->policy, l->n_streams, l->n_steps, &l->ro)))
         goto fail;
+    l->ppo->cancel = &l->cancel;
     if (cfg->resume_path && (e = resume(l, cfg->resume_path)))
         goto fail;
     l->cfg.resume_path = NULL;
@@ -369,7 +386,14 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     l->streams = calloc(l->n_streams, sizeof(stream));
     l->q = calloc(l->q_cap, sizeof(relay_traj *));
     l->batch = calloc(l->q_cap, sizeof(relay_traj *));
-    if (!l->last_values || !l->streams || !l->q || !l->batch)
+    l->q_tags = calloc(l->q_cap, sizeof(uint64_t));
+    l->batch_tags = calloc(l->q_cap, sizeof(uint64_t));
+    l->q_fate = calloc(l->q_cap, 1);
+    l->batch_fate = calloc(l->q_cap, 1);
+    if (!l->last_values || !l->streams || !l->q || !l->batch || !l->q_tags || !l->batch_tags ||
+        !l->q_fate || !l->batch_fate)
+        goto fail;
+    if (cfg->pooled && (e = rly_pool_init(&l->pool, cfg->on_fate, cfg->on_fate_ctx)))
         goto fail;
     l->t0 = rly_now_ns();
     l->running = true;
@@ -388,6 +412,7 @@ void rly_learner_stop(rly_learner *l)
 {
     if (!l)
         return;
+    atomic_store(&l->cancel, true);
     rly_mutex_lock(&l->mu);
     l->stopping = true;
     rly_cond_broadcast(&l->cv_in);
@@ -401,7 +426,13 @@ void rly_learner_stop(rly_learner *l)
     rly_mutex_lock(&l->mu);
     l->joined = true;
     for (uint32_t i = 0; i < l->q_len; i++) {
-        relay_traj *t = l->q[(l->q_head + i) % l->q_cap];
+        uint32_t k = (l->q_head + i) % l->q_cap;
+        relay_traj *t = l->q[k];
+        if (l->cfg.pooled && l->cfg.on_fate)
+            l->cfg.on_fate(l->cfg.on_fate_ctx, l->q_tags[k], t ? RLY_FATE_UNUSED : l->q_fate[k],
+                           t ? t->len : 0);
+        if (!t)
+            continue;
         l->st.steps_discarded += t->len;
         relay_traj_free(t);
     }
@@ -418,6 +449,12 @@ void rly_learner_free(rly_learner *l)
     free(l->actors);
     free(l->q);
     free(l->batch);
+    free(l->q_tags);
+    free(l->batch_tags);
+    free(l->q_fate);
+    free(l->batch_fate);
+    if (l->cfg.pooled)
+        rly_pool_fini(&l->pool);
     free(l->last_values);
     free(l->pi_onnx);
     free(l->resume_extra);
@@ -486,7 +523,14 @@ static relay_err check_traj(const rly_learner *l, const relay_traj *t)
     return RELAY_OK;
 }
 
+static relay_err push_entry(rly_learner *l, relay_traj *t, uint64_t tag, rly_fate fate);
+
 relay_err rly_learner_push(rly_learner *l, relay_traj *t)
+{
+    return rly_learner_push_tagged(l, t, 0);
+}
+
+relay_err rly_learner_push_tagged(rly_learner *l, relay_traj *t, uint64_t tag)
 {
     if (!l || !t) {
         rly_error(MOD, "push: NULL argument");
@@ -495,6 +539,20 @@ relay_err rly_learner_push(rly_learner *l, relay_traj *t)
     relay_err e = check_traj(l, t);
     if (e)
         return e;
+    return push_entry(l, t, tag, RLY_FATE_LEARNED);
+}
+
+relay_err rly_learner_push_mark(rly_learner *l, uint64_t tag, rly_fate fate)
+{
+    if (!l || !l->cfg.pooled) {
+        rly_error(MOD, "push_mark: NULL learner or not pooled");
+        return RELAY_EINVAL;
+    }
+    return push_entry(l, NULL, tag, fate);
+}
+
+static relay_err push_entry(rly_learner *l, relay_traj *t, uint64_t tag, rly_fate fate)
+{
     int64_t deadline =
         l->cfg.push_timeout_ns > 0 ? rly_now_ns() + l->cfg.push_timeout_ns : INT64_MIN;
     rly_mutex_lock(&l->mu);
@@ -510,10 +568,15 @@ relay_err rly_learner_push(rly_learner *l, relay_traj *t)
         rly_mutex_unlock(&l->mu);
         return RELAY_ESHUTDOWN;
     }
-    l->q[(l->q_head + l->q_len) % l->q_cap] = t;
+    uint32_t slot = (l->q_head + l->q_len) % l->q_cap;
+    l->q[slot] = t;
+    l->q_tags[slot] = tag;
+    l->q_fate[slot] = (uint8_t)fate;
     l->q_len++;
-    l->st.trajs_received++;
-    l->st.steps_received += t->len;
+    if (t) {
+        l->st.trajs_received++;
+        l->st.steps_received += t->len;
+    }
     rly_cond_broadcast(&l->cv_in);
     rly_mutex_unlock(&l->mu);
     return RELAY_OK;
@@ -572,6 +635,8 @@ static float aux_at(const relay_traj *t, uint32_t row, int col)
     return t->aux[(size_t)row * t->spec.n_aux + (size_t)col];
 }
 
+static void record_return(rly_learner *l, float r);
+
 /* account_episode sums t's rewards into its stream's episode and records finished returns. */
 static void account_episode(rly_learner *l, stream *s, const relay_traj *t, int a_cut)
 {
@@ -589,7 +654,11 @@ static void account_episode(rly_learner *l, stream *s, const relay_traj *t, int 
     if (!ended)
         return;
     s->ep_open = false;
-    float r = (float)s->ep_sum;
+    record_return(l, (float)s->ep_sum);
+}
+
+static void record_return(rly_learner *l, float r)
+{
     rly_mutex_lock(&l->mu);
     rly_learner_stats *st = &l->st;
     l->rets[st->episodes % RLY_LEARNER_RET_WINDOW] = r;
@@ -608,6 +677,45 @@ static void account_episode(rly_learner *l, stream *s, const relay_traj *t, int 
 static bool stale(const rly_learner *l, int64_t v)
 {
     return v < l->version - (int64_t)l->cfg.policy_lag;
+}
+
+/* ingest_pooled queues t (or reports a mark) in arrival order (pooled mode). */
+static void ingest_pooled(rly_learner *l, relay_traj *t, uint64_t tag, rly_fate mark, bool done)
+{
+    rly_fate_fn fate = l->cfg.on_fate;
+    void *fctx = l->cfg.on_fate_ctx;
+    if (!t) {
+        rly_pool_skip(&l->pool, tag);
+        if (fate)
+            fate(fctx, tag, mark, 0);
+        return;
+    }
+    float ret;
+    if (rly_pool_episode(&l->pool, t, &ret))
+        record_return(l, ret);
+    rly_fate f = RLY_FATE_LEARNED;
+    if (t->len == 0) {
+        f = RLY_FATE_DISCARDED;
+    } else if (stale(l, t->policy_version)) {
+        f = RLY_FATE_STALE;
+        rly_mutex_lock(&l->mu);
+        l->st.trajs_stale++;
+        l->st.steps_stale += t->len;
+        rly_mutex_unlock(&l->mu);
+    } else if (done || t->policy_version > l->version) {
+        f = done ? RLY_FATE_UNUSED : RLY_FATE_DISCARDED;
+        count_add(l, &l->st.steps_discarded, t->len);
+    } else if (rly_pool_push(&l->pool, t, tag) != RELAY_OK) {
+        rly_error(MOD, "out of memory queuing a trajectory; dropped");
+        f = RLY_FATE_DISCARDED;
+        count_add(l, &l->st.steps_discarded, t->len);
+    }
+    if (f == RLY_FATE_LEARNED)
+        return;
+    rly_pool_skip(&l->pool, tag);
+    if (fate)
+        fate(fctx, tag, f, t->len);
+    relay_traj_free(t);
 }
 
 static void ingest(rly_learner *l, relay_traj *t, bool done)
@@ -681,6 +789,8 @@ static int piece_cmp(const void *a, const void *b)
 
 static bool ready(const rly_learner *l)
 {
+    if (l->cfg.pooled)
+        return l->pool.rows >= (uint64_t)l->n_streams * l->n_steps;
     for (uint32_t i = 0; i < l->n_streams; i++)
         if (!l->streams[i].used || l->streams[i].rows < l->n_steps)
             return false;
@@ -820,13 +930,18 @@ static relay_err update(rly_learner *l)
     int64_t t0 = rly_now_ns();
     relay_rollout_clear(l->ro);
     relay_err e = RELAY_OK;
-    for (uint32_t s = 0; s < l->n_streams && !e; s++)
+    if (l->cfg.pooled)
+        e = rly_pool_fill(&l->pool, l->ro, l->n_streams, l->n_steps, l->obs_dim, l->discrete,
+                          l->act_dim, l->n_actions, l->last_values);
+    for (uint32_t s = 0; s < l->n_streams && !e && !l->cfg.pooled; s++)
         e = fill_stream(l, s);
     relay_ppo_metrics m;
     if (!e)
         e = relay_rollout_finish(l->ro, l->last_values, l->cfg.ppo.gamma, l->cfg.ppo.gae_lambda);
     if (!e)
         e = relay_ppo_update(l->ppo, l->ro, &m);
+    if (e == RELAY_ECANCELED)
+        return e; /* stopping: no new version, not a failure */
     if (e) {
         rly_error(MOD, "update %lld failed: %s", (long long)l->version, relay_strerror(e));
         return e;
@@ -840,7 +955,21 @@ static relay_err update(rly_learner *l)
     rly_mutex_unlock(&l->mu);
     if ((e = publish(l, l->version + 1)))
         return e;
-    purge(l);
+    if (l->cfg.pooled) {
+        uint64_t trajs = 0;
+        uint64_t rows = rly_pool_purge(&l->pool, l->version - (int64_t)l->cfg.policy_lag, &trajs);
+        uint64_t tag;
+        uint32_t row;
+        rly_pool_cursor(&l->pool, &tag, &row);
+        rly_mutex_lock(&l->mu);
+        l->st.trajs_stale += trajs;
+        l->st.steps_stale += rows;
+        l->st.cursor_tag = tag;
+        l->st.cursor_row = row;
+        rly_mutex_unlock(&l->mu);
+    } else {
+        purge(l);
+    }
     double dt = (double)(rly_now_ns() - t0) * 1e-9;
     rly_mutex_lock(&l->mu);
     l->st.update_s += dt;
@@ -905,17 +1034,26 @@ static void *learner_main(void *arg)
             continue;
         }
         uint32_t n = l->q_len;
-        for (uint32_t i = 0; i < n; i++)
-            l->batch[i] = l->q[(l->q_head + i) % l->q_cap];
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t k = (l->q_head + i) % l->q_cap;
+            l->batch[i] = l->q[k];
+            l->batch_tags[i] = l->q_tags[k];
+            l->batch_fate[i] = l->q_fate[k];
+        }
         l->q_head = (l->q_head + n) % l->q_cap;
         l->q_len = 0;
         bool done = l->st.done || failed;
         rly_cond_broadcast(&l->cv_space);
         rly_mutex_unlock(&l->mu);
         for (uint32_t i = 0; i < n; i++) {
-            ingest(l, l->batch[i], done);
+            if (l->cfg.pooled)
+                ingest_pooled(l, l->batch[i], l->batch_tags[i], (rly_fate)l->batch_fate[i], done);
+            else
+                ingest(l, l->batch[i], done);
             if (!done && ready(l)) {
-                if ((e = update(l))) {
+                if ((e = update(l)) == RELAY_ECANCELED) {
+                    failed = true; /* stopping: leave the loop without an error */
+                } else if (e) {
                     fail(l, e);
                     failed = true;
                 }
@@ -1009,6 +1147,31 @@ relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const vo
     l->save_busy = false;
     rly_cond_broadcast(&l->cv_state);
     rly_mutex_unlock(&l->mu);
+    return e;
+}
+
+relay_policy *rly_learner_current_policy(rly_learner *l)
+{
+    return l && (tls_learner == l || !l->running) ? relay_ppo_policy(l->ppo) : NULL;
+}
+
+relay_err rly_learner_checkpoint_peek(const char *path, rly_learner_ckpt_info *info)
+{
+    if (!path || !info)
+        return RELAY_EINVAL;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    rly_ckpt_counters c;
+    relay_err e = rly_ckpt_read_file(path, &b, &n);
+    if (!e)
+        e = rly_ckpt_peek(b, n, path, &c);
+    free(b);
+    if (!e) {
+        info->version = c.version;
+        info->updates = c.updates;
+        info->steps_consumed = c.steps_consumed;
+        info->episodes = c.episodes;
+    }
     return e;
 }
 

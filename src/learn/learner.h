@@ -39,6 +39,7 @@
 #include "relay/data.h"
 #include "relay/learn.h"
 #include "relay/model.h"
+#include "learn/pool.h"
 
 /* rly_learner_publish_fn receives a new version; it owns pi and vf from the call on. */
 typedef relay_err (*rly_learner_publish_fn)(void *ctx, int64_t version, relay_model *pi,
@@ -68,6 +69,9 @@ typedef struct rly_learner_stats {
     double last_update_s; /* seconds of the newest update */
     bool done;            /* steps_consumed reached the configured total_timesteps */
     relay_err error;      /* first fatal error of the learner thread (RELAY_OK if none) */
+    /* pooled: the first row not yet learned (see rly_pool_cursor); valid in on_update */
+    uint64_t cursor_tag;
+    uint32_t cursor_row;
 } rly_learner_stats;
 
 /* rly_learner_update_fn is called by the learner thread after each update and publish. */
@@ -96,6 +100,11 @@ typedef struct rly_learner_config {
     void *publish_ctx;
     rly_learner_update_fn on_update; /* optional */
     void *on_update_ctx;
+    /* Pooled intake (distributed training): trajectories from any sources are packed in arrival
+       order (see learn/pool.h) instead of per stream; n_streams is then the rollout width. */
+    bool pooled;
+    rly_fate_fn on_fate; /* pooled: hears of every tagged trajectory's end (learner thread) */
+    void *on_fate_ctx;
     rly_learner_episode_fn on_episode; /* optional (e.g. a return histogram) */
     void *on_episode_ctx;
 
@@ -120,6 +129,18 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out);
  * push timeout, RELAY_ESHUTDOWN: the learner is stopping). Thread-safe.
  */
 relay_err rly_learner_push(rly_learner *l, relay_traj *t);
+
+/*
+ * rly_learner_push_tagged is rly_learner_push with a tag that the fate callback and the cursor
+ * report (pooled mode); tags must increase from push to push.
+ */
+relay_err rly_learner_push_tagged(rly_learner *l, relay_traj *t, uint64_t tag);
+
+/*
+ * rly_learner_push_mark queues a fate for a tag that carries no trajectory (a rejected or
+ * duplicate message), so it is reported in order with the others and moves the cursor.
+ */
+relay_err rly_learner_push_mark(rly_learner *l, uint64_t tag, rly_fate fate);
 
 /* rly_learner_stats_get copies the current counters into out (thread-safe). */
 void rly_learner_stats_get(rly_learner *l, rly_learner_stats *out);
@@ -149,6 +170,21 @@ relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len);
  */
 relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const void *extra,
                                       size_t extra_len);
+
+/* rly_learner_current_policy returns l's policy on the learner thread (in on_update) or after
+   stop; NULL elsewhere. It must not be kept across updates. */
+relay_policy *rly_learner_current_policy(rly_learner *l);
+
+/* rly_learner_ckpt_info are a checkpoint's counters, read without building a learner. */
+typedef struct rly_learner_ckpt_info {
+    int64_t version;
+    uint32_t updates;
+    uint64_t steps_consumed, episodes;
+} rly_learner_ckpt_info;
+
+/* rly_learner_checkpoint_peek checks path's integrity (magic, format, length, CRC) and reads its
+   counters. */
+relay_err rly_learner_checkpoint_peek(const char *path, rly_learner_ckpt_info *info);
 
 /* rly_learner_resume_extra gives the blob of the checkpoint l resumed from (NULL/0 if none); the
    bytes belong to l and stay valid until rly_learner_free. */

@@ -546,12 +546,16 @@ static void export_folds_shared_trunk_and_normalisation(void **state)
     relay_model *pi = NULL, *vf = NULL;
     assert_ok(rly_policy_export_models(p, &pi, &vf));
     assert_int_equal(relay_model_in_dim(pi), 3);
-    assert_int_equal(relay_model_out_dim(pi), 1);
+    assert_int_equal(relay_model_out_dim(pi), 2); /* mean and log std */
     assert_int_equal(relay_model_out_dim(vf), 1);
-    float x[8 * 3], mu[8], v[8];
+    float x[8 * 3], mu2[8 * 2], mu[8], v[8];
     for (int i = 0; i < 8 * 3; i++)
         x[i] = 0.8f * cosf(1.3f * (float)i);
-    assert_ok(relay_model_forward(pi, x, 8, mu));
+    assert_ok(relay_model_forward(pi, x, 8, mu2));
+    for (int b = 0; b < 8; b++) {
+        mu[b] = mu2[2 * b];
+        assert_float_equal(mu2[2 * b + 1], spec.log_std_init + 0.05f * sinf((float)(np - 1)), 1e-6);
+    }
     assert_ok(relay_model_forward(vf, x, 8, v));
     float want_v[8];
     assert_ok(relay_policy_value(p, x, 8, want_v));

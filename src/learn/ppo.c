@@ -342,7 +342,7 @@ relay_err relay_ppo_update(relay_ppo *p, relay_rollout *r, relay_ppo_metrics *m)
         p->perm[i] = i;
     double sum_pg = 0, sum_vl = 0, sum_ent = 0, sum_kl = 0, sum_cf = 0, gnorm = 0;
     uint32_t steps = 0, batches = 0, ep = 0;
-    bool stop = false;
+    bool stop = false, canceled = false;
     for (ep = 0; ep < epochs && !stop; ep++) {
         if (ppo)
             for (uint32_t i = S - 1; i > 0; i--) {
@@ -351,6 +351,10 @@ relay_err relay_ppo_update(relay_ppo *p, relay_rollout *r, relay_ppo_metrics *m)
                 p->perm[j] = t;
             }
         for (uint32_t start = 0; start < S; start += mb) {
+            if (p->cancel && atomic_load_explicit(p->cancel, memory_order_relaxed)) {
+                canceled = stop = true;
+                break;
+            }
             uint32_t n = S - start < mb ? S - start : mb;
             for (uint32_t j = 0; j < n; j++) {
                 uint32_t i = p->perm[start + j];
@@ -388,6 +392,8 @@ relay_err relay_ppo_update(relay_ppo *p, relay_rollout *r, relay_ppo_metrics *m)
             steps++;
         }
     }
+    if (canceled)
+        return RELAY_ECANCELED; /* parameters hold the minibatches done so far */
     p->updates++;
     if (m) {
         memset(m, 0, sizeof *m);

@@ -29,6 +29,7 @@ typedef struct ep_acc {
     double ret;
     uint64_t len;
     bool used;
+    bool finished; /* a row ended it: terminated, or truncated by a time limit (not a cut) */
 } ep_acc;
 
 typedef struct stats {
@@ -40,6 +41,7 @@ typedef struct stats {
     int64_t last_start;
     bool have_last;
     bool oom;
+    bool ends_known; /* the format carries terminated/truncated, so finished episodes are known */
 } stats;
 
 static uint64_t key_hash(const ep_key *k)
@@ -85,7 +87,7 @@ static ep_acc *find(stats *s, const ep_key *k)
 }
 
 static void add_row(stats *s, const uint8_t actor[16], int64_t env_id, int64_t episode,
-                    int64_t start, int64_t step, float reward)
+                    int64_t start, int64_t step, float reward, bool ends)
 {
     ep_key k;
     memset(&k, 0, sizeof k);
@@ -102,21 +104,39 @@ static void add_row(stats *s, const uint8_t actor[16], int64_t env_id, int64_t e
     if (a) {
         a->ret += reward;
         a->len++;
+        a->finished |= ends;
     }
+}
+
+/* row_ends says whether a row ends its episode: terminated, or truncated without a cut (a cut
+   marks a trajectory chunk of an episode that goes on, or one left open at shutdown). */
+static bool row_ends(bool terminated, bool truncated, float cut)
+{
+    return terminated || (truncated && cut == 0.0f);
 }
 
 static void print_stats(stats *s, FILE *out)
 {
-    fprintf(out, "rows: %" PRIu64 "\ntrajectories: %" PRIu64 "\nepisodes: %zu\n", s->rows, s->trajs,
-            s->count);
+    size_t fin = 0;
+    for (size_t i = 0; s->ends_known && i < s->cap; i++)
+        fin += s->slots[i].used && s->slots[i].finished;
+    if (s->ends_known)
+        fprintf(out,
+                "rows: %" PRIu64 "\ntrajectories: %" PRIu64 "\nepisodes: %zu finished, %zu "
+                "unfinished (cut at shutdown or still running; not in the statistics below)\n",
+                s->rows, s->trajs, fin, s->count - fin);
+    else
+        fprintf(out, "rows: %" PRIu64 "\ntrajectories: %" PRIu64 "\nepisodes: %zu\n", s->rows,
+                s->trajs, s->count);
     if (s->oom)
         fprintf(out, "(episode statistics incomplete: out of memory)\n");
-    if (s->count == 0)
+    size_t count = s->ends_known ? fin : s->count;
+    if (count == 0)
         return;
     double rsum = 0, rmin = INFINITY, rmax = -INFINITY, lsum = 0, lmin = INFINITY, lmax = 0;
     for (size_t i = 0; i < s->cap; i++) {
         ep_acc *a = &s->slots[i];
-        if (!a->used)
+        if (!a->used || (s->ends_known && !a->finished))
             continue;
         rsum += a->ret;
         rmin = fmin(rmin, a->ret);
@@ -125,11 +145,11 @@ static void print_stats(stats *s, FILE *out)
         lmin = fmin(lmin, (double)a->len);
         lmax = fmax(lmax, (double)a->len);
     }
-    double n = (double)s->count;
-    fprintf(out, "episode return: count %zu mean %.6g min %.6g max %.6g\n", s->count, rsum / n,
-            rmin, rmax);
-    fprintf(out, "episode length: count %zu mean %.6g min %.0f max %.0f\n", s->count, lsum / n,
-            lmin, lmax);
+    double n = (double)count;
+    fprintf(out, "episode return: count %zu mean %.6g min %.6g max %.6g\n", count, rsum / n, rmin,
+            rmax);
+    fprintf(out, "episode length: count %zu mean %.6g min %.0f max %.0f\n", count, lsum / n, lmin,
+            lmax);
 }
 
 static relay_err bad(const char *path, const char *what)
@@ -581,6 +601,10 @@ static relay_err inspect_steps(afile *af, const char *tpath, FILE *out, uint32_t
 {
     int istraj = find_col(af->cols, af->ncols, "traj", RLY_AT_INT);
     int irew = find_col(af->cols, af->ncols, "reward", RLY_AT_FLOAT);
+    int iterm = find_col(af->cols, af->ncols, "terminated", RLY_AT_BOOL);
+    int itrunc = find_col(af->cols, af->ncols, "truncated", RLY_AT_BOOL);
+    int icut = find_col(af->cols, af->ncols, "aux.cut", RLY_AT_FLOAT);
+    st->ends_known = iterm >= 0 && itrunc >= 0;
     FILE *tf = fopen(tpath, "rb");
     if (!tf) {
         rly_warn(RLY_SINK_LOG, "inspect %s: cannot open its trajectory table %s: %s", af->path,
@@ -640,6 +664,18 @@ static relay_err inspect_steps(afile *af, const char *tpath, FILE *out, uint32_t
             if (acc) {
                 acc->ret += rew;
                 acc->len++;
+                if (st->ends_known) {
+                    bool ii;
+                    int64_t iv;
+                    bool term = elem_value(&af->cols[iterm], af->cols[iterm].vals, (size_t)r, &ii,
+                                           &iv) != 0;
+                    bool trunc = elem_value(&af->cols[itrunc], af->cols[itrunc].vals, (size_t)r,
+                                            &ii, &iv) != 0;
+                    float cut = icut >= 0 ? (float)elem_value(&af->cols[icut], af->cols[icut].vals,
+                                                              (size_t)r, &ii, &iv)
+                                          : 0.0f;
+                    acc->finished |= row_ends(term, trunc, cut);
+                }
             }
             print_head(out, af, r, &printed, head_rows);
         }
@@ -782,12 +818,19 @@ relay_err rly_inspect_csv(const char *path, FILE *fp, FILE *out, uint32_t head_r
         e = RELAY_ENOMEM;
         goto done;
     }
-    int nh = split_csv(line, f, MAXF), irew = -1;
+    int nh = split_csv(line, f, MAXF), irew = -1, iterm = -1, itrunc = -1, icut = -1;
     for (int i = 0; i < nh; i++) {
         fprintf(out, "  %s\n", f[i]);
         if (strcmp(f[i], "reward") == 0)
             irew = i;
+        else if (strcmp(f[i], "terminated") == 0)
+            iterm = i;
+        else if (strcmp(f[i], "truncated") == 0)
+            itrunc = i;
+        else if (strcmp(f[i], "aux.cut") == 0 || strcmp(f[i], "cut") == 0)
+            icut = i;
     }
+    st.ends_known = iterm >= 0 && itrunc >= 0;
     if (irew < 0) {
         free(hdr);
         e = bad(path, "CSV header has no reward column");
@@ -823,7 +866,11 @@ relay_err rly_inspect_csv(const char *path, FILE *fp, FILE *out, uint32_t head_r
             e = bad(path, msg);
             goto done;
         }
-        add_row(&st, id.bytes, env, ep, start, step, rew);
+        bool ends = st.ends_known &&
+                    row_ends(strtol(f[iterm], NULL, 10) != 0 || !strcmp(f[iterm], "true"),
+                             strtol(f[itrunc], NULL, 10) != 0 || !strcmp(f[itrunc], "true"),
+                             icut >= 0 ? strtof(f[icut], NULL) : 0.0f);
+        add_row(&st, id.bytes, env, ep, start, step, rew, ends);
     }
     free(hdr);
     print_stats(&st, out);
@@ -903,7 +950,13 @@ relay_err rly_inspect_binary(const char *path, FILE *fp, FILE *out, uint32_t hea
                         t->env_id, t->episode, i, t->reward[i], t->terminated[i], t->truncated[i]);
                 printed++;
             }
-            add_row(&st, t->actor.bytes, t->env_id, t->episode, t->start_ns, i, t->reward[i]);
+            float cut = 0.0f;
+            for (uint32_t j = 0; j < t->spec.n_aux; j++)
+                if (!strcmp(t->spec.aux_names[j], "cut"))
+                    cut = t->aux[(size_t)i * t->spec.n_aux + j];
+            st.ends_known = true;
+            add_row(&st, t->actor.bytes, t->env_id, t->episode, t->start_ns, i, t->reward[i],
+                    row_ends(t->terminated[i], t->truncated[i], cut));
         }
     }
     if (e == RELAY_OK && frames == 0)

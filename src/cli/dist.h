@@ -1,0 +1,61 @@
+/*
+ * Shared by `relay server` and `relay actors`: the distributed configuration (flags, the config
+ * file's "transport" section, environment variables for secrets), the codec and the transport
+ * built from it, and the model message both sides exchange. Single-threaded set-up code; the
+ * objects it creates are owned by the caller.
+ */
+#ifndef RLY_CLI_DIST_H
+#define RLY_CLI_DIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "relay/codec.h"
+#include "relay/model.h"
+#include "transport/transport.h"
+
+/* rly_dist_config is what both processes need to reach each other. */
+typedef struct rly_dist_config {
+    char url[512];
+    char run[RLY_TP_RUN_MAX];
+    char env[256];
+    /* credentials: the config file or RELAY_NATS_USER / _PASSWORD / _TOKEN / _CREDS / _CA */
+    char user[128], password[256], token[256], creds_file[512], ca_file[512];
+    bool tls;
+    /* envelope: a key (config "transport.key" or RELAY_KEY, 64 hex chars) encrypts everything */
+    bool has_key;
+    uint8_t key[RELAY_KEY_BYTES];
+    uint32_t max_inflight; /* actors: unacknowledged batches */
+    uint64_t spool_bytes;  /* actors: bytes held for resend */
+    uint32_t batch_bytes;  /* actors: target batch size */
+    uint32_t batch_ms;     /* actors: oldest trajectory waits at most this long */
+    int replicas;          /* server: stream replicas */
+    uint64_t stream_bytes; /* server: stream size limit */
+} rly_dist_config;
+
+/* rly_dist_config_default fills c with defaults (run "default", 256 in flight, 64 MiB spool). */
+void rly_dist_config_default(rly_dist_config *c);
+
+/*
+ * rly_dist_config_load reads the "transport" section of a JSON config file (path may be NULL),
+ * then the environment variables; errors name the key or variable (message on err).
+ */
+relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err);
+
+/* rly_dist_open_codec creates the envelope codec (encrypting when a key is set). */
+relay_err rly_dist_open_codec(const rly_dist_config *c, relay_codec **out);
+
+/* rly_dist_open_transport connects (client name given) and reports failures on err. */
+relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, FILE *err,
+                                  rly_tp **out);
+
+/*
+ * rly_dist_encode_model makes the model message of version: a ModelUpdate envelope whose bundle
+ * holds the policy ONNX, the critic ONNX, log std and the env's spaces.
+ */
+relay_err rly_dist_encode_model(relay_codec *codec, const char *env_name, int64_t version,
+                                const uint8_t *pi, size_t pi_len, const uint8_t *vf, size_t vf_len,
+                                const float *log_std, uint32_t n_log_std, relay_codec_buf *out);
+
+#endif

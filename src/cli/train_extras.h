@@ -1,0 +1,69 @@
+/*
+ * Evaluation during training and checkpoints of `relay train` (--eval-every, --eval-episodes,
+ * --save-every, --resume): run on the learner thread from on_update, between updates, and once
+ * more at the end. Owns the evaluation curve, the best evaluated return and policy.onnx while
+ * training (best evaluated policy; policy_last.onnx is the last one).
+ */
+#ifndef RLY_CLI_TRAIN_EXTRAS_H
+#define RLY_CLI_TRAIN_EXTRAS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli/cli_support.h"
+#include "cli/train_eval.h"
+#include "learn/learner.h"
+
+/* RLY_TRAIN_CKPT_NAME is the checkpoint file inside a run directory. */
+#define RLY_TRAIN_CKPT_NAME "checkpoint.ckpt"
+
+typedef struct rly_train_extras {
+    const char *out; /* run directory */
+    uint32_t eval_every, save_every;
+    uint64_t eval_seed;
+    rly_train_evaluator *ev;
+    double *eval_steps, *eval_returns;
+    size_t n_eval, cap_eval;
+    double best;         /* best evaluated mean return (-inf before the first) */
+    bool best_written;   /* policy.onnx holds the best evaluated policy */
+    relay_err error;     /* first write error (learner thread) */
+    double eval_seconds; /* time spent evaluating */
+    double ckpt_seconds; /* time spent writing checkpoints */
+    uint32_t evals, ckpts;
+} rly_train_extras;
+
+/* rly_train_extras_init prepares evaluation (eval_every > 0) and checkpoints (save_every > 0). */
+relay_err rly_train_extras_init(rly_train_extras *x, const char *out, const relay_env_def *env,
+                                uint32_t eval_every, uint32_t eval_episodes, uint32_t save_every,
+                                uint64_t seed);
+
+/* rly_train_extras_fini frees x's buffers. */
+void rly_train_extras_fini(rly_train_extras *x);
+
+/*
+ * rly_train_extras_on_update runs on the learner thread after an update: evaluates when due (row
+ * receives the eval columns) and saves a checkpoint when due, with the training curve
+ * (curve_steps/returns, n) and the evaluation curve as the checkpoint's caller blob.
+ */
+void rly_train_extras_on_update(rly_train_extras *x, rly_learner *l, const rly_learner_stats *st,
+                                rly_metrics_row *row, const double *curve_steps,
+                                const double *curve_returns, size_t n_curve);
+
+/*
+ * rly_train_extras_resume restores the curves and best return from l's resumed checkpoint blob;
+ * the training curve points go to *steps and *returns (malloc'd, caller frees).
+ */
+relay_err rly_train_extras_resume(rly_train_extras *x, rly_learner *l, double **steps,
+                                  double **returns, size_t *n);
+
+/*
+ * rly_train_extras_finish runs after the learner stopped: evaluates the last policy (when
+ * evaluating), writes policy_last.onnx and policy.onnx (the best evaluated policy, else the last)
+ * and a final checkpoint (when saving). Errors are logged naming the file.
+ */
+relay_err rly_train_extras_finish(rly_train_extras *x, rly_learner *l, uint64_t steps,
+                                  const double *curve_steps, const double *curve_returns,
+                                  size_t n_curve);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * rly_tp: the one transport interface between a training server and actor processes. Both sides
+ * use it; implementations plug in behind a table of operations (NATS JetStream in nats.c; other
+ * buses implement the same table). Payloads are opaque bytes here: Relay's envelopes (see
+ * batch.h for the trajectory batch layout, docs/PROTOCOL.md for the subjects and headers).
+ *
+ * Ownership and threads: the creator owns an rly_tp and closes it from the thread that opened
+ * it. Publishing, fetching and acknowledging may be called from one thread at a time each (the
+ * actor process's publisher thread, the server's consumer thread). Callbacks (acks, model
+ * versions, control requests, connection events) run on the implementation's own threads: they
+ * must not block for long and must not call rly_tp_close.
+ */
+#ifndef RLY_TRANSPORT_TRANSPORT_H
+#define RLY_TRANSPORT_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relay/codec.h"
+#include "relay/err.h"
+
+/* RLY_TP_RUN_MAX bounds a run name (letters, digits, '-' and '_'), including the NUL. */
+#define RLY_TP_RUN_MAX 64
+/* RLY_TP_MSGID_MAX bounds a message id ("<producer-uuid>:<batch-seq>"), including the NUL. */
+#define RLY_TP_MSGID_MAX 64
+
+/* rly_tp_config says where to connect and how; strings are borrowed for rly_tp_open only. */
+typedef struct rly_tp_config {
+    const char *url;         /* "nats://host:port" (comma-separated for several servers) */
+    const char *run;         /* run name: subjects, stream and bucket names derive from it */
+    const char *client_name; /* shown by the server's monitoring (may be NULL) */
+    /* Credentials (any may be NULL): user/password, token, or an nkey seed file; TLS CA file. */
+    const char *user, *password, *token, *nkey_seed_file, *tls_ca_file;
+    bool tls;                   /* require TLS */
+    uint32_t max_inflight;      /* unacknowledged trajectory publishes (0: 256) */
+    int64_t ack_timeout_ns;     /* publish acknowledgement timeout (0: 5 s) */
+    int64_t connect_timeout_ns; /* first connection: how long to keep retrying (0: 5 s) */
+    uint64_t stream_max_bytes;  /* server: trajectory stream size limit (0: 1 GiB) */
+    int replicas;               /* server: stream and bucket replicas (0: 1) */
+    int64_t dedup_window_ns;    /* server: stream duplicate window (0: 2 min) */
+} rly_tp_config;
+
+/* rly_tp_ack_fn reports the fate of one trajectory publish (RELAY_OK = stored by the bus). */
+typedef void (*rly_tp_ack_fn)(void *ctx, uint64_t batch_seq, relay_err result);
+
+/* rly_tp_model_fn receives one model version's bytes (borrowed for the call). */
+typedef void (*rly_tp_model_fn)(void *ctx, int64_t version, const void *data, size_t len);
+
+/* rly_tp_conn_fn reports connection changes: connected true on (re)connect, false on loss. */
+typedef void (*rly_tp_conn_fn)(void *ctx, bool connected);
+
+/*
+ * rly_tp_serve_fn answers one control request (bytes borrowed); it fills reply (reply->len = 0
+ * sends an empty reply).
+ */
+typedef relay_err (*rly_tp_serve_fn)(void *ctx, const void *req, size_t len,
+                                     relay_codec_buf *reply);
+
+/* rly_tp_delivery is one fetched trajectory message; valid until acked or released. */
+typedef struct rly_tp_delivery {
+    uint64_t seq;                  /* position in the run's trajectory stream (1-based) */
+    uint64_t delivered;            /* times the bus delivered it (1 = first time) */
+    char msg_id[RLY_TP_MSGID_MAX]; /* the publisher's id ("" when absent or too long) */
+    const uint8_t *data;
+    size_t len;
+    void *handle; /* implementation's message */
+} rly_tp_delivery;
+
+/* rly_tp_ops is the table an implementation provides (every entry required). */
+typedef struct rly_tp_ops {
+    const char *name;
+    void (*close)(void *impl);
+    relay_err (*set_callbacks)(void *impl, rly_tp_ack_fn ack, rly_tp_conn_fn conn, void *ctx);
+    relay_err (*traj_publish)(void *impl, const char *msg_id, uint64_t batch_seq, const void *data,
+                              size_t len, int64_t timeout_ns);
+    relay_err (*traj_consume)(void *impl, uint64_t start_seq);
+    relay_err (*traj_fetch)(void *impl, rly_tp_delivery *out, size_t max, size_t *n,
+                            int64_t timeout_ns);
+    relay_err (*traj_ack)(void *impl, rly_tp_delivery *d, bool ok);
+    relay_err (*model_publish)(void *impl, int64_t version, const void *data, size_t len);
+    relay_err (*model_latest)(void *impl, relay_codec_buf *out, int64_t *version);
+    relay_err (*model_watch)(void *impl, rly_tp_model_fn fn, void *ctx);
+    relay_err (*control_serve)(void *impl, rly_tp_serve_fn fn, void *ctx);
+    relay_err (*control_request)(void *impl, const void *req, size_t len, relay_codec_buf *reply,
+                                 int64_t timeout_ns);
+    relay_err (*raw_publish)(void *impl, const char *msg_id, const void *data, size_t len);
+    relay_err (*status_publish)(void *impl, const void *data, size_t len);
+} rly_tp_ops;
+
+/* rly_tp is an open transport (opaque). */
+typedef struct rly_tp rly_tp;
+
+/* rly_tp_config_init fills c with defaults (no url, run "default"). */
+void rly_tp_config_init(rly_tp_config *c);
+
+/* rly_tp_run_name_ok reports whether run is a valid run name (1..63 of [A-Za-z0-9_-]). */
+bool rly_tp_run_name_ok(const char *run);
+
+/*
+ * rly_tp_open connects to c->url (the scheme picks the implementation: nats:// or tls://),
+ * retrying refused connections until connect_timeout_ns; authentication failures end at once
+ * with RELAY_EAUTH, an unreachable bus with RELAY_ECLOSED.
+ */
+relay_err rly_tp_open(const rly_tp_config *c, rly_tp **out);
+
+/* rly_tp_close disconnects and frees tp (pending deliveries are released); NULL is a no-op. */
+void rly_tp_close(rly_tp *tp);
+
+/* rly_tp_name returns the implementation's name ("nats"). */
+const char *rly_tp_name(const rly_tp *tp);
+
+/* rly_tp_set_callbacks installs the acknowledgement and connection callbacks (before use). */
+relay_err rly_tp_set_callbacks(rly_tp *tp, rly_tp_ack_fn ack, rly_tp_conn_fn conn, void *ctx);
+
+/*
+ * rly_tp_traj_publish sends one trajectory batch asynchronously with msg_id as its deduplication
+ * id; its result arrives through the ack callback with batch_seq. It waits up to timeout_ns for
+ * room when max_inflight publishes are unacknowledged (then RELAY_EFULL); RELAY_ECLOSED while
+ * disconnected. The bytes are copied.
+ */
+relay_err rly_tp_traj_publish(rly_tp *tp, const char *msg_id, uint64_t batch_seq, const void *data,
+                              size_t len, int64_t timeout_ns);
+
+/*
+ * rly_tp_traj_consume (server) creates the run's trajectory stream if needed and (re)creates the
+ * durable consumer so that delivery starts at stream position start_seq (1 = the beginning).
+ */
+relay_err rly_tp_traj_consume(rly_tp *tp, uint64_t start_seq);
+
+/*
+ * rly_tp_traj_fetch (server) waits up to timeout_ns for up to max messages in stream order;
+ * *n = 0 with RELAY_OK when none came. Each delivery must be passed to rly_tp_traj_ack.
+ */
+relay_err rly_tp_traj_fetch(rly_tp *tp, rly_tp_delivery *out, size_t max, size_t *n,
+                            int64_t timeout_ns);
+
+/*
+ * rly_tp_traj_ack (server) acknowledges d (ok) or terminates it (not ok: never redelivered) and
+ * releases it.
+ */
+relay_err rly_tp_traj_ack(rly_tp *tp, rly_tp_delivery *d, bool ok);
+
+/* rly_tp_model_publish (server) stores version's bytes as the run's latest model. */
+relay_err rly_tp_model_publish(rly_tp *tp, int64_t version, const void *data, size_t len);
+
+/*
+ * rly_tp_status_publish (server) stores the run's status envelope (e.g. a Shutdown when training
+ * is finished) and broadcasts it to model watchers; data NULL clears it (a new run starts).
+ */
+relay_err rly_tp_status_publish(rly_tp *tp, const void *data, size_t len);
+
+/* rly_tp_model_latest reads the latest model into out (RELAY_ENOMODEL when none was published). */
+relay_err rly_tp_model_latest(rly_tp *tp, relay_codec_buf *out, int64_t *version);
+
+/*
+ * rly_tp_model_watch calls fn with the latest model (if any), then with every new one, and with
+ * the run's status envelope when one is published; fn tells them apart by the envelope's kind.
+ */
+relay_err rly_tp_model_watch(rly_tp *tp, rly_tp_model_fn fn, void *ctx);
+
+/* rly_tp_control_serve (server) answers control requests with fn from now on. */
+relay_err rly_tp_control_serve(rly_tp *tp, rly_tp_serve_fn fn, void *ctx);
+
+/*
+ * rly_tp_control_request sends req to the server and waits up to timeout_ns for its reply
+ * (RELAY_ENOTFOUND when no server listens, RELAY_ETIMEDOUT when none answered in time).
+ */
+relay_err rly_tp_control_request(rly_tp *tp, const void *req, size_t len, relay_codec_buf *reply,
+                                 int64_t timeout_ns);
+
+/* rly_tp_raw_publish publishes bytes on the trajectory subject synchronously (tests, tools). */
+relay_err rly_tp_raw_publish(rly_tp *tp, const char *msg_id, const void *data, size_t len);
+
+/* rly_tp_new_impl wraps an implementation (used by implementations' open functions). */
+relay_err rly_tp_new_impl(const rly_tp_ops *ops, void *impl, rly_tp **out);
+
+/* rly_tp_nats_open opens the NATS JetStream implementation (see rly_tp_open). */
+relay_err rly_tp_nats_open(const rly_tp_config *c, rly_tp **out);
+
+#endif

@@ -1,0 +1,369 @@
+#!/usr/bin/python3
+"""Distributed training over NATS JetStream, end to end, with faults.
+
+usage: nats_test.py RELAY_BIN INJECT_BIN SCENARIO
+SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile | cluster
+
+Each scenario starts its own nats-server (JetStream, file store in a temporary directory) on a
+free 127.0.0.1 port, a `relay server` and `relay actors` processes, bounds its time, and stops
+everything it started by PID, also on failure. Accounting is checked from the ledgers: every
+trajectory id an actor process saw acknowledged appears in the server's ledger.csv exactly once
+(learned, stale, discarded or unused), and no id is learned twice.
+"""
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+RELAY, INJECT, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
+SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
+TARGET = "120" if SANITIZED else "475"
+# updates before a fault is injected (sanitized builds reach their lower target sooner)
+KILL_AT = 12 if SANITIZED else 50
+DEADLINE = time.monotonic() + (600 if SANITIZED else 240)
+NATS = shutil.which("nats-server") or "/usr/bin/nats-server"
+
+procs = []  # every process started, stopped at exit
+
+
+def log(*a):
+    print("[%6.1f]" % (time.monotonic() - T0), *a, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args, name, env=None, out=None):
+    f = open(os.path.join(TMP, name + ".log"), "ab")
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e, cwd=TMP)
+    p.name = name
+    procs.append(p)
+    return p
+
+
+def read_log(name):
+    try:
+        with open(os.path.join(TMP, name + ".log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def stop_all():
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    t = time.monotonic() + 10
+    for p in procs:
+        try:
+            p.wait(max(0.1, t - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_for(pred, what, timeout):
+    end = min(time.monotonic() + timeout, DEADLINE)
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def wait_exit(p, timeout):
+    try:
+        return p.wait(max(1, min(timeout, DEADLINE - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        raise AssertionError("%s did not exit in time" % p.name)
+
+
+class Nats:
+    def __init__(self, port, store, extra=(), name="nats", conf=None):
+        self.port, self.store, self.extra, self.name, self.conf = port, store, list(extra), name, conf
+        self.url = "nats://127.0.0.1:%d" % port
+        self.start()
+
+    def start(self):
+        if self.conf:
+            args = [NATS, "-c", self.conf]
+        else:
+            args = [NATS, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
+        self.p = start(args + self.extra, self.name)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(up, "nats-server to listen", 20)
+
+    def kill(self):
+        self.p.send_signal(signal.SIGKILL)
+        self.p.wait()
+
+
+def server_args(nats, out, *extra):
+    return [RELAY, "server", "--nats", nats.url, "--run", "t", "--out", out, "--target", TARGET,
+            "--quiet"] + list(extra)
+
+
+def actor_args(nats, i, *extra):
+    return [RELAY, "actors", "--nats", nats.url, "--run", "t", "--quiet", "--seed", str(100 + i),
+            "--ledger", os.path.join(TMP, "acked%d.csv" % i), "--wait", "60"] + list(extra)
+
+
+def updates(out):
+    try:
+        with open(os.path.join(out, "metrics.csv")) as f:
+            return max(0, sum(1 for _ in f) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def check_ledgers(out, n_actor_procs, expect_learned=True):
+    """Every acked id is in the server's ledger exactly once; nothing learned twice."""
+    fates = collections.Counter()
+    seen = {}
+    dup_lines = 0
+    with open(os.path.join(out, "ledger.csv")) as f:
+        for line in f:
+            tid, seq, fate, rows = line.strip().split(",")
+            fates[fate] += 1
+            if fate in ("duplicate", "rejected"):
+                continue
+            if tid in seen:
+                dup_lines += 1
+                log("id recorded twice:", tid, seen[tid], fate)
+            seen[tid] = fate
+    acked = 0
+    missing = 0
+    for i in range(n_actor_procs):
+        path = os.path.join(TMP, "acked%d.csv" % i)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                bid, count = line.strip().split(",")
+                for k in range(int(count)):
+                    acked += 1
+                    if "%s:%d" % (bid, k) not in seen:
+                        missing += 1
+    log("ledger:", dict(fates), "acked ids:", acked, "missing:", missing, "recorded twice:",
+        dup_lines)
+    assert dup_lines == 0, "a trajectory id was recorded (learned) twice"
+    assert missing == 0, "%d acknowledged trajectories are not accounted for" % missing
+    if expect_learned:
+        assert fates["learned"] > 0
+    return fates, acked
+
+
+def run_training(nats, out, n_actors=2, server_extra=(), actor_extra=(), env=None):
+    srv = start(server_args(nats, out, *server_extra), "server", env)
+    acts = [start(actor_args(nats, i, *actor_extra), "actors%d" % i, env) for i in range(n_actors)]
+    return srv, acts
+
+
+def scenario_train():
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv, acts = run_training(nats, out)
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
+    for a in acts:
+        assert wait_exit(a, 30) == 0, read_log(a.name)
+    for f in ("config.json", "metrics.csv", "learning_curve.svg", "policy.onnx", "ledger.csv",
+              "checkpoint.bin"):
+        assert os.path.getsize(os.path.join(out, f)) > 0, f
+    assert "target reached" in read_log("server")
+    fates, acked = check_ledgers(out, 2)
+    for i in range(2):
+        assert "0 dropped, 0 unacknowledged" in read_log("actors%d" % i), read_log("actors%d" % i)
+
+
+def scenario_kill_server():
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv, acts = run_training(nats, out, server_extra=("--checkpoint-every", "2"))
+    wait_for(lambda: updates(out) >= KILL_AT + 10 or srv.poll() is not None, "a few updates", 120)
+    assert srv.poll() is None, "server ended before it could be killed:\n" + read_log("server")
+    srv.send_signal(signal.SIGKILL)
+    srv.wait()
+    log("server killed after", updates(out), "updates")
+    time.sleep(1.0)
+    srv2 = start(server_args(nats, out, "--checkpoint-every", "2"), "server2")
+    rc = wait_exit(srv2, 200)
+    assert rc == 0, "restarted server exit %d:\n%s" % (rc, read_log("server2"))
+    assert "resumed from" in read_log("server2"), read_log("server2")
+    for a in acts:
+        assert wait_exit(a, 30) == 0, read_log(a.name)
+    check_ledgers(out, 2)
+
+
+def scenario_kill_nats():
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv, acts = run_training(nats, out)
+    wait_for(lambda: updates(out) >= KILL_AT or srv.poll() is not None, "a few updates", 120)
+    assert srv.poll() is None, "server ended before nats could be killed"
+    nats.kill()
+    log("nats-server killed after", updates(out), "updates")
+    time.sleep(1.5)
+    nats.start()
+    log("nats-server restarted")
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
+    for a in acts:
+        assert wait_exit(a, 40) == 0, read_log(a.name)
+        assert "0 dropped, 0 unacknowledged" in read_log(a.name), read_log(a.name)
+    check_ledgers(out, 2)
+
+
+def scenario_kill_actor():
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv, acts = run_training(nats, out)
+    wait_for(lambda: updates(out) >= KILL_AT or srv.poll() is not None, "a few updates", 120)
+    acts[0].send_signal(signal.SIGKILL)
+    acts[0].wait()
+    log("actor process 0 killed after", updates(out), "updates")
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
+    assert wait_exit(acts[1], 30) == 0, read_log("actors1")
+    check_ledgers(out, 2)
+
+
+def scenario_auth():
+    conf = os.path.join(TMP, "nats.conf")
+    with open(conf, "w") as f:
+        f.write('authorization { user: "relay", password: "s3cret" }\n')
+    nats = Nats(free_port(), os.path.join(TMP, "store"), ["-c", conf])
+    wrong = {"RELAY_NATS_USER": "relay", "RELAY_NATS_PASSWORD": "wrong"}
+    a = start(actor_args(nats, 0), "bad_actor", wrong)
+    assert wait_exit(a, 30) == 4, read_log("bad_actor")
+    assert "authorization failed" in read_log("bad_actor"), read_log("bad_actor")
+    s = start(server_args(nats, os.path.join(TMP, "bad")), "bad_server", wrong)
+    assert wait_exit(s, 30) != 0
+    assert "authorization failed" in read_log("bad_server"), read_log("bad_server")
+    assert not os.path.exists(os.path.join(TMP, "acked0.csv")) or \
+        os.path.getsize(os.path.join(TMP, "acked0.csv")) == 0
+    # the right credentials, from a config file (never the command line)
+    cfg = os.path.join(TMP, "relay.json")
+    with open(cfg, "w") as f:
+        f.write('{"transport": {"user": "relay", "password": "s3cret"}}\n')
+    out = os.path.join(TMP, "run")
+    srv, acts = run_training(nats, out, n_actors=1, server_extra=("--config", cfg),
+                             actor_extra=("--config", cfg))
+    assert wait_exit(srv, 200) == 0, read_log("server")
+    check_ledgers(out, 1)
+
+
+def scenario_key():
+    k1 = "11" * 32
+    k2 = "22" * 32
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nats, out), "server", {"RELAY_KEY": k1})
+    # an actor without the key cannot read the model; one with another key neither
+    nokey = start(actor_args(nats, 5), "nokey_actor")
+    assert wait_exit(nokey, 60) != 0, read_log("nokey_actor")
+    assert "cannot be read" in read_log("nokey_actor"), read_log("nokey_actor")
+    badkey = start(actor_args(nats, 6), "badkey_actor", {"RELAY_KEY": k2})
+    assert wait_exit(badkey, 60) != 0
+    # plaintext and wrongly keyed trajectories are rejected, counted; the server keeps going
+    plain = {k: v for k, v in os.environ.items() if k != "RELAY_KEY"}
+    r = subprocess.run([INJECT, nats.url, "t", "plaintext", "5"], capture_output=True, text=True,
+                       timeout=30, env=plain)
+    assert "published 5" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([INJECT, nats.url, "t", "plaintext", "5"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, RELAY_KEY=k2))
+    assert "published 5" in r.stdout, r.stdout + r.stderr
+    good = start(actor_args(nats, 0), "actors0", {"RELAY_KEY": k1})
+    assert wait_exit(srv, 200) == 0, read_log("server")
+    fates, _ = check_ledgers(out, 1)
+    assert fates["rejected"] >= 10, fates
+    assert wait_exit(good, 30) == 0
+
+
+def scenario_hostile():
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nats, out), "server")
+    injected = 0
+    for mode in ("garbage", "truncated", "badmagic", "hugecount", "bigframe", "wrongenv",
+                 "replay"):
+        r = subprocess.run([INJECT, nats.url, "t", mode, "3"], capture_output=True, text=True,
+                           timeout=30)
+        want = 6 if mode == "replay" else 3
+        assert r.returncode == 0 and "published %d" % want in r.stdout, \
+            mode + r.stdout + r.stderr
+        injected += want
+    log("injected", injected, "hostile messages")
+    acts = [start(actor_args(nats, i), "actors%d" % i) for i in range(2)]
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
+    fates, _ = check_ledgers(out, 2)
+    # 5 unreadable kinds x 3 messages + 3 wrong-env trajectories rejected; 3 replays refused
+    assert fates["rejected"] >= 18, fates
+    assert fates["duplicate"] >= 3, fates
+    for a in acts:
+        wait_exit(a, 30)
+
+
+def scenario_cluster():
+    """3 nodes (routes), stream replicas 3; actors on different nodes; one node killed."""
+    ports = [free_port() for _ in range(3)]
+    cports = [free_port() for _ in range(3)]
+    routes = ", ".join("nats-route://127.0.0.1:%d" % p for p in cports)
+    nodes = []
+    for i in range(3):
+        conf = os.path.join(TMP, "n%d.conf" % i)
+        with open(conf, "w") as f:
+            f.write("server_name: n%d\nlisten: 127.0.0.1:%d\n"
+                    "jetstream { store_dir: \"%s\" }\n"
+                    "cluster { name: relay, listen: 127.0.0.1:%d, routes: [%s] }\n"
+                    % (i, ports[i], os.path.join(TMP, "store%d" % i), cports[i], routes))
+        nodes.append(Nats(ports[i], None, name="nats%d" % i, conf=conf))
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nodes[0], out, "--replicas", "3"), "server")
+    acts = [start(actor_args(nodes[1 + i], i), "actors%d" % i) for i in range(2)]
+    wait_for(lambda: updates(out) >= KILL_AT or srv.poll() is not None, "a few updates", 150)
+    assert srv.poll() is None, "server ended before the node could be killed:\n" + read_log("server")
+    nodes[2].kill()
+    log("node n2 (actor 1's node) killed after", updates(out), "updates")
+    rc = wait_exit(srv, 240)
+    assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
+    for a in acts:
+        assert wait_exit(a, 40) == 0, read_log(a.name)
+        assert "0 dropped, 0 unacknowledged" in read_log(a.name), read_log(a.name)
+    check_ledgers(out, 2)
+
+
+T0 = time.monotonic()
+TMP = tempfile.mkdtemp(prefix="relay-nats-")
+ok = False
+try:
+    globals()["scenario_" + SCENARIO]()
+    ok = True
+    log("PASS", SCENARIO)
+finally:
+    stop_all()
+    if not ok:
+        for name in sorted(os.listdir(TMP)):
+            if name.endswith(".log"):
+                print("==== %s ====" % name)
+                print(read_log(name[:-4])[-4000:])
+    shutil.rmtree(TMP, ignore_errors=True)
+sys.exit(0 if ok else 1)
