@@ -54,6 +54,7 @@ static const rly_cfg_key train_keys[] = {
     {"train.eval_episodes", RLY_CFG_U32, TOFF(eval_episodes), TSZ(eval_episodes), 1,
      RLY_EVAL_MAX_EPISODES, NULL},
     {"train.save_every", RLY_CFG_U32, TOFF(save_every), TSZ(save_every), 0, 1000000000, NULL},
+    {"train.init_model", RLY_CFG_STR, TOFF(init_model), TSZ(init_model), 0, 0, NULL},
 };
 
 void rly_train_config_default(rly_train_config *c)
@@ -549,8 +550,16 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.on_update = on_update;
     lc.on_update_ctx = &r;
     rly_train_obs_learner(&r.obs, &lc);
+    relay_model *init_pi = NULL;
+    if (!e && o->init_model[0] && !o->resume) {
+        if ((e = relay_model_load_onnx(o->init_model, &init_pi)) != RELAY_OK)
+            rly_error(MOD, "--init-model %s: cannot load: %s", o->init_model, relay_strerror(e));
+        lc.init_pi = init_pi;
+    }
     if (!e)
         e = rly_learner_new(&lc, &learner);
+    relay_model_free(init_pi);
+    lc.init_pi = NULL;
     r.lh = learner;
     if (!e && o->resume)
         e = rly_train_extras_resume(&r.x, learner, &r.curve_steps, &r.curve_returns, &r.n_curve);
