@@ -31,8 +31,9 @@ static const rly_cfg_key agent_keys[] = {
     {"model_mode", RLY_CFG_ENUM_BOOL, OFF(shared_model), SZ(shared_model), 0, 1, model_mode_names},
     {"model_path", RLY_CFG_STR, OFF(model_path), SZ(model_path), 0, 0, NULL},
     {"env", RLY_CFG_STR, OFF(env), SZ(env), 0, 0, NULL},
+    /* Queues are allocated up front (about 64 bytes a slot): 2^22 slots is about 256 MiB. */
     {"dispatcher.intake_capacity", RLY_CFG_U32, OFF(intake_capacity), SZ(intake_capacity), 2,
-     1u << 30, NULL},
+     1u << 22, NULL},
     {"dispatcher.pending_capacity", RLY_CFG_U32, OFF(pending_capacity), SZ(pending_capacity), 1,
      1u << 30, NULL},
     {"dispatcher.tick_ms", RLY_CFG_U32, OFF(tick_ms), SZ(tick_ms), 1, 60000, NULL},
@@ -40,7 +41,7 @@ static const rly_cfg_key agent_keys[] = {
      600000, NULL},
     {"dispatcher.retry_max_ms", RLY_CFG_U32, OFF(retry_max_ms), SZ(retry_max_ms), 1, 3600000, NULL},
     {"router_queue_capacity", RLY_CFG_U32, OFF(router_queue_capacity), SZ(router_queue_capacity), 2,
-     1u << 30, NULL},
+     1u << 22, NULL},
     {"trajectory.buffer_capacity", RLY_CFG_U32, OFF(buffer_capacity), SZ(buffer_capacity), 1,
      1u << 24, NULL},
     {"trajectory.backpressure", RLY_CFG_ENUM_BOOL, OFF(drop_oldest), SZ(drop_oldest), 0, 1,
@@ -79,6 +80,7 @@ static const rly_cfg_key agent_keys[] = {
     {"dispatcher.ttl_ms.RunEnv", RLY_CFG_U32, OFF(ttl_ms[7]), sizeof(uint32_t), 1, 86400000, NULL},
     {"dispatcher.send_timeout_ms", RLY_CFG_U32, OFF(send_timeout_ms), SZ(send_timeout_ms), 1,
      86400000, NULL},
+    {"workers", RLY_CFG_U32, OFF(workers), SZ(workers), 0, 1024, NULL},
 };
 
 const rly_cfg_key *rly_agent_config_keys(size_t *n)
@@ -450,10 +452,27 @@ relay_err relay_config_to_json(const relay_config *cfg, char **json)
 
 relay_err rly_config_validate(const relay_config *c)
 {
+    /* Every numeric key's documented range holds for a relay_config filled in C too, not only
+       for one read from JSON. */
+    for (size_t i = 0; i < sizeof agent_keys / sizeof agent_keys[0]; i++) {
+        const rly_cfg_key *k = &agent_keys[i];
+        if (k->type != RLY_CFG_U32 && k->type != RLY_CFG_U64)
+            continue;
+        const char *field = (const char *)c + k->offset;
+        uint64_t v = k->type == RLY_CFG_U32 ? *(const uint32_t *)field : *(const uint64_t *)field;
+        if (v < k->min || v > k->max) {
+            char why[128];
+            snprintf(why, sizeof why, "%llu is outside [%llu, %llu]", (unsigned long long)v,
+                     (unsigned long long)k->min, (unsigned long long)k->max);
+            return bad(k->name, why);
+        }
+    }
     if (c->routers == 0)
         return bad("routers", "at least one router is required");
     if (c->routers > RELAY_MAX_ROUTERS)
         return bad("routers", "at most 4096 routers (RELAY_MAX_ROUTERS)");
+    if (c->workers > 1024)
+        return bad("workers", "at most 1024 worker threads");
     if (c->retry_initial_ms > c->retry_max_ms)
         return bad("dispatcher.retry_initial_ms", "must not exceed dispatcher.retry_max_ms");
     if ((c->sink_arrow || c->sink_csv || c->sink_binary) && c->sink_dir[0] == '\0')

@@ -68,12 +68,40 @@ static void test_trailing_garbage(void **state)
     assert_int_equal(c.routers, 3);
 }
 
+/* Ranges hold for a configuration filled in C, not only for JSON (absurd sizes refused). */
+static void test_ranges_in_c(void **state)
+{
+    (void)state;
+    relay_log_set_level(RELAY_LOG_OFF);
+    relay_config c;
+    relay_agent *a = NULL;
+    relay_config_default(&c);
+    c.intake_capacity = 1u << 30;
+    assert_err(relay_agent_new(&c, &a), RELAY_ECONFIG);
+    relay_config_default(&c);
+    c.router_queue_capacity = 1;
+    assert_err(relay_agent_new(&c, &a), RELAY_ECONFIG);
+    relay_config_default(&c);
+    c.tick_ms = 0;
+    assert_err(relay_agent_new(&c, &a), RELAY_ECONFIG);
+    relay_config_default(&c);
+    c.arrow_batch_rows = (1u << 24) + 1;
+    assert_err(relay_agent_new(&c, &a), RELAY_ECONFIG);
+    assert_null(a);
+    relay_config_default(&c);
+    assert_ok(relay_agent_new(&c, &a));
+    relay_agent_free(a);
+    assert_err(relay_config_parse_json(&c, "{\"dispatcher\": {\"intake_capacity\": 4194305}}"),
+               RELAY_ECONFIG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_round_trip),
         cmocka_unit_test(test_seed_forms),
         cmocka_unit_test(test_trailing_garbage),
+        cmocka_unit_test(test_ranges_in_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

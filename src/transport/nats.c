@@ -372,6 +372,14 @@ static relay_err traj_ack(void *impl, rly_tp_delivery *d, bool ok)
     return map_status(s);
 }
 
+static void traj_release(void *impl, rly_tp_delivery *d)
+{
+    (void)impl;
+    natsMsg_Destroy(d->handle); /* redelivered after the consumer's ack wait */
+    d->handle = NULL;
+    d->data = NULL;
+}
+
 /* ---- models ---------------------------------------------------------------------------------- */
 
 static relay_err open_kv(tp_nats *t, bool create)
@@ -598,12 +606,14 @@ static relay_err control_request(void *impl, const void *req, size_t len, relay_
 
 static const rly_tp_ops nats_ops = {
     .name = "nats",
+    .durable = true,
     .close = nats_close,
     .set_callbacks = set_callbacks,
     .traj_publish = traj_publish,
     .traj_consume = traj_consume,
     .traj_fetch = traj_fetch,
     .traj_ack = traj_ack,
+    .traj_release = traj_release,
     .model_publish = model_publish,
     .model_latest = model_latest,
     .model_watch = model_watch,
