@@ -4,8 +4,10 @@
  * continuously; a scraper thread plays Prometheus plus an open dashboard (GET /metrics and GET
  * /api/curve over HTTP) every PERIOD seconds. Measurement windows alternate scraper off / on
  * (off, on, off, on, ...) so each ratio compares neighbouring windows of the same agent on a noisy
- * machine. Prints env steps/s per side (median, min, max), the median on/off ratio, and the
- * median scrape latency and size.
+ * machine. Prints per side env steps/s (median, min, max) and process CPU ns per env step without
+ * the scraper thread's own CPU (the client is not part of the cost; the server thread is), the
+ * median on/off ratios of both, and the median scrape latency and size. On a loaded shared machine
+ * the CPU ratio is the steadier of the two.
  *
  * Usage: bench_obs_overhead [WINDOW_S=2.0 [PAIRS=7 [PERIOD_S=1.0]]]
  */
@@ -36,6 +38,7 @@ typedef struct scraper {
     double period;
     _Atomic bool on, stop;
     pthread_t th;
+    clockid_t cpu_clock; /* the scraper thread's CPU clock */
     double lat[4096];
     size_t n_lat;
     size_t bytes;
@@ -101,6 +104,14 @@ static void *scrape_main(void *arg)
     return NULL;
 }
 
+/* thread_cpu returns the CPU seconds of the thread with clock c. */
+static double thread_cpu(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static uint64_t env_steps(relay_agent *a)
 {
     relay_agent_stats st;
@@ -139,22 +150,26 @@ int main(int argc, char **argv)
         rly_obs_curve_add(srv, i * 1000.0, i * 0.5, NAN);
     scraper sc = {.port = rly_obs_server_port(srv), .period = period};
     pthread_create(&sc.th, NULL, scrape_main, &sc);
+    pthread_getcpuclockid(sc.th, &sc.cpu_clock);
     bench_print_loadavg("start");
     printf("64 actors x 16 envs, 2 routers; windows of %.2f s, %d pairs, scrape every %.2f s\n",
            window, pairs, period);
     sleep_s(0.5); /* warm-up */
-    double rate[2][MAX_PAIRS], ratio[MAX_PAIRS];
+    double rate[2][MAX_PAIRS], ratio[MAX_PAIRS], cpu[2][MAX_PAIRS], cpu_ratio[MAX_PAIRS];
     for (int p = 0; p < pairs; p++) {
         for (int k = 0; k < 2; k++) {
             atomic_store(&sc.on, k == 1);
             sleep_s(0.1);
             uint64_t n0 = env_steps(a);
-            double t0 = bench_now();
+            double t0 = bench_now(), c0 = bench_cpu() - thread_cpu(sc.cpu_clock);
             sleep_s(window);
             uint64_t n1 = env_steps(a);
+            double c1 = bench_cpu() - thread_cpu(sc.cpu_clock);
             rate[k][p] = (double)(n1 - n0) / (bench_now() - t0);
+            cpu[k][p] = n1 > n0 ? (c1 - c0) * 1e9 / (double)(n1 - n0) : 0;
         }
         ratio[p] = rate[1][p] / rate[0][p];
+        cpu_ratio[p] = cpu[0][p] > 0 ? cpu[1][p] / cpu[0][p] : 1;
     }
     atomic_store(&sc.stop, true);
     pthread_join(sc.th, NULL);
@@ -164,12 +179,14 @@ int main(int argc, char **argv)
             lo = rate[k][p] < lo ? rate[k][p] : lo;
             hi = rate[k][p] > hi ? rate[k][p] : hi;
         }
-        printf("scraper %-3s %8.3f M env steps/s (min %.3f max %.3f)\n", k ? "on" : "off",
-               bench_median(rate[k], (size_t)pairs) / 1e6, lo / 1e6, hi / 1e6);
+        printf("scraper %-3s %8.3f M env steps/s (min %.3f max %.3f)  cpu %6.1f ns/step\n",
+               k ? "on" : "off", bench_median(rate[k], (size_t)pairs) / 1e6, lo / 1e6, hi / 1e6,
+               bench_median(cpu[k], (size_t)pairs));
     }
     double r = bench_median(ratio, (size_t)pairs);
-    printf("on/off ratio (median of %d neighbouring pairs): %.4f (slowdown %.2f%%)\n", pairs, r,
-           (1.0 - r) * 100.0);
+    printf("on/off ratio (median of %d neighbouring pairs): rate %.4f (slowdown %.2f%%), cpu per "
+           "step %.4f\n",
+           pairs, r, (1.0 - r) * 100.0, bench_median(cpu_ratio, (size_t)pairs));
     if (sc.n_lat)
         printf("scrape (/metrics + /api/curve): median %.2f ms, %zu scrapes, %zu bytes each\n",
                bench_median(sc.lat, sc.n_lat) * 1e3, sc.n_lat, sc.bytes);

@@ -7,13 +7,18 @@
  *            outstanding; round trips/s and p50/p99/p99.9 latency.
  * The one-way cases run twice: with the fast path (senders push straight to the owning router
  * once an actor is settled; the default) and with every message through the dispatcher thread.
- * Usage: bench_route [messages_millions=20] [round_trips_thousands=500]
+ * Request/reply runs with 1, 4, 16 and 256 routers (routers are tasks on the default worker pool,
+ * one thread per CPU), then again while one busy-looping process per CPU competes (--busy).
+ * Usage: bench_route [messages_millions=20] [round_trips_thousands=500] [--rr-only] [--no-busy]
  */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "coord/coordinator.h"
 #include "core/clock.h"
@@ -170,12 +175,58 @@ static void round_trips(uint32_t routers, uint32_t outstanding, uint64_t total, 
     free(start);
 }
 
+/* start_busy forks n processes that spin until killed (the competing load of --busy). */
+static void start_busy(pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            volatile uint64_t x = 0;
+            for (;;)
+                x++;
+        }
+    }
+}
+
+static void stop_busy(pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+}
+
+static void rr_all(uint64_t rts, const char *tag)
+{
+    static const uint32_t outs[2] = {1, 64};
+    static const uint32_t rt_routers[4] = {1, 4, 16, 256};
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 2; i++) {
+            double rate;
+            int64_t p50, p99, p999;
+            round_trips(rt_routers[k], outs[i], rts, &rate, &p50, &p99, &p999);
+            printf("request-reply%s actors=64 routers=%u outstanding=%u n=%llu rate=%.2f M rt/s "
+                   "p50=%.2f us p99=%.2f us p99.9=%.2f us\n",
+                   tag, rt_routers[k], outs[i], (unsigned long long)rts, rate / 1e6, p50 / 1e3,
+                   p99 / 1e3, p999 / 1e3);
+            fflush(stdout);
+        }
+}
+
 int main(int argc, char **argv)
 {
     uint64_t msgs = (uint64_t)((argc > 1 ? atof(argv[1]) : 20.0) * 1e6);
     uint64_t rts = (uint64_t)((argc > 2 ? atof(argv[2]) : 500.0) * 1e3);
+    bool rr_only = false, busy = true;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--rr-only") == 0)
+            rr_only = true;
+        else if (strcmp(argv[i], "--no-busy") == 0)
+            busy = false;
+    }
     static const uint32_t shapes[3][2] = {{4, 1}, {64, 4}, {1024, 16}};
-    for (int fast = 1; fast >= 0; fast--)
+    for (int fast = 1; fast >= 0 && !rr_only; fast--)
         for (int i = 0; i < 3; i++) {
             double r = one_way(shapes[i][0], shapes[i][1], msgs, fast);
             printf("one-way %s actors=%u routers=%u msgs=%llu rate=%.2f M msgs/s\n",
@@ -183,19 +234,15 @@ int main(int argc, char **argv)
                    (unsigned long long)msgs, r / 1e6);
             fflush(stdout);
         }
-    static const uint32_t outs[2] = {1, 64};
-    static const uint32_t rt_routers[2] = {4, 1};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 2; i++) {
-            double rate;
-            int64_t p50, p99, p999;
-            round_trips(rt_routers[k], outs[i], rts, &rate, &p50, &p99, &p999);
-            printf("request-reply actors=64 routers=%u outstanding=%u n=%llu rate=%.2f M rt/s "
-                   "p50=%.2f us p99=%.2f us p99.9=%.2f us\n",
-                   rt_routers[k], outs[i], (unsigned long long)rts, rate / 1e6, p50 / 1e3,
-                   p99 / 1e3, p999 / 1e3);
-            fflush(stdout);
-        }
+    rr_all(rts, "");
+    if (busy) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int n = ncpu > 0 && ncpu < 256 ? (int)ncpu : 2;
+        pid_t pids[256] = {0};
+        start_busy(pids, n);
+        rr_all(rts / 10 ? rts / 10 : 1, "(busy)");
+        stop_busy(pids, n);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);

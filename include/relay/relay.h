@@ -2,10 +2,10 @@
  * Relay's public agent API: actors that act with their models, environments they step, model
  * updates, scaling, trajectories, shutdown.
  *
- * An agent owns a routing runtime (a dispatcher and R router threads); actors live on routers,
- * and every call below reaches them as a routed message (RequestInference, FlagLastInference,
- * ModelVersion, ModelUpdate, Shutdown, RunEnv). Every call returns a relay_err and none aborts on
- * user error. Calls are thread-safe unless noted.
+ * An agent owns a routing runtime (a dispatcher and R routers run by a pool of worker threads);
+ * actors live on routers, and every call below reaches them as a routed message (RequestInference,
+ * FlagLastInference, ModelVersion, ModelUpdate, Shutdown, RunEnv). Every call returns a relay_err
+ * and none aborts on user error. Calls are thread-safe unless noted.
  *
  * Typical use (see examples/walkthrough.c):
  *   relay_config cfg; relay_config_default(&cfg);
@@ -39,7 +39,7 @@ extern "C" {
 
 /* relay_config is an agent's configuration; docs/CONFIG.md documents every key and default. */
 typedef struct relay_config {
-    uint32_t routers;                /* "routers": routers at start (1..4096), default 1 */
+    uint32_t routers;                /* "routers": routers (tasks on the workers), default 1 */
     uint64_t seed;                   /* "seed": base seed of actor RNGs, default 0 */
     uint32_t max_traj_length;        /* "max_traj_length": 0 = unlimited, default 1000 */
     bool shared_model;               /* "model_mode": "independent" (default) or "shared" */
@@ -67,6 +67,7 @@ typedef struct relay_config {
     uint32_t shutdown_timeout_ms;  /* "timeouts.shutdown_ms", default 30000 */
     char log_level[16];            /* "log_level": debug|info|warn|error|off, default "warn" */
     uint32_t send_timeout_ms;      /* "dispatcher.send_timeout_ms": wait for intake room, 5000 */
+    uint32_t workers;              /* "workers": threads the routers run on, 0 (default) = CPUs */
     char metrics_addr[272];        /* "metrics_addr": serve /metrics and the dashboard on HOST:PORT
                                       (a bare PORT binds 127.0.0.1); default "" = off */
 } relay_config;
@@ -199,8 +200,8 @@ RELAY_API uint32_t relay_agent_num_routers(relay_agent *a);
 
 /*
  * relay_agent_run_env makes actor id step n_envs copies of env (NULL: the actor's env) for steps
- * vector steps (0: until shutdown or removal) on its router thread, recording trajectories. With
- * wait, the call returns when the run ends.
+ * vector steps (0: until shutdown or removal) on its router (a pool worker), recording
+ * trajectories. With wait, the call returns when the run ends.
  */
 RELAY_API relay_err relay_agent_run_env(relay_agent *a, relay_id id, const char *env,
                                         uint32_t n_envs, uint64_t steps, bool wait);

@@ -47,7 +47,8 @@ typedef bool (*relay_train_poll_fn)(const relay_train_result *now, void *user);
 /*
  * relay_train_run trains as `relay train --config` would with config_json (agent keys at the top,
  * training keys under "train": env, algo, actors, envs_per_actor, steps, seed, target, out, sink,
- * max_seconds, policy_lag; NULL or "{}" for every default) and fills result (may be NULL). A bad
+ * max_seconds, policy_lag, eval_every, eval_episodes, save_every; hyperparameters under "ppo" or
+ * "reinforce", docs/CLI.md; NULL or "{}" for every default) and fills result (may be NULL). A bad
  * config is RELAY_ECONFIG/RELAY_EFORMAT, an unknown env RELAY_ENOTFOUND, each logged with the
  * cause; a run that stops early (budget, poll) still returns RELAY_OK with its stop_reason.
  * progress (true) prints `relay train`'s progress line on stderr.

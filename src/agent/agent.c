@@ -229,6 +229,7 @@ static relay_err start_runtime(relay_agent *a)
         rly_coord_config cc;
         rly_coord_config_default(&cc);
         cc.routers = a->cfg.routers;
+        cc.workers = a->cfg.workers;
         cc.router_queue_capacity = a->cfg.router_queue_capacity;
         cc.dispatcher.intake_capacity = a->cfg.intake_capacity;
         cc.dispatcher.pending_capacity = a->cfg.pending_capacity;

@@ -56,7 +56,7 @@ typedef struct rly_agent_times {
     double env_s, infer_s, record_s;  /* run_env vector steps, sampled 1 in RLY_ACTOR_TIME_SAMPLE */
     double sink_write_s;              /* sink worker writing to sinks */
     double sink_consume_s;            /* sink worker handing trajectories to the consumer */
-    double router_s;                  /* router thread-seconds available (routers x running time) */
+    double router_s;                  /* worker thread-seconds available (workers x running time) */
     int64_t version_min, version_max; /* model versions actors use now (-1: none) */
 } rly_agent_times;
 

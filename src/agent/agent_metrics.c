@@ -72,7 +72,7 @@ void rly_agent_times_get(relay_agent *a, rly_agent_times *out)
     out->router_s = a->router_s_done;
     if (a->coord && a->started_ns)
         out->router_s +=
-            (double)rly_coord_num_routers(a->coord) * (double)(rly_now_ns() - a->started_ns) * 1e-9;
+            (double)rly_coord_num_workers(a->coord) * (double)(rly_now_ns() - a->started_ns) * 1e-9;
     if (a->worker)
         rly_sinkworker_times(a->worker, &out->sink_write_s, &out->sink_consume_s);
     out->sink_write_s += a->sink_write_done;
@@ -86,7 +86,7 @@ void rly_agent_times_retire(relay_agent *a)
 {
     if (a->coord && a->started_ns)
         a->router_s_done +=
-            (double)rly_coord_num_routers(a->coord) * (double)(rly_now_ns() - a->started_ns) * 1e-9;
+            (double)rly_coord_num_workers(a->coord) * (double)(rly_now_ns() - a->started_ns) * 1e-9;
     a->started_ns = 0;
     if (a->worker) {
         double w, c;
@@ -219,7 +219,7 @@ void rly_agent_collect(void *ctx, rly_obs_out *o)
     rly_dispatcher_stats ds;
     bool have_coord = a->coord != NULL;
     if (have_coord) {
-        rly_dispatcher_get_stats(a->coord->disp, &ds);
+        rly_coord_get_stats(a->coord, &ds);
         uint32_t nr = rly_coord_num_routers(a->coord);
         if (nr > 64)
             rsp = malloc((nr < MAX_ROUTERS_SHOWN ? nr : MAX_ROUTERS_SHOWN) * sizeof *rsp);

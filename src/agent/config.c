@@ -80,6 +80,7 @@ static const rly_cfg_key agent_keys[] = {
     {"dispatcher.ttl_ms.RunEnv", RLY_CFG_U32, OFF(ttl_ms[7]), sizeof(uint32_t), 1, 86400000, NULL},
     {"dispatcher.send_timeout_ms", RLY_CFG_U32, OFF(send_timeout_ms), SZ(send_timeout_ms), 1,
      86400000, NULL},
+    {"workers", RLY_CFG_U32, OFF(workers), SZ(workers), 0, 1024, NULL},
 };
 
 const rly_cfg_key *rly_agent_config_keys(size_t *n)
@@ -470,6 +471,8 @@ relay_err rly_config_validate(const relay_config *c)
         return bad("routers", "at least one router is required");
     if (c->routers > RELAY_MAX_ROUTERS)
         return bad("routers", "at most 4096 routers (RELAY_MAX_ROUTERS)");
+    if (c->workers > 1024)
+        return bad("workers", "at most 1024 worker threads");
     if (c->retry_initial_ms > c->retry_max_ms)
         return bad("dispatcher.retry_initial_ms", "must not exceed dispatcher.retry_max_ms");
     if ((c->sink_arrow || c->sink_csv || c->sink_binary) && c->sink_dir[0] == '\0')

@@ -99,8 +99,9 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: relay actors --nats URL [options]\n"
+        f, "usage: relay actors --nats URL | --zmq URL [options]\n"
            "  --nats URL            NATS server(s), e.g. nats://127.0.0.1:4222 (or transport.url)\n"
+           "  --zmq URL             a `relay server --zmq` at tcp://HOST:PORT or ipc://PATH\n"
            "  --run NAME            run name, as given to relay server (default: default)\n"
            "  --env E               environment (default CartPole-v1; must match the server's)\n"
            "  --actors N            actors in this process (default 1)\n"
@@ -462,7 +463,7 @@ static int parse_args(actors *a, int argc, char **argv)
         }
         const char *v = argv[++i];
         uint64_t x;
-        if (!strcmp(f, "--nats"))
+        if (!strcmp(f, "--nats") || !strcmp(f, "--zmq"))
             url = v;
         else if (!strcmp(f, "--run"))
             run = v;
@@ -510,7 +511,8 @@ static int parse_args(actors *a, int argc, char **argv)
     if (env)
         snprintf(a->dc.env, sizeof a->dc.env, "%s", env);
     if (!a->dc.url[0]) {
-        fprintf(stderr, "relay actors: --nats URL is required (or transport.url in --config)\n");
+        fprintf(stderr, "relay actors: --nats URL or --zmq URL is required (or transport.url in "
+                        "--config)\n");
         return 2;
     }
     if (relay_env_resolve(a->dc.env, &a->env) != RELAY_OK) {

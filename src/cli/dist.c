@@ -92,20 +92,25 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
             char keyhex[80] = "";
             uint64_t inflight = c->max_inflight, spool = c->spool_bytes, bb = c->batch_bytes,
                      bms = c->batch_ms, rep = (uint64_t)c->replicas, sb = c->stream_bytes;
-            ok = copy_str(t, "url", c->url, sizeof c->url, err) &&
-                 copy_str(t, "run", c->run, sizeof c->run, err) &&
-                 copy_str(t, "user", c->user, sizeof c->user, err) &&
-                 copy_str(t, "password", c->password, sizeof c->password, err) &&
-                 copy_str(t, "token", c->token, sizeof c->token, err) &&
-                 copy_str(t, "creds_file", c->creds_file, sizeof c->creds_file, err) &&
-                 copy_str(t, "ca_file", c->ca_file, sizeof c->ca_file, err) &&
-                 copy_str(t, "key", keyhex, sizeof keyhex, err) &&
-                 copy_uint(t, "max_inflight", 1, 65536, &inflight, err) &&
-                 copy_uint(t, "spool_bytes", 1 << 20, 1ull << 36, &spool, err) &&
-                 copy_uint(t, "batch_bytes", 1024, 8 << 20, &bb, err) &&
-                 copy_uint(t, "batch_ms", 0, 10000, &bms, err) &&
-                 copy_uint(t, "replicas", 1, 5, &rep, err) &&
-                 copy_uint(t, "stream_bytes", 1 << 20, 1ull << 44, &sb, err);
+            ok =
+                copy_str(t, "url", c->url, sizeof c->url, err) &&
+                copy_str(t, "run", c->run, sizeof c->run, err) &&
+                copy_str(t, "user", c->user, sizeof c->user, err) &&
+                copy_str(t, "password", c->password, sizeof c->password, err) &&
+                copy_str(t, "token", c->token, sizeof c->token, err) &&
+                copy_str(t, "creds_file", c->creds_file, sizeof c->creds_file, err) &&
+                copy_str(t, "ca_file", c->ca_file, sizeof c->ca_file, err) &&
+                copy_str(t, "key", keyhex, sizeof keyhex, err) &&
+                copy_str(t, "curve_secret_file", c->curve_secret, sizeof c->curve_secret, err) &&
+                copy_str(t, "curve_server_public_file", c->curve_server_public,
+                         sizeof c->curve_server_public, err) &&
+                copy_str(t, "curve_clients_file", c->curve_clients, sizeof c->curve_clients, err) &&
+                copy_uint(t, "max_inflight", 1, 65536, &inflight, err) &&
+                copy_uint(t, "spool_bytes", 1 << 20, 1ull << 36, &spool, err) &&
+                copy_uint(t, "batch_bytes", 1024, 8 << 20, &bb, err) &&
+                copy_uint(t, "batch_ms", 0, 10000, &bms, err) &&
+                copy_uint(t, "replicas", 1, 5, &rep, err) &&
+                copy_uint(t, "stream_bytes", 1 << 20, 1ull << 44, &sb, err);
             const cJSON *tls = cJSON_GetObjectItemCaseSensitive(t, "tls");
             if (ok && tls) {
                 if (!cJSON_IsBool(tls)) {
@@ -175,7 +180,8 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
                                   rly_tp **out)
 {
     if (!c->url[0]) {
-        fprintf(err, "no bus address: give --nats URL (or transport.url in the config)\n");
+        fprintf(err, "no bus address: give --nats URL or --zmq URL (or transport.url in the "
+                     "config)\n");
         return RELAY_ECONFIG;
     }
     rly_tp_config tc;
@@ -192,10 +198,15 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
     tc.max_inflight = c->max_inflight;
     tc.replicas = c->replicas;
     tc.stream_max_bytes = c->stream_bytes;
+    tc.bind = c->server;
+    tc.curve_secret_file = c->curve_secret[0] ? c->curve_secret : NULL;
+    tc.curve_server_public_file = c->curve_server_public[0] ? c->curve_server_public : NULL;
+    tc.curve_clients_file = c->curve_clients[0] ? c->curve_clients : NULL;
     relay_err e = rly_tp_open(&tc, out);
+    bool zmq = !strncmp(c->url, "tcp://", 6) || !strncmp(c->url, "ipc://", 6);
     if (e == RELAY_EAUTH)
-        fprintf(err, "cannot connect to %s: authorization failed (check the NATS credentials)\n",
-                c->url);
+        fprintf(err, "cannot connect to %s: authorization failed (check the %s)\n", c->url,
+                zmq ? "CURVE keys" : "NATS credentials");
     else if (e)
         fprintf(err, "cannot connect to %s: %s\n", c->url, relay_strerror(e));
     return e;

@@ -32,6 +32,10 @@ typedef struct rly_dist_config {
     uint32_t batch_ms;     /* actors: oldest trajectory waits at most this long */
     int replicas;          /* server: stream replicas */
     uint64_t stream_bytes; /* server: stream size limit */
+    bool server;           /* set by `relay server`: brokerless transports bind */
+    /* ZeroMQ CURVE (config transport.curve_*): own secret key; the server's public key
+       (actors); the allowed client public keys (server) */
+    char curve_secret[512], curve_server_public[512], curve_clients[512];
 } rly_dist_config;
 
 /* rly_dist_config_default fills c with defaults (run "default", 256 in flight, 64 MiB spool). */

@@ -11,8 +11,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: relay <command> [options]\n"
                "  train     train a policy with actors on routers and an in-process learner\n"
-               "  server    the training server of distributed training (NATS JetStream)\n"
+               "  server    the training server of distributed training (NATS or ZeroMQ)\n"
                "  actors    an actor process of distributed training\n"
+               "  keygen    write a CURVE key pair for `relay server/actors --zmq`\n"
                "  eval      evaluate a policy (ONNX or bundle) on an environment\n"
                "  inspect   print schema, counts, returns and first rows of a trajectory file\n"
                "  version   print the version\n"
@@ -72,6 +73,8 @@ int main(int argc, char **argv)
         return rly_cli_train(argc - 1, argv + 1);
     if (strcmp(cmd, "server") == 0)
         return rly_cli_server(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return rly_cli_keygen(argc - 1, argv + 1);
     if (strcmp(cmd, "actors") == 0)
         return rly_cli_actors(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)

@@ -59,6 +59,11 @@ typedef struct fate_ent {
     uint32_t rows;
 } fate_ent;
 
+typedef struct held_ent {
+    rly_tp_delivery d;
+    bool ok;
+} held_ent;
+
 typedef struct server {
     /* options */
     rly_dist_config dc;
@@ -67,8 +72,9 @@ typedef struct server {
     float target;
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
-    int replicas; /* 0: the config's */
-    bool vtrace;  /* --correction vtrace */
+    bool ckpt_set; /* --checkpoint-every given */
+    int replicas;  /* 0: the config's */
+    bool vtrace;   /* --correction vtrace */
     bool quiet;
 
     const relay_env_def *env;
@@ -95,6 +101,17 @@ typedef struct server {
     double *curve_x, *curve_y;
     size_t n_curve, cap_curve;
     rly_progress progress;
+
+    /* non-durable transports (zmq): deliveries held until a checkpoint covers them (main
+       thread), and the first stream position not covered by the last checkpoint */
+    bool durable;
+    struct held_ent *held;
+    size_t n_held, cap_held;
+    atomic_ullong committed;
+    /* non-durable restart: the batch partly learned before it (it comes again elsewhere) */
+    bool resume_by_id;
+    relay_id resume_producer;
+    uint64_t resume_batch;
 
     /* consumer position */
     uint64_t last_seq;
@@ -125,8 +142,10 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: relay server --nats URL [options]\n"
+        "usage: relay server --nats URL | --zmq URL [options]\n"
         "  --nats URL            NATS server(s), e.g. nats://127.0.0.1:4222 (or transport.url)\n"
+        "  --zmq URL             ZeroMQ, brokerless: bind tcp://HOST:PORT (models on PORT+1)\n"
+        "                        or ipc://PATH; CURVE keys in the config (see relay keygen)\n"
         "  --run NAME            run name: stream, bucket and subject names (default: default)\n"
         "  --env E               environment the actors step (default CartPole-v1)\n"
         "  --algo ppo|reinforce  learner (default ppo)\n"
@@ -307,6 +326,8 @@ static relay_err checkpoint(server *s, uint64_t cursor_tag, uint32_t cursor_row)
     if (!e)
         e = rly_learner_checkpoint_save(s->learner, s->path_ckpt, b.data, b.len);
     relay_codec_buf_fini(&b);
+    if (!e) /* deliveries before the cursor's position are covered: they may be acknowledged */
+        atomic_store(&s->committed, cursor_tag >> TAG_BITS);
     if (e)
         rly_error("server", "checkpoint %s failed: %s", s->path_ckpt, relay_strerror(e));
     return e;
@@ -329,8 +350,20 @@ static relay_err restore(server *s, const uint8_t *p, size_t len)
     s->rejected_msgs = get64(p + 80);
     size_t used = 0;
     relay_err e = rly_seen_load(&s->seen, p + 88, len - 88, &used);
-    if (e)
+    if (e) {
         rly_error("server", "checkpoint %s: seen table unreadable", s->path_ckpt);
+        return e;
+    }
+    if (!s->durable && s->resume_seq) {
+        /* nothing is replayed: actors resend every batch not covered, at new positions */
+        rly_seen_entry en;
+        if ((s->resume_idx || s->resume_row) && rly_seen_find_seq(&s->seen, s->resume_seq, &en)) {
+            s->resume_by_id = true;
+            s->resume_producer = en.producer;
+            s->resume_batch = en.batch;
+        }
+        e = rly_seen_forget_from(&s->seen, s->resume_seq);
+    }
     return e;
 }
 
@@ -591,8 +624,13 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
     const uint8_t *env;
     size_t env_len;
     int64_t cur = atomic_load(&s->version);
+    bool resumed = s->durable ? d->seq == s->resume_seq
+                              : s->resume_by_id && relay_id_eq(h.producer, s->resume_producer) &&
+                                    h.seq == s->resume_batch;
+    if (resumed && !s->durable)
+        s->resume_by_id = false;
     for (uint64_t i = 0; rly_batch_next(d->data, d->len, &off, &env, &env_len) == RELAY_OK; i++) {
-        if (d->seq == s->resume_seq && i < s->resume_idx)
+        if (resumed && i < s->resume_idx)
             continue; /* learned before the restart */
         if (drain) {
             mark(s, base | i, RLY_FATE_UNUSED);
@@ -604,7 +642,7 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
             mark(s, base | i, RLY_FATE_REJECTED);
             continue;
         }
-        if (d->seq == s->resume_seq && i == s->resume_idx && s->resume_row) {
+        if (resumed && i == s->resume_idx && s->resume_row) {
             if (!(t = slice(t, s->resume_row)))
                 continue;
         }
@@ -628,6 +666,46 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
         }
     }
     return true;
+}
+
+/* settle acknowledges d now (a durable bus, or now set) or holds it until a checkpoint covers
+   its stream position (main thread). */
+static void settle(server *s, rly_tp_delivery *d, bool ok, bool now)
+{
+    if (s->durable || now) {
+        rly_tp_traj_ack(s->tp, d, ok);
+        return;
+    }
+    if (s->n_held == s->cap_held) {
+        size_t cap = s->cap_held ? 2 * s->cap_held : 1024;
+        held_ent *h = realloc(s->held, cap * sizeof *h);
+        if (!h) {
+            rly_warn("server", "out of memory holding acknowledgements: acknowledging now");
+            rly_tp_traj_ack(s->tp, d, ok);
+            return;
+        }
+        s->held = h;
+        s->cap_held = cap;
+    }
+    s->held[s->n_held++] = (held_ent){*d, ok};
+}
+
+/* release_held acknowledges held deliveries before stream position upto (all: every one);
+   with ack false they are freed unacknowledged (their producers send them again). */
+static void release_held(server *s, uint64_t upto, bool ack)
+{
+    size_t k = 0;
+    while (k < s->n_held && s->held[k].d.seq < upto) {
+        if (ack)
+            rly_tp_traj_ack(s->tp, &s->held[k].d, s->held[k].ok);
+        else
+            rly_tp_traj_release(s->tp, &s->held[k].d);
+        k++;
+    }
+    if (k) {
+        memmove(s->held, s->held + k, (s->n_held - k) * sizeof *s->held);
+        s->n_held -= k;
+    }
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -685,7 +763,7 @@ static int parse_args(server *s, int argc, char **argv)
         }
         const char *v = argv[++i];
         uint64_t x;
-        if (!strcmp(a, "--nats"))
+        if (!strcmp(a, "--nats") || !strcmp(a, "--zmq"))
             url = v;
         else if (!strcmp(a, "--run"))
             run = v;
@@ -715,6 +793,7 @@ static int parse_args(server *s, int argc, char **argv)
             if (!parse_u64(a, v, 0, 1000000, &x))
                 return 2;
             s->ckpt_every = (uint32_t)x;
+            s->ckpt_set = true;
         } else if (!strcmp(a, "--max-version-lag")) {
             if (!parse_u64(a, v, 0, 1000, &x))
                 return 2;
@@ -759,7 +838,8 @@ static int parse_args(server *s, int argc, char **argv)
     if (s->replicas)
         s->dc.replicas = s->replicas;
     if (!s->dc.url[0]) {
-        fprintf(stderr, "relay server: --nats URL is required (or transport.url in --config)\n");
+        fprintf(stderr, "relay server: --nats URL or --zmq URL is required (or transport.url in "
+                        "--config)\n");
         return 2;
     }
     if (relay_env_resolve(s->dc.env, &s->env) != RELAY_OK) {
@@ -858,8 +938,12 @@ int rly_cli_server(int argc, char **argv)
         fprintf(stderr, "relay server: %s\n", relay_strerror(e));
         goto out;
     }
+    s->dc.server = true;
     if ((e = rly_dist_open_transport(&s->dc, "relay-server", stderr, &s->tp)))
         goto out;
+    s->durable = rly_tp_durable(s->tp);
+    if (!s->durable && !s->ckpt_set)
+        s->ckpt_every = 1; /* acknowledgements wait for checkpoints: keep them frequent */
 
     rly_learner_config lc;
     if ((e = rly_learner_config_init(&lc, s->env, 8)))
@@ -933,7 +1017,9 @@ int rly_cli_server(int argc, char **argv)
     }
     /* JetStream may still be electing its leaders (a cluster just started): retry a while */
     for (int tries = 0;; tries++) {
-        e = rly_tp_traj_consume(s->tp, s->resume_seq ? s->resume_seq : 1);
+        /* a non-durable transport numbers what comes after the cursor's batch afresh */
+        uint64_t start = s->resume_seq ? s->resume_seq + (s->durable ? 0 : 1) : 1;
+        e = rly_tp_traj_consume(s->tp, start);
         if (!e || tries >= 240 || stop_signal)
             break;
         if (tries % 20 == 0)
@@ -982,8 +1068,9 @@ int rly_cli_server(int argc, char **argv)
                 s->last_seq = ds[i].seq;
                 ok = process(s, &ds[i], false);
             }
-            rly_tp_traj_ack(s->tp, &ds[i], ok);
+            settle(s, &ds[i], ok, false);
         }
+        release_held(s, atomic_load(&s->committed), true);
         rly_learner_stats_get(s->learner, &st);
         if (st.error) {
             why = "learner error";
@@ -1008,10 +1095,15 @@ int rly_cli_server(int argc, char **argv)
         memset(&m, 0, sizeof m);
         m.kind = RELAY_MSG_SHUTDOWN;
         snprintf(m.text, sizeof m.text, "training finished: %s", why);
-        relay_codec_buf status = {0}; /* pub_buf belongs to the learner thread */
-        if (relay_codec_encode_msg(s->codec, &m, &status) == RELAY_OK)
-            rly_tp_status_publish(s->tp, status.data, status.len);
-        relay_codec_buf_fini(&status);
+        /* its own buffer: pub_buf belongs to the learner thread, which may still publish */
+        relay_codec_buf sb = {0};
+        if (relay_codec_encode_msg(s->codec, &m, &sb) == RELAY_OK)
+            rly_tp_status_publish(s->tp, sb.data, sb.len);
+        relay_codec_buf_fini(&sb);
+        /* a non-durable transport: the learner makes no more checkpoints, and the actors wait
+           for their acks before saying goodbye; what is held and what comes now is recorded
+           (learned up to the cursor, unused after it) by the final ledger flush */
+        release_held(s, UINT64_MAX, true);
         /* until every actor process that said hello said goodbye (it sends its goodbye after
            its spool drained) and the stream is quiet; a process that died never says goodbye,
            so 10 quiet seconds also end the drain, and 30 s in all */
@@ -1033,7 +1125,7 @@ int rly_cli_server(int argc, char **argv)
                     s->last_seq = ds[i].seq;
                     ok = process(s, &ds[i], true);
                 }
-                rly_tp_traj_ack(s->tp, &ds[i], ok);
+                settle(s, &ds[i], ok, true);
             }
             if (n)
                 last_msg = rly_now_ns();
@@ -1070,6 +1162,10 @@ int rly_cli_server(int argc, char **argv)
     rly_learner_free(s->learner); /* queued trajectories are reported as unused */
     s->learner = NULL;
     flush_ledger(s, UINT64_MAX);
+    /* covered by the final checkpoint: acknowledged; the rest is sent again to a resumed
+       server (interrupted) */
+    release_held(s, atomic_load(&s->committed), true);
+    release_held(s, UINT64_MAX, false);
     rly_mutex_lock(&s->mu);
     fprintf(stderr,
             "relay server: %s; %llu updates, version %lld, mean return %.1f; trajectories: "
@@ -1098,6 +1194,7 @@ out:
     if (e == RELAY_EAUTH)
         rc = 4;
     rly_learner_free(s->learner);
+    release_held(s, UINT64_MAX, false);
     rly_tp_close(s->tp);
     relay_codec_free(s->codec);
     relay_codec_free(s->pub_codec);
@@ -1108,6 +1205,7 @@ out:
     if (s->metrics)
         fclose(s->metrics);
 out_early:
+    free(s->held);
     free(s->msgs);
     free(s->pend);
     free(s->unsent_model);

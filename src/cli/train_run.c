@@ -54,6 +54,7 @@ static const rly_cfg_key train_keys[] = {
     {"train.eval_episodes", RLY_CFG_U32, TOFF(eval_episodes), TSZ(eval_episodes), 1,
      RLY_EVAL_MAX_EPISODES, NULL},
     {"train.save_every", RLY_CFG_U32, TOFF(save_every), TSZ(save_every), 0, 1000000000, NULL},
+    {"train.init_model", RLY_CFG_STR, TOFF(init_model), TSZ(init_model), 0, 0, NULL},
 };
 
 void rly_train_config_default(rly_train_config *c)
@@ -530,9 +531,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     ids = e ? NULL : calloc(o->actors, sizeof *ids);
     if (!ids && !e)
         e = RELAY_ENOMEM;
-    for (uint32_t i = 0; !e && i < o->actors; i++)
+    /* The time limit also holds while thousands of actors are created and started. */
+    for (uint32_t i = 0; !e && i < o->actors; i++) {
+        if (deadline && rly_now_ns() >= deadline) {
+            rly_error(MOD, "the time limit (%u s) passed while creating actors (%u of %u)",
+                      o->max_seconds, i, o->actors);
+            e = RELAY_ETIMEDOUT;
+            break;
+        }
         e = rly_agent_new_actor_desc(r.agent, &desc, o->seed * 1000003ULL + i + 1 + seed_shift,
                                      n_steps, &ids[i]);
+    }
     lc.publish = publish;
     lc.publish_ctx = &r;
     lc.stream_actors = ids;
@@ -541,8 +550,16 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     lc.on_update = on_update;
     lc.on_update_ctx = &r;
     rly_train_obs_learner(&r.obs, &lc);
+    relay_model *init_pi = NULL;
+    if (!e && o->init_model[0] && !o->resume) {
+        if ((e = relay_model_load_onnx(o->init_model, &init_pi)) != RELAY_OK)
+            rly_error(MOD, "--init-model %s: cannot load: %s", o->init_model, relay_strerror(e));
+        lc.init_pi = init_pi;
+    }
     if (!e)
         e = rly_learner_new(&lc, &learner);
+    relay_model_free(init_pi);
+    lc.init_pi = NULL;
     r.lh = learner;
     if (!e && o->resume)
         e = rly_train_extras_resume(&r.x, learner, &r.curve_steps, &r.curve_returns, &r.n_curve);
@@ -556,10 +573,17 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         e = rly_learner_wait_version(learner, 0, wait);
     }
     r.learner = learner; /* from here on trajectories reach it */
-    for (uint32_t i = 0; !e && i < o->actors; i++)
+    for (uint32_t i = 0; !e && i < o->actors; i++) {
+        if (deadline && rly_now_ns() >= deadline) {
+            rly_error(MOD, "the time limit (%u s) passed while starting actors (%u of %u)",
+                      o->max_seconds, i, o->actors);
+            e = RELAY_ETIMEDOUT;
+            break;
+        }
         e = rly_agent_run_env_quota(
             r.agent, ids[i], env, o->envs_per_actor,
             o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor + seed_shift, n_steps);
+    }
     if (e) {
         rly_error(MOD, "cannot start: %s", relay_strerror(e));
         goto out;

@@ -37,10 +37,11 @@ typedef struct rly_train_opts {
     uint32_t policy_lag;
     int64_t t0_ns; /* monotonic time max_seconds counts from (0: the start of rly_train_run) */
     bool verbose;  /* progress lines also show the time breakdown (command line only) */
-    uint32_t eval_every;    /* evaluate every N updates (0: never) */
-    uint32_t eval_episodes; /* episodes per evaluation */
-    uint32_t save_every;    /* checkpoint every N updates (0: never) */
-    bool resume;            /* continue the run in `out` from its checkpoint (--resume) */
+    uint32_t eval_every;             /* evaluate every N updates (0: never) */
+    uint32_t eval_episodes;          /* episodes per evaluation */
+    uint32_t save_every;             /* checkpoint every N updates (0: never) */
+    bool resume;                     /* continue the run in `out` from its checkpoint (--resume) */
+    char init_model[RELAY_PATH_MAX]; /* warm start: a policy.onnx of the same architecture */
 } rly_train_opts;
 
 /* Defaults of the evaluation and checkpoint intervals (docs/CLI.md, docs/PERFORMANCE.md). */

@@ -46,6 +46,7 @@ relay_err rly_coord_new(const rly_coord_config *cfg, rly_coord **out)
     if (cfg) {
         c->cfg.dispatcher = cfg->dispatcher;
         c->cfg.routers = cfg->routers;
+        c->cfg.workers = cfg->workers;
         if (cfg->router_queue_capacity)
             c->cfg.router_queue_capacity = cfg->router_queue_capacity;
         if (cfg->control_timeout_ns > 0)
@@ -75,6 +76,15 @@ relay_err rly_coord_new(const rly_coord_config *cfg, rly_coord **out)
         return e;
     }
     c->next_router_id = 1;
+    e = rly_pool_new(c->cfg.workers, &c->pool);
+    if (e) {
+        rly_error("coord", "cannot start %u worker thread(s): %s", c->cfg.workers,
+                  relay_strerror(e));
+        rly_state_fini(&c->state);
+        rly_mutex_fini(&c->lock);
+        free(c);
+        return e;
+    }
     e = rly_dispatcher_new(&c->cfg.dispatcher, &c->disp);
     if (!e)
         e = rly_dispatcher_start(c->disp);
@@ -187,6 +197,11 @@ relay_err rly_coord_rename_actor(rly_coord *c, relay_id cur, relay_id next)
     return e;
 }
 
+uint32_t rly_coord_num_workers(rly_coord *c)
+{
+    return rly_pool_workers(c->pool);
+}
+
 uint32_t rly_coord_num_routers(rly_coord *c)
 {
     rly_mutex_lock(&c->lock);
@@ -224,6 +239,7 @@ void rly_coord_free(rly_coord *c)
         rly_router_free(c->routers[i]);
     }
     free(c->routers);
+    rly_pool_free(c->pool); /* every router is joined: no task is left on it */
     rly_dispatcher_free(c->disp);
     rly_state_fini(&c->state);
     rly_mutex_fini(&c->lock);

@@ -1,6 +1,7 @@
 /*
- * rly_coord: the coordinator of one agent's routing runtime. It owns the dispatcher, the routers
- * and the state manager, and exposes the control operations the agent API needs:
+ * rly_coord: the coordinator of one agent's routing runtime. It owns the dispatcher, the worker
+ * pool, the routers (tasks on that pool: scaling routers never adds threads) and the state
+ * manager, and exposes the control operations the agent API needs:
  *   - actors: add (placed on the least-loaded router), remove (the actor flushes and its slot is
  *     handed back), rename (set_actor_id);
  *   - scale manager (scale.c): scale out/in with deterministic rebalancing;
@@ -22,7 +23,9 @@
 typedef struct rly_coord_config {
     rly_dispatcher_config dispatcher;
     uint32_t routers;             /* initial router count (default 1) */
-    size_t router_queue_capacity; /* per-router intake (default 16384) */
+    uint32_t workers;             /* pool threads the routers run on (0 = CPUs available) */
+    size_t router_queue_capacity; /* per-router intake (default 16384; shrunk down to 1024 when
+                                     many routers would need over 256 MiB together) */
     int64_t control_timeout_ns;   /* wait for the dispatcher's ack (default 30 s) */
     int64_t shutdown_timeout_ns;  /* bound on shutdown (default 30 s) */
     /* router_started runs (control thread) before a new router takes actors, e.g. to give it a
@@ -36,6 +39,7 @@ typedef struct rly_coord {
     rly_coord_config cfg;
     rly_mutex lock; /* serialises control operations */
     rly_dispatcher *disp;
+    rly_pool *pool; /* the worker threads every router runs on */
     rly_state state;
     rly_router **routers; /* sorted by id */
     uint32_t n_routers, cap_routers;
@@ -76,6 +80,9 @@ relay_err rly_coord_remove_actor(rly_coord *c, relay_id id, rly_actor_slot **out
 
 /* rly_coord_rename_actor moves actor cur to id next (removed, renamed, added back). */
 relay_err rly_coord_rename_actor(rly_coord *c, relay_id cur, relay_id next);
+
+/* rly_coord_num_workers returns the number of pool threads the routers share. */
+uint32_t rly_coord_num_workers(rly_coord *c);
 
 /* rly_coord_num_routers returns the current router count. */
 uint32_t rly_coord_num_routers(rly_coord *c);

@@ -1,4 +1,5 @@
 /* Tests for the coordinator: placement, removal, rename, scaling rules and the shutdown order. */
+#include <dirent.h>
 #include <string.h>
 
 #include "coord/coordinator.h"
@@ -144,6 +145,50 @@ static void zero_routers_refused_at_creation(void **state)
     assert_null(c);
 }
 
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Routers are tasks on the worker pool: scaling out to many routers adds no thread. */
+static void scale_out_adds_no_threads(void **state)
+{
+    rly_coord_config cfg;
+    rly_coord_config_default(&cfg);
+    cfg.routers = 1;
+    cfg.workers = 2;
+    rly_coord *c = NULL;
+    assert_ok(rly_coord_new(&cfg, &c));
+    assert_int_equal(rly_coord_num_workers(c), 2);
+    h_actor a[64];
+    for (int i = 0; i < 64; i++) {
+        h_actor_init(&a[i], relay_id_from_seed(31, (uint64_t)i));
+        assert_ok(rly_coord_add_actor(c, &a[i].slot));
+    }
+    int before = count_threads();
+    assert_ok(rly_coord_scale_out(c, 511));
+    assert_int_equal(rly_coord_num_routers(c), 512);
+    for (int64_t s = 0; s < 100; s++)
+        for (int i = 0; i < 64; i++)
+            assert_ok(h_send(c->disp, a[i].slot.id, 0, s));
+    for (int i = 0; i < 64; i++)
+        assert_true(h_wait_received(&a[i], 100));
+    assert_int_equal(count_threads(), before);
+    assert_ok(rly_coord_scale_in(c, 500));
+    assert_int_equal(count_threads(), before);
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(atomic_load(&a[i].order_errors), 0);
+    rly_coord_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +198,7 @@ int main(void)
         cmocka_unit_test(scaling_rules_and_rebalance),
         cmocka_unit_test(shutdown_is_idempotent_and_closes),
         cmocka_unit_test(zero_routers_refused_at_creation),
+        cmocka_unit_test(scale_out_adds_no_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

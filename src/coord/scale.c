@@ -67,6 +67,25 @@ out:
     return e;
 }
 
+/* Router queues of all routers together stay within this (a queue cell is 64 bytes). */
+#define QUEUE_BUDGET_BYTES (256u << 20)
+#define QUEUE_MIN_CAP 1024u
+
+/* queue_cap returns the intake capacity for a new router when total routers will exist: the
+   configured capacity, shrunk (not below 1024) so thousands of routers do not take gigabytes. */
+static size_t queue_cap(const rly_coord *c, uint32_t total)
+{
+    size_t cap = c->cfg.router_queue_capacity;
+    size_t fair = QUEUE_BUDGET_BYTES / 64 / (total ? total : 1);
+    if (cap > fair) {
+        size_t p = QUEUE_MIN_CAP;
+        while (p * 2 <= fair)
+            p *= 2;
+        cap = p;
+    }
+    return cap;
+}
+
 relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
 {
     if (!c || n == 0)
@@ -93,7 +112,7 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
     }
     for (uint32_t k = 0; k < n && !e; k++) {
         rly_router *r = NULL;
-        e = rly_router_new(c->next_router_id, c->cfg.router_queue_capacity,
+        e = rly_router_new(c->next_router_id, queue_cap(c, c->n_routers + n),
                            rly_dispatcher_router_return, c->disp, &r);
         if (e)
             break;
@@ -101,7 +120,7 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
             rly_router_free(r);
             break;
         }
-        e = rly_router_start(r);
+        e = rly_router_start(r, c->pool);
         if (e) {
             if (c->cfg.router_stopped)
                 c->cfg.router_stopped(c->cfg.hook_ctx, r);

@@ -1,7 +1,9 @@
 /*
- * Seeded stress test: 4 producer threads, 1,024 actors, 16 routers, random scale out/in every
- * few milliseconds, >= 1 M messages carrying per-(actor, producer) sequence numbers. Proves every
- * message is delivered exactly once and each producer's order per actor holds.
+ * Seeded stress test: 4 producer threads, 1,024 actors, random scale out/in every few
+ * milliseconds, >= 1 M messages carrying per-(actor, producer) sequence numbers. Proves every
+ * message is delivered exactly once and each producer's order per actor holds. Two shapes, both
+ * on a pool of 2 worker threads: 16 routers (scaled within 2..24) and 256 routers (192..320),
+ * so routers far outnumber the threads that run them.
  */
 #include <string.h>
 
@@ -46,6 +48,8 @@ static void *producer(void *p)
             rly_sleep_ns(10 * RLY_NS_PER_US);
         assert_int_equal(e, RELAY_OK);
         a->sent_to[k] = seq + 1;
+        if (i >= a->count)
+            rly_sleep_ns(50 * RLY_NS_PER_US); /* only waiting for the scaler now */
     }
     return NULL;
 }
@@ -54,6 +58,7 @@ typedef struct {
     rly_coord *c;
     uint64_t seed;
     int ops;
+    uint32_t lo, hi; /* keep the router count within [lo, hi] */
 } scaler_arg;
 
 static void *scaler(void *p)
@@ -63,7 +68,7 @@ static void *scaler(void *p)
     while (!atomic_load(&producers_done)) {
         uint32_t r = rly_coord_num_routers(a->c);
         uint32_t k = (uint32_t)(xorshift(&rng) % 2) + 1;
-        bool out = r <= 2 || (r < 24 && xorshift(&rng) % 2);
+        bool out = r <= a->lo || (r < a->hi && xorshift(&rng) % 2);
         if (out)
             assert_ok(rly_coord_scale_out(a->c, k));
         else
@@ -75,12 +80,14 @@ static void *scaler(void *p)
     return NULL;
 }
 
-static void exactly_once_in_order_under_scaling(void **state)
+static void run_stress(uint32_t routers, uint32_t lo, uint32_t hi)
 {
     int64_t per = test_sanitized() ? 25000 : 262144; /* 4 x 262,144 = 1,048,576 messages */
     rly_coord_config cfg;
     rly_coord_config_default(&cfg);
-    cfg.routers = 16;
+    cfg.routers = routers;
+    cfg.workers = 2;
+    cfg.router_queue_capacity = routers > 64 ? 1024 : 0;
     rly_coord *c = NULL;
     assert_ok(rly_coord_new(&cfg, &c));
     h_actor *actors = calloc(ACTORS, sizeof *actors);
@@ -99,7 +106,7 @@ static void exactly_once_in_order_under_scaling(void **state)
             c, actors, p, 0x9e3779b97f4a7c15ULL * (p + 1), per, calloc(ACTORS, sizeof(int64_t))};
         assert_ok(rly_thread_start(&pt[p], producer, &pa[p], "producer"));
     }
-    scaler_arg sa = {c, 12345, 0};
+    scaler_arg sa = {c, 12345, 0, lo, hi};
     assert_ok(rly_thread_start(&st, scaler, &sa, "scaler"));
     for (uint32_t p = 0; p < PRODUCERS; p++)
         rly_thread_join(pt[p]);
@@ -129,18 +136,30 @@ static void exactly_once_in_order_under_scaling(void **state)
         total += (uint64_t)want;
     }
     assert_true(total >= (uint64_t)per * PRODUCERS);
-    print_message("delivered %llu messages exactly once across %d scale operations\n",
-                  (unsigned long long)total, sa.ops);
+    print_message("%u routers on 2 workers: delivered %llu messages exactly once across %d scale "
+                  "operations\n",
+                  routers, (unsigned long long)total, sa.ops);
     rly_coord_free(c);
     for (uint32_t p = 0; p < PRODUCERS; p++)
         free(pa[p].sent_to);
     free(actors);
 }
 
+static void exactly_once_in_order_under_scaling(void **state)
+{
+    run_stress(16, 2, 24);
+}
+
+static void exactly_once_with_routers_far_above_workers(void **state)
+{
+    run_stress(256, 192, 320);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exactly_once_in_order_under_scaling),
+        cmocka_unit_test(exactly_once_with_routers_far_above_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

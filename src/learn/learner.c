@@ -2,6 +2,7 @@
 #include "learn/learner.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "core/log.h"
 #include "core/thread.h"
 #include "learn/learn_internal.h"
+#include "model/mlp_view.h"
 
 #define MOD "learner"
 
@@ -174,6 +176,68 @@ relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, 
     if (e)
         rly_error(MOD, "export_onnx: relay_mlp_to_onnx failed: %s", relay_strerror(e));
     return e;
+}
+
+relay_err rly_policy_load_pi(relay_policy *p, const relay_model *m, const char *what)
+{
+    if (!p || !m)
+        return RELAY_EINVAL;
+    rly_mlp_view v;
+    relay_err e = rly_mlp_view_of(m, &v);
+    if (e) {
+        rly_error(MOD, "%s: not a plain MLP policy (dense layers with tanh/relu)", what);
+        return e;
+    }
+    chain_layer ch[2 * RLY_MLP_MAX_LAYERS];
+    uint32_t n = 0;
+    relay_activation hid = act_of(p->spec.activation);
+    if (p->spec.shared)
+        for (uint32_t l = 0; l < p->trunk.n_layers; l++)
+            ch[n++] = (chain_layer){&p->trunk, l, hid};
+    for (uint32_t l = 0; l < p->pi.n_layers; l++)
+        ch[n++] = (chain_layer){&p->pi, l, l + 1 < p->pi.n_layers ? hid : RELAY_ACT_NONE};
+    uint32_t extra = p->spec.discrete ? 0 : p->spec.act_dim;
+    bool ok = v.n_layers == n;
+    for (uint32_t i = 0; ok && i < n; i++) {
+        uint32_t in = ch[i].m->sizes[ch[i].l], out = ch[i].m->sizes[ch[i].l + 1];
+        ok = v.sizes[i] == in && v.acts[i] == ch[i].act &&
+             (v.sizes[i + 1] == out || (i + 1 == n && v.sizes[i + 1] == out + extra));
+    }
+    if (!ok) {
+        char have[128] = "", want[128] = "";
+        size_t o = 0;
+        for (uint32_t i = 0; i <= v.n_layers && o < sizeof have; i++)
+            o += (size_t)snprintf(have + o, sizeof have - o, "%s%u", i ? "-" : "", v.sizes[i]);
+        o = 0;
+        for (uint32_t i = 0; i < n && o < sizeof want; i++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%u-", ch[i].m->sizes[ch[i].l]);
+        if (n && o < sizeof want)
+            snprintf(want + o, sizeof want - o, "%u", ch[n - 1].m->sizes[ch[n - 1].l + 1]);
+        rly_error(MOD,
+                  "%s does not fit the policy: it is %s, the policy is %s with %s hidden "
+                  "activations (set --net-arch/--activation to match)",
+                  what, have, want, p->spec.activation == RELAY_HIDDEN_RELU ? "relu" : "tanh");
+        rly_mlp_view_fini(&v);
+        return RELAY_ESHAPE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const rly_mlp *mm = ch[i].m;
+        uint32_t in = mm->sizes[ch[i].l], out = mm->sizes[ch[i].l + 1], vo = v.sizes[i + 1];
+        float *w = mm->params + mm->w_off[ch[i].l], *b = mm->params + mm->b_off[ch[i].l];
+        for (uint32_t k = 0; k < in; k++)
+            memcpy(w + (size_t)k * out, v.w[i] + (size_t)k * vo, out * sizeof(float));
+        memcpy(b, v.b[i], out * sizeof(float));
+        if (i + 1 == n && vo == out + extra)
+            for (uint32_t j = 0; j < extra; j++)
+                p->params[p->log_std_off + j] = v.b[i][out + j];
+    }
+    rly_mlp_view_fini(&v);
+    if (p->spec.normalize_obs)
+        rly_warn(MOD,
+                 "%s: the exported first layer already includes its observation normalisation; "
+                 "with normalize_obs the learner's statistics restart from identity",
+                 what);
+    return RELAY_OK;
 }
 
 /* export_model builds one chain of p as a model; the ONNX bytes are kept in *bytes if non-NULL. */
@@ -378,6 +442,9 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
         (e = relay_rollout_new(&pc->policy, l->n_streams, l->n_steps, &l->ro)))
         goto fail;
     l->ppo->cancel = &l->cancel;
+    if (cfg->init_pi && !cfg->resume_path &&
+        (e = rly_policy_load_pi(relay_ppo_policy(l->ppo), cfg->init_pi, "--init-model")))
+        goto fail;
     if (cfg->resume_path && (e = resume(l, cfg->resume_path)))
         goto fail;
     l->cfg.resume_path = NULL;

@@ -115,6 +115,9 @@ typedef struct rly_learner_config {
     /* Optional: a checkpoint written by rly_learner_checkpoint_save to start from (read during
        rly_learner_new only; the string is not kept). */
     const char *resume_path;
+    /* Optional warm start (ignored when resuming): a policy model (an exported policy.onnx of the
+       same architecture) whose weights replace the initial pi network (not kept after new). */
+    const relay_model *init_pi;
 } rly_learner_config;
 
 /* rly_learner is the learner object (opaque). */
@@ -207,6 +210,13 @@ typedef enum rly_policy_chain { RLY_CHAIN_PI = 0, RLY_CHAIN_VF = 1 } rly_policy_
  */
 relay_err rly_policy_export_onnx(const relay_policy *p, rly_policy_chain which, uint8_t **bytes,
                                  size_t *len);
+
+/*
+ * rly_policy_load_pi copies the weights of a plain MLP policy model m (as rly_policy_export_onnx
+ * writes it, with or without the log-std outputs) into p's pi chain; RELAY_ESHAPE with a message
+ * naming both shapes when the architecture differs. what names m in messages.
+ */
+relay_err rly_policy_load_pi(relay_policy *p, const relay_model *m, const char *what);
 
 /* rly_policy_export_models builds the pi and vf models of p (both owned by the caller). */
 relay_err rly_policy_export_models(const relay_policy *p, relay_model **pi, relay_model **vf);

@@ -34,6 +34,7 @@ typedef struct rtent {
     rly_msg *stage; /* messages staged for one push_batch */
     size_t n_stage, cap_stage;
     int64_t stuck_since; /* when its queue last took nothing from a non-empty stage; 0 = moving */
+    bool dirty;          /* in the dispatcher's list of routers with staged messages */
 } rtent;
 
 typedef struct route {
@@ -81,6 +82,9 @@ struct rly_dispatcher {
     route *touched; /* routes whose fwd count or fast flag must be published */
     rtent **rts;
     size_t n_rts, cap_rts;
+    rtent **dirty; /* routers with staged messages (so a loop costs O(busy routers), not O(R)) */
+    size_t n_dirty;
+    size_t n_removing; /* routers asked to go and not stopped yet */
     route *plist;      /* routes with pending messages */
     route *ready;      /* assigned routes with pending messages to flush */
     pnode *free_nodes; /* node pool */
@@ -251,14 +255,28 @@ static bool stage_flush(rly_dispatcher *d, rtent *rt)
     return rt->n_stage == 0;
 }
 
-/* flush_all pushes every router's stage; true when all stages are empty. */
+/* mark_dirty records that rt has staged messages (the list has room for every router). */
+static void mark_dirty(rly_dispatcher *d, rtent *rt)
+{
+    if (!rt->dirty) {
+        rt->dirty = true;
+        d->dirty[d->n_dirty++] = rt;
+    }
+}
+
+/* flush_all pushes every staged router's stage; true when all stages are empty. */
 static bool flush_all(rly_dispatcher *d)
 {
-    bool all = true;
-    for (size_t i = 0; i < d->n_rts; i++)
-        if (d->rts[i]->n_stage && !stage_flush(d, d->rts[i]))
-            all = false;
-    return all;
+    size_t keep = 0;
+    for (size_t i = 0; i < d->n_dirty; i++) {
+        rtent *rt = d->dirty[i];
+        if (rt->n_stage && !stage_flush(d, rt))
+            d->dirty[keep++] = rt;
+        else
+            rt->dirty = false;
+    }
+    d->n_dirty = keep;
+    return keep == 0;
 }
 
 /* stage_control stages a control message for rt, retrying until memory allows. */
@@ -269,6 +287,7 @@ static void stage_control(rly_dispatcher *d, rtent *rt, const rly_msg *m)
         stage_flush(d, rt);
         sched_yield();
     }
+    mark_dirty(d, rt);
 }
 
 /* ---- routes and the pending table ---------------------------------------------------------- */
@@ -478,6 +497,7 @@ static void flush_route(rly_dispatcher *d, route *r)
         n->msg.flags &= (uint16_t)~RLY_MSG_RESERVED;
         unhold(d, &n->msg);
         rt->stage[rt->n_stage++] = n->msg;
+        mark_dirty(d, rt);
         count_fwd(d, r, &n->msg);
         release_reservation(d);
         d->local.dispatched++;
@@ -515,6 +535,7 @@ static void route_msg(rly_dispatcher *d, rly_msg *m, int64_t now)
             m->flags &= (uint16_t)~RLY_MSG_RESERVED;
         }
         r->rt->stage[r->rt->n_stage++] = *m;
+        mark_dirty(d, r->rt);
         count_fwd(d, r, m);
         d->local.dispatched++;
         return;
@@ -652,8 +673,11 @@ static void ctl_router_add(rly_dispatcher *d, rly_msg *m)
     if (d->n_rts == d->cap_rts && rt && stage) {
         size_t cap = d->cap_rts ? d->cap_rts * 2 : 16;
         rtent **a = realloc(d->rts, cap * sizeof *a);
-        if (a) {
+        if (a)
             d->rts = a;
+        rtent **dl = a ? realloc(d->dirty, cap * sizeof *dl) : NULL;
+        if (dl) {
+            d->dirty = dl;
             d->cap_rts = cap;
         }
     }
@@ -750,6 +774,7 @@ static void ctl_router_remove(rly_dispatcher *d, rly_msg *m)
         return;
     }
     rt->removing = true;
+    d->n_removing++;
     rt->remove_reply = m->reply;
     m->reply = NULL;
 }
@@ -757,7 +782,7 @@ static void ctl_router_remove(rly_dispatcher *d, rly_msg *m)
 /* finish_router_removals stops routers that were asked to go and own no actors any more. */
 static void finish_router_removals(rly_dispatcher *d)
 {
-    for (size_t i = 0; i < d->n_rts;) {
+    for (size_t i = 0; i < d->n_rts && d->n_removing;) {
         rtent *rt = d->rts[i];
         if (!rt->removing || rt->n_actors || rt->incoming) {
             i++;
@@ -767,6 +792,12 @@ static void finish_router_removals(rly_dispatcher *d)
         stage_control(d, rt, &stop);
         while (!stage_flush(d, rt))
             sched_yield(); /* the router drains without waiting on us */
+        for (size_t k = 0; k < d->n_dirty; k++)
+            if (d->dirty[k] == rt) {
+                d->dirty[k] = d->dirty[--d->n_dirty];
+                break;
+            }
+        d->n_removing--;
         d->rts[i] = d->rts[--d->n_rts];
         if (rt->remove_reply)
             rly_reply_complete(rt->remove_reply, RELAY_OK, 0, rt->router, NULL);
@@ -993,8 +1024,8 @@ static bool may_take(rly_dispatcher *d, int64_t now)
 {
     if (d->held >= d->cfg.pending_capacity)
         return false;
-    for (size_t i = 0; i < d->n_rts; i++) {
-        rtent *rt = d->rts[i];
+    for (size_t i = 0; i < d->n_dirty; i++) {
+        rtent *rt = d->dirty[i]; /* a router with nothing staged has room */
         if (rt->n_stage + BATCH > rt->cap_stage &&
             !(rt->stuck_since && now - rt->stuck_since >= STUCK_NS))
             return false;
@@ -1120,6 +1151,7 @@ void rly_dispatcher_free(rly_dispatcher *d)
     free(d->chunks);
     free(d->all_routes);
     free(d->rts);
+    free(d->dirty);
     free(d->ret_q);
     rly_cidmap_fini(&d->routes);
     rly_mutex_fini(&d->routes_lock);

@@ -1,20 +1,23 @@
-/* Router worker thread: ordered delivery to owned actors, fair stepping, spin-then-park. */
+/* Router task: ordered delivery to owned actors and fair stepping, in slices on a worker pool. */
 #include "routing/router.h"
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/log.h"
 
 #define BATCH 128
+/* A slice drains at most this many batches before the worker moves on to other routers. */
+#define SLICE_BATCHES 8
 
 struct rly_router {
     rly_mpsc intake;
-    rly_event wake;
+    rly_task task; /* scheduling on the pool */
     uint32_t id;
-    rly_thread thread;
     bool started;
+    rly_reply *stopped; /* completed by the worker that handles STOP, as its last touch of r */
     rly_router_return_fn ret;
     void *ret_ctx;
     rly_idmap actors; /* id -> rly_actor_slot*, router thread only */
@@ -39,7 +42,6 @@ relay_err rly_router_new(uint32_t id, size_t queue_cap, rly_router_return_fn ret
     e = rly_idmap_init(&r->actors, 64);
     if (e)
         goto fail;
-    rly_event_init(&r->wake);
     r->id = id;
     r->ret = ret;
     r->ret_ctx = ret_ctx;
@@ -68,14 +70,14 @@ void *rly_router_user(const rly_router *r)
 
 bool rly_router_on_thread(const rly_router *r)
 {
-    return r->started && pthread_equal(pthread_self(), r->thread);
+    return r->started && rly_task_current() == &r->task;
 }
 
 relay_err rly_router_push_batch(rly_router *r, const rly_msg *msgs, size_t n)
 {
     relay_err e = rly_mpsc_push_batch(&r->intake, msgs, n);
-    if (e == RELAY_OK)
-        rly_event_notify(&r->wake);
+    if (e == RELAY_OK && r->started)
+        rly_task_notify(&r->task);
     return e;
 }
 
@@ -217,16 +219,32 @@ static bool step_active(rly_router *r)
     return r->n_active > 0;
 }
 
-static void *router_main(void *arg)
+/* finish ends the router after STOP: what followed is routed again, then the joiner is told. */
+static rly_task_status finish(rly_router *r, rly_msg *rest, size_t n)
 {
-    rly_router *r = arg;
+    /* STOP is the last message the dispatcher sends; anything after it is a bug, but it is
+       still routed again rather than lost. */
+    for (size_t i = 0; i < n; i++) {
+        rly_error("router", "router %u: message after STOP, routing it again", r->id);
+        rest[i].flags |= RLY_MSG_REQUEUED;
+        return_event(r, &rest[i]);
+    }
+    rly_reply *stopped = r->stopped;
+    rly_reply_complete(stopped, RELAY_OK, 0, NULL, NULL); /* r may be freed from here on */
+    return RLY_TASK_DONE;
+}
+
+/* router_run is one slice on a pool worker: drain up to SLICE_BATCHES batches in order, then
+   give each active actor one step; the worker queues it again while work is left. */
+static rly_task_status router_run(rly_task *t)
+{
+    rly_router *r = (rly_router *)((char *)t - offsetof(rly_router, task));
     rly_msg buf[BATCH];
-    rly_backoff idle = {0};
-    bool running = true;
-    while (running) {
-        size_t n = rly_mpsc_pop_batch(&r->intake, buf, BATCH);
+    size_t n = 0;
+    for (int b = 0; b < SLICE_BATCHES; b++) {
+        n = rly_mpsc_pop_batch(&r->intake, buf, BATCH);
         size_t i = 0;
-        while (i < n && running) {
+        while (i < n) {
             size_t run = inference_run(r, buf + i, n - i);
             if (run > 1) {
                 r->run_slots[0]->ops->deliver_many(r->run_slots, buf + i, run);
@@ -234,48 +252,35 @@ static void *router_main(void *arg)
                 i += run;
                 continue;
             }
-            running = handle(r, &buf[i++]);
+            if (!handle(r, &buf[i++]))
+                return finish(r, buf + i, n - i);
         }
-        if (!running) {
-            /* STOP is the last message the dispatcher sends; anything after it is a bug, but
-               it is still routed again rather than lost. */
-            for (; i < n; i++) {
-                rly_error("router", "router %u: message after STOP, routing it again", r->id);
-                buf[i].flags |= RLY_MSG_REQUEUED;
-                return_event(r, &buf[i]);
-            }
+        if (n < BATCH)
             break;
-        }
-        bool work = step_active(r);
-        if (n || work) {
-            rly_backoff_reset(&idle);
-            continue;
-        }
-        if (!rly_backoff_idle(&idle, RLY_SPIN_NS))
-            continue;
-        rly_event_prepare(&r->wake);
-        if (rly_mpsc_size_approx(&r->intake) == 0)
-            rly_event_park(&r->wake, 100 * 1000 * 1000);
-        else
-            rly_event_cancel(&r->wake);
     }
-    return NULL;
+    bool work = step_active(r);
+    return work || n == BATCH || rly_mpsc_size_approx(&r->intake) ? RLY_TASK_MORE : RLY_TASK_IDLE;
 }
 
-relay_err rly_router_start(rly_router *r)
+relay_err rly_router_start(rly_router *r, rly_pool *pool)
 {
-    char name[16];
-    snprintf(name, sizeof name, "relay-rt%u", r->id);
-    relay_err e = rly_thread_start(&r->thread, router_main, r, name);
-    if (e == RELAY_OK)
-        r->started = true;
-    return e;
+    if (!r || !pool || r->started)
+        return RELAY_EINVAL;
+    r->stopped = rly_reply_new();
+    if (!r->stopped)
+        return RELAY_ENOMEM;
+    rly_task_init(&r->task, pool, router_run);
+    r->started = true;
+    rly_task_notify(&r->task); /* in case messages were queued before the start */
+    return RELAY_OK;
 }
 
 void rly_router_join(rly_router *r)
 {
     if (r->started) {
-        rly_thread_join(r->thread);
+        rly_reply_wait(r->stopped, -1, NULL, NULL);
+        rly_reply_release(r->stopped);
+        r->stopped = NULL;
         r->started = false;
     }
 }

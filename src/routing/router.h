@@ -1,10 +1,14 @@
 /*
- * rly_router: a worker thread that owns a set of actors.
+ * rly_router: a unit of ownership (a set of actors, their queue, their trajectory buffer), run as
+ * a task on a worker pool (core/pool.h), so any number of routers share the pool's threads.
  *
- * The router's intake is a bounded MPSC queue fed by the dispatcher. Its loop drains the intake
- * in batches, hands each actor message to the owning actor's deliver() on this thread, in
- * order, gives every actor with pending work (run_env) one step() so actors share the thread
- * fairly, then spins briefly and parks when idle. Actors therefore never need a thread each.
+ * The router's intake is a bounded MPSC queue fed by the dispatcher and the fast path. Pushing
+ * schedules the router on the pool; one worker at a time runs it for a slice: it drains the
+ * intake in batches, hands each actor message to the owning actor's deliver(), in order, then
+ * gives every actor with pending work (run_env) one step(), so actors and routers share the
+ * workers fairly (a router with work left goes to the back of the pool's run queue). Actors
+ * never need a thread each; routers never need one either. "The router's thread" below means
+ * whichever worker runs it at the moment; successive slices are ordered (happens-before).
  *
  * A message for an actor this router does not own (misrouted) is returned to the dispatcher to
  * be routed again; it never stops the loop. Control messages (ADOPT, MIGRATE_OUT, DETACH, STOP)
@@ -18,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/idmap.h"
+#include "core/pool.h"
 #include "core/queue.h"
 #include "core/thread.h"
 #include "routing/message.h"
@@ -65,10 +70,10 @@ typedef struct rly_router_stats {
 relay_err rly_router_new(uint32_t id, size_t queue_cap, rly_router_return_fn ret, void *ret_ctx,
                          rly_router **out);
 
-/* rly_router_start starts the router's thread. */
-relay_err rly_router_start(rly_router *r);
+/* rly_router_start lets r run on pool's workers (it then runs whenever messages arrive). */
+relay_err rly_router_start(rly_router *r, rly_pool *pool);
 
-/* rly_router_join waits for the thread to exit (after a STOP message). */
+/* rly_router_join waits until r has handled STOP and no worker touches it any more. */
 void rly_router_join(rly_router *r);
 
 /* rly_router_free frees r (joined or never started); slots it still holds are not freed. */
@@ -95,7 +100,7 @@ void rly_router_set_user(rly_router *r, void *user);
 /* rly_router_user returns the object set with rly_router_set_user (NULL if none). */
 void *rly_router_user(const rly_router *r);
 
-/* rly_router_on_thread reports whether the caller is r's thread. */
+/* rly_router_on_thread reports whether the caller is the worker running r right now. */
 bool rly_router_on_thread(const rly_router *r);
 
 #endif

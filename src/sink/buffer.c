@@ -39,7 +39,8 @@ struct rly_sinkworker {
     rly_event wake;
     rly_thread thread;
     bool started;
-    _Atomic bool halted; /* the worker thread has exited: nobody drains any more */
+    _Atomic bool halted;       /* the worker thread has exited: nobody drains any more */
+    _Atomic uint32_t retiring; /* buffers asked to retire and not reaped yet */
     relay_sink **sinks;
     size_t n_sinks;
     uint32_t batch;
@@ -222,6 +223,7 @@ static void reap(rly_sinkworker *w)
             w->retired.blocked += b->st.blocked;
             w->retired.drained += b->st.drained;
             b->w = NULL; /* tells retire() it may free b */
+            atomic_fetch_sub_explicit(&w->retiring, 1, memory_order_relaxed);
             changed = true;
         } else {
             pp = &b->next;
@@ -253,6 +255,11 @@ static void *worker_main(void *arg)
             continue;
         }
         rly_event_prepare(&w->wake);
+        /* A retire waits for us: look again instead of sleeping through its wake-up. */
+        if (atomic_load_explicit(&w->retiring, memory_order_seq_cst)) {
+            rly_event_cancel(&w->wake);
+            continue;
+        }
         rly_event_park(&w->wake,
                        now - last_work < 100 * RLY_NS_PER_MS ? WORKER_POLL_NS : WORKER_IDLE_NS);
     }
@@ -408,7 +415,8 @@ void rly_tbuf_retire(rly_tbuf *b)
     rly_mutex_lock(&b->lock);
     b->retiring = true;
     rly_mutex_unlock(&b->lock);
-    rly_event_wake_slow(&w->wake);
+    atomic_fetch_add_explicit(&w->retiring, 1, memory_order_seq_cst);
+    rly_event_notify(&w->wake);
     rly_mutex_lock(&w->lock);
     while (b->w && !atomic_load_explicit(&w->halted, memory_order_acquire))
         rly_cond_wait_until(&w->changed, &w->lock, rly_now_ns() + 10 * RLY_NS_PER_MS);

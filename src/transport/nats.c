@@ -49,6 +49,7 @@ typedef struct tp_nats {
     rly_tp_model_fn model_fn;
     void *model_ctx;
     rly_mutex model_mu; /* serialises model_fn calls and newest_seen */
+    rly_mutex kv_mu;    /* guards kv (the bucket handle) */
     int64_t newest_seen;
     rly_thread model_th;
     bool model_th_running;
@@ -154,6 +155,7 @@ static void nats_close(void *impl)
     }
     natsOptions_Destroy(t->opts);
     rly_mutex_fini(&t->model_mu);
+    rly_mutex_fini(&t->kv_mu);
     free(t);
 }
 
@@ -372,6 +374,14 @@ static relay_err traj_ack(void *impl, rly_tp_delivery *d, bool ok)
     return map_status(s);
 }
 
+static void traj_release(void *impl, rly_tp_delivery *d)
+{
+    (void)impl;
+    natsMsg_Destroy(d->handle); /* redelivered after the consumer's ack wait */
+    d->handle = NULL;
+    d->data = NULL;
+}
+
 /* ---- models ---------------------------------------------------------------------------------- */
 
 static relay_err open_kv(tp_nats *t, bool create)
@@ -397,7 +407,7 @@ static relay_err open_kv(tp_nats *t, bool create)
     return RELAY_OK;
 }
 
-static relay_err model_publish(void *impl, int64_t version, const void *data, size_t len)
+static relay_err model_publish_locked(void *impl, int64_t version, const void *data, size_t len)
 {
     tp_nats *t = impl;
     relay_err e = open_kv(t, true);
@@ -420,12 +430,15 @@ static relay_err model_publish(void *impl, int64_t version, const void *data, si
     if (ks != NATS_OK) {
         rly_warn(MOD, "storing model version %lld failed: %s", (long long)version,
                  natsStatus_GetText(ks));
+        /* the bucket may have moved (a cluster node died): bind it again on the next try */
+        kvStore_Destroy(t->kv);
+        t->kv = NULL;
         return map_status(ks);
     }
     return map_status(s);
 }
 
-static relay_err status_publish(void *impl, const void *data, size_t len)
+static relay_err status_publish_locked(void *impl, const void *data, size_t len)
 {
     tp_nats *t = impl;
     relay_err e = open_kv(t, true);
@@ -445,7 +458,7 @@ static relay_err status_publish(void *impl, const void *data, size_t len)
     return map_status(s);
 }
 
-static relay_err kv_read(tp_nats *t, const char *key, relay_codec_buf *out, int64_t *version)
+static relay_err kv_read_locked(tp_nats *t, const char *key, relay_codec_buf *out, int64_t *version)
 {
     relay_err e = open_kv(t, false);
     if (e)
@@ -466,6 +479,34 @@ static relay_err kv_read(tp_nats *t, const char *key, relay_codec_buf *out, int6
         *version = (int64_t)kvEntry_Revision(en);
     kvEntry_Destroy(en);
     return RELAY_OK;
+}
+
+/* The bucket handle is shared by the learner thread (publish), the main thread (retries,
+   status, handshake) and the model thread (re-reads): kv_mu serialises its use. */
+static relay_err kv_read(tp_nats *t, const char *key, relay_codec_buf *out, int64_t *version)
+{
+    rly_mutex_lock(&t->kv_mu);
+    relay_err e = kv_read_locked(t, key, out, version);
+    rly_mutex_unlock(&t->kv_mu);
+    return e;
+}
+
+static relay_err model_publish(void *impl, int64_t version, const void *data, size_t len)
+{
+    tp_nats *t = impl;
+    rly_mutex_lock(&t->kv_mu);
+    relay_err e = model_publish_locked(impl, version, data, len);
+    rly_mutex_unlock(&t->kv_mu);
+    return e;
+}
+
+static relay_err status_publish(void *impl, const void *data, size_t len)
+{
+    tp_nats *t = impl;
+    rly_mutex_lock(&t->kv_mu);
+    relay_err e = status_publish_locked(impl, data, len);
+    rly_mutex_unlock(&t->kv_mu);
+    return e;
 }
 
 static relay_err model_latest(void *impl, relay_codec_buf *out, int64_t *version)
@@ -598,12 +639,14 @@ static relay_err control_request(void *impl, const void *req, size_t len, relay_
 
 static const rly_tp_ops nats_ops = {
     .name = "nats",
+    .durable = true,
     .close = nats_close,
     .set_callbacks = set_callbacks,
     .traj_publish = traj_publish,
     .traj_consume = traj_consume,
     .traj_fetch = traj_fetch,
     .traj_ack = traj_ack,
+    .traj_release = traj_release,
     .model_publish = model_publish,
     .model_latest = model_latest,
     .model_watch = model_watch,
@@ -659,6 +702,7 @@ relay_err rly_tp_nats_open(const rly_tp_config *c, rly_tp **out)
     if (!t)
         return RELAY_ENOMEM;
     rly_mutex_init(&t->model_mu);
+    rly_mutex_init(&t->kv_mu);
     t->cfg = *c;
     snprintf(t->run, sizeof t->run, "%s", c->run);
     snprintf(t->stream, sizeof t->stream, "RELAY_%s_TRAJ", c->run);

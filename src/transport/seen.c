@@ -127,6 +127,37 @@ rly_seen_verdict rly_seen_check(rly_seen *s, relay_id producer, uint64_t batch, 
     return RLY_SEEN_NEW;
 }
 
+bool rly_seen_find_seq(const rly_seen *s, uint64_t stream_seq, rly_seen_entry *out)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->tab[i].stream_seq && s->tab[i].stream_seq == stream_seq) {
+            *out = s->tab[i];
+            return true;
+        }
+    return false;
+}
+
+relay_err rly_seen_forget_from(rly_seen *s, uint64_t from)
+{
+    rly_seen_entry *old = s->tab;
+    size_t oc = s->cap;
+    s->tab = NULL;
+    relay_err e = alloc(s, oc);
+    if (e) {
+        s->tab = old;
+        s->cap = oc;
+        return e;
+    }
+    for (size_t i = 0; i < oc; i++) {
+        if (!old[i].stream_seq || old[i].stream_seq >= from)
+            continue;
+        *slot(s, old[i].producer, old[i].batch) = old[i];
+        s->n++;
+    }
+    free(old);
+    return RELAY_OK;
+}
+
 static void put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)

@@ -9,6 +9,7 @@
 #ifndef RLY_TRANSPORT_SEEN_H
 #define RLY_TRANSPORT_SEEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,15 @@ void rly_seen_fini(rly_seen *s);
 /* rly_seen_check classifies (producer, batch) found at stream_seq (>= 1) and records it if new. */
 rly_seen_verdict rly_seen_check(rly_seen *s, relay_id producer, uint64_t batch,
                                 uint64_t stream_seq);
+
+/* rly_seen_find_seq copies the entry taken in at stream_seq into *out; false when none. */
+bool rly_seen_find_seq(const rly_seen *s, uint64_t stream_seq, rly_seen_entry *out);
+
+/*
+ * rly_seen_forget_from forgets every batch taken in at stream position from or later (a
+ * non-durable transport's server restarts: those batches come again, at new positions).
+ */
+relay_err rly_seen_forget_from(rly_seen *s, uint64_t from);
 
 /* rly_seen_save appends s's entries to out (24 + 8 bytes each, after an 8-byte count). */
 relay_err rly_seen_save(const rly_seen *s, relay_codec_buf *out);

@@ -61,7 +61,10 @@ relay_err rly_tp_open(const rly_tp_config *c, rly_tp **out)
     }
     if (!strncmp(c->url, "nats://", 7) || !strncmp(c->url, "tls://", 6))
         return rly_tp_nats_open(c, out);
-    rly_error(MOD, "url \"%s\": unknown scheme (expected nats:// or tls://)", c->url);
+    if (!strncmp(c->url, "tcp://", 6) || !strncmp(c->url, "ipc://", 6))
+        return rly_tp_zmq_open(c, out);
+    rly_error(MOD, "url \"%s\": unknown scheme (expected nats://, tls://, tcp:// or ipc://)",
+              c->url);
     return RELAY_ECONFIG;
 }
 
@@ -76,6 +79,11 @@ void rly_tp_close(rly_tp *tp)
 const char *rly_tp_name(const rly_tp *tp)
 {
     return tp ? tp->ops->name : "none";
+}
+
+bool rly_tp_durable(const rly_tp *tp)
+{
+    return tp && tp->ops->durable;
 }
 
 relay_err rly_tp_set_callbacks(rly_tp *tp, rly_tp_ack_fn ack, rly_tp_conn_fn conn, void *ctx)
@@ -108,6 +116,12 @@ relay_err rly_tp_traj_fetch(rly_tp *tp, rly_tp_delivery *out, size_t max, size_t
 relay_err rly_tp_traj_ack(rly_tp *tp, rly_tp_delivery *d, bool ok)
 {
     return tp && d ? tp->ops->traj_ack(tp->impl, d, ok) : RELAY_EINVAL;
+}
+
+void rly_tp_traj_release(rly_tp *tp, rly_tp_delivery *d)
+{
+    if (tp && d && d->handle)
+        tp->ops->traj_release(tp->impl, d);
 }
 
 relay_err rly_tp_model_publish(rly_tp *tp, int64_t version, const void *data, size_t len)

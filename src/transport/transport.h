@@ -39,6 +39,11 @@ typedef struct rly_tp_config {
     uint64_t stream_max_bytes;  /* server: trajectory stream size limit (0: 1 GiB) */
     int replicas;               /* server: stream and bucket replicas (0: 1) */
     int64_t dedup_window_ns;    /* server: stream duplicate window (0: 2 min) */
+    /* brokerless transports (zmq): the server binds the url, actor processes connect */
+    bool bind;
+    /* CURVE (zmq): own secret key file; client: the server's public key file; server: the file
+       of allowed client public keys (Z85, one a line; see relay keygen) */
+    const char *curve_secret_file, *curve_server_public_file, *curve_clients_file;
 } rly_tp_config;
 
 /* rly_tp_ack_fn reports the fate of one trajectory publish (RELAY_OK = stored by the bus). */
@@ -70,6 +75,9 @@ typedef struct rly_tp_delivery {
 /* rly_tp_ops is the table an implementation provides (every entry required). */
 typedef struct rly_tp_ops {
     const char *name;
+    /* durable: the bus keeps acknowledged batches (a restarted server replays them); when false
+       the server acknowledges a batch only once a checkpoint covers it */
+    bool durable;
     void (*close)(void *impl);
     relay_err (*set_callbacks)(void *impl, rly_tp_ack_fn ack, rly_tp_conn_fn conn, void *ctx);
     relay_err (*traj_publish)(void *impl, const char *msg_id, uint64_t batch_seq, const void *data,
@@ -78,6 +86,7 @@ typedef struct rly_tp_ops {
     relay_err (*traj_fetch)(void *impl, rly_tp_delivery *out, size_t max, size_t *n,
                             int64_t timeout_ns);
     relay_err (*traj_ack)(void *impl, rly_tp_delivery *d, bool ok);
+    void (*traj_release)(void *impl, rly_tp_delivery *d);
     relay_err (*model_publish)(void *impl, int64_t version, const void *data, size_t len);
     relay_err (*model_latest)(void *impl, relay_codec_buf *out, int64_t *version);
     relay_err (*model_watch)(void *impl, rly_tp_model_fn fn, void *ctx);
@@ -98,7 +107,8 @@ void rly_tp_config_init(rly_tp_config *c);
 bool rly_tp_run_name_ok(const char *run);
 
 /*
- * rly_tp_open connects to c->url (the scheme picks the implementation: nats:// or tls://),
+ * rly_tp_open connects to c->url (the scheme picks the implementation: nats:// or tls:// for
+ * NATS JetStream, tcp:// or ipc:// for ZeroMQ, where c->bind says the server side),
  * retrying refused connections until connect_timeout_ns; authentication failures end at once
  * with RELAY_EAUTH, an unreachable bus with RELAY_ECLOSED.
  */
@@ -109,6 +119,9 @@ void rly_tp_close(rly_tp *tp);
 
 /* rly_tp_name returns the implementation's name ("nats"). */
 const char *rly_tp_name(const rly_tp *tp);
+
+/* rly_tp_durable reports whether acknowledged batches survive a server restart on the bus. */
+bool rly_tp_durable(const rly_tp *tp);
 
 /* rly_tp_set_callbacks installs the acknowledgement and connection callbacks (before use). */
 relay_err rly_tp_set_callbacks(rly_tp *tp, rly_tp_ack_fn ack, rly_tp_conn_fn conn, void *ctx);
@@ -140,6 +153,12 @@ relay_err rly_tp_traj_fetch(rly_tp *tp, rly_tp_delivery *out, size_t max, size_t
  * releases it.
  */
 relay_err rly_tp_traj_ack(rly_tp *tp, rly_tp_delivery *d, bool ok);
+
+/*
+ * rly_tp_traj_release (server) frees d without acknowledging it (the bus or the producer sends
+ * it again later).
+ */
+void rly_tp_traj_release(rly_tp *tp, rly_tp_delivery *d);
 
 /* rly_tp_model_publish (server) stores version's bytes as the run's latest model. */
 relay_err rly_tp_model_publish(rly_tp *tp, int64_t version, const void *data, size_t len);
@@ -177,5 +196,11 @@ relay_err rly_tp_new_impl(const rly_tp_ops *ops, void *impl, rly_tp **out);
 
 /* rly_tp_nats_open opens the NATS JetStream implementation (see rly_tp_open). */
 relay_err rly_tp_nats_open(const rly_tp_config *c, rly_tp **out);
+
+/* rly_tp_zmq_open opens the ZeroMQ implementation (see rly_tp_open and zmq.c). */
+relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out);
+
+/* rly_tp_zmq_keygen makes a CURVE key pair (40-character Z85 strings plus NUL). */
+relay_err rly_tp_zmq_keygen(char public_z85[41], char secret_z85[41]);
 
 #endif

@@ -60,7 +60,7 @@ before=$(readlink runs/latest)
 # --- checkpoints: kill -9, then --resume continues the run ---------------------------------------
 "$relay" train --seed 2 --steps 3000000 --target 100000 --save-every 5 --out k --quiet > k.txt 2>&1 &
 pid=$!
-for _ in $(seq 1 400); do
+for _ in $(seq 1 1500); do
   [ -s k/checkpoint.ckpt ] && [ -s k/metrics.csv ] && [ "$(wc -l < k/metrics.csv)" -gt 12 ] && break
   sleep 0.02
 done
@@ -110,4 +110,13 @@ grep -q "[0-9]\{4,\}%" tiny.err && fail "absurd percentage"
 "$relay" train --steps 2048 --sink arrow --out ins --quiet > /dev/null || true
 "$relay" inspect ins/trajectories/run.arrow > ins.txt || fail "inspect"
 grep -q "finished, [0-9]* unfinished" ins.txt || { cat ins.txt; fail "inspect: no unfinished count"; }
+# --init-model warm-starts the policy from a policy.onnx (the resumed run k learned for 20 K steps)
+"$relay" train --seed 5 --steps 4096 --eval-every 0 --init-model k/policy_last.onnx --out warm --quiet > /dev/null || true
+first=$(awk -F, 'NR > 1 && $5 != "nan" { print $5; exit }' warm/metrics.csv)
+awk -v m="$first" 'BEGIN { exit !(m > 50) }' || fail "warm start: first mean return $first"
+set +e
+msg=$("$relay" train --init-model k/policy_last.onnx --net-arch 32 --out warm2 --quiet 2>&1); rc=$?
+set -e
+[ $rc -eq 2 ] || fail "--init-model of another architecture: exit $rc"
+grep -q "does not fit" <<< "$msg" || fail "--init-model mismatch message: $msg"
 echo "train features test passed"
