@@ -96,7 +96,8 @@ static double one_way(uint32_t n_actors, uint32_t routers, uint64_t total, bool 
             /* Runs of 8 messages per actor, round-robin over actors. */
             if ((sent + (uint64_t)i) % 8 == 0)
                 k = (k + 1) % n_actors;
-            batch[i] = rly_msg_data(a[k].slot.id, RLY_FLAG_LAST_INFERENCE, seq[k]++, NULL, NULL, NULL);
+            batch[i] =
+                rly_msg_data(a[k].slot.id, RLY_FLAG_LAST_INFERENCE, seq[k]++, NULL, NULL, NULL);
         }
         size_t off = 0;
         while (off < B) {

@@ -43,7 +43,7 @@ extern "C" {
     X(RELAY_ECOMPRESS, 28, "compression error")                                                    \
     X(RELAY_ESTATE, 29, "operation not allowed in the current state")                              \
     X(RELAY_EDROPPED, 30, "dropped by the configured backpressure policy")                         \
-    X(RELAY_EINTERNAL, 31, "internal error")                                                        \
+    X(RELAY_EINTERNAL, 31, "internal error")                                                       \
     X(RELAY_ECLOSED, 32, "connection closed or peer unreachable")
 
 /* relay_err is the result of every fallible Relay call; RELAY_OK (0) means success. */
