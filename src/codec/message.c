@@ -356,8 +356,11 @@ static relay_err traj_fill(const Relay__V1__Trajectory *pt, relay_traj *t)
     t->max_len = pt->max_len;
     size_t n = pt->len;
     if (n) {
-        memcpy(t->obs, pt->obs.data, pt->obs.len);
-        memcpy(t->act, pt->act.data, pt->act.len);
+        /* a column may hold zero bytes (a zero-sized shape): no source pointer then */
+        if (pt->obs.len)
+            memcpy(t->obs, pt->obs.data, pt->obs.len);
+        if (pt->act.len)
+            memcpy(t->act, pt->act.data, pt->act.len);
         if (pt->mask.len)
             memcpy(t->mask, pt->mask.data, pt->mask.len);
         memcpy(t->reward, pt->reward, n * sizeof(float));
