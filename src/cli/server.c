@@ -30,6 +30,9 @@
 #include "cli/cli.h"
 #include "cli/cli_support.h"
 #include "cli/dist.h"
+#include "cli/hparams.h"
+
+#include <cjson/cJSON.h>
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
@@ -69,6 +72,7 @@ typedef struct server {
     rly_dist_config dc;
     char out[RELAY_PATH_MAX];
     char algo[16];
+    rly_hparams hp; /* hyperparameter flags (cli/hparams.h), over the zoo's values */
     float target;
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
@@ -159,6 +163,8 @@ static void usage(FILE *f)
         "  --max-seconds S       stop after S seconds\n"
         "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
         "  --quiet               no progress line\n"
+        "  --learning-rate, --n-steps, ..., --norm-reward true: the hyperparameters of relay\n"
+        "                        train (relay train --help), over the zoo's values\n"
         "Credentials come from the config file or RELAY_NATS_USER/_PASSWORD/_TOKEN/_CREDS;\n"
         "RELAY_KEY (64 hex) encrypts and authenticates every model and trajectory.\n");
 }
@@ -757,6 +763,12 @@ static int parse_args(server *s, int argc, char **argv)
             s->quiet = true;
             continue;
         }
+        rly_argp hp_argp = {.prog = "relay server", .err = stderr};
+        int hr = rly_hparams_flag(&s->hp, &hp_argp, argc, argv, &i);
+        if (hr < 0)
+            return 2;
+        if (hr > 0)
+            continue;
         if (i + 1 >= argc || argv[i + 1][0] == '\0') {
             fprintf(stderr, "relay server: %s needs a value\n", a);
             return 2;
@@ -886,16 +898,32 @@ static relay_err write_file(const char *path, const void *data, size_t len)
 
 static relay_err write_config(server *s)
 {
-    char path[RELAY_PATH_MAX + 32], text[4096];
+    char path[RELAY_PATH_MAX + 32], text[8192];
     snprintf(path, sizeof path, "%s/config.json", s->out);
-    int n = snprintf(text, sizeof text,
-                     "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
-                     "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
-                     "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
-                     "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
-                     s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
-                     s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->dc.url,
-                     s->dc.run, s->dc.has_key ? "true" : "false");
+    /* the effective hyperparameters (s->hp holds all of them), as relay train records them */
+    char *hp_json = NULL;
+    rly_cfg_key keys[64];
+    uint32_t nk = rly_hparams_n_keys();
+    cJSON *sec = cJSON_CreateObject();
+    if (nk <= 64 && sec) {
+        rly_hparams_cfg_keys("ppo", 0, keys);
+        for (uint32_t i = 0; i < nk; i++)
+            keys[i].name = strchr(keys[i].name, '.') + 1; /* keys inside the section */
+        if (rly_cfg_to_json(&s->hp, keys, nk, sec) == RELAY_OK)
+            hp_json = cJSON_PrintUnformatted(sec);
+    }
+    cJSON_Delete(sec);
+    int n =
+        snprintf(text, sizeof text,
+                 "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
+                 "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
+                 "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
+                 "  \"%s\": %s,\n"
+                 "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
+                 s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
+                 s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->algo,
+                 hp_json ? hp_json : "{}", s->dc.url, s->dc.run, s->dc.has_key ? "true" : "false");
+    free(hp_json);
     return n > 0 && (size_t)n < sizeof text ? write_file(path, text, (size_t)n) : RELAY_EIO;
 }
 
@@ -956,6 +984,10 @@ int rly_cli_server(int argc, char **argv)
     lc.policy_lag = s->max_lag;
     lc.vtrace = s->vtrace;
     lc.ppo.algo = strcmp(s->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
+    if ((e = rly_hparams_apply(&s->hp, s->algo, &lc.ppo)))
+        goto out;
+    lc.n_steps = lc.ppo.n_steps;
+    rly_hparams_from_ppo(&s->hp, &lc.ppo); /* every effective value, for config.json */
     if (s->steps)
         lc.ppo.total_timesteps = s->steps;
     else

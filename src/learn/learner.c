@@ -1004,6 +1004,8 @@ static relay_err update(rly_learner *l)
         e = fill_stream(l, s);
     relay_ppo_metrics m;
     if (!e)
+        e = relay_ppo_normalize_rewards(l->ppo, l->ro);
+    if (!e)
         e = l->cfg.vtrace
                 ? rly_vtrace(l->ro, relay_ppo_policy(l->ppo), l->last_values, l->cfg.ppo.gamma,
                              l->cfg.ppo.gae_lambda, l->cfg.rho_bar > 0 ? l->cfg.rho_bar : 1.0f,
