@@ -255,7 +255,8 @@ static void fill_rewards(relay_rollout *r, const float rew[3][2], const bool ter
                          const bool trunc[3][2])
 {
     relay_rollout_clear(r);
-    float obs[2] = {0.5f, -0.5f}, logp[2] = {-0.7f, -0.7f}, val[2] = {0, 0}, fv[2] = {0, 0};
+    float obs[4] = {0.5f, -0.5f, 0.25f, 1}, logp[2] = {-0.7f, -0.7f}, val[2] = {0, 0},
+          fv[2] = {0, 0};
     int32_t act[2] = {0, 1};
     for (int t = 0; t < 3; t++)
         assert_ok(relay_rollout_add(r, obs, act, NULL, logp, val, rew[t], term[t], trunc[t], fv));

@@ -205,8 +205,9 @@ static void resume_case(bool norm_reward, float **final, size_t *n_final)
     assert_memory_equal(pa, pc, na * sizeof(float));
     /* reward normalisation must match too: a checkpoint of the other setting is refused */
     cfg.ppo.normalize_reward = !norm_reward;
-    r2 = NULL;
-    assert_err(rly_learner_new(&cfg, &r2), RELAY_ESHAPE);
+    rly_learner *r3 = NULL;
+    assert_err(rly_learner_new(&cfg, &r3), RELAY_ESHAPE);
+    assert_null(r3);
     *final = pa;
     *n_final = na;
     free(pb);
