@@ -488,29 +488,9 @@ static int parse_args(actors *a, int argc, char **argv)
         if (r < 0)
             return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&a->dc, config, stderr) != RELAY_OK)
+    const rly_dist_args da = {.config = config, .url = url, .run = run, .env = env};
+    if (rly_dist_config_from_args(&a->dc, &da, "relay actors", stderr, &a->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(a->dc.url, sizeof a->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay actors: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(a->dc.run, sizeof a->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(a->dc.env, sizeof a->dc.env, "%s", env);
-    if (!a->dc.url[0]) {
-        fprintf(stderr, "relay actors: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(a->dc.env, &a->env) != RELAY_OK) {
-        fprintf(stderr, "relay actors: unknown environment \"%s\"\n", a->dc.env);
-        return 2;
-    }
     return -1;
 }
 

@@ -783,31 +783,11 @@ static int parse_args(server *s, int argc, char **argv)
         if (r < 0)
             return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&s->dc, config, stderr) != RELAY_OK)
+    const rly_dist_args da = {.config = config, .url = url, .run = run, .env = env};
+    if (rly_dist_config_from_args(&s->dc, &da, "relay server", stderr, &s->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(s->dc.url, sizeof s->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay server: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(s->dc.run, sizeof s->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(s->dc.env, sizeof s->dc.env, "%s", env);
     if (s->replicas)
         s->dc.replicas = s->replicas;
-    if (!s->dc.url[0]) {
-        fprintf(stderr, "relay server: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(s->dc.env, &s->env) != RELAY_OK) {
-        fprintf(stderr, "relay server: unknown environment \"%s\"\n", s->dc.env);
-        return 2;
-    }
     if (!s->out[0])
         snprintf(s->out, sizeof s->out, "runs/%s", s->dc.run);
     return -1;
