@@ -234,7 +234,10 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
     bool zmq = !strncmp(c->url, "tcp://", 6) || !strncmp(c->url, "ipc://", 6);
     if (e == RELAY_EAUTH)
         fprintf(err, "cannot connect to %s: authorization failed (check the %s)\n", c->url,
-                zmq ? "CURVE keys" : "NATS credentials");
+                zmq ? "CURVE keys"
+                : c->tls || c->ca_file[0] || !strncmp(c->url, "tls://", 6)
+                    ? "NATS credentials and the TLS CA"
+                    : "NATS credentials");
     else if (e)
         fprintf(err, "cannot connect to %s: %s\n", c->url, relay_strerror(e));
     return e;
