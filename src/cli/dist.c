@@ -161,6 +161,24 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
     return RELAY_OK;
 }
 
+int rly_dist_arg_match(const rly_argp *p, int argc, char **argv, int *i, rly_dist_args *a)
+{
+    static const char *const names[] = {"--nats", "--zmq", "--run", "--env", "--config"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const char *v = NULL;
+        int r = rly_arg_match(p, argc, argv, i, names[k], &v);
+        if (r <= 0) {
+            if (r < 0)
+                return r;
+            continue;
+        }
+        const char **slot[] = {&a->url, &a->url, &a->run, &a->env, &a->config};
+        *slot[k] = v;
+        return 1;
+    }
+    return 0;
+}
+
 relay_err rly_dist_config_from_args(rly_dist_config *c, const rly_dist_args *a, const char *prog,
                                     FILE *err, const relay_env_def **env)
 {
