@@ -161,6 +161,34 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
     return RELAY_OK;
 }
 
+relay_err rly_dist_config_from_args(rly_dist_config *c, const rly_dist_args *a, const char *prog,
+                                    FILE *err, const relay_env_def **env)
+{
+    if (rly_dist_config_load(c, a->config, err) != RELAY_OK)
+        return RELAY_EINVAL;
+    if (a->url)
+        snprintf(c->url, sizeof c->url, "%s", a->url);
+    if (a->run) {
+        if (!rly_tp_run_name_ok(a->run)) {
+            fprintf(err, "%s: --run \"%s\" must be 1..63 letters, digits, - or _\n", prog, a->run);
+            return RELAY_EINVAL;
+        }
+        snprintf(c->run, sizeof c->run, "%s", a->run);
+    }
+    if (a->env)
+        snprintf(c->env, sizeof c->env, "%s", a->env);
+    if (!c->url[0]) {
+        fprintf(err, "%s: --nats URL or --zmq URL is required (or transport.url in --config)\n",
+                prog);
+        return RELAY_EINVAL;
+    }
+    if (relay_env_resolve(c->env, env) != RELAY_OK) {
+        fprintf(err, "%s: unknown environment \"%s\"\n", prog, c->env);
+        return RELAY_EINVAL;
+    }
+    return RELAY_OK;
+}
+
 relay_err rly_dist_open_codec(const rly_dist_config *c, relay_codec **out)
 {
     relay_codec_options o;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "relay/codec.h"
+#include "relay/env.h"
 #include "relay/model.h"
 #include "transport/transport.h"
 
@@ -46,6 +47,20 @@ void rly_dist_config_default(rly_dist_config *c);
  * then the environment variables; errors name the key or variable (message on err).
  */
 relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err);
+
+/* rly_dist_args holds the transport-related command-line values of relay server / relay actors
+ * (NULL when the flag was not given); they override the config file and the environment. */
+typedef struct rly_dist_args {
+    const char *config, *url, *run, *env;
+} rly_dist_args;
+
+/*
+ * rly_dist_config_from_args loads a's config file (rly_dist_config_load), applies the flags,
+ * checks that a URL is set and resolves the environment into *env; on error it prints
+ * "PROG: what is wrong" on err and returns RELAY_EINVAL.
+ */
+relay_err rly_dist_config_from_args(rly_dist_config *c, const rly_dist_args *a, const char *prog,
+                                    FILE *err, const relay_env_def **env);
 
 /* rly_dist_open_codec creates the envelope codec (encrypting when a key is set). */
 relay_err rly_dist_open_codec(const rly_dist_config *c, relay_codec **out);

@@ -18,6 +18,7 @@
  * learner thread and the main thread share (message map, seen table while saving, counters).
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,7 +30,9 @@
 
 #include "cli/cli.h"
 #include "cli/cli_support.h"
+#include "cli/args.h"
 #include "cli/dist.h"
+#include "cli/files.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
@@ -710,45 +713,15 @@ static void release_held(server *s, uint64_t upto, bool ack)
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
-static bool parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    if (!v || !*v || *v == '-') {
-        fprintf(stderr, "relay server: %s needs a whole number in %llu..%llu\n", flag,
-                (unsigned long long)lo, (unsigned long long)hi);
-        return false;
-    }
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end || x < lo || x > hi) {
-        fprintf(stderr, "relay server: %s \"%s\" is not a whole number in %llu..%llu\n", flag, v,
-                (unsigned long long)lo, (unsigned long long)hi);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[RELAY_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int parse_args(server *s, int argc, char **argv)
 {
     const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    static const char *const algos[] = {"ppo", "reinforce", NULL};
+    static const char *const corrections[] = {"ppo", "vtrace", NULL};
+    const rly_argp p = {.prog = "relay server", .err = stderr};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
+        int r = 0, k;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -757,95 +730,64 @@ static int parse_args(server *s, int argc, char **argv)
             s->quiet = true;
             continue;
         }
-        if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-            fprintf(stderr, "relay server: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        uint64_t x;
-        if (!strcmp(a, "--nats") || !strcmp(a, "--zmq"))
+#define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
+        if (OPT("--nats") || OPT("--zmq"))
             url = v;
-        else if (!strcmp(a, "--run"))
+        else if (OPT("--run"))
             run = v;
-        else if (!strcmp(a, "--env"))
+        else if (OPT("--env"))
             env = v;
-        else if (!strcmp(a, "--config"))
+        else if (OPT("--config"))
             config = v;
-        else if (!strcmp(a, "--out"))
-            snprintf(s->out, sizeof s->out, "%s", v);
-        else if (!strcmp(a, "--algo")) {
-            if (strcmp(v, "ppo") && strcmp(v, "reinforce")) {
-                fprintf(stderr, "relay server: --algo \"%s\" is not ppo or reinforce\n", v);
+        else if (OPT("--out")) {
+            if (r > 0 && strlen(v) >= sizeof s->out)
+                return rly_arg_fail(&p, "--out: path longer than %zu bytes", sizeof s->out - 1);
+            if (r > 0)
+                snprintf(s->out, sizeof s->out, "%s", v);
+        } else if (OPT("--algo")) {
+            if (r > 0 && !rly_arg_choice(&p, "--algo", v, algos, &k))
                 return 2;
-            }
-            snprintf(s->algo, sizeof s->algo, "%s", v);
-        } else if (!strcmp(a, "--target")) {
-            char *end = NULL;
-            s->target = strtof(v, &end);
-            if (*end || !isfinite(s->target)) {
-                fprintf(stderr, "relay server: --target \"%s\" is not a finite number\n", v);
+            if (r > 0)
+                snprintf(s->algo, sizeof s->algo, "%s", algos[k]);
+        } else if (OPT("--target")) {
+            if (r > 0 && !rly_arg_float(&p, "--target", v, -FLT_MAX, FLT_MAX, &s->target))
                 return 2;
-            }
-        } else if (!strcmp(a, "--steps")) {
-            if (!parse_u64(a, v, 1, UINT64_C(1) << 50, &s->steps))
+        } else if (OPT("--steps")) {
+            if (r > 0 && !rly_arg_u64(&p, "--steps", v, 1, UINT64_C(1) << 50, &s->steps))
                 return 2;
-        } else if (!strcmp(a, "--checkpoint-every")) {
-            if (!parse_u64(a, v, 0, 1000000, &x))
+        } else if (OPT("--checkpoint-every")) {
+            if (r > 0 && !rly_arg_u32(&p, "--checkpoint-every", v, 0, 1000000, &s->ckpt_every))
                 return 2;
-            s->ckpt_every = (uint32_t)x;
-            s->ckpt_set = true;
-        } else if (!strcmp(a, "--max-version-lag")) {
-            if (!parse_u64(a, v, 0, 1000, &x))
+            s->ckpt_set = r > 0;
+        } else if (OPT("--max-version-lag")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-version-lag", v, 0, 1000, &s->max_lag))
                 return 2;
-            s->max_lag = (uint32_t)x;
-        } else if (!strcmp(a, "--correction")) {
-            if (strcmp(v, "ppo") && strcmp(v, "vtrace")) {
-                fprintf(stderr, "relay server: --correction \"%s\" is not ppo or vtrace\n", v);
+        } else if (OPT("--correction")) {
+            if (r > 0 && !rly_arg_choice(&p, "--correction", v, corrections, &k))
                 return 2;
-            }
-            s->vtrace = !strcmp(v, "vtrace");
-        } else if (!strcmp(a, "--replicas")) {
-            if (!parse_u64(a, v, 1, 5, &x))
+            s->vtrace = r > 0 && k == 1;
+        } else if (OPT("--replicas")) {
+            uint32_t x = 0;
+            if (r > 0 && !rly_arg_u32(&p, "--replicas", v, 1, 5, &x))
                 return 2;
             s->replicas = (int)x;
-        } else if (!strcmp(a, "--width")) {
-            if (!parse_u64(a, v, 1, 4096, &x))
+        } else if (OPT("--width")) {
+            if (r > 0 && !rly_arg_u32(&p, "--width", v, 1, 4096, &s->width))
                 return 2;
-            s->width = (uint32_t)x;
-        } else if (!strcmp(a, "--max-seconds")) {
-            if (!parse_u64(a, v, 1, 100000000, &x))
+        } else if (OPT("--max-seconds")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-seconds", v, 1, 100000000, &s->max_seconds))
                 return 2;
-            s->max_seconds = (uint32_t)x;
-        } else {
-            fprintf(stderr, "relay server: unknown option %s (see relay server --help)\n", a);
-            return 2;
-        }
+        } else
+            return rly_arg_unknown(&p, a);
+#undef OPT
+        if (r < 0)
+            return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&s->dc, config, stderr) != RELAY_OK)
+    const rly_dist_args da = {.config = config, .url = url, .run = run, .env = env};
+    if (rly_dist_config_from_args(&s->dc, &da, "relay server", stderr, &s->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(s->dc.url, sizeof s->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay server: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(s->dc.run, sizeof s->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(s->dc.env, sizeof s->dc.env, "%s", env);
     if (s->replicas)
         s->dc.replicas = s->replicas;
-    if (!s->dc.url[0]) {
-        fprintf(stderr, "relay server: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(s->dc.env, &s->env) != RELAY_OK) {
-        fprintf(stderr, "relay server: unknown environment \"%s\"\n", s->dc.env);
-        return 2;
-    }
     if (!s->out[0])
         snprintf(s->out, sizeof s->out, "runs/%s", s->dc.run);
     return -1;
@@ -864,21 +806,12 @@ static float default_target(const char *env)
     return INFINITY;
 }
 
+/* write_file writes path atomically and durably (fsync before rename); errors name the file. */
 static relay_err write_file(const char *path, const void *data, size_t len)
 {
-    char tmp[RELAY_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "relay server: cannot write %s: %s\n", path, strerror(errno));
-        return RELAY_EIO;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "relay server: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    int err = rly_cli_write_atomic(path, data, len, true);
+    if (err) {
+        fprintf(stderr, "relay server: cannot write %s: %s\n", path, strerror(err));
         return RELAY_EIO;
     }
     return RELAY_OK;
@@ -916,8 +849,9 @@ int rly_cli_server(int argc, char **argv)
     rc = 1;
     if (isnan(s->target))
         s->target = default_target(s->env->name);
-    if (mkdirs(s->out) != 0) {
-        fprintf(stderr, "relay server: cannot create %s: %s\n", s->out, strerror(errno));
+    int merr = rly_cli_mkdirs(s->out);
+    if (merr != 0) {
+        fprintf(stderr, "relay server: cannot create %s: %s\n", s->out, strerror(merr));
         goto out_early;
     }
     struct sigaction sa;

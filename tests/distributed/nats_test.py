@@ -10,82 +10,18 @@ everything it started by PID, also on failure. Accounting is checked from the le
 trajectory id an actor process saw acknowledged appears in the server's ledger.csv exactly once
 (learned, stale, discarded or unused), and no id is learned twice.
 """
-import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+from harness import *  # noqa: F401,F403 (processes, ports, ledgers)
+
 RELAY, INJECT, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
-SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
-TARGET = "120" if SANITIZED else "475"
-# updates before a fault is injected (sanitized builds reach their lower target sooner)
-KILL_AT = 12 if SANITIZED else 50
-DEADLINE = time.monotonic() + (600 if SANITIZED else 240)
+
 NATS = shutil.which("nats-server") or "/usr/bin/nats-server"
-
-procs = []  # every process started, stopped at exit
-
-
-def log(*a):
-    print("[%6.1f]" % (time.monotonic() - T0), *a, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args, name, env=None, out=None):
-    f = open(os.path.join(TMP, name + ".log"), "ab")
-    e = dict(os.environ)
-    e.update(env or {})
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e, cwd=TMP)
-    p.name = name
-    procs.append(p)
-    return p
-
-
-def read_log(name):
-    try:
-        with open(os.path.join(TMP, name + ".log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    t = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(max(0.1, t - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def wait_for(pred, what, timeout):
-    end = min(time.monotonic() + timeout, DEADLINE)
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def wait_exit(p, timeout):
-    try:
-        return p.wait(max(1, min(timeout, DEADLINE - time.monotonic())))
-    except subprocess.TimeoutExpired:
-        raise AssertionError("%s did not exit in time" % p.name)
 
 
 class Nats:
@@ -100,15 +36,7 @@ class Nats:
         else:
             args = [NATS, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
         self.p = start(args + self.extra, self.name)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(up, "nats-server to listen", 20)
+        wait_listen(self.port, "nats-server to listen")
 
     def kill(self):
         self.p.send_signal(signal.SIGKILL)
@@ -123,51 +51,6 @@ def server_args(nats, out, *extra):
 def actor_args(nats, i, *extra):
     return [RELAY, "actors", "--nats", nats.url, "--run", "t", "--quiet", "--seed", str(100 + i),
             "--ledger", os.path.join(TMP, "acked%d.csv" % i), "--wait", "120"] + list(extra)
-
-
-def updates(out):
-    try:
-        with open(os.path.join(out, "metrics.csv")) as f:
-            return max(0, sum(1 for _ in f) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def check_ledgers(out, n_actor_procs, expect_learned=True):
-    """Every acked id is in the server's ledger exactly once; nothing learned twice."""
-    fates = collections.Counter()
-    seen = {}
-    dup_lines = 0
-    with open(os.path.join(out, "ledger.csv")) as f:
-        for line in f:
-            tid, seq, fate, rows = line.strip().split(",")
-            fates[fate] += 1
-            if fate in ("duplicate", "rejected"):
-                continue
-            if tid in seen:
-                dup_lines += 1
-                log("id recorded twice:", tid, seen[tid], fate)
-            seen[tid] = fate
-    acked = 0
-    missing = 0
-    for i in range(n_actor_procs):
-        path = os.path.join(TMP, "acked%d.csv" % i)
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                bid, count = line.strip().split(",")
-                for k in range(int(count)):
-                    acked += 1
-                    if "%s:%d" % (bid, k) not in seen:
-                        missing += 1
-    log("ledger:", dict(fates), "acked ids:", acked, "missing:", missing, "recorded twice:",
-        dup_lines)
-    assert dup_lines == 0, "a trajectory id was recorded (learned) twice"
-    assert missing == 0, "%d acknowledged trajectories are not accounted for" % missing
-    if expect_learned:
-        assert fates["learned"] > 0
-    return fates, acked
 
 
 def run_training(nats, out, n_actors=2, server_extra=(), actor_extra=(), env=None):
@@ -414,19 +297,5 @@ def scenario_node():
     assert updates(out) > 0
 
 
-T0 = time.monotonic()
-TMP = tempfile.mkdtemp(prefix="relay-nats-")
-ok = False
-try:
-    globals()["scenario_" + SCENARIO]()
-    ok = True
-    log("PASS", SCENARIO)
-finally:
-    stop_all()
-    if not ok:
-        for name in sorted(os.listdir(TMP)):
-            if name.endswith(".log"):
-                print("==== %s ====" % name)
-                print(read_log(name[:-4])[-4000:])
-    shutil.rmtree(TMP, ignore_errors=True)
-sys.exit(0 if ok else 1)
+
+run(globals(), SCENARIO)

@@ -9,96 +9,18 @@ processes, bounds its time and stops everything it started by PID, also on failu
 checked from the ledgers as in nats_test.py: every trajectory id an actor process saw
 acknowledged appears in the server's ledger.csv exactly once, and none is learned twice.
 """
-import collections
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 import zmq
 
+from harness import *  # noqa: F401,F403 (processes, ports, ledgers)
+
 RELAY, SCENARIO = sys.argv[1], sys.argv[2]
-HERE = os.path.dirname(os.path.abspath(__file__))
-SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
-TARGET = "120" if SANITIZED else "475"
-KILL_AT = 12 if SANITIZED else 50
-DEADLINE = time.monotonic() + (600 if SANITIZED else 240)
-
-procs = []
-
-
-def log(*a):
-    print("[%6.1f]" % (time.monotonic() - T0), *a, flush=True)
-
-
-def free_port_pair():
-    """A port P with P and P+1 both free (the ROUTER and the PUB socket)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65534:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise AssertionError("no free port pair")
-
-
-def start(args, name, env=None):
-    f = open(os.path.join(TMP, name + ".log"), "ab")
-    e = dict(os.environ)
-    e.update(env or {})
-    if "TSAN_OPTIONS" in e:  # libzmq is not instrumented: see zmq.tsan.supp
-        e["TSAN_OPTIONS"] += " suppressions=" + os.path.join(HERE, "zmq.tsan.supp")
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e, cwd=TMP)
-    p.name = name
-    procs.append(p)
-    return p
-
-
-def read_log(name):
-    try:
-        with open(os.path.join(TMP, name + ".log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    t = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(max(0.1, t - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def wait_for(pred, what, timeout):
-    end = min(time.monotonic() + timeout, DEADLINE)
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def wait_exit(p, timeout):
-    try:
-        return p.wait(max(1, min(timeout, DEADLINE - time.monotonic())))
-    except subprocess.TimeoutExpired:
-        raise AssertionError("%s did not exit in time" % p.name)
 
 
 def keygen(prefix):
@@ -145,49 +67,6 @@ def server_args(url, out, *extra):
 def actor_args(url, i, *extra):
     return [RELAY, "actors", "--zmq", url, "--quiet", "--seed", str(100 + i), "--ledger",
             os.path.join(TMP, "acked%d.csv" % i), "--wait", "60"] + list(extra)
-
-
-def updates(out):
-    try:
-        with open(os.path.join(out, "metrics.csv")) as f:
-            return max(0, sum(1 for _ in f) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def check_ledgers(out, n_actor_procs, expect_learned=True):
-    fates = collections.Counter()
-    seen = {}
-    dup_lines = 0
-    with open(os.path.join(out, "ledger.csv")) as f:
-        for line in f:
-            tid, seq, fate, rows = line.strip().split(",")
-            fates[fate] += 1
-            if fate in ("duplicate", "rejected"):
-                continue
-            if tid in seen:
-                dup_lines += 1
-                log("id recorded twice:", tid, seen[tid], fate)
-            seen[tid] = fate
-    acked = missing = 0
-    for i in range(n_actor_procs):
-        path = os.path.join(TMP, "acked%d.csv" % i)
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                bid, count = line.strip().split(",")
-                for k in range(int(count)):
-                    acked += 1
-                    if "%s:%d" % (bid, k) not in seen:
-                        missing += 1
-    log("ledger:", dict(fates), "acked ids:", acked, "missing:", missing, "recorded twice:",
-        dup_lines)
-    assert dup_lines == 0, "a trajectory id was recorded (learned) twice"
-    assert missing == 0, "%d acknowledged trajectories are not accounted for" % missing
-    if expect_learned:
-        assert fates["learned"] > 0
-    return fates, acked
 
 
 def scenario_train():
@@ -419,19 +298,4 @@ def scenario_python():
     assert "target reached" in read_log("server")
 
 
-T0 = time.monotonic()
-TMP = tempfile.mkdtemp(prefix="relay-zmq-")
-ok = False
-try:
-    globals()["scenario_" + SCENARIO]()
-    ok = True
-    log("PASS", SCENARIO)
-finally:
-    stop_all()
-    if not ok:
-        for name in sorted(os.listdir(TMP)):
-            if name.endswith(".log"):
-                print("==== %s ====" % name)
-                print(read_log(name[:-4])[-4000:])
-    shutil.rmtree(TMP, ignore_errors=True)
-sys.exit(0 if ok else 1)
+run(globals(), SCENARIO)
