@@ -297,5 +297,4 @@ def scenario_node():
     assert updates(out) > 0
 
 
-
 run(globals(), SCENARIO)
