@@ -433,7 +433,7 @@ static void *publisher(void *arg)
 
 static int parse_args(actors *a, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    rly_dist_args da = {0};
     const rly_argp p = {.prog = "relay actors", .err = stderr};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;
@@ -447,14 +447,8 @@ static int parse_args(actors *a, int argc, char **argv)
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
-        if (OPT("--nats") || OPT("--zmq"))
-            url = v;
-        else if (OPT("--run"))
-            run = v;
-        else if (OPT("--env"))
-            env = v;
-        else if (OPT("--config"))
-            config = v;
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
         else if (OPT("--ledger")) {
             if (r > 0 && strlen(v) >= sizeof a->ledger_path)
                 return rly_arg_fail(&p, "--ledger: path longer than %zu bytes",
@@ -488,7 +482,6 @@ static int parse_args(actors *a, int argc, char **argv)
         if (r < 0)
             return 2; /* rly_arg_match said the value is missing */
     }
-    const rly_dist_args da = {.config = config, .url = url, .run = run, .env = env};
     if (rly_dist_config_from_args(&a->dc, &da, "relay actors", stderr, &a->env) != RELAY_OK)
         return 2;
     return -1;

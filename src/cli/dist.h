@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli/args.h"
 #include "relay/codec.h"
 #include "relay/env.h"
 #include "relay/model.h"
@@ -53,6 +54,13 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err);
 typedef struct rly_dist_args {
     const char *config, *url, *run, *env;
 } rly_dist_args;
+
+/*
+ * rly_dist_arg_match tests whether argv[*i] is one of the transport flags (--nats, --zmq, --run,
+ * --env, --config) and stores its value in a; returns like rly_arg_match (0 not one of them,
+ * 1 matched, -1 value missing after printing why).
+ */
+int rly_dist_arg_match(const rly_argp *p, int argc, char **argv, int *i, rly_dist_args *a);
 
 /*
  * rly_dist_config_from_args loads a's config file (rly_dist_config_load), applies the flags,

@@ -731,7 +731,7 @@ static relay_err commit_all(server *s, const rly_learner_stats *st)
 
 static int parse_args(server *s, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    rly_dist_args da = {0};
     static const char *const algos[] = {"ppo", "reinforce", NULL};
     static const char *const corrections[] = {"ppo", "vtrace", NULL};
     const rly_argp p = {.prog = "relay server", .err = stderr};
@@ -747,14 +747,8 @@ static int parse_args(server *s, int argc, char **argv)
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
-        if (OPT("--nats") || OPT("--zmq"))
-            url = v;
-        else if (OPT("--run"))
-            run = v;
-        else if (OPT("--env"))
-            env = v;
-        else if (OPT("--config"))
-            config = v;
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
         else if (OPT("--out")) {
             if (r > 0 && strlen(v) >= sizeof s->out)
                 return rly_arg_fail(&p, "--out: path longer than %zu bytes", sizeof s->out - 1);
@@ -799,7 +793,6 @@ static int parse_args(server *s, int argc, char **argv)
         if (r < 0)
             return 2; /* rly_arg_match said the value is missing */
     }
-    const rly_dist_args da = {.config = config, .url = url, .run = run, .env = env};
     if (rly_dist_config_from_args(&s->dc, &da, "relay server", stderr, &s->env) != RELAY_OK)
         return 2;
     if (s->replicas)
