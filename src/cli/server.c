@@ -112,6 +112,7 @@ typedef struct server {
     /* non-durable transports (zmq): deliveries held until a checkpoint covers them (main
        thread), and the first stream position not covered by the last checkpoint */
     bool durable;
+    bool learner_stopped; /* training finished: fates are recorded by the main thread */
     struct held_ent *held;
     size_t n_held, cap_held;
     atomic_ullong committed;
@@ -557,6 +558,10 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
 
 static void mark(server *s, uint64_t tag, rly_fate fate)
 {
+    if (s->learner_stopped) { /* the learner thread is joined: pend is the main thread's */
+        on_fate(s, tag, fate, 0);
+        return;
+    }
     while (rly_learner_push_mark(s->learner, tag, fate) == RELAY_EFULL && !stop_signal)
         ;
 }
@@ -715,6 +720,17 @@ static void release_held(server *s, uint64_t upto, bool ack)
         memmove(s->held, s->held + k, (s->n_held - k) * sizeof *s->held);
         s->n_held -= k;
     }
+}
+
+/* commit_all writes every fate known so far to the ledger and a checkpoint that covers it (the
+   learner stopped; a non-durable transport's finished drain): what is acknowledged afterwards
+   stays in ledger.csv even if the server dies, and a resumed server keeps it. */
+static relay_err commit_all(server *s, const rly_learner_stats *st)
+{
+    relay_err e = flush_ledger(s, UINT64_MAX);
+    if (!e)
+        e = checkpoint(s, st->cursor_tag, st->cursor_row);
+    return e;
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -1055,10 +1071,17 @@ int rly_cli_server(int argc, char **argv)
         if (relay_codec_encode_msg(s->codec, &m, &sb) == RELAY_OK)
             rly_tp_status_publish(s->tp, sb.data, sb.len);
         relay_codec_buf_fini(&sb);
-        /* a non-durable transport: the learner makes no more checkpoints, and the actors wait
-           for their acks before saying goodbye; what is held and what comes now is recorded
-           (learned up to the cursor, unused after it) by the final ledger flush */
-        release_held(s, UINT64_MAX, true);
+        /* no more updates: once the learner has stopped, every trajectory handed to it has its
+           fate (learned up to the cursor, unused after it) and what comes now is recorded here.
+           The actors wait for their acks before saying goodbye. A non-durable transport (the
+           bus keeps nothing to replay) acknowledges only what the ledger and a checkpoint
+           already cover, so a crash in the drain loses no acknowledged trajectory; a batch not
+           acknowledged yet is sent again by its actor to the next server. */
+        rly_learner_stop(s->learner);
+        s->learner_stopped = true;
+        rly_learner_stats_get(s->learner, &st);
+        bool committed_all = s->durable || commit_all(s, &st) == RELAY_OK;
+        release_held(s, UINT64_MAX, committed_all);
         /* until every actor process that said hello said goodbye (it sends its goodbye after
            its spool drained) and the stream is quiet; a process that died never says goodbye,
            so 10 quiet seconds also end the drain, and 30 s in all */
@@ -1074,13 +1097,20 @@ int rly_cli_server(int argc, char **argv)
                 break;
             size_t n = 0;
             rly_tp_traj_fetch(s->tp, ds, FETCH_MAX, &n, 200 * RLY_NS_PER_MS);
+            bool oks[FETCH_MAX];
             for (size_t i = 0; i < n; i++) {
-                bool ok = true;
+                oks[i] = true;
                 if (ds[i].seq > s->last_seq) {
                     s->last_seq = ds[i].seq;
-                    ok = process(s, &ds[i], true);
+                    oks[i] = process(s, &ds[i], true);
                 }
-                settle(s, &ds[i], ok, true);
+            }
+            bool covered = s->durable || !n || commit_all(s, &st) == RELAY_OK;
+            for (size_t i = 0; i < n; i++) {
+                if (covered)
+                    settle(s, &ds[i], oks[i], true);
+                else
+                    rly_tp_traj_release(s->tp, &ds[i]); /* not recorded: the actor resends */
             }
             if (n)
                 last_msg = rly_now_ns();

@@ -505,6 +505,10 @@ void rly_learner_stop(rly_learner *l)
     }
     l->q_len = 0;
     rly_mutex_unlock(&l->mu);
+    /* the pool is queued data too: its rows not learned are reported UNUSED now, so a caller
+       knows every fate once stop returns (the thread is joined: the pool is ours) */
+    if (l->cfg.pooled)
+        rly_pool_fini(&l->pool); /* idempotent: rly_learner_free calls it again */
 }
 
 void rly_learner_free(rly_learner *l)
