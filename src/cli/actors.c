@@ -26,6 +26,7 @@
 
 #include "agent/agent.h"
 #include "cli/cli.h"
+#include "cli/args.h"
 #include "cli/dist.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -430,25 +431,13 @@ static void *publisher(void *arg)
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
-static bool parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = v && *v && *v != '-' ? strtoull(v, &end, 10) : 0;
-    if (!v || !*v || *v == '-' || errno || *end || x < lo || x > hi) {
-        fprintf(stderr, "relay actors: %s \"%s\" is not a whole number in %llu..%llu\n", flag,
-                v ? v : "", (unsigned long long)lo, (unsigned long long)hi);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
 static int parse_args(actors *a, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    rly_dist_args da = {0};
+    const rly_argp p = {.prog = "relay actors", .err = stderr};
     for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
+        const char *f = argv[i], *v;
+        int r = 0;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             usage(stdout);
             return 0;
@@ -457,68 +446,44 @@ static int parse_args(actors *a, int argc, char **argv)
             a->quiet = true;
             continue;
         }
-        if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-            fprintf(stderr, "relay actors: %s needs a value\n", f);
-            return 2;
-        }
-        const char *v = argv[++i];
-        uint64_t x;
-        if (!strcmp(f, "--nats") || !strcmp(f, "--zmq"))
-            url = v;
-        else if (!strcmp(f, "--run"))
-            run = v;
-        else if (!strcmp(f, "--env"))
-            env = v;
-        else if (!strcmp(f, "--config"))
-            config = v;
-        else if (!strcmp(f, "--ledger"))
-            snprintf(a->ledger_path, sizeof a->ledger_path, "%s", v);
-        else if (!strcmp(f, "--actors") && parse_u64(f, v, 1, 4096, &x))
-            a->n_actors = (uint32_t)x;
-        else if (!strcmp(f, "--envs-per-actor") && parse_u64(f, v, 1, 4096, &x))
-            a->envs_per_actor = (uint32_t)x;
-        else if (!strcmp(f, "--routers") && parse_u64(f, v, 1, 256, &x))
-            a->routers = (uint32_t)x;
-        else if (!strcmp(f, "--n-steps") && parse_u64(f, v, 1, 1u << 20, &x))
-            a->n_steps = (uint32_t)x;
-        else if (!strcmp(f, "--seed") && parse_u64(f, v, 0, UINT64_MAX, &x))
-            a->seed = x;
-        else if (!strcmp(f, "--wait") && parse_u64(f, v, 1, 86400, &x))
-            a->wait_s = (uint32_t)x;
-        else if (!strcmp(f, "--max-seconds") && parse_u64(f, v, 1, 100000000, &x))
-            a->max_seconds = (uint32_t)x;
-        else if (!strcmp(f, "--actors") || !strcmp(f, "--envs-per-actor") ||
-                 !strcmp(f, "--routers") || !strcmp(f, "--n-steps") || !strcmp(f, "--seed") ||
-                 !strcmp(f, "--wait") || !strcmp(f, "--max-seconds"))
-            return 2; /* parse_u64 said why */
-        else {
-            fprintf(stderr, "relay actors: unknown option %s (see relay actors --help)\n", f);
-            return 2;
-        }
+#define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
+        else if (OPT("--ledger")) {
+            if (r > 0 && strlen(v) >= sizeof a->ledger_path)
+                return rly_arg_fail(&p, "--ledger: path longer than %zu bytes",
+                                    sizeof a->ledger_path - 1);
+            if (r > 0)
+                snprintf(a->ledger_path, sizeof a->ledger_path, "%s", v);
+        } else if (OPT("--actors")) {
+            if (r > 0 && !rly_arg_u32(&p, "--actors", v, 1, 4096, &a->n_actors))
+                return 2;
+        } else if (OPT("--envs-per-actor")) {
+            if (r > 0 && !rly_arg_u32(&p, "--envs-per-actor", v, 1, 4096, &a->envs_per_actor))
+                return 2;
+        } else if (OPT("--routers")) {
+            if (r > 0 && !rly_arg_u32(&p, "--routers", v, 1, 256, &a->routers))
+                return 2;
+        } else if (OPT("--n-steps")) {
+            if (r > 0 && !rly_arg_u32(&p, "--n-steps", v, 1, 1u << 20, &a->n_steps))
+                return 2;
+        } else if (OPT("--seed")) {
+            if (r > 0 && !rly_arg_u64(&p, "--seed", v, 0, UINT64_MAX, &a->seed))
+                return 2;
+        } else if (OPT("--wait")) {
+            if (r > 0 && !rly_arg_u32(&p, "--wait", v, 1, 86400, &a->wait_s))
+                return 2;
+        } else if (OPT("--max-seconds")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-seconds", v, 1, 100000000, &a->max_seconds))
+                return 2;
+        } else
+            return rly_arg_unknown(&p, f);
+#undef OPT
+        if (r < 0)
+            return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&a->dc, config, stderr) != RELAY_OK)
+    if (rly_dist_config_from_args(&a->dc, &da, "relay actors", stderr, &a->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(a->dc.url, sizeof a->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay actors: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(a->dc.run, sizeof a->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(a->dc.env, sizeof a->dc.env, "%s", env);
-    if (!a->dc.url[0]) {
-        fprintf(stderr, "relay actors: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(a->dc.env, &a->env) != RELAY_OK) {
-        fprintf(stderr, "relay actors: unknown environment \"%s\"\n", a->dc.env);
-        return 2;
-    }
     return -1;
 }
 
