@@ -464,7 +464,7 @@ static void *publisher(void *arg)
 
 static int parse_args(actors *a, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    rly_dist_args da = {0};
     const rly_argp p = {.prog = "relay actors", .err = stderr};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;
@@ -478,14 +478,8 @@ static int parse_args(actors *a, int argc, char **argv)
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
-        if (OPT("--nats") || OPT("--zmq"))
-            url = v;
-        else if (OPT("--run"))
-            run = v;
-        else if (OPT("--env"))
-            env = v;
-        else if (OPT("--config"))
-            config = v;
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
         else if (OPT("--metrics-addr")) {
             if (r > 0 && rly_obs_cli_check_addr(v, "relay actors", a->metrics_addr,
                                                 sizeof a->metrics_addr) != RELAY_OK)
@@ -523,29 +517,8 @@ static int parse_args(actors *a, int argc, char **argv)
         if (r < 0)
             return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&a->dc, config, stderr) != RELAY_OK)
+    if (rly_dist_config_from_args(&a->dc, &da, "relay actors", stderr, &a->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(a->dc.url, sizeof a->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay actors: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(a->dc.run, sizeof a->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(a->dc.env, sizeof a->dc.env, "%s", env);
-    if (!a->dc.url[0]) {
-        fprintf(stderr, "relay actors: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(a->dc.env, &a->env) != RELAY_OK) {
-        fprintf(stderr, "relay actors: unknown environment \"%s\"\n", a->dc.env);
-        return 2;
-    }
     return -1;
 }
 

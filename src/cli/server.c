@@ -739,7 +739,7 @@ static void release_held(server *s, uint64_t upto, bool ack)
 
 static int parse_args(server *s, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    rly_dist_args da = {0};
     static const char *const algos[] = {"ppo", "reinforce", NULL};
     static const char *const corrections[] = {"ppo", "vtrace", NULL};
     const rly_argp p = {.prog = "relay server", .err = stderr};
@@ -755,14 +755,8 @@ static int parse_args(server *s, int argc, char **argv)
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
-        if (OPT("--nats") || OPT("--zmq"))
-            url = v;
-        else if (OPT("--run"))
-            run = v;
-        else if (OPT("--env"))
-            env = v;
-        else if (OPT("--config"))
-            config = v;
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
         else if (OPT("--metrics-addr")) {
             if (r > 0 && rly_obs_cli_check_addr(v, "relay server", s->metrics_addr,
                                                 sizeof s->metrics_addr) != RELAY_OK)
@@ -811,31 +805,10 @@ static int parse_args(server *s, int argc, char **argv)
         if (r < 0)
             return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&s->dc, config, stderr) != RELAY_OK)
+    if (rly_dist_config_from_args(&s->dc, &da, "relay server", stderr, &s->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(s->dc.url, sizeof s->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay server: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(s->dc.run, sizeof s->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(s->dc.env, sizeof s->dc.env, "%s", env);
     if (s->replicas)
         s->dc.replicas = s->replicas;
-    if (!s->dc.url[0]) {
-        fprintf(stderr, "relay server: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(s->dc.env, &s->env) != RELAY_OK) {
-        fprintf(stderr, "relay server: unknown environment \"%s\"\n", s->dc.env);
-        return 2;
-    }
     if (!s->out[0])
         snprintf(s->out, sizeof s->out, "runs/%s", s->dc.run);
     return -1;

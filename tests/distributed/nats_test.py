@@ -153,6 +153,58 @@ def scenario_auth():
     check_ledgers(out, 1)
 
 
+def make_tls_files():
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    def ossl(*args):
+        r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60,
+                           cwd=TMP)
+        assert r.returncode == 0, "openssl %s: %s" % (args[0], r.stderr)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=relay test CA",
+         "-keyout", "ca.key", "-out", "ca.pem")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "srv.key",
+         "-out", "srv.csr")
+    with open(os.path.join(TMP, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-days", "2", "-extfile", "san.ext", "-out", "srv.pem")
+    # a second CA that did not sign the server: a client trusting only it must refuse
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other CA",
+         "-keyout", "other.key", "-out", "other.pem")
+    return [os.path.join(TMP, n) for n in ("ca.pem", "srv.pem", "srv.key", "other.pem")]
+
+
+def scenario_tls():
+    """TLS to nats-server: a CA-verified connection trains; an untrusted CA and a plain-text
+    client are refused with a clear error and publish nothing."""
+    ca, cert, key, other = make_tls_files()
+    nats = Nats(free_port(), os.path.join(TMP, "store"),
+                ["--tls", "--tlscert", cert, "--tlskey", key])
+    bad = os.path.join(TMP, "untrusted.json")
+    with open(bad, "w") as f:
+        f.write('{"transport": {"tls": true, "ca_file": "%s"}}\n' % other)
+    a = start(actor_args(nats, 0, "--config", bad), "untrusted_actor")
+    assert wait_exit(a, 30) == 4, read_log("untrusted_actor")
+    assert "TLS handshake failed" in read_log("untrusted_actor"), read_log("untrusted_actor")
+    s = start(server_args(nats, os.path.join(TMP, "plain")), "plain_server")
+    assert wait_exit(s, 30) != 0, read_log("plain_server")
+    assert "cannot connect" in read_log("plain_server"), read_log("plain_server")
+    assert not os.path.exists(os.path.join(TMP, "acked0.csv")) or \
+        os.path.getsize(os.path.join(TMP, "acked0.csv")) == 0
+    # the CA from the environment for one side, from the config file for the other
+    good = os.path.join(TMP, "tls.json")
+    with open(good, "w") as f:
+        f.write('{"transport": {"tls": true, "ca_file": "%s"}}\n' % ca)
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nats, out, "--config", good), "server")
+    act = start(actor_args(nats, 0, "--nats", "tls://127.0.0.1:%d" % nats.port), "actors0",
+                {"RELAY_NATS_CA": ca})
+    assert wait_exit(srv, 200) == 0, read_log("server")
+    assert wait_exit(act, 30) == 0, read_log("actors0")
+    assert "target reached" in read_log("server")
+    check_ledgers(out, 1)
+
+
 def scenario_key():
     k1 = "11" * 32
     k2 = "22" * 32
