@@ -1,6 +1,7 @@
 /* `relay actors` metrics: publisher/spool series and the load report (see actors_obs.h). */
 #include "cli/actors_obs.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -66,8 +67,12 @@ void rly_actors_obs_init(rly_actors_obs *o, relay_agent *agent, relay_codec *cod
     o->start_ns = rly_now_ns();
     o->next_report_ns = o->start_ns;
     o->srv = rly_agent_obs(agent);
-    if (o->srv)
+    if (o->srv) {
+        char title[RELAY_TEXT_MAX + 32];
+        snprintf(title, sizeof title, "%s (actor process)", client_id);
+        rly_obs_server_set_run(o->srv, title, NAN);
         o->registered = rly_obs_server_add_collector(o->srv, collect, o) == RELAY_OK;
+    }
 }
 
 void rly_actors_obs_stats(rly_actors_obs *o, relay_actor_stats *st)
