@@ -34,6 +34,9 @@
 #include "cli/dist.h"
 #include "cli/files.h"
 #include "cli/server_obs.h"
+#include "cli/hparams.h"
+
+#include <cjson/cJSON.h>
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
@@ -74,6 +77,7 @@ typedef struct server {
     rly_dist_config dc;
     char out[RELAY_PATH_MAX];
     char algo[16];
+    rly_hparams hp; /* hyperparameter flags (cli/hparams.h), over the zoo's values */
     float target;
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
@@ -112,6 +116,7 @@ typedef struct server {
     /* non-durable transports (zmq): deliveries held until a checkpoint covers them (main
        thread), and the first stream position not covered by the last checkpoint */
     bool durable;
+    bool learner_stopped; /* training finished: fates are recorded by the main thread */
     struct held_ent *held;
     size_t n_held, cap_held;
     atomic_ullong committed;
@@ -168,6 +173,8 @@ static void usage(FILE *f)
         "  --metrics-addr A      serve Prometheus /metrics and the run's dashboard on HOST:PORT\n"
         "                        (a bare PORT binds 127.0.0.1; other hosts only when named)\n"
         "  --quiet               no progress line\n"
+        "  --learning-rate, --n-steps, ..., --norm-reward true: the hyperparameters of relay\n"
+        "                        train (relay train --help), over the zoo's values\n"
         "Credentials come from the config file or RELAY_NATS_USER/_PASSWORD/_TOKEN/_CREDS;\n"
         "RELAY_KEY (64 hex) encrypts and authenticates every model and trajectory.\n");
 }
@@ -566,6 +573,10 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
 
 static void mark(server *s, uint64_t tag, rly_fate fate)
 {
+    if (s->learner_stopped) { /* the learner thread is joined: pend is the main thread's */
+        on_fate(s, tag, fate, 0);
+        return;
+    }
     while (rly_learner_push_mark(s->learner, tag, fate) == RELAY_EFULL && !stop_signal)
         ;
 }
@@ -735,6 +746,17 @@ static void release_held(server *s, uint64_t upto, bool ack)
     }
 }
 
+/* commit_all writes every fate known so far to the ledger and a checkpoint that covers it (the
+   learner stopped; a non-durable transport's finished drain): what is acknowledged afterwards
+   stays in ledger.csv even if the server dies, and a resumed server keeps it. */
+static relay_err commit_all(server *s, const rly_learner_stats *st)
+{
+    relay_err e = flush_ledger(s, UINT64_MAX);
+    if (!e)
+        e = checkpoint(s, st->cursor_tag, st->cursor_row);
+    return e;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static int parse_args(server *s, int argc, char **argv)
@@ -756,6 +778,8 @@ static int parse_args(server *s, int argc, char **argv)
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
         if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
+        else if ((r = rly_hparams_flag(&s->hp, &p, argc, argv, &i)) != 0)
             ;
         else if (OPT("--metrics-addr")) {
             if (r > 0 && rly_obs_cli_check_addr(v, "relay server", s->metrics_addr,
@@ -840,16 +864,32 @@ static relay_err write_file(const char *path, const void *data, size_t len)
 
 static relay_err write_config(server *s)
 {
-    char path[RELAY_PATH_MAX + 32], text[4096];
+    char path[RELAY_PATH_MAX + 32], text[8192];
     snprintf(path, sizeof path, "%s/config.json", s->out);
-    int n = snprintf(text, sizeof text,
-                     "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
-                     "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
-                     "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
-                     "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
-                     s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
-                     s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->dc.url,
-                     s->dc.run, s->dc.has_key ? "true" : "false");
+    /* the effective hyperparameters (s->hp holds all of them), as relay train records them */
+    char *hp_json = NULL;
+    rly_cfg_key keys[64];
+    uint32_t nk = rly_hparams_n_keys();
+    cJSON *sec = cJSON_CreateObject();
+    if (nk <= 64 && sec) {
+        rly_hparams_cfg_keys("ppo", 0, keys);
+        for (uint32_t i = 0; i < nk; i++)
+            keys[i].name = strchr(keys[i].name, '.') + 1; /* keys inside the section */
+        if (rly_cfg_to_json(&s->hp, keys, nk, sec) == RELAY_OK)
+            hp_json = cJSON_PrintUnformatted(sec);
+    }
+    cJSON_Delete(sec);
+    int n =
+        snprintf(text, sizeof text,
+                 "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
+                 "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
+                 "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
+                 "  \"%s\": %s,\n"
+                 "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
+                 s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
+                 s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->algo,
+                 hp_json ? hp_json : "{}", s->dc.url, s->dc.run, s->dc.has_key ? "true" : "false");
+    free(hp_json);
     return n > 0 && (size_t)n < sizeof text ? write_file(path, text, (size_t)n) : RELAY_EIO;
 }
 
@@ -919,6 +959,10 @@ int rly_cli_server(int argc, char **argv)
     lc.policy_lag = s->max_lag;
     lc.vtrace = s->vtrace;
     lc.ppo.algo = strcmp(s->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
+    if ((e = rly_hparams_apply(&s->hp, s->algo, &lc.ppo)))
+        goto out;
+    lc.n_steps = lc.ppo.n_steps;
+    rly_hparams_from_ppo(&s->hp, &lc.ppo); /* every effective value, for config.json */
     if (s->steps)
         lc.ppo.total_timesteps = s->steps;
     else
@@ -1065,10 +1109,17 @@ int rly_cli_server(int argc, char **argv)
         if (relay_codec_encode_msg(s->codec, &m, &sb) == RELAY_OK)
             rly_tp_status_publish(s->tp, sb.data, sb.len);
         relay_codec_buf_fini(&sb);
-        /* a non-durable transport: the learner makes no more checkpoints, and the actors wait
-           for their acks before saying goodbye; what is held and what comes now is recorded
-           (learned up to the cursor, unused after it) by the final ledger flush */
-        release_held(s, UINT64_MAX, true);
+        /* no more updates: once the learner has stopped, every trajectory handed to it has its
+           fate (learned up to the cursor, unused after it) and what comes now is recorded here.
+           The actors wait for their acks before saying goodbye. A non-durable transport (the
+           bus keeps nothing to replay) acknowledges only what the ledger and a checkpoint
+           already cover, so a crash in the drain loses no acknowledged trajectory; a batch not
+           acknowledged yet is sent again by its actor to the next server. */
+        rly_learner_stop(s->learner);
+        s->learner_stopped = true;
+        rly_learner_stats_get(s->learner, &st);
+        bool committed_all = s->durable || commit_all(s, &st) == RELAY_OK;
+        release_held(s, UINT64_MAX, committed_all);
         /* until every actor process that said hello said goodbye (it sends its goodbye after
            its spool drained) and the stream is quiet; a process that died never says goodbye,
            so 10 quiet seconds also end the drain, and 30 s in all */
@@ -1084,13 +1135,20 @@ int rly_cli_server(int argc, char **argv)
                 break;
             size_t n = 0;
             rly_tp_traj_fetch(s->tp, ds, FETCH_MAX, &n, 200 * RLY_NS_PER_MS);
+            bool oks[FETCH_MAX];
             for (size_t i = 0; i < n; i++) {
-                bool ok = true;
+                oks[i] = true;
                 if (ds[i].seq > s->last_seq) {
                     s->last_seq = ds[i].seq;
-                    ok = process(s, &ds[i], true);
+                    oks[i] = process(s, &ds[i], true);
                 }
-                settle(s, &ds[i], ok, true);
+            }
+            bool covered = s->durable || !n || commit_all(s, &st) == RELAY_OK;
+            for (size_t i = 0; i < n; i++) {
+                if (covered)
+                    settle(s, &ds[i], oks[i], true);
+                else
+                    rly_tp_traj_release(s->tp, &ds[i]); /* not recorded: the actor resends */
             }
             if (n)
                 last_msg = rly_now_ns();

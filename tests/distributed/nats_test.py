@@ -2,7 +2,7 @@
 """Distributed training over NATS JetStream, end to end, with faults.
 
 usage: nats_test.py RELAY_BIN INJECT_BIN SCENARIO
-SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile | cluster
+SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile | cluster | node
 
 Each scenario starts its own nats-server (JetStream, file store in a temporary directory) on a
 free 127.0.0.1 port, a `relay server` and `relay actors` processes, bounds its time, and stops
@@ -287,6 +287,66 @@ def scenario_cluster():
         assert wait_exit(a, 40) == 0, read_log(a.name)
         assert "0 dropped, 0 unacknowledged" in read_log(a.name), read_log(a.name)
     check_ledgers(out, 2)
+
+
+def ensure_node_client():
+    """examples/node_nats_client with its npm packages (installed once, under flock); None
+    when node or npm is absent (the test is then skipped)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None
+    d = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "examples", "node_nats_client")
+    want = ("nats", "protobufjs")
+    if not all(os.path.isdir(os.path.join(d, "node_modules", m)) for m in want):
+        cmd = "flock .npm-lock sh -c 'test -d node_modules/nats -a -d node_modules/protobufjs " \
+              "|| npm install --no-audit --no-fund --ignore-scripts >&2'"
+        r = subprocess.run(cmd, shell=True, cwd=d, timeout=300)
+        assert r.returncode == 0, "npm install in %s failed (exit %d)" % (d, r.returncode)
+    return d
+
+
+def scenario_node():
+    """A foreign actor process in Node.js (npm's nats + protobufjs, examples/node_nats_client)
+    written from docs/PROTOCOL.md trains CartPole alone; its acknowledged ids are all in the
+    server's ledger exactly once, and the server's counts add up."""
+    d = ensure_node_client()
+    if d is None:
+        print("SKIP: node or npm not installed")
+        sys.exit(77)
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nats, out), "server")
+    src = os.path.dirname(os.path.dirname(d))
+    acked_path = os.path.join(TMP, "acked0.csv")
+    client = start(["node", os.path.join(d, "relay_nats_client.js"), nats.url,
+                    os.path.join(src, "proto"), "--run", "t", "--seconds", "180",
+                    "--ledger", acked_path], "nodeclient")
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s\n%s" % (rc, read_log("server"), read_log("nodeclient"))
+    assert wait_exit(client, 30) == 0, read_log("nodeclient")
+    clog = read_log("nodeclient")
+    assert "server status: training finished: target reached" in clog, clog
+    last = [l for l in clog.splitlines() if l.startswith("producer ")][-1]
+    log(last)
+    producer = last.split()[1].rstrip(";")
+    sent = int(last.split("batches sent ")[1].split(",")[0])
+    acked = int(last.split(", acked ")[1].split(";")[0])
+    trajs = int(last.split("trajectories ")[1].split(",")[0])
+    assert sent > 0 and acked == sent, last
+    assert int(last.split("versions applied ")[1]) > 1, "no new model was installed: " + last
+    fates, acked_ids = check_ledgers(out, 1)
+    assert acked_ids == trajs, "%d trajectories sent, %d acknowledged ids" % (trajs, acked_ids)
+    with open(os.path.join(out, "ledger.csv")) as f:
+        ids = [line.split(",")[0] for line in f]
+    assert all(i.startswith(producer + ":") for i in ids), "an id from another producer"
+    # every trajectory it sent is recorded once, and the server's summary says the same
+    assert len(ids) == trajs and sum(fates.values()) == trajs, (len(ids), trajs, dict(fates))
+    slog = read_log("server")
+    assert "target reached" in slog, slog
+    summary = "trajectories: %d learned, %d stale, %d discarded, %d unused, %d rejected" % (
+        fates["learned"], fates["stale"], fates["discarded"], fates["unused"], fates["rejected"])
+    assert summary in slog, summary + "\n" + slog
+    assert updates(out) > 0
 
 
 run(globals(), SCENARIO)

@@ -2,7 +2,7 @@
 """Distributed training over ZeroMQ (brokerless, CURVE), end to end, with faults.
 
 usage: zmq_test.py RELAY_BIN SCENARIO
-SCENARIO: train | kill_server | kill_actor | curve | hostile | python
+SCENARIO: train | kill_server | kill_actor | curve | hostile | python | drain_crash
 
 Each scenario picks free 127.0.0.1 ports, starts a `relay server --zmq` and `relay actors --zmq`
 processes, bounds its time and stops everything it started by PID, also on failure. Accounting is
@@ -264,6 +264,69 @@ def scenario_hostile():
     # 50 non-ZMTP peers (one closing before libzmq read its bytes counts as a plain disconnect,
     # not a failed handshake); of the 200 ZeroMQ peers some may close before connecting
     assert bad >= 10 and conns >= 50, n[-1]
+
+
+def scenario_drain_crash():
+    """The shutdown window: once training is finished the server still takes batches in (the
+    drain) and acknowledges them. kill -9 right after an acknowledgement: the acknowledged
+    trajectories must already be in ledger.csv and in the checkpoint (a restarted server keeps
+    them); a batch not acknowledged is sent again to the restarted server. Every acknowledged id
+    ends up in the ledger exactly once."""
+    import zmq_probe
+    pb = zmq_probe.load_pb(TMP)
+    url = "tcp://127.0.0.1:%d" % free_port_pair()
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(url, out), "server")
+    time.sleep(0.3)
+    probe = zmq_probe.Probe(pb, url)
+    # said hello: the server's drain waits for this probe's goodbye (it never comes)
+    assert probe.hello() is not None, "no hello reply:\n" + read_log("server")
+    act = start(actor_args(url, 0), "actors0")
+    state = [None]
+
+    def finished():
+        state[0] = probe.model_state()
+        return bool(state[0] and state[0][1]) or srv.poll() is not None
+
+    wait_for(finished, "training to finish", 200)
+    assert srv.poll() is None, "server left its drain early:\n" + read_log("server")
+    assert wait_exit(act, 30) == 0, read_log("actors0")
+    version = state[0][0]
+    log("training finished at version", version, "; the server drains")
+    a, b = probe.make_batch(version), probe.make_batch(version)
+    probe.send(a)
+    probe.send(b)
+    st = probe.wait_ack(a, 20)
+    assert st == 0, "batch %d: ack %r\n%s" % (a, st, read_log("server"))
+    srv.send_signal(signal.SIGKILL)  # right after the acknowledgement
+    srv.wait()
+    probe.poll_acks(0.2)
+    log("server killed in its drain; acks:", dict(probe.acks))
+    with open(os.path.join(out, "ledger.csv")) as f:
+        ids = [l.split(",")[0] for l in f]
+    for k in range(3):
+        assert ids.count("%s:%d" % (probe.batch_id(a), k)) == 1, \
+            "acknowledged trajectory %s:%d is not in the ledger after kill -9" % (
+                probe.batch_id(a), k)
+    # the next server resumes from the checkpoint and keeps what was acknowledged
+    srv2 = start(server_args(url, out), "server2")
+    wait_for(lambda: "resumed from" in read_log("server2") or srv2.poll() is not None,
+             "the restarted server", 60)
+    resend = [q for q in (a, b) if probe.acks.get(q) != 0]
+    log("resending", resend)
+    for q in resend:
+        probe.send(q)
+    for q in resend:
+        assert probe.wait_ack(q, 60) == 0, "resent batch %d: no ack\n%s" % (q, read_log("server2"))
+    probe.goodbye()
+    probe.write_acked(os.path.join(TMP, "acked1.csv"))
+    probe.close()
+    act2 = start(actor_args(url, 2), "actors2")
+    rc = wait_exit(srv2, 200)
+    assert rc == 0, "restarted server exit %d:\n%s" % (rc, read_log("server2"))
+    wait_exit(act2, 30)
+    fates, acked = check_ledgers(out, 3)
+    assert acked >= 6, acked
 
 
 def scenario_python():
