@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "cli/actors_obs.h"
 #include "cli/cli.h"
 #include "cli/args.h"
 #include "cli/dist.h"
@@ -32,6 +33,7 @@
 #include "core/log.h"
 #include "core/thread.h"
 #include "learn/learner.h"
+#include "obs/obs.h"
 #include "relay/env.h"
 #include "relay/relay.h"
 #include "transport/batch.h"
@@ -55,6 +57,9 @@ typedef struct actors {
     uint64_t seed;
     char ledger_path[512];
     bool quiet;
+    char metrics_addr[272]; /* --metrics-addr (the agent's config metrics_addr) */
+    rly_actors_obs obs;     /* load reports to the server, publisher series */
+    bool obs_on;
 
     relay_agent *agent;
     relay_id *ids;
@@ -114,6 +119,8 @@ static void usage(FILE *f)
            "  --max-seconds S       stop after S seconds\n"
            "  --ledger FILE         append \"<batch id>,<trajectories>\" for every acked batch\n"
            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
+           "  --metrics-addr A      /metrics and a dashboard on HOST:PORT (a bare PORT binds\n"
+           "                        127.0.0.1; other hosts only when written out)\n"
            "  --quiet               no progress lines\n");
 }
 
@@ -354,6 +361,30 @@ static size_t spool_pending(actors *a)
     return n;
 }
 
+/* snapshot reports the publisher's counters to actors_obs (any thread). */
+static void snapshot(void *ctx, rly_pub_snapshot *p)
+{
+    actors *a = ctx;
+    memset(p, 0, sizeof *p);
+    p->trajs_made = atomic_load(&a->trajs_made);
+    p->trajs_acked = atomic_load(&a->trajs_acked);
+    p->trajs_dropped = atomic_load(&a->trajs_dropped);
+    p->batches_sent = atomic_load(&a->batches_sent);
+    p->batches_acked = atomic_load(&a->batches_acked);
+    p->resends = atomic_load(&a->resends);
+    p->publish_errors = atomic_load(&a->publish_errors);
+    p->models_applied = atomic_load(&a->models_applied);
+    p->models_refused = atomic_load(&a->models_refused);
+    p->version = atomic_load(&a->version);
+    rly_mutex_lock(&a->smu);
+    for (size_t i = 0; i < a->n_spool; i++)
+        if (!a->spool[i]->acked) {
+            p->spool_batches++;
+            p->spool_bytes += a->spool[i]->len;
+        }
+    rly_mutex_unlock(&a->smu);
+}
+
 /* consume (sink worker thread) hands a finished trajectory to the publisher. */
 static void consume(void *ctx, relay_traj *t)
 {
@@ -449,7 +480,11 @@ static int parse_args(actors *a, int argc, char **argv)
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
         if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
             ;
-        else if (OPT("--ledger")) {
+        else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay actors", a->metrics_addr,
+                                                sizeof a->metrics_addr) != RELAY_OK)
+                return 2;
+        } else if (OPT("--ledger")) {
             if (r > 0 && strlen(v) >= sizeof a->ledger_path)
                 return rly_arg_fail(&p, "--ledger: path longer than %zu bytes",
                                     sizeof a->ledger_path - 1);
@@ -614,11 +649,24 @@ int rly_cli_actors(int argc, char **argv)
     ac.routers = a->routers;
     ac.seed = a->seed;
     ac.sink_memory = false;
+    snprintf(ac.metrics_addr, sizeof ac.metrics_addr, "%s", a->metrics_addr);
     if ((e = relay_agent_new(&ac, &a->agent)) ||
         (e = rly_agent_set_consumer(a->agent, consume, a)) || (e = relay_agent_start(a->agent))) {
         fprintf(stderr, "relay actors: cannot start the agent: %s\n", relay_strerror(e));
+        if (a->metrics_addr[0])
+            fprintf(stderr, "relay actors: (is --metrics-addr %s free and local?)\n",
+                    a->metrics_addr);
         goto out;
     }
+    relay_codec *obs_codec = NULL;
+    if ((e = rly_dist_open_codec(&a->dc, &obs_codec))) {
+        fprintf(stderr, "relay actors: %s\n", relay_strerror(e));
+        goto out;
+    }
+    rly_actors_obs_init(&a->obs, a->agent, obs_codec, client, snapshot, a);
+    a->obs_on = true;
+    if (rly_agent_obs(a->agent))
+        rly_obs_cli_announce(rly_agent_obs(a->agent), "relay actors");
     if ((e = handshake(a)))
         goto out;
     if ((e = rly_tp_model_watch(a->tp, on_model, a))) {
@@ -653,6 +701,7 @@ int rly_cli_actors(int argc, char **argv)
     const char *why = "interrupted";
     while (!stop_signal) {
         rly_sleep_ns(20 * RLY_NS_PER_MS);
+        rly_actors_obs_tick(&a->obs, a->tp);
         int64_t now = rly_now_ns();
         if (atomic_load(&a->finished)) {
             why = a->finish_reason;
@@ -733,6 +782,8 @@ out:
     }
     atomic_store(&a->started, false); /* models arriving from now on are ignored */
     rly_tp_close(a->tp);              /* no callback runs after this */
+    if (a->obs_on)
+        rly_actors_obs_fini(&a->obs);
     relay_agent_free(a->agent);
     for (uint32_t i = 0; i < a->h_len; i++)
         relay_traj_free(a->hq[(a->h_head + i) % HANDOFF_CAP]);

@@ -33,6 +33,7 @@
 #include "cli/args.h"
 #include "cli/dist.h"
 #include "cli/files.h"
+#include "cli/server_obs.h"
 #include "cli/hparams.h"
 
 #include <cjson/cJSON.h>
@@ -40,6 +41,7 @@
 #include "core/log.h"
 #include "core/thread.h"
 #include "learn/learner.h"
+#include "obs/obs.h"
 #include "relay/env.h"
 #include "relay/relay.h"
 #include "transport/batch.h"
@@ -83,6 +85,8 @@ typedef struct server {
     int replicas;  /* 0: the config's */
     bool vtrace;   /* --correction vtrace */
     bool quiet;
+    char metrics_addr[256];
+    rly_server_obs *obs; /* --metrics-addr: NULL when off */
 
     const relay_env_def *env;
     relay_codec *codec;     /* main thread: decoding */
@@ -166,6 +170,8 @@ static void usage(FILE *f)
         "  --width W             rollout columns per update (default: the zoo's n_envs)\n"
         "  --max-seconds S       stop after S seconds\n"
         "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
+        "  --metrics-addr A      serve Prometheus /metrics and the run's dashboard on HOST:PORT\n"
+        "                        (a bare PORT binds 127.0.0.1; other hosts only when named)\n"
         "  --quiet               no progress line\n"
         "  --learning-rate, --n-steps, ..., --norm-reward true: the hyperparameters of relay\n"
         "                        train (relay train --help), over the zoo's values\n"
@@ -231,6 +237,7 @@ static void on_fate(void *ctx, uint64_t tag, rly_fate fate, uint32_t rows)
         s->cap_pend = cap;
     }
     s->pend[s->n_pend++] = (fate_ent){tag, (uint8_t)fate, rows};
+    rly_server_obs_fate(s->obs, fate);
     rly_mutex_lock(&s->mu);
     if ((unsigned)fate < 6)
         s->counts[fate]++;
@@ -411,6 +418,7 @@ static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_mode
 static void on_update(void *ctx, const rly_learner_stats *st)
 {
     server *s = ctx;
+    rly_server_obs_update(s->obs, st);
     rly_mutex_lock(&s->mu);
     double lag_mean = s->lag_n ? (double)s->lag_sum / (double)s->lag_n : 0.0;
     int64_t lag_max = s->lag_max;
@@ -508,6 +516,7 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
         atomic_fetch_add(&s->clients, 1);
         rly_info("server", "hello from %s (%u actors)", m.handshake.client_id,
                  m.handshake.n_actors);
+        rly_server_obs_hello(s->obs, m.handshake.client_id);
         rly_mutex_lock(&s->mu);
         bool known = false;
         for (size_t i = 0; i < s->n_active && !known; i++)
@@ -538,6 +547,12 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
         s->last_goodbye_ns = rly_now_ns();
         rly_mutex_unlock(&s->mu);
         rly_info("server", "goodbye from %s", m.text);
+        rly_server_obs_goodbye(s->obs, m.text);
+        r.kind = RELAY_MSG_MODEL_VERSION_REPLY;
+        r.version = atomic_load(&s->version);
+    } else if (m.kind == RELAY_MSG_ACTOR_STATS) {
+        /* an actor process's load report (validated by the codec): kept for /metrics */
+        rly_server_obs_report(s->obs, &m.stats);
         r.kind = RELAY_MSG_MODEL_VERSION_REPLY;
         r.version = atomic_load(&s->version);
     } else if (m.kind == RELAY_MSG_MODEL_VERSION_REQUEST) {
@@ -614,7 +629,12 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
             rly_warn("server", "message %llu: id %s does not match its batch %s",
                      (unsigned long long)d->seq, d->msg_id, want);
             e = RELAY_EFORMAT;
+            rly_server_obs_reject(s->obs, RLY_REJECT_BATCH_ID);
+        } else {
+            rly_server_obs_batch(s->obs);
         }
+    } else {
+        rly_server_obs_reject(s->obs, RLY_REJECT_BATCH_UNREADABLE);
     }
     if (e) {
         add_msg(s, d->seq, NULL);
@@ -653,6 +673,7 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
         relay_traj *t = NULL;
         e = relay_codec_decode_traj(s->codec, env, env_len, &t);
         if (e) {
+            rly_server_obs_reject(s->obs, RLY_REJECT_TRAJ_UNDECODABLE);
             mark(s, base | i, RLY_FATE_REJECTED);
             continue;
         }
@@ -667,6 +688,7 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
         if (lag > s->lag_max)
             s->lag_max = lag;
         rly_mutex_unlock(&s->mu);
+        rly_server_obs_traj(s->obs, lag);
         for (;;) {
             e = rly_learner_push_tagged(s->learner, t, base | i);
             if (e != RELAY_EFULL || stop_signal)
@@ -676,6 +698,8 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
             relay_traj_free(t);
             if (e == RELAY_ESHUTDOWN)
                 return true;
+            if (e != RELAY_EFULL)
+                rly_server_obs_reject(s->obs, RLY_REJECT_TRAJ_REFUSED);
             mark(s, base | i, e == RELAY_EFULL ? RLY_FATE_UNUSED : RLY_FATE_REJECTED);
         }
     }
@@ -757,7 +781,11 @@ static int parse_args(server *s, int argc, char **argv)
             ;
         else if ((r = rly_hparams_flag(&s->hp, &p, argc, argv, &i)) != 0)
             ;
-        else if (OPT("--out")) {
+        else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay server", s->metrics_addr,
+                                                sizeof s->metrics_addr) != RELAY_OK)
+                return 2;
+        } else if (OPT("--out")) {
             if (r > 0 && strlen(v) >= sizeof s->out)
                 return rly_arg_fail(&p, "--out: path longer than %zu bytes", sizeof s->out - 1);
             if (r > 0)
@@ -887,6 +915,14 @@ int rly_cli_server(int argc, char **argv)
         fprintf(stderr, "relay server: cannot create %s: %s\n", s->out, strerror(merr));
         goto out_early;
     }
+    char obs_title[300];
+    snprintf(obs_title, sizeof obs_title, "%s %s (distributed, run %s)", s->env->name, s->algo,
+             s->dc.run);
+    if (rly_server_obs_new(s->metrics_addr, s->env->name, obs_title, (double)s->target, &s->obs) !=
+        RELAY_OK) {
+        rc = 2;
+        goto out_early;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -937,6 +973,7 @@ int rly_cli_server(int argc, char **argv)
     lc.on_update_ctx = s;
     lc.on_fate = on_fate;
     lc.on_fate_ctx = s;
+    rly_server_obs_learner(s->obs, &lc);
     lc.queue_cap = 4096;
     lc.resume_path = resume ? s->path_ckpt : NULL;
 
@@ -968,6 +1005,7 @@ int rly_cli_server(int argc, char **argv)
                 resume ? " from its checkpoint" : "", relay_strerror(e));
         goto out;
     }
+    rly_server_obs_start(s->obs, s->learner);
     if (resume) {
         const uint8_t *blob = NULL;
         size_t blen = 0;
@@ -1144,6 +1182,7 @@ int rly_cli_server(int argc, char **argv)
     snprintf(path, sizeof path, "%s/learning_curve.svg", s->out);
     if (!we)
         we = rly_svg_learning_curve(path, title, s->curve_x, s->curve_y, s->n_curve);
+    rly_server_obs_stop(s->obs);
     rly_learner_free(s->learner); /* queued trajectories are reported as unused */
     s->learner = NULL;
     flush_ledger(s, UINT64_MAX);
@@ -1178,6 +1217,7 @@ out:
         fprintf(stderr, "relay server: stopped: %s\n", relay_strerror(e));
     if (e == RELAY_EAUTH)
         rc = 4;
+    rly_server_obs_stop(s->obs);
     rly_learner_free(s->learner);
     release_held(s, UINT64_MAX, false);
     rly_tp_close(s->tp);
@@ -1190,6 +1230,7 @@ out:
     if (s->metrics)
         fclose(s->metrics);
 out_early:
+    rly_server_obs_free(s->obs);
     free(s->held);
     free(s->msgs);
     free(s->pend);
