@@ -26,6 +26,7 @@ typedef struct env_run {
     rly_reply *reply;       /* completed when the run ends */
     float *obs, *next_obs, *final_obs, *out, *values, *rewards, *logp, *env_act, *acts_f;
     int32_t *acts_i;
+    double *rand; /* central inference: the draws of one vector step */
     bool *term, *trunc;
     relay_traj **traj;
     int64_t *episode;
@@ -212,6 +213,7 @@ static void run_free(env_run *r)
     free(r->env_act);
     free(r->acts_f);
     free(r->acts_i);
+    free(r->rand);
     free(r->term);
     free(r->trunc);
     if (r->traj)
@@ -509,6 +511,51 @@ static relay_err select_rows(rly_actor *a, const float *out, uint32_t n, const u
  * [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and env_act
  * (continuous), log-probabilities to logp.
  */
+/*
+ * remote_forward asks the central inference server for n rows: the draws come from a's RNG in
+ * the order select_rows would take them; env_act gets the continuous actions clipped.
+ */
+static relay_err remote_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
+                                double *rand, float *values, int32_t *acts_i, float *acts_f,
+                                float *env_act, float *logp, int64_t *version)
+{
+    const rly_policy_desc *d = &a->desc;
+    bool det = a->cfg.deterministic;
+    uint32_t draws = det ? 0 : (d->discrete ? 1 : d->act_dim);
+    for (uint32_t i = 0; i < n * draws; i++)
+        rand[i] = d->discrete ? rly_rng_uniform(&a->rng) : rly_rng_normal(&a->rng);
+    rly_remote_rows rr = {.n = n,
+                          .deterministic = det,
+                          .obs = obs,
+                          .masks = masks,
+                          .rand = rand,
+                          .acts_i = acts_i,
+                          .acts_f = acts_f,
+                          .logp = logp,
+                          .values = values,
+                          .version = -1};
+    uint32_t b = n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(n - 1);
+    stat_add(&a->stats.batch_hist[b < RLY_ACTOR_BATCH_BUCKETS ? b : RLY_ACTOR_BATCH_BUCKETS - 1],
+             1);
+    stat_add(&a->stats.batch_rows, n);
+    relay_err e = a->cfg.remote->forward(a->cfg.remote->ctx, d, &rr);
+    if (e)
+        return e;
+    if (!d->discrete && env_act)
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t k = 0; k < d->act_dim; k++) {
+                float c = acts_f[(size_t)i * d->act_dim + k];
+                if (d->bounded && c < d->low[k])
+                    c = d->low[k];
+                if (d->bounded && c > d->high[k])
+                    c = d->high[k];
+                env_act[(size_t)i * d->act_dim + k] = c;
+            }
+    *version = rr.version;
+    atomic_store_explicit(&a->stats.version, rr.version, memory_order_relaxed);
+    return RELAY_OK;
+}
+
 static relay_err policy_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
                                 float *out, float *values, int32_t *acts_i, float *acts_f,
                                 float *env_act, float *logp)
@@ -626,7 +673,18 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
     const rly_policy_desc *d = &a->desc;
     float logp = 0.0f, env_act[RELAY_ENV_MAX_DIM];
     int32_t idx = 0;
-    if (e == RELAY_OK)
+    if (e == RELAY_OK && a->cfg.remote) {
+        /* central inference: out is unused, the server selected with this actor's draws */
+        double rand[RELAY_ENV_MAX_DIM];
+        int64_t version = -1;
+        e = remote_forward(a, q->obs, 1, q->has_mask ? q->mask : NULL, rand, &value, &idx,
+                           q->action, env_act, &logp, &version);
+        if (e == RELAY_OK && version != a->version) {
+            if (a->traj && a->traj->len)
+                a->traj_cut_pending = true; /* one policy version per trajectory */
+            a->version = version;
+        }
+    } else if (e == RELAY_OK)
         e = select_rows(a, out, 1, q->has_mask ? q->mask : NULL, &idx, q->action, env_act, &logp);
     if (e == RELAY_OK) {
         if (d->discrete) {
@@ -693,7 +751,7 @@ static void handle_infer(rly_actor *a, rly_msg *m)
     m->payload = NULL;
     refresh(a);
     float value = 0.0f;
-    relay_err e = forward_models(a, q->obs, 1, a->scratch, &value);
+    relay_err e = a->cfg.remote ? RELAY_OK : forward_models(a, q->obs, 1, a->scratch, &value);
     infer_finish(a, m, q, a->scratch, value, e);
 }
 
@@ -756,11 +814,12 @@ static void deliver_many(rly_actor_slot **slots, rly_msg *msgs, size_t n)
 {
     rly_actor *first = slots[0]->actor;
     refresh(first);
-    bool same = first->pi_ref.model != NULL;
+    bool same = first->pi_ref.model != NULL && !first->cfg.remote;
     for (size_t i = 1; i < n && same; i++) {
         rly_actor *a = slots[i]->actor;
         refresh(a);
-        same = a->pi_ref.model == first->pi_ref.model && a->vf_ref.model == first->vf_ref.model &&
+        same = !a->cfg.remote && a->pi_ref.model == first->pi_ref.model &&
+               a->vf_ref.model == first->vf_ref.model &&
                rly_policy_desc_same(&a->desc, &first->desc);
     }
     uint32_t od = same ? relay_model_out_dim(first->pi_ref.model) : 0;
@@ -923,6 +982,10 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
     r->trunc = malloc(n * sizeof(bool));
     r->traj = calloc(n, sizeof *r->traj);
     r->episode = calloc(n, sizeof *r->episode);
+    if (a->cfg.remote && !(r->rand = malloc(n * (ad ? ad : 1) * sizeof(double)))) {
+        run_free(r);
+        return RELAY_ENOMEM;
+    }
     if (!r->obs || !r->next_obs || !r->final_obs || !r->out || !r->values || !r->rewards ||
         !r->logp || !r->env_act || !r->acts_f || !r->acts_i || !r->term || !r->trunc || !r->traj ||
         !r->episode) {
@@ -1005,8 +1068,31 @@ static bool step_env(rly_actor *a)
     /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
     bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
     int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
-    relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
-                                 r->env_act, r->logp);
+    relay_err e;
+    if (a->cfg.remote) {
+        int64_t v = -1;
+        e = remote_forward(a, r->obs, r->n, NULL, r->rand, r->values, r->acts_i, r->acts_f,
+                           r->env_act, r->logp, &v);
+        if (!e && v != a->version) {
+            /* the server moved to another model version: one version per trajectory */
+            a->version = v;
+            for (uint32_t i = 0; i < r->n; i++) {
+                relay_traj *t = r->traj[i];
+                if (!t)
+                    continue;
+                if (t->len) {
+                    close_truncated(t, r->values[i], true);
+                    emit(a, t);
+                    t = r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
+                }
+                if (t)
+                    t->policy_version = v;
+            }
+        }
+    } else {
+        e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
+                           r->env_act, r->logp);
+    }
     if (e) {
         rly_error(MOD, "run_env stopped: %s", relay_strerror(e));
         end_run(a, e);

@@ -27,6 +27,7 @@
 #include "agent/agent.h"
 #include "cli/cli.h"
 #include "cli/dist.h"
+#include "cli/infer.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
@@ -83,6 +84,8 @@ typedef struct actors {
     atomic_bool started, finished, finish_claimed, reconnected;
     char finish_reason[128];
 
+    rly_infer_client *infer; /* --remote-inference: actors ask the server for actions */
+
     relay_codec *enc;   /* publisher thread */
     relay_codec *model; /* model callbacks (serialised by the transport) */
     rly_thread pub_th;
@@ -112,6 +115,9 @@ static void usage(FILE *f)
            "  --wait S              seconds to wait for a server's first model (default 120)\n"
            "  --max-seconds S       stop after S seconds\n"
            "  --ledger FILE         append \"<batch id>,<trajectories>\" for every acked batch\n"
+           "  --remote-inference    ask the server for actions (central inference; or config\n"
+           "                        transport.inference \"remote\"): one router per actor\n"
+           "  --infer-timeout-ms T  central inference: a request fails after T ms (default 5000)\n"
            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
            "  --quiet               no progress lines\n");
 }
@@ -447,6 +453,8 @@ static bool parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi,
 static int parse_args(actors *a, int argc, char **argv)
 {
     const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    bool remote = false, routers_set = false;
+    uint32_t timeout_ms = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -455,6 +463,10 @@ static int parse_args(actors *a, int argc, char **argv)
         }
         if (!strcmp(f, "--quiet")) {
             a->quiet = true;
+            continue;
+        }
+        if (!strcmp(f, "--remote-inference")) {
+            remote = true;
             continue;
         }
         if (i + 1 >= argc || argv[i + 1][0] == '\0') {
@@ -477,9 +489,10 @@ static int parse_args(actors *a, int argc, char **argv)
             a->n_actors = (uint32_t)x;
         else if (!strcmp(f, "--envs-per-actor") && parse_u64(f, v, 1, 4096, &x))
             a->envs_per_actor = (uint32_t)x;
-        else if (!strcmp(f, "--routers") && parse_u64(f, v, 1, 256, &x))
+        else if (!strcmp(f, "--routers") && parse_u64(f, v, 1, 256, &x)) {
             a->routers = (uint32_t)x;
-        else if (!strcmp(f, "--n-steps") && parse_u64(f, v, 1, 1u << 20, &x))
+            routers_set = true;
+        } else if (!strcmp(f, "--n-steps") && parse_u64(f, v, 1, 1u << 20, &x))
             a->n_steps = (uint32_t)x;
         else if (!strcmp(f, "--seed") && parse_u64(f, v, 0, UINT64_MAX, &x))
             a->seed = x;
@@ -487,9 +500,12 @@ static int parse_args(actors *a, int argc, char **argv)
             a->wait_s = (uint32_t)x;
         else if (!strcmp(f, "--max-seconds") && parse_u64(f, v, 1, 100000000, &x))
             a->max_seconds = (uint32_t)x;
+        else if (!strcmp(f, "--infer-timeout-ms") && parse_u64(f, v, 1, 600000, &x))
+            timeout_ms = (uint32_t)x;
         else if (!strcmp(f, "--actors") || !strcmp(f, "--envs-per-actor") ||
                  !strcmp(f, "--routers") || !strcmp(f, "--n-steps") || !strcmp(f, "--seed") ||
-                 !strcmp(f, "--wait") || !strcmp(f, "--max-seconds"))
+                 !strcmp(f, "--wait") || !strcmp(f, "--max-seconds") ||
+                 !strcmp(f, "--infer-timeout-ms"))
             return 2; /* parse_u64 said why */
         else {
             fprintf(stderr, "relay actors: unknown option %s (see relay actors --help)\n", f);
@@ -498,6 +514,14 @@ static int parse_args(actors *a, int argc, char **argv)
     }
     if (rly_dist_config_load(&a->dc, config, stderr) != RELAY_OK)
         return 2;
+    if (remote)
+        a->dc.remote_inference = true;
+    if (timeout_ms)
+        a->dc.infer_timeout_ms = timeout_ms;
+    /* central inference blocks a worker per request in flight: one router (and worker) per
+       actor, so every actor has a request out at once (up to 256) */
+    if (a->dc.remote_inference && !routers_set)
+        a->routers = a->n_actors < 256 ? a->n_actors : 256;
     if (url)
         snprintf(a->dc.url, sizeof a->dc.url, "%s", url);
     if (run) {
@@ -649,6 +673,12 @@ int rly_cli_actors(int argc, char **argv)
     ac.routers = a->routers;
     ac.seed = a->seed;
     ac.sink_memory = false;
+    if (a->dc.remote_inference) {
+        ac.workers = a->routers;
+        if ((e = rly_infer_client_new(a->tp, (int64_t)a->dc.infer_timeout_ms * RLY_NS_PER_MS,
+                                      &a->infer)))
+            goto out;
+    }
     if ((e = relay_agent_new(&ac, &a->agent)) ||
         (e = rly_agent_set_consumer(a->agent, consume, a)) || (e = relay_agent_start(a->agent))) {
         fprintf(stderr, "relay actors: cannot start the agent: %s\n", relay_strerror(e));
@@ -669,8 +699,9 @@ int rly_cli_actors(int argc, char **argv)
         goto out;
     }
     for (uint32_t i = 0; !e && i < a->n_actors; i++)
-        e = rly_agent_new_actor_desc(a->agent, &a->desc, a->seed * 1000003ULL + i + 1, a->n_steps,
-                                     &a->ids[i]);
+        e = rly_agent_new_actor_remote(a->agent, &a->desc, a->seed * 1000003ULL + i + 1, a->n_steps,
+                                       a->infer ? rly_infer_client_hook(a->infer) : NULL,
+                                       &a->ids[i]);
     for (uint32_t i = 0; !e && i < a->n_actors; i++)
         e = rly_agent_run_env_quota(a->agent, a->ids[i], a->env, a->envs_per_actor,
                                     a->seed * 1000003ULL + (uint64_t)i * a->envs_per_actor,
@@ -752,6 +783,9 @@ int rly_cli_actors(int argc, char **argv)
             (unsigned long long)atomic_load(&a->publish_errors),
             (unsigned long long)atomic_load(&a->models_applied),
             (unsigned long long)atomic_load(&a->models_refused));
+    if (a->infer)
+        fprintf(stderr, "relay actors: central inference: %llu requests failed\n",
+                (unsigned long long)rly_infer_client_failures(a->infer));
     rc = stop_signal ? 130 : 0;
 out:
     if (e == RELAY_EAUTH)
@@ -767,7 +801,10 @@ out:
         rly_thread_join(a->pub_th);
     }
     atomic_store(&a->started, false); /* models arriving from now on are ignored */
-    rly_tp_close(a->tp);              /* no callback runs after this */
+    if (a->infer && a->agent)
+        relay_agent_shutdown(a->agent); /* no actor asks the transport for actions any more */
+    rly_tp_close(a->tp);                /* no callback runs after this */
+    rly_infer_client_free(a->infer);
     relay_agent_free(a->agent);
     for (uint32_t i = 0; i < a->h_len; i++)
         relay_traj_free(a->hq[(a->h_head + i) % HANDOFF_CAP]);
