@@ -150,7 +150,7 @@ static void make_spec(const rly_policy_desc *d, bool masked, relay_step_spec *s)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-static const rly_actor_ops actor_ops;
+static const rly_actor_ops actor_ops, actor_ops_remote;
 
 relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
 {
@@ -171,7 +171,7 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->desc = *d;
     a->slot.id = cfg->id;
     a->slot.actor = a;
-    a->slot.ops = &actor_ops;
+    a->slot.ops = cfg->remote ? &actor_ops_remote : &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
     atomic_init(&a->stats.version, -1);
@@ -760,6 +760,11 @@ static void handle_infer(rly_actor *a, rly_msg *m)
 typedef struct batch_scratch {
     float *obs, *out, *val;
     size_t cap_obs, cap_out, cap_n;
+    /* step_many (central inference): log-probabilities, draws, discrete actions */
+    float *logp;
+    double *rand;
+    int32_t *acts_i;
+    size_t cap_logp, cap_rand, cap_acts_i;
 } batch_scratch;
 
 static pthread_key_t scratch_key;
@@ -771,6 +776,9 @@ static void scratch_free(void *p)
     free(b->obs);
     free(b->out);
     free(b->val);
+    free(b->logp);
+    free(b->rand);
+    free(b->acts_i);
     free(b);
 }
 
@@ -791,6 +799,18 @@ static batch_scratch *scratch_get(void)
         }
     }
     return b;
+}
+
+static bool grow_bytes(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    void *nb = realloc(*buf, need * elem);
+    if (!nb)
+        return false;
+    *buf = nb;
+    *cap = need;
+    return true;
 }
 
 static bool grow(float **buf, size_t *cap, size_t need)
@@ -1058,41 +1078,58 @@ static bool env_values_finite(rly_actor *a, const env_run *r)
     return true;
 }
 
+/* remote_version follows the server to model version v: one policy version per trajectory. */
+static void remote_version(rly_actor *a, int64_t v)
+{
+    env_run *r = &a->run;
+    if (v == a->version)
+        return;
+    a->version = v;
+    for (uint32_t i = 0; i < r->n; i++) {
+        relay_traj *t = r->traj[i];
+        if (!t)
+            continue;
+        if (t->len) {
+            close_truncated(t, r->values[i], true);
+            emit(a, t);
+            t = r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
+        }
+        if (t)
+            t->policy_version = v;
+    }
+}
+
+static bool step_rest(rly_actor *a, relay_err e, bool timed, int64_t t0);
+
 static bool step_env(rly_actor *a)
 {
     env_run *r = &a->run;
     if (!a->running)
         return false;
     refresh(a);
-    const rly_policy_desc *d = &a->desc;
     /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
     bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
-    int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
+    int64_t t0 = timed ? rly_now_ns() : 0;
     relay_err e;
     if (a->cfg.remote) {
         int64_t v = -1;
         e = remote_forward(a, r->obs, r->n, NULL, r->rand, r->values, r->acts_i, r->acts_f,
                            r->env_act, r->logp, &v);
-        if (!e && v != a->version) {
-            /* the server moved to another model version: one version per trajectory */
-            a->version = v;
-            for (uint32_t i = 0; i < r->n; i++) {
-                relay_traj *t = r->traj[i];
-                if (!t)
-                    continue;
-                if (t->len) {
-                    close_truncated(t, r->values[i], true);
-                    emit(a, t);
-                    t = r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
-                }
-                if (t)
-                    t->policy_version = v;
-            }
-        }
+        if (!e)
+            remote_version(a, v);
     } else {
         e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
                            r->env_act, r->logp);
     }
+    return step_rest(a, e, timed, t0);
+}
+
+/* step_rest finishes a vector step once its actions are known (e: the forward pass's result). */
+static bool step_rest(rly_actor *a, relay_err e, bool timed, int64_t t0)
+{
+    env_run *r = &a->run;
+    const rly_policy_desc *d = &a->desc;
+    int64_t t1 = 0, t2 = 0;
     if (e) {
         rly_error(MOD, "run_env stopped: %s", relay_strerror(e));
         end_run(a, e);
@@ -1224,6 +1261,111 @@ static bool step(rly_actor_slot *slot)
     return step_env(slot->actor);
 }
 
+/*
+ * step_many (central inference) steps n actors of one router with one request: each actor draws
+ * its own random numbers in its own order (as step_env would), the rows of all of them go to the
+ * server together (in pieces of at most RLY_REMOTE_MAX_ROWS rows), and each actor then steps its
+ * envs with its slice of the reply.
+ */
+#define RLY_REMOTE_MAX_ROWS 4096
+static void step_many(rly_actor_slot **slots, size_t n, bool *keep)
+{
+    size_t i = 0;
+    while (i < n) {
+        rly_actor *first = slots[i]->actor;
+        if (!first->running || !first->cfg.remote) {
+            keep[i] = step(slots[i]);
+            i++;
+            continue;
+        }
+        /* a group of running actors with the same policy shape and hook, within the row limit */
+        const rly_policy_desc *d = &first->desc;
+        size_t j = i;
+        uint32_t rows = 0;
+        while (j < n) {
+            rly_actor *a = slots[j]->actor;
+            if (!a->running || a->cfg.remote != first->cfg.remote ||
+                !rly_policy_desc_same(&a->desc, d) || rows + a->run.n > RLY_REMOTE_MAX_ROWS)
+                break;
+            rows += a->run.n;
+            j++;
+        }
+        if (j - i < 2) {
+            keep[i] = step(slots[i]);
+            i++;
+            continue;
+        }
+        uint32_t ad = d->discrete ? 1 : d->act_dim, draws = first->cfg.deterministic ? 0 : ad;
+        batch_scratch *b = scratch_get();
+        if (!b || !grow(&b->obs, &b->cap_obs, (size_t)rows * d->obs_dim) ||
+            !grow(&b->out, &b->cap_out, (size_t)rows * ad) || !grow(&b->val, &b->cap_n, rows) ||
+            !grow(&b->logp, &b->cap_logp, rows) ||
+            !grow_bytes((void **)&b->rand, &b->cap_rand, (size_t)rows * (draws ? draws : 1),
+                        sizeof(double)) ||
+            !grow_bytes((void **)&b->acts_i, &b->cap_acts_i, rows, sizeof(int32_t))) {
+            for (; i < j; i++)
+                keep[i] = step(slots[i]);
+            continue;
+        }
+        uint32_t at = 0;
+        for (size_t k = i; k < j; k++) {
+            rly_actor *a = slots[k]->actor;
+            refresh(a);
+            memcpy(b->obs + (size_t)at * d->obs_dim, a->run.obs,
+                   (size_t)a->run.n * d->obs_dim * sizeof(float));
+            for (uint32_t q = 0; q < a->run.n * draws; q++)
+                b->rand[(size_t)at * draws + q] =
+                    d->discrete ? rly_rng_uniform(&a->rng) : rly_rng_normal(&a->rng);
+            at += a->run.n;
+        }
+        rly_remote_rows rr = {.n = rows,
+                              .deterministic = first->cfg.deterministic,
+                              .obs = b->obs,
+                              .rand = b->rand,
+                              .acts_i = b->acts_i,
+                              .acts_f = b->out,
+                              .logp = b->logp,
+                              .values = b->val,
+                              .version = -1};
+        relay_err e = first->cfg.remote->forward(first->cfg.remote->ctx, d, &rr);
+        at = 0;
+        for (size_t k = i; k < j; k++) {
+            rly_actor *a = slots[k]->actor;
+            env_run *r = &a->run;
+            uint32_t bk = r->n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(r->n - 1);
+            stat_add(
+                &a->stats
+                     .batch_hist[bk < RLY_ACTOR_BATCH_BUCKETS ? bk : RLY_ACTOR_BATCH_BUCKETS - 1],
+                1);
+            stat_add(&a->stats.batch_rows, r->n);
+            if (!e) {
+                stat_add(&a->stats.batched, r->n);
+                memcpy(r->values, b->val + at, r->n * sizeof(float));
+                memcpy(r->logp, b->logp + at, r->n * sizeof(float));
+                if (d->discrete) {
+                    memcpy(r->acts_i, b->acts_i + at, r->n * sizeof(int32_t));
+                } else {
+                    memcpy(r->acts_f, b->out + (size_t)at * ad, (size_t)r->n * ad * sizeof(float));
+                    for (size_t q = 0; q < (size_t)r->n * ad; q++) {
+                        float c = r->acts_f[q];
+                        uint32_t dim = (uint32_t)(q % ad);
+                        if (d->bounded && c < d->low[dim])
+                            c = d->low[dim];
+                        if (d->bounded && c > d->high[dim])
+                            c = d->high[dim];
+                        r->env_act[q] = c;
+                    }
+                }
+                atomic_store_explicit(&a->stats.version, rr.version, memory_order_relaxed);
+                remote_version(a, rr.version);
+            }
+            at += r->n;
+            keep[k] = step_rest(a, e, false, 0);
+        }
+        i = j;
+    }
+}
+
 static void detach(rly_actor_slot *slot)
 {
     rly_actor *a = slot->actor;
@@ -1234,3 +1376,9 @@ static void detach(rly_actor_slot *slot)
 
 static const rly_actor_ops actor_ops = {
     .deliver = deliver, .deliver_many = deliver_many, .step = step, .detach = detach};
+/* actors with central inference step together: one request per router slice */
+static const rly_actor_ops actor_ops_remote = {.deliver = deliver,
+                                               .deliver_many = deliver_many,
+                                               .step = step,
+                                               .step_many = step_many,
+                                               .detach = detach};

@@ -116,7 +116,7 @@ static void usage(FILE *f)
            "  --max-seconds S       stop after S seconds\n"
            "  --ledger FILE         append \"<batch id>,<trajectories>\" for every acked batch\n"
            "  --remote-inference    ask the server for actions (central inference; or config\n"
-           "                        transport.inference \"remote\"): one router per actor\n"
+           "                        transport.inference \"remote\"); default 2 routers\n"
            "  --infer-timeout-ms T  central inference: a request fails after T ms (default 5000)\n"
            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
            "  --quiet               no progress lines\n");
@@ -518,10 +518,10 @@ static int parse_args(actors *a, int argc, char **argv)
         a->dc.remote_inference = true;
     if (timeout_ms)
         a->dc.infer_timeout_ms = timeout_ms;
-    /* central inference blocks a worker per request in flight: one router (and worker) per
-       actor, so every actor has a request out at once (up to 256) */
+    /* central inference: a router's actors step together with one request; two routers (each
+       on its own worker) keep one request in flight while the other router steps its envs */
     if (a->dc.remote_inference && !routers_set)
-        a->routers = a->n_actors < 256 ? a->n_actors : 256;
+        a->routers = a->n_actors < 2 ? 1 : 2;
     if (url)
         snprintf(a->dc.url, sizeof a->dc.url, "%s", url);
     if (run) {

@@ -102,8 +102,8 @@ static relay_agent *start_agent(digest *d, const rly_remote_infer *remote,
     relay_config ac;
     relay_config_default(&ac);
     ac.shared_model = true;
-    ac.routers = remote ? 16 : 2;
-    ac.workers = remote ? 16 : 2;
+    ac.routers = 2; /* remote: 32 actors per router step together with one request */
+    ac.workers = 2;
     ac.sink_memory = false;
     relay_agent *a = NULL;
     assert_ok(relay_agent_new(&ac, &a));
@@ -206,8 +206,8 @@ static void remote_equals_local(void **state)
     double u = 0.5;
     int32_t act = -1;
     float lp = 0, val = 0;
-    rly_remote_rows rr = {.n = 1, .obs = obs, .rand = &u, .acts_i = &act, .logp = &lp,
-                          .values = &val};
+    rly_remote_rows rr = {
+        .n = 1, .obs = obs, .rand = &u, .acts_i = &act, .logp = &lp, .values = &val};
     const rly_remote_infer *h = rly_infer_client_hook(ic);
     relay_err e = h->forward(h->ctx, &desc, &rr);
     assert_true(e == RELAY_ETIMEDOUT || e == RELAY_ECLOSED);

@@ -109,7 +109,13 @@ def zmq_kill():
     time.sleep(0.5)
     act = start([RELAY, "actors"] + url + ["--actors", "4", "--envs-per-actor", "4",
                  "--remote-inference", "--infer-timeout-ms", "1000", "--quiet"], "actors")
-    time.sleep(3)  # actors acting through the server (the zmq_train scenario checks the counts)
+    # actors acting through the server: the server has learned from their trajectories
+    metrics = os.path.join(TMP, "run", "metrics.csv")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.exists(metrics) and len(open(metrics).read().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
     assert act.poll() is None, "relay actors ended early:\n" + text("actors")
     srv.send_signal(signal.SIGKILL)
     wait(srv, 10, "killed server")
