@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     relay_id ids[2] = {relay_id_from_seed(4, 0), relay_id_from_seed(4, 1)};
 
     /* every message kind as a relay_msg */
-    relay_msg msgs[9];
+    relay_msg msgs[10];
     memset(msgs, 0, sizeof msgs);
     relay_traj *traj = sample_traj(RELAY_F32, true, 20);
     msgs[0].kind = RELAY_MSG_TRAJECTORY;
@@ -130,6 +130,23 @@ int main(int argc, char **argv)
     msgs[8].flag.actor = ids[0];
     msgs[8].flag.reward = 1;
     msgs[8].flag.env_id = 3;
+    msgs[9].kind = RELAY_MSG_ACTOR_STATS;
+    strcpy(msgs[9].stats.client_id, "relay-actors-42");
+    msgs[9].stats.env_steps = 123456;
+    msgs[9].stats.episodes = 700;
+    msgs[9].stats.trajectories = 900;
+    msgs[9].stats.trajectories_acked = 880;
+    msgs[9].stats.batches_sent = 90;
+    msgs[9].stats.batches_acked = 88;
+    msgs[9].stats.spool_batches = 2;
+    msgs[9].stats.spool_bytes = 190000;
+    msgs[9].stats.model_version = 31;
+    msgs[9].stats.actors = 4;
+    msgs[9].stats.n_routers = 3;
+    msgs[9].stats.router_queue_depth[1] = 5;
+    msgs[9].stats.uptime_s = 12.5;
+    msgs[9].stats.cpu_s = 3.25;
+    msgs[9].stats.rss_bytes = 25u << 20;
 
     for (int comp = 0; comp < 3; comp++) {
         for (int enc = 0; enc < 2; enc++) {
@@ -142,7 +159,7 @@ int main(int argc, char **argv)
             relay_codec *c = NULL;
             if (relay_codec_new(&o, &c) != RELAY_OK)
                 return 1;
-            for (int k = 0; k < 9; k++) {
+            for (int k = 0; k < 10; k++) {
                 if (relay_codec_encode_msg(c, &msgs[k], &buf) != RELAY_OK)
                     return 1;
                 char name[128];
@@ -150,7 +167,7 @@ int main(int argc, char **argv)
                 snprintf(name, sizeof name, "%s-%s-%s", relay_msg_kind_name(msgs[k].kind),
                          cname[comp], enc ? "enc" : "plain");
                 put("envelope", name, &mode, 1, buf.data, buf.len);
-                if (k == 0 || k == 2 || k == 3) {
+                if (k == 0 || k == 2 || k == 3 || k == 9) {
                     /* broken variants, with the CRC repaired (mode 1) to reach deeper checks */
                     mode = 1;
                     snprintf(name, sizeof name, "%s-%s-%s-trunc", relay_msg_kind_name(msgs[k].kind),
@@ -196,7 +213,7 @@ int main(int argc, char **argv)
             relay_traj_free(t);
         }
     }
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 10; k++) {
         if (relay_codec_encode_msg(plain, &msgs[k], &buf) != RELAY_OK)
             return 1;
         uint8_t sel = (uint8_t)(msgs[k].kind - 1);

@@ -5,7 +5,7 @@
    `relay train` executable, alternating per seed so both see the same machine load.  Same
    seeds give the same number of steps (training is deterministic), so the times compare the
    same work.
-2. A NumPy CartPole written in Python (bench/python/numpy_cartpole.py), vectorised, trained
+2. A NumPy CartPole written in Python (python/tests/numpy_cartpole.py), vectorised, trained
    with relay.train from Python (policy, rollout and PPO update in C; env steps in NumPy) with
    the rl-baselines3-zoo CartPole hyperparameters, with 16 envs and with the zoo's 8 envs.
 3. With --torch and PyTorch importable: tools/torch_ppo.py (the PyTorch PPO baseline, the same
@@ -95,7 +95,7 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("RELAY_LIB", os.path.join(args.build, "src", "librelay.so"))
     sys.path.insert(0, os.path.join(ROOT, "python"))
-    sys.path.insert(0, HERE)
+    sys.path.insert(0, os.path.join(ROOT, "python", "tests"))  # numpy_cartpole.py
     import relay
     from numpy_cartpole import NumpyCartPole
     seeds = [int(s) for s in args.seeds.split()]

@@ -9,7 +9,10 @@
  * once an actor is settled; the default) and with every message through the dispatcher thread.
  * Request/reply runs with 1, 4, 16 and 256 routers (routers are tasks on the default worker pool,
  * one thread per CPU), then again while one busy-looping process per CPU competes (--busy).
+ * The request/reply caller runs the routers its requests wait on while it waits (caller runs,
+ * core/pool.h), as relay_agent's request path does; --no-caller-runs leaves them to the workers.
  * Usage: bench_route [messages_millions=20] [round_trips_thousands=500] [--rr-only] [--no-busy]
+ *                    [--no-caller-runs]
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,6 +25,9 @@
 
 #include "coord/coordinator.h"
 #include "core/clock.h"
+#include "core/pool.h"
+
+static bool caller_runs = true;
 
 typedef struct {
     rly_actor_slot slot;
@@ -140,8 +146,13 @@ static void round_trips(uint32_t routers, uint32_t outstanding, uint64_t total, 
     rly_reply **win = calloc(outstanding, sizeof *win);
     int64_t *start = calloc(outstanding, sizeof *start);
     uint64_t issued = 0, done = 0;
+    /* The caller runs the routers its requests wait on (core/pool.h), as relay_agent's
+       request path does, unless --no-caller-runs (every router run by a pool worker). */
+    if (caller_runs)
+        rly_pool_caller_runs(true);
     int64_t t0 = rly_now_ns();
     while (done < total) {
+        uint64_t before = done;
         for (uint32_t w = 0; w < outstanding; w++) {
             if (win[w] && rly_reply_is_done(win[w])) {
                 lat[done++] = rly_now_ns() - start[w];
@@ -161,8 +172,12 @@ static void round_trips(uint32_t routers, uint32_t outstanding, uint64_t total, 
                 issued++;
             }
         }
+        if (done == before && caller_runs)
+            rly_pool_help(NULL, NULL);
     }
     int64_t t1 = rly_now_ns();
+    if (caller_runs)
+        rly_pool_caller_runs(false);
     qsort(lat, total, sizeof *lat, cmp_i64);
     *rate = (double)total / ((double)(t1 - t0) / 1e9);
     *p50 = lat[total / 2];
@@ -225,6 +240,8 @@ int main(int argc, char **argv)
             rr_only = true;
         else if (strcmp(argv[i], "--no-busy") == 0)
             busy = false;
+        else if (strcmp(argv[i], "--no-caller-runs") == 0)
+            caller_runs = false;
     }
     static const uint32_t shapes[3][2] = {{4, 1}, {64, 4}, {1024, 16}};
     for (int fast = 1; fast >= 0 && !rr_only; fast--)

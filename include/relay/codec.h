@@ -116,7 +116,8 @@ typedef enum relay_msg_kind {
     RELAY_MSG_MODEL_VERSION_REPLY = 6,
     RELAY_MSG_MODEL_UPDATE = 7,
     RELAY_MSG_SHUTDOWN = 8,
-    RELAY_MSG_FLAG_LAST_ACTION = 9
+    RELAY_MSG_FLAG_LAST_ACTION = 9,
+    RELAY_MSG_ACTOR_STATS = 10
 } relay_msg_kind;
 
 /* relay_msg_kind_name returns "trajectory", "action", ... or "none". */
@@ -169,13 +170,32 @@ typedef struct relay_flag_last_action {
     char env_label[RELAY_LABEL_MAX];
 } relay_flag_last_action;
 
+/* RELAY_STATS_MAX_ROUTERS is the most router queue depths an ActorStats report may carry. */
+#define RELAY_STATS_MAX_ROUTERS 256
+
+/* RELAY_STATS_MAX_COUNT is the largest counter an ActorStats report may carry (2^53). */
+#define RELAY_STATS_MAX_COUNT (UINT64_C(1) << 53)
+
+/* relay_actor_stats is an actor process's load report (totals since the process started). */
+typedef struct relay_actor_stats {
+    char client_id[RELAY_TEXT_MAX];
+    uint64_t env_steps, episodes, trajectories, trajectories_acked, trajectories_dropped;
+    uint64_t batches_sent, batches_acked, batches_resent, spool_batches, spool_bytes;
+    int64_t model_version; /* -1 = none */
+    uint32_t actors;
+    uint32_t n_routers; /* <= RELAY_STATS_MAX_ROUTERS */
+    uint32_t router_queue_depth[RELAY_STATS_MAX_ROUTERS];
+    double uptime_s, cpu_s;
+    uint64_t rss_bytes;
+} relay_actor_stats;
+
 /*
  * relay_msg is any relay.v1.Message: kind says which fields are meaningful.
  *   TRAJECTORY: traj (owned by the message after decode; borrowed for encode).
  *   ACTION: action (decoded tensors are owned copies).
  *   MODEL_BUNDLE: bundle.  MODEL_UPDATE: actor (nil = all) + bundle.
  *   HANDSHAKE: handshake.  MODEL_VERSION_REQUEST: actor.  MODEL_VERSION_REPLY: actor + version.
- *   SHUTDOWN: text (reason).  FLAG_LAST_ACTION: flag.
+ *   SHUTDOWN: text (reason).  FLAG_LAST_ACTION: flag.  ACTOR_STATS: stats.
  */
 typedef struct relay_msg {
     relay_msg_kind kind;
@@ -184,6 +204,7 @@ typedef struct relay_msg {
     relay_model_bundle bundle;
     relay_handshake handshake;
     relay_flag_last_action flag;
+    relay_actor_stats stats;
     relay_id actor;
     int64_t version;
     char text[RELAY_TEXT_MAX];

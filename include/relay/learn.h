@@ -188,6 +188,11 @@ typedef struct relay_ppo_config {
     float target_kl;     /* <= 0: no early stop */
     bool normalize_advantage;
     float adam_eps;
+    /* Reward normalisation (SB3 VecNormalize's norm_reward): rewards are divided by the standard
+       deviation of a running discounted return (per stream, reset at episode ends) and clipped to
+       +-clip_reward (<= 0: no clip); applied by relay_ppo_normalize_rewards. */
+    bool normalize_reward;
+    float clip_reward;
     uint64_t total_timesteps;
     uint64_t seed;
     relay_policy_spec policy; /* network (filled from the env by the trainer if obs_dim == 0) */
@@ -226,6 +231,20 @@ RELAY_API relay_policy *relay_ppo_policy(relay_ppo *p);
  * observations into the running observation statistics when enabled. m may be NULL.
  */
 RELAY_API relay_err relay_ppo_update(relay_ppo *p, relay_rollout *r, relay_ppo_metrics *m);
+
+/*
+ * relay_ppo_normalize_rewards scales the rewards of the full rollout r in place when
+ * cfg.normalize_reward is on (a no-op otherwise): row by row, each stream's discounted return
+ * R = gamma R + reward is folded into running statistics (SB3 RunningMeanStd, initial var 1 and
+ * count 1e-4) and the reward becomes clip(reward / sqrt(var + 1e-8), +-clip_reward); R restarts
+ * at 0 after a terminated or truncated row. Call it before relay_rollout_finish. The statistics
+ * and per-stream returns are part of learner checkpoints.
+ */
+RELAY_API relay_err relay_ppo_normalize_rewards(relay_ppo *p, relay_rollout *r);
+
+/* relay_ppo_reward_stats reads the running return statistics (mean, var, count; any may be NULL).
+ */
+RELAY_API void relay_ppo_reward_stats(const relay_ppo *p, double *mean, double *var, double *count);
 
 /* relay_train_stats is what the trainer reports after each update. */
 typedef struct relay_train_stats {

@@ -253,6 +253,8 @@ typedef struct relay_ppo_config {
     float target_kl;
     bool normalize_advantage;
     float adam_eps;
+    bool normalize_reward;
+    float clip_reward;
     uint64_t total_timesteps;
     uint64_t seed;
     relay_policy_spec policy;
@@ -271,6 +273,7 @@ relay_err relay_ppo_new(const relay_ppo_config *cfg, relay_ppo **out);
 void relay_ppo_free(relay_ppo *p);
 relay_policy *relay_ppo_policy(relay_ppo *p);
 relay_err relay_ppo_update(relay_ppo *p, relay_rollout *r, relay_ppo_metrics *m);
+relay_err relay_ppo_normalize_rewards(relay_ppo *p, relay_rollout *r);
 
 typedef struct relay_learner relay_learner;
 typedef struct relay_learner_stats {

@@ -21,13 +21,14 @@ TRAIN_KEYS = ("env", "algo", "actors", "envs_per_actor", "steps", "seed", "targe
 C_HP_KEYS = ("learning_rate", "lr_schedule", "n_steps", "batch_size", "n_epochs", "gamma",
              "gae_lambda", "clip_range", "clip_range_schedule", "clip_range_vf", "ent_coef",
              "vf_coef", "max_grad_norm", "target_kl", "normalize_advantage", "adam_eps",
-             "net_arch", "activation", "shared_net", "log_std_init", "normalize_obs", "clip_obs")
+             "net_arch", "activation", "shared_net", "log_std_init", "normalize_obs", "clip_obs",
+             "norm_reward", "clip_reward")
 
 # relay_ppo_config fields settable by keyword for Python environments (SB3 names).
 PPO_KEYS = ("n_envs", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda",
             "learning_rate", "lr_linear", "clip_range", "clip_linear", "clip_range_vf",
             "ent_coef", "vf_coef", "max_grad_norm", "target_kl", "normalize_advantage",
-            "adam_eps")
+            "adam_eps", "normalize_reward", "clip_reward")
 POLICY_KEYS = ("net_arch", "activation", "shared", "log_std_init", "normalize_obs", "clip_obs")
 
 METRICS_HEADER = ("update,steps,wall_s,sps,mean_return_100,episodes,policy_loss,value_loss,"
@@ -155,6 +156,8 @@ def ppo_config(hp, zoo=None, algo="ppo", what="train"):
         zoo = None
     cfg.algo = 1 if algo == "reinforce" else 0
     policy_hp = {k: hp.pop(k) for k in POLICY_KEYS if k in hp}
+    if "norm_reward" in hp:  # the spelling of relay train's config
+        hp["normalize_reward"] = hp.pop("norm_reward")
     for k in list(hp):
         if k not in PPO_KEYS or k == "n_envs":
             raise TypeError("%s: unknown hyperparameter %r (known: %s)"
@@ -381,6 +384,7 @@ def _train_python(env, algo, progress, callback, hp):
                 obs = nobs
             steps_done += n * n_steps
             lib.relay_policy_value(policy, ffi.from_buffer("float[]", obs), n, p_last)
+            check(lib.relay_ppo_normalize_rewards(ppo, roll), "normalize_rewards")
             check(lib.relay_rollout_finish(roll, p_last, cfg.gamma, cfg.gae_lambda),
                   "rollout_finish")
             check(lib.relay_ppo_update(ppo, roll, metrics), "ppo_update")

@@ -58,15 +58,11 @@ struct rly_actor {
 
 /* ---- descriptions ------------------------------------------------------------------------- */
 
-relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env)
+relay_err rly_policy_desc_from_spaces(rly_policy_desc *d, const relay_space *obs,
+                                      const relay_space *act)
 {
-    if (!d || !env || !env->spaces)
+    if (!d || !obs || !act)
         return RELAY_EINVAL;
-    relay_space *obs = calloc(2, sizeof *obs);
-    if (!obs)
-        return RELAY_ENOMEM;
-    relay_space *act = obs + 1;
-    env->spaces(obs, act);
     memset(d, 0, sizeof *d);
     d->obs_dim = obs->dim;
     d->discrete = act->discrete;
@@ -79,11 +75,23 @@ relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env)
             d->high[i] = act->high[i];
         }
     }
-    free(obs);
     if (d->obs_dim == 0 || d->obs_dim > RELAY_ENV_MAX_DIM || d->act_dim == 0 ||
         d->act_dim > RELAY_ENV_MAX_DIM || (d->discrete && d->n_actions == 0))
         return RELAY_EINVAL;
     return RELAY_OK;
+}
+
+relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env)
+{
+    if (!d || !env || !env->spaces)
+        return RELAY_EINVAL;
+    relay_space *obs = calloc(2, sizeof *obs);
+    if (!obs)
+        return RELAY_ENOMEM;
+    env->spaces(obs, obs + 1);
+    relay_err e = rly_policy_desc_from_spaces(d, obs, obs + 1);
+    free(obs);
+    return e;
 }
 
 static int64_t numel_of(const relay_space_desc *s)

@@ -68,6 +68,12 @@ typedef struct rly_policy_desc {
     float high[RELAY_ENV_MAX_DIM];
 } rly_policy_desc;
 
+/* rly_policy_desc_from_spaces fills d from observation and action spaces; RELAY_EINVAL when
+ * they are not supported (observations a Box of 1..RELAY_ENV_MAX_DIM, actions Discrete or a Box
+ * of 1..RELAY_ENV_MAX_DIM). */
+relay_err rly_policy_desc_from_spaces(rly_policy_desc *d, const relay_space *obs,
+                                      const relay_space *act);
+
 /* rly_policy_desc_from_env fills d from an environment's spaces. */
 relay_err rly_policy_desc_from_env(rly_policy_desc *d, const relay_env_def *env);
 

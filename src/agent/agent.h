@@ -85,4 +85,7 @@ struct rly_obs_server *rly_agent_obs(relay_agent *a);
  */
 void rly_agent_collect(void *agent, struct rly_obs_out *o);
 
+/* rly_agent_router_depths writes up to cap routers' intake queue depths; returns how many. */
+uint32_t rly_agent_router_depths(relay_agent *a, uint32_t *out, uint32_t cap);
+
 #endif

@@ -80,20 +80,7 @@ void rly_agent_learner_free(relay_agent *a)
 /* spaces_desc fills the actors' policy description from the user's spaces. */
 static relay_err spaces_desc(rly_policy_desc *d, const relay_space *obs, const relay_space *act)
 {
-    memset(d, 0, sizeof *d);
-    d->obs_dim = obs->dim;
-    d->discrete = act->discrete;
-    d->n_actions = act->discrete ? (uint32_t)act->n : 0;
-    d->act_dim = act->discrete ? 1 : act->dim;
-    if (!act->discrete) {
-        d->bounded = true;
-        for (uint32_t i = 0; i < act->dim && i < RELAY_ENV_MAX_DIM; i++) {
-            d->low[i] = act->low[i];
-            d->high[i] = act->high[i];
-        }
-    }
-    if (obs->discrete || d->obs_dim == 0 || d->obs_dim > RELAY_ENV_MAX_DIM || d->act_dim == 0 ||
-        d->act_dim > RELAY_ENV_MAX_DIM || (d->discrete && d->n_actions == 0)) {
+    if (obs->discrete || rly_policy_desc_from_spaces(d, obs, act) != RELAY_OK) {
         rly_error(MOD,
                   "attach_learner: unsupported spaces (obs Box of 1..%d, actions Discrete or "
                   "Box of 1..%d)",

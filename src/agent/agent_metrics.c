@@ -296,6 +296,21 @@ void rly_agent_collect(void *ctx, rly_obs_out *o)
         free(rsp);
 }
 
+uint32_t rly_agent_router_depths(relay_agent *a, uint32_t *out, uint32_t cap)
+{
+    rly_router_stats rs[256]; /* the most an ActorStats report carries */
+    uint32_t n = 0;
+    if (cap > 256)
+        cap = 256;
+    rly_mutex_lock(&a->lock);
+    if (a->coord)
+        n = rly_coord_router_stats(a->coord, rs, cap);
+    rly_mutex_unlock(&a->lock);
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = rs[i].queued > UINT32_MAX ? UINT32_MAX : (uint32_t)rs[i].queued;
+    return n;
+}
+
 rly_obs_server *rly_agent_obs(relay_agent *a)
 {
     return a ? a->obs : NULL;

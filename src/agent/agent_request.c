@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/idmap.h"
 #include "core/log.h"
+#include "core/pool.h"
 
 /* dims are the widths request_action needs of one actor. */
 typedef struct dims {
@@ -167,11 +168,15 @@ static relay_err send_and_wait(relay_agent *a, rly_msg *msgs, size_t n, rly_latc
                                int64_t timeout_ns)
 {
     relay_err e = RELAY_OK;
+    /* Caller runs (core/pool.h): the routers these requests go to are run by this thread while
+       it waits, unless a worker takes them first; no hand-off, no wake-up per request. */
+    rly_pool_caller_runs(true);
     size_t sent = rly_coord_send_batch(a->coord, msgs, n, &e);
     /* Messages not taken stay ours: fail their replies, free their payloads, wake the latch. */
     for (size_t i = sent; i < n; i++)
         rly_msg_discard(&msgs[i], e ? e : RELAY_EDISPATCH);
     relay_err we = rly_latch_wait(latch, timeout_ns);
+    rly_pool_caller_runs(false);
     if (we && !e)
         e = we;
     return e;

@@ -6,33 +6,16 @@
 
 #include "relay/relay.h"
 #include "relay/sink.h"
+#include "test_models.h"
 #include "test_util.h"
 
 /* bundle_for makes a CartPole-shaped policy whose logits favour `prefer` by `margin`. */
 static relay_bundle *bundle_for(int prefer, float margin)
 {
-    uint32_t sizes[2] = {4, 2};
-    float w[8] = {0};
     float b[2] = {0, 0};
     b[prefer] = margin;
-    const float *ws[1] = {w};
-    const float *bs[1] = {b};
-    relay_activation act[1] = {RELAY_ACT_NONE};
-    relay_mlp_desc d = {
-        .n_layers = 1, .sizes = sizes, .activations = act, .weights = ws, .biases = bs};
-    uint8_t *onnx = NULL;
-    size_t len = 0;
-    assert_ok(relay_mlp_to_onnx(&d, &onnx, &len));
-    relay_model_meta meta = {0};
-    meta.obs.dtype = RELAY_F32;
-    meta.obs.rank = 1;
-    meta.obs.shape[0] = 4;
-    meta.act.discrete = true;
-    meta.act.n = 2;
-    meta.act.dtype = RELAY_I32;
     relay_bundle *bundle = NULL;
-    assert_ok(relay_bundle_new(onnx, len, &meta, &bundle));
-    free(onnx);
+    assert_ok(test_bias_bundle(4, 2, 2, b, &bundle));
     return bundle;
 }
 

@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/agent_internal.h"
 #include "relay/relay.h"
+#include "test_models.h"
 #include "test_util.h"
 
 /* mlp makes an in -> out linear model. */
@@ -31,29 +32,8 @@ static relay_model *mlp(uint32_t in, uint32_t out)
 /* bundle makes an in -> out policy bundle that declares obs [in] and n discrete actions. */
 static relay_bundle *bundle(uint32_t in, uint32_t out, uint32_t n)
 {
-    uint32_t sizes[2] = {in, out};
-    float w[64] = {0}, b[16] = {0};
-    const float *ws[1] = {w};
-    const float *bs[1] = {b};
-    relay_activation act[1] = {RELAY_ACT_NONE};
-    relay_mlp_desc d = {
-        .n_layers = 1, .sizes = sizes, .activations = act, .weights = ws, .biases = bs};
-    uint8_t *onnx = NULL;
-    size_t len = 0;
-    assert_ok(relay_mlp_to_onnx(&d, &onnx, &len));
-    relay_model_meta meta = {0};
-    meta.obs.dtype = RELAY_F32;
-    meta.obs.rank = 1;
-    meta.obs.shape[0] = in;
-    meta.act.discrete = true;
-    meta.act.n = n;
-    meta.act.dtype = RELAY_I32;
     relay_bundle *bd = NULL;
-    relay_err e = relay_bundle_new(onnx, len, &meta, &bd);
-    free(onnx);
-    if (e)
-        return NULL;
-    return bd;
+    return test_bias_bundle(in, out, n, NULL, &bd) == RELAY_OK ? bd : NULL;
 }
 
 static relay_agent *start(bool shared, uint32_t n, relay_id *ids)

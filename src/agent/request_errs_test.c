@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "relay/relay.h"
+#include "test_models.h"
 #include "test_util.h"
 
 static _Atomic int unknown_lines;
@@ -22,26 +23,9 @@ static void count_lines(relay_log_level level, const char *module, const char *t
 
 static relay_bundle *cartpole_bundle(void)
 {
-    uint32_t sizes[2] = {4, 2};
-    float w[8] = {0}, b[2] = {0, 30.0f}; /* always action 1 */
-    const float *ws[1] = {w};
-    const float *bs[1] = {b};
-    relay_activation act[1] = {RELAY_ACT_NONE};
-    relay_mlp_desc d = {
-        .n_layers = 1, .sizes = sizes, .activations = act, .weights = ws, .biases = bs};
-    uint8_t *onnx = NULL;
-    size_t len = 0;
-    assert_ok(relay_mlp_to_onnx(&d, &onnx, &len));
-    relay_model_meta meta = {0};
-    meta.obs.dtype = RELAY_F32;
-    meta.obs.rank = 1;
-    meta.obs.shape[0] = 4;
-    meta.act.discrete = true;
-    meta.act.n = 2;
-    meta.act.dtype = RELAY_I32;
+    const float b[2] = {0, 30.0f}; /* always action 1 */
     relay_bundle *bd = NULL;
-    assert_ok(relay_bundle_new(onnx, len, &meta, &bd));
-    free(onnx);
+    assert_ok(test_bias_bundle(4, 2, 2, b, &bd));
     return bd;
 }
 

@@ -25,13 +25,16 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "cli/actors_obs.h"
 #include "cli/cli.h"
+#include "cli/args.h"
 #include "cli/dist.h"
 #include "cli/infer.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
 #include "learn/learner.h"
+#include "obs/obs.h"
 #include "relay/env.h"
 #include "relay/relay.h"
 #include "transport/batch.h"
@@ -55,6 +58,9 @@ typedef struct actors {
     uint64_t seed;
     char ledger_path[512];
     bool quiet;
+    char metrics_addr[272]; /* --metrics-addr (the agent's config metrics_addr) */
+    rly_actors_obs obs;     /* load reports to the server, publisher series */
+    bool obs_on;
 
     relay_agent *agent;
     relay_id *ids;
@@ -119,6 +125,8 @@ static void usage(FILE *f)
            "                        transport.inference \"remote\"); default 2 routers\n"
            "  --infer-timeout-ms T  central inference: a request fails after T ms (default 5000)\n"
            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
+           "  --metrics-addr A      /metrics and a dashboard on HOST:PORT (a bare PORT binds\n"
+           "                        127.0.0.1; other hosts only when written out)\n"
            "  --quiet               no progress lines\n");
 }
 
@@ -359,6 +367,30 @@ static size_t spool_pending(actors *a)
     return n;
 }
 
+/* snapshot reports the publisher's counters to actors_obs (any thread). */
+static void snapshot(void *ctx, rly_pub_snapshot *p)
+{
+    actors *a = ctx;
+    memset(p, 0, sizeof *p);
+    p->trajs_made = atomic_load(&a->trajs_made);
+    p->trajs_acked = atomic_load(&a->trajs_acked);
+    p->trajs_dropped = atomic_load(&a->trajs_dropped);
+    p->batches_sent = atomic_load(&a->batches_sent);
+    p->batches_acked = atomic_load(&a->batches_acked);
+    p->resends = atomic_load(&a->resends);
+    p->publish_errors = atomic_load(&a->publish_errors);
+    p->models_applied = atomic_load(&a->models_applied);
+    p->models_refused = atomic_load(&a->models_refused);
+    p->version = atomic_load(&a->version);
+    rly_mutex_lock(&a->smu);
+    for (size_t i = 0; i < a->n_spool; i++)
+        if (!a->spool[i]->acked) {
+            p->spool_batches++;
+            p->spool_bytes += a->spool[i]->len;
+        }
+    rly_mutex_unlock(&a->smu);
+}
+
 /* consume (sink worker thread) hands a finished trajectory to the publisher. */
 static void consume(void *ctx, relay_traj *t)
 {
@@ -436,27 +468,15 @@ static void *publisher(void *arg)
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
-static bool parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = v && *v && *v != '-' ? strtoull(v, &end, 10) : 0;
-    if (!v || !*v || *v == '-' || errno || *end || x < lo || x > hi) {
-        fprintf(stderr, "relay actors: %s \"%s\" is not a whole number in %llu..%llu\n", flag,
-                v ? v : "", (unsigned long long)lo, (unsigned long long)hi);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
 static int parse_args(actors *a, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
+    rly_dist_args da = {0};
+    const rly_argp p = {.prog = "relay actors", .err = stderr};
     bool remote = false, routers_set = false;
     uint32_t timeout_ms = 0;
     for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
+        const char *f = argv[i], *v;
+        int r = 0;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             usage(stdout);
             return 0;
@@ -469,50 +489,51 @@ static int parse_args(actors *a, int argc, char **argv)
             remote = true;
             continue;
         }
-        if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-            fprintf(stderr, "relay actors: %s needs a value\n", f);
-            return 2;
-        }
-        const char *v = argv[++i];
-        uint64_t x;
-        if (!strcmp(f, "--nats") || !strcmp(f, "--zmq"))
-            url = v;
-        else if (!strcmp(f, "--run"))
-            run = v;
-        else if (!strcmp(f, "--env"))
-            env = v;
-        else if (!strcmp(f, "--config"))
-            config = v;
-        else if (!strcmp(f, "--ledger"))
-            snprintf(a->ledger_path, sizeof a->ledger_path, "%s", v);
-        else if (!strcmp(f, "--actors") && parse_u64(f, v, 1, 4096, &x))
-            a->n_actors = (uint32_t)x;
-        else if (!strcmp(f, "--envs-per-actor") && parse_u64(f, v, 1, 4096, &x))
-            a->envs_per_actor = (uint32_t)x;
-        else if (!strcmp(f, "--routers") && parse_u64(f, v, 1, 256, &x)) {
-            a->routers = (uint32_t)x;
+#define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
+        else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay actors", a->metrics_addr,
+                                                sizeof a->metrics_addr) != RELAY_OK)
+                return 2;
+        } else if (OPT("--ledger")) {
+            if (r > 0 && strlen(v) >= sizeof a->ledger_path)
+                return rly_arg_fail(&p, "--ledger: path longer than %zu bytes",
+                                    sizeof a->ledger_path - 1);
+            if (r > 0)
+                snprintf(a->ledger_path, sizeof a->ledger_path, "%s", v);
+        } else if (OPT("--actors")) {
+            if (r > 0 && !rly_arg_u32(&p, "--actors", v, 1, 4096, &a->n_actors))
+                return 2;
+        } else if (OPT("--envs-per-actor")) {
+            if (r > 0 && !rly_arg_u32(&p, "--envs-per-actor", v, 1, 4096, &a->envs_per_actor))
+                return 2;
+        } else if (OPT("--routers")) {
+            if (r > 0 && !rly_arg_u32(&p, "--routers", v, 1, 256, &a->routers))
+                return 2;
             routers_set = true;
-        } else if (!strcmp(f, "--n-steps") && parse_u64(f, v, 1, 1u << 20, &x))
-            a->n_steps = (uint32_t)x;
-        else if (!strcmp(f, "--seed") && parse_u64(f, v, 0, UINT64_MAX, &x))
-            a->seed = x;
-        else if (!strcmp(f, "--wait") && parse_u64(f, v, 1, 86400, &x))
-            a->wait_s = (uint32_t)x;
-        else if (!strcmp(f, "--max-seconds") && parse_u64(f, v, 1, 100000000, &x))
-            a->max_seconds = (uint32_t)x;
-        else if (!strcmp(f, "--infer-timeout-ms") && parse_u64(f, v, 1, 600000, &x))
-            timeout_ms = (uint32_t)x;
-        else if (!strcmp(f, "--actors") || !strcmp(f, "--envs-per-actor") ||
-                 !strcmp(f, "--routers") || !strcmp(f, "--n-steps") || !strcmp(f, "--seed") ||
-                 !strcmp(f, "--wait") || !strcmp(f, "--max-seconds") ||
-                 !strcmp(f, "--infer-timeout-ms"))
-            return 2; /* parse_u64 said why */
-        else {
-            fprintf(stderr, "relay actors: unknown option %s (see relay actors --help)\n", f);
-            return 2;
-        }
+        } else if (OPT("--infer-timeout-ms")) {
+            if (r > 0 && !rly_arg_u32(&p, "--infer-timeout-ms", v, 1, 600000, &timeout_ms))
+                return 2;
+        } else if (OPT("--n-steps")) {
+            if (r > 0 && !rly_arg_u32(&p, "--n-steps", v, 1, 1u << 20, &a->n_steps))
+                return 2;
+        } else if (OPT("--seed")) {
+            if (r > 0 && !rly_arg_u64(&p, "--seed", v, 0, UINT64_MAX, &a->seed))
+                return 2;
+        } else if (OPT("--wait")) {
+            if (r > 0 && !rly_arg_u32(&p, "--wait", v, 1, 86400, &a->wait_s))
+                return 2;
+        } else if (OPT("--max-seconds")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-seconds", v, 1, 100000000, &a->max_seconds))
+                return 2;
+        } else
+            return rly_arg_unknown(&p, f);
+#undef OPT
+        if (r < 0)
+            return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&a->dc, config, stderr) != RELAY_OK)
+    if (rly_dist_config_from_args(&a->dc, &da, "relay actors", stderr, &a->env) != RELAY_OK)
         return 2;
     if (remote)
         a->dc.remote_inference = true;
@@ -522,27 +543,6 @@ static int parse_args(actors *a, int argc, char **argv)
        on its own worker) keep one request in flight while the other router steps its envs */
     if (a->dc.remote_inference && !routers_set)
         a->routers = a->n_actors < 2 ? 1 : 2;
-    if (url)
-        snprintf(a->dc.url, sizeof a->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay actors: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(a->dc.run, sizeof a->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(a->dc.env, sizeof a->dc.env, "%s", env);
-    if (!a->dc.url[0]) {
-        fprintf(stderr, "relay actors: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(a->dc.env, &a->env) != RELAY_OK) {
-        fprintf(stderr, "relay actors: unknown environment \"%s\"\n", a->dc.env);
-        return 2;
-    }
     return -1;
 }
 
@@ -679,11 +679,24 @@ int rly_cli_actors(int argc, char **argv)
                                       &a->infer)))
             goto out;
     }
+    snprintf(ac.metrics_addr, sizeof ac.metrics_addr, "%s", a->metrics_addr);
     if ((e = relay_agent_new(&ac, &a->agent)) ||
         (e = rly_agent_set_consumer(a->agent, consume, a)) || (e = relay_agent_start(a->agent))) {
         fprintf(stderr, "relay actors: cannot start the agent: %s\n", relay_strerror(e));
+        if (a->metrics_addr[0])
+            fprintf(stderr, "relay actors: (is --metrics-addr %s free and local?)\n",
+                    a->metrics_addr);
         goto out;
     }
+    relay_codec *obs_codec = NULL;
+    if ((e = rly_dist_open_codec(&a->dc, &obs_codec))) {
+        fprintf(stderr, "relay actors: %s\n", relay_strerror(e));
+        goto out;
+    }
+    rly_actors_obs_init(&a->obs, a->agent, obs_codec, client, snapshot, a);
+    a->obs_on = true;
+    if (rly_agent_obs(a->agent))
+        rly_obs_cli_announce(rly_agent_obs(a->agent), "relay actors");
     if ((e = handshake(a)))
         goto out;
     if ((e = rly_tp_model_watch(a->tp, on_model, a))) {
@@ -719,6 +732,7 @@ int rly_cli_actors(int argc, char **argv)
     const char *why = "interrupted";
     while (!stop_signal) {
         rly_sleep_ns(20 * RLY_NS_PER_MS);
+        rly_actors_obs_tick(&a->obs, a->tp);
         int64_t now = rly_now_ns();
         if (atomic_load(&a->finished)) {
             why = a->finish_reason;
@@ -805,6 +819,8 @@ out:
         relay_agent_shutdown(a->agent); /* no actor asks the transport for actions any more */
     rly_tp_close(a->tp);                /* no callback runs after this */
     rly_infer_client_free(a->infer);
+    if (a->obs_on)
+        rly_actors_obs_fini(&a->obs);
     relay_agent_free(a->agent);
     for (uint32_t i = 0; i < a->h_len; i++)
         relay_traj_free(a->hq[(a->h_head + i) % HANDOFF_CAP]);

@@ -181,6 +181,52 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
     return RELAY_OK;
 }
 
+int rly_dist_arg_match(const rly_argp *p, int argc, char **argv, int *i, rly_dist_args *a)
+{
+    static const char *const names[] = {"--nats", "--zmq", "--run", "--env", "--config"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const char *v = NULL;
+        int r = rly_arg_match(p, argc, argv, i, names[k], &v);
+        if (r <= 0) {
+            if (r < 0)
+                return r;
+            continue;
+        }
+        const char **slot[] = {&a->url, &a->url, &a->run, &a->env, &a->config};
+        *slot[k] = v;
+        return 1;
+    }
+    return 0;
+}
+
+relay_err rly_dist_config_from_args(rly_dist_config *c, const rly_dist_args *a, const char *prog,
+                                    FILE *err, const relay_env_def **env)
+{
+    if (rly_dist_config_load(c, a->config, err) != RELAY_OK)
+        return RELAY_EINVAL;
+    if (a->url)
+        snprintf(c->url, sizeof c->url, "%s", a->url);
+    if (a->run) {
+        if (!rly_tp_run_name_ok(a->run)) {
+            fprintf(err, "%s: --run \"%s\" must be 1..63 letters, digits, - or _\n", prog, a->run);
+            return RELAY_EINVAL;
+        }
+        snprintf(c->run, sizeof c->run, "%s", a->run);
+    }
+    if (a->env)
+        snprintf(c->env, sizeof c->env, "%s", a->env);
+    if (!c->url[0]) {
+        fprintf(err, "%s: --nats URL or --zmq URL is required (or transport.url in --config)\n",
+                prog);
+        return RELAY_EINVAL;
+    }
+    if (relay_env_resolve(c->env, env) != RELAY_OK) {
+        fprintf(err, "%s: unknown environment \"%s\"\n", prog, c->env);
+        return RELAY_EINVAL;
+    }
+    return RELAY_OK;
+}
+
 relay_err rly_dist_open_codec(const rly_dist_config *c, relay_codec **out)
 {
     relay_codec_options o;
@@ -226,7 +272,10 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
     bool zmq = !strncmp(c->url, "tcp://", 6) || !strncmp(c->url, "ipc://", 6);
     if (e == RELAY_EAUTH)
         fprintf(err, "cannot connect to %s: authorization failed (check the %s)\n", c->url,
-                zmq ? "CURVE keys" : "NATS credentials");
+                zmq ? "CURVE keys"
+                : c->tls || c->ca_file[0] || !strncmp(c->url, "tls://", 6)
+                    ? "NATS credentials and the TLS CA"
+                    : "NATS credentials");
     else if (e)
         fprintf(err, "cannot connect to %s: %s\n", c->url, relay_strerror(e));
     return e;

@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli/args.h"
 #include "relay/codec.h"
+#include "relay/env.h"
 #include "relay/model.h"
 #include "transport/transport.h"
 
@@ -51,6 +53,27 @@ void rly_dist_config_default(rly_dist_config *c);
  * then the environment variables; errors name the key or variable (message on err).
  */
 relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err);
+
+/* rly_dist_args holds the transport-related command-line values of relay server / relay actors
+ * (NULL when the flag was not given); they override the config file and the environment. */
+typedef struct rly_dist_args {
+    const char *config, *url, *run, *env;
+} rly_dist_args;
+
+/*
+ * rly_dist_arg_match tests whether argv[*i] is one of the transport flags (--nats, --zmq, --run,
+ * --env, --config) and stores its value in a; returns like rly_arg_match (0 not one of them,
+ * 1 matched, -1 value missing after printing why).
+ */
+int rly_dist_arg_match(const rly_argp *p, int argc, char **argv, int *i, rly_dist_args *a);
+
+/*
+ * rly_dist_config_from_args loads a's config file (rly_dist_config_load), applies the flags,
+ * checks that a URL is set and resolves the environment into *env; on error it prints
+ * "PROG: what is wrong" on err and returns RELAY_EINVAL.
+ */
+relay_err rly_dist_config_from_args(rly_dist_config *c, const rly_dist_args *a, const char *prog,
+                                    FILE *err, const relay_env_def **env);
 
 /* rly_dist_open_codec creates the envelope codec (encrypting when a key is set). */
 relay_err rly_dist_open_codec(const rly_dist_config *c, relay_codec **out);

@@ -71,6 +71,10 @@ static const hp_key hp_keys[] = {
      "running observation normalisation"},
     {"clip_obs", "--clip-obs", HP_F32, F(clip_obs), 0, 1e6, true, NULL,
      "clip normalised observations to +-this"},
+    {"norm_reward", "--norm-reward", HP_BOOL, F(norm_reward), 0, 1, false, NULL,
+     "scale rewards by the std of the discounted return (VecNormalize)"},
+    {"clip_reward", "--clip-reward", HP_F32, F(clip_reward), 0, 1e6, false, NULL,
+     "clip normalised rewards to +-this (0: off)"},
 };
 #undef F
 
@@ -317,6 +321,10 @@ relay_err rly_hparams_apply(const rly_hparams *h, const char *section, relay_ppo
         c->policy.normalize_obs = h->normalize_obs;
     if (IS(clip_obs))
         c->policy.clip_obs = h->clip_obs;
+    if (IS(norm_reward))
+        c->normalize_reward = h->norm_reward;
+    if (IS(clip_reward))
+        c->clip_reward = h->clip_reward;
     if (c->policy.shared && c->policy.n_hidden == 0) {
         rly_error(MOD,
                   "%s.shared_net (--shared-net) needs at least one hidden layer in "
@@ -359,6 +367,8 @@ void rly_hparams_from_ppo(rly_hparams *h, const relay_ppo_config *c)
     h->log_std_init = c->policy.log_std_init;
     h->normalize_obs = c->policy.normalize_obs;
     h->clip_obs = c->policy.clip_obs;
+    h->norm_reward = c->normalize_reward;
+    h->clip_reward = c->clip_reward > 0 ? c->clip_reward : 0;
 }
 
 void rly_hparams_usage(FILE *f)

@@ -2,10 +2,10 @@
  * Algorithm hyperparameters of `relay train`: the "ppo" and "reinforce" config sections and their
  * command-line flags (SB3/CleanRL names: --learning-rate, --n-steps, --batch-size, --n-epochs,
  * --gamma, --gae-lambda, --clip-range, --ent-coef, --vf-coef, --max-grad-norm, --target-kl,
- * --net-arch 64,64, --activation, --normalize-obs, ...). One table drives the config keys, the
- * flags, validation (errors name the key or flag) and config.json. A value not given keeps the
- * zoo's default for the environment; config.json records every effective value, so
- * `relay train --config RUN/config.json` repeats the run. Pure data and functions; any thread.
+ * --net-arch 64,64, --activation, --normalize-obs, --norm-reward, ...). One table drives the config
+ * keys, the flags, validation (errors name the key or flag) and config.json. A value not given
+ * keeps the zoo's default for the environment; config.json records every effective value, so `relay
+ * train --config RUN/config.json` repeats the run. Pure data and functions; any thread.
  */
 #ifndef RLY_CLI_HPARAMS_H
 #define RLY_CLI_HPARAMS_H
@@ -39,6 +39,8 @@ typedef struct rly_hparams {
     float log_std_init;
     bool normalize_obs;
     float clip_obs;
+    bool norm_reward;  /* VecNormalize-style reward scaling */
+    float clip_reward; /* 0: off */
 } rly_hparams;
 
 /* rly_hparams_n_keys is the number of hyperparameters (keys per section, flags). */

@@ -33,6 +33,8 @@ static const char *const flag_values[][2] = {
     {"--log-std-init", "-0.5"},
     {"--normalize-obs", "true"},
     {"--clip-obs", "5"},
+    {"--norm-reward", "true"},
+    {"--clip-reward", "7.5"},
 };
 #define N_FLAGS (sizeof flag_values / sizeof flag_values[0])
 
@@ -83,6 +85,8 @@ static void every_key_round_trips(void **state)
     assert_true(a.policy.normalize_obs);
     assert_float_equal(a.policy.clip_obs, 5.0f, 0);
     assert_float_equal(a.policy.log_std_init, -0.5f, 0);
+    assert_true(a.normalize_reward);
+    assert_float_equal(a.clip_reward, 7.5f, 0);
 
     /* effective values -> config.json -> parsed back -> applied over a fresh zoo config */
     cfg c1;
@@ -148,12 +152,13 @@ static void bad_values_name_the_key(void **state)
 {
     (void)state;
     static const char *const bad[][2] = {
-        {"--learning-rate", "0"}, {"--learning-rate", "abc"}, {"--n-steps", "0"},
-        {"--batch-size", "-4"},   {"--n-epochs", "1.5"},      {"--gamma", "1.5"},
-        {"--gae-lambda", "-0.1"}, {"--clip-range", "0"},      {"--ent-coef", "-1"},
-        {"--net-arch", "64,,64"}, {"--net-arch", "2000"},     {"--net-arch", "8,8,8,8,8"},
-        {"--activation", "gelu"}, {"--normalize-obs", "yes"}, {"--lr-schedule", "cosine"},
-        {"--adam-eps", "0"},      {"--target-kl", "nan"},     {"--clip-obs", "0"},
+        {"--learning-rate", "0"},   {"--learning-rate", "abc"}, {"--n-steps", "0"},
+        {"--batch-size", "-4"},     {"--n-epochs", "1.5"},      {"--gamma", "1.5"},
+        {"--gae-lambda", "-0.1"},   {"--clip-range", "0"},      {"--ent-coef", "-1"},
+        {"--net-arch", "64,,64"},   {"--net-arch", "2000"},     {"--net-arch", "8,8,8,8,8"},
+        {"--activation", "gelu"},   {"--normalize-obs", "yes"}, {"--lr-schedule", "cosine"},
+        {"--adam-eps", "0"},        {"--target-kl", "nan"},     {"--clip-obs", "0"},
+        {"--norm-reward", "maybe"}, {"--clip-reward", "-1"},    {"--clip-reward", "inf"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *msg = flag_error(bad[i][0], bad[i][1]);
@@ -173,6 +178,10 @@ static void bad_values_name_the_key(void **state)
     strcpy(h.net_arch, "");
     h.shared_net = true;
     h.set = (1ull << 16) | (1ull << 18); /* net_arch, shared_net */
+    assert_err(rly_hparams_apply(&h, "reinforce", &c), RELAY_ECONFIG);
+    memset(&h, 0, sizeof h);
+    h.clip_reward = -3.0f;
+    h.set = 1ull << 23; /* clip_reward */
     assert_err(rly_hparams_apply(&h, "reinforce", &c), RELAY_ECONFIG);
 }
 

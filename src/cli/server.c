@@ -18,6 +18,7 @@
  * learner thread and the main thread share (message map, seen table while saving, counters).
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,11 +30,18 @@
 
 #include "cli/cli.h"
 #include "cli/cli_support.h"
+#include "cli/args.h"
 #include "cli/dist.h"
+#include "cli/files.h"
+#include "cli/server_obs.h"
+#include "cli/hparams.h"
+
+#include <cjson/cJSON.h>
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
 #include "learn/learner.h"
+#include "obs/obs.h"
 #include "relay/env.h"
 #include "relay/relay.h"
 #include "cli/infer.h"
@@ -70,6 +78,7 @@ typedef struct server {
     rly_dist_config dc;
     char out[RELAY_PATH_MAX];
     char algo[16];
+    rly_hparams hp; /* hyperparameter flags (cli/hparams.h), over the zoo's values */
     float target;
     uint64_t steps;
     uint32_t ckpt_every, max_lag, width, max_seconds;
@@ -79,6 +88,8 @@ typedef struct server {
     bool quiet;
     bool no_inference;       /* --no-inference: do not serve central inference */
     rly_infer_server *infer; /* central inference (cli/infer.h), NULL when not served */
+    char metrics_addr[256];
+    rly_server_obs *obs; /* --metrics-addr: NULL when off */
 
     const relay_env_def *env;
     relay_codec *codec;     /* main thread: decoding */
@@ -108,6 +119,7 @@ typedef struct server {
     /* non-durable transports (zmq): deliveries held until a checkpoint covers them (main
        thread), and the first stream position not covered by the last checkpoint */
     bool durable;
+    bool learner_stopped; /* training finished: fates are recorded by the main thread */
     struct held_ent *held;
     size_t n_held, cap_held;
     atomic_ullong committed;
@@ -164,7 +176,11 @@ static void usage(FILE *f)
         "  --infer-wait-us U     central inference: wait for more requests (default 100 us)\n"
         "  --no-inference        do not serve central inference (relay actors --remote-inference)\n"
         "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
+        "  --metrics-addr A      serve Prometheus /metrics and the run's dashboard on HOST:PORT\n"
+        "                        (a bare PORT binds 127.0.0.1; other hosts only when named)\n"
         "  --quiet               no progress line\n"
+        "  --learning-rate, --n-steps, ..., --norm-reward true: the hyperparameters of relay\n"
+        "                        train (relay train --help), over the zoo's values\n"
         "Credentials come from the config file or RELAY_NATS_USER/_PASSWORD/_TOKEN/_CREDS;\n"
         "RELAY_KEY (64 hex) encrypts and authenticates every model and trajectory.\n");
 }
@@ -227,6 +243,7 @@ static void on_fate(void *ctx, uint64_t tag, rly_fate fate, uint32_t rows)
         s->cap_pend = cap;
     }
     s->pend[s->n_pend++] = (fate_ent){tag, (uint8_t)fate, rows};
+    rly_server_obs_fate(s->obs, fate);
     rly_mutex_lock(&s->mu);
     if ((unsigned)fate < 6)
         s->counts[fate]++;
@@ -447,6 +464,7 @@ static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_mode
 static void on_update(void *ctx, const rly_learner_stats *st)
 {
     server *s = ctx;
+    rly_server_obs_update(s->obs, st);
     rly_mutex_lock(&s->mu);
     double lag_mean = s->lag_n ? (double)s->lag_sum / (double)s->lag_n : 0.0;
     int64_t lag_max = s->lag_max;
@@ -544,6 +562,7 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
         atomic_fetch_add(&s->clients, 1);
         rly_info("server", "hello from %s (%u actors)", m.handshake.client_id,
                  m.handshake.n_actors);
+        rly_server_obs_hello(s->obs, m.handshake.client_id);
         rly_mutex_lock(&s->mu);
         bool known = false;
         for (size_t i = 0; i < s->n_active && !known; i++)
@@ -574,6 +593,12 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
         s->last_goodbye_ns = rly_now_ns();
         rly_mutex_unlock(&s->mu);
         rly_info("server", "goodbye from %s", m.text);
+        rly_server_obs_goodbye(s->obs, m.text);
+        r.kind = RELAY_MSG_MODEL_VERSION_REPLY;
+        r.version = atomic_load(&s->version);
+    } else if (m.kind == RELAY_MSG_ACTOR_STATS) {
+        /* an actor process's load report (validated by the codec): kept for /metrics */
+        rly_server_obs_report(s->obs, &m.stats);
         r.kind = RELAY_MSG_MODEL_VERSION_REPLY;
         r.version = atomic_load(&s->version);
     } else if (m.kind == RELAY_MSG_MODEL_VERSION_REQUEST) {
@@ -594,6 +619,10 @@ static relay_err serve(void *ctx, const void *req, size_t len, relay_codec_buf *
 
 static void mark(server *s, uint64_t tag, rly_fate fate)
 {
+    if (s->learner_stopped) { /* the learner thread is joined: pend is the main thread's */
+        on_fate(s, tag, fate, 0);
+        return;
+    }
     while (rly_learner_push_mark(s->learner, tag, fate) == RELAY_EFULL && !stop_signal)
         ;
 }
@@ -646,7 +675,12 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
             rly_warn("server", "message %llu: id %s does not match its batch %s",
                      (unsigned long long)d->seq, d->msg_id, want);
             e = RELAY_EFORMAT;
+            rly_server_obs_reject(s->obs, RLY_REJECT_BATCH_ID);
+        } else {
+            rly_server_obs_batch(s->obs);
         }
+    } else {
+        rly_server_obs_reject(s->obs, RLY_REJECT_BATCH_UNREADABLE);
     }
     if (e) {
         add_msg(s, d->seq, NULL);
@@ -685,6 +719,7 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
         relay_traj *t = NULL;
         e = relay_codec_decode_traj(s->codec, env, env_len, &t);
         if (e) {
+            rly_server_obs_reject(s->obs, RLY_REJECT_TRAJ_UNDECODABLE);
             mark(s, base | i, RLY_FATE_REJECTED);
             continue;
         }
@@ -699,6 +734,7 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
         if (lag > s->lag_max)
             s->lag_max = lag;
         rly_mutex_unlock(&s->mu);
+        rly_server_obs_traj(s->obs, lag);
         for (;;) {
             e = rly_learner_push_tagged(s->learner, t, base | i);
             if (e != RELAY_EFULL || stop_signal)
@@ -708,6 +744,8 @@ static bool process(server *s, const rly_tp_delivery *d, bool drain)
             relay_traj_free(t);
             if (e == RELAY_ESHUTDOWN)
                 return true;
+            if (e != RELAY_EFULL)
+                rly_server_obs_reject(s->obs, RLY_REJECT_TRAJ_REFUSED);
             mark(s, base | i, e == RELAY_EFULL ? RLY_FATE_UNUSED : RLY_FATE_REJECTED);
         }
     }
@@ -754,49 +792,29 @@ static void release_held(server *s, uint64_t upto, bool ack)
     }
 }
 
+/* commit_all writes every fate known so far to the ledger and a checkpoint that covers it (the
+   learner stopped; a non-durable transport's finished drain): what is acknowledged afterwards
+   stays in ledger.csv even if the server dies, and a resumed server keeps it. */
+static relay_err commit_all(server *s, const rly_learner_stats *st)
+{
+    relay_err e = flush_ledger(s, UINT64_MAX);
+    if (!e)
+        e = checkpoint(s, st->cursor_tag, st->cursor_row);
+    return e;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
-
-static bool parse_u64(const char *flag, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    if (!v || !*v || *v == '-') {
-        fprintf(stderr, "relay server: %s needs a whole number in %llu..%llu\n", flag,
-                (unsigned long long)lo, (unsigned long long)hi);
-        return false;
-    }
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end || x < lo || x > hi) {
-        fprintf(stderr, "relay server: %s \"%s\" is not a whole number in %llu..%llu\n", flag, v,
-                (unsigned long long)lo, (unsigned long long)hi);
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[RELAY_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 static int parse_args(server *s, int argc, char **argv)
 {
-    const char *config = NULL, *url = NULL, *run = NULL, *env = NULL;
-    uint32_t infer_batch = 0;
-    int64_t infer_wait = -1;
+    rly_dist_args da = {0};
+    static const char *const algos[] = {"ppo", "reinforce", NULL};
+    static const char *const corrections[] = {"ppo", "vtrace", NULL};
+    const rly_argp p = {.prog = "relay server", .err = stderr};
+    uint32_t infer_batch = 0, infer_wait = UINT32_MAX;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
+        int r = 0, k;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -809,107 +827,73 @@ static int parse_args(server *s, int argc, char **argv)
             s->no_inference = true;
             continue;
         }
-        if (i + 1 >= argc || argv[i + 1][0] == '\0') {
-            fprintf(stderr, "relay server: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        uint64_t x;
-        if (!strcmp(a, "--nats") || !strcmp(a, "--zmq"))
-            url = v;
-        else if (!strcmp(a, "--run"))
-            run = v;
-        else if (!strcmp(a, "--env"))
-            env = v;
-        else if (!strcmp(a, "--config"))
-            config = v;
-        else if (!strcmp(a, "--out"))
-            snprintf(s->out, sizeof s->out, "%s", v);
-        else if (!strcmp(a, "--algo")) {
-            if (strcmp(v, "ppo") && strcmp(v, "reinforce")) {
-                fprintf(stderr, "relay server: --algo \"%s\" is not ppo or reinforce\n", v);
+#define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
+        if ((r = rly_dist_arg_match(&p, argc, argv, &i, &da)) != 0)
+            ;
+        else if ((r = rly_hparams_flag(&s->hp, &p, argc, argv, &i)) != 0)
+            ;
+        else if (OPT("--metrics-addr")) {
+            if (r > 0 && rly_obs_cli_check_addr(v, "relay server", s->metrics_addr,
+                                                sizeof s->metrics_addr) != RELAY_OK)
                 return 2;
-            }
-            snprintf(s->algo, sizeof s->algo, "%s", v);
-        } else if (!strcmp(a, "--target")) {
-            char *end = NULL;
-            s->target = strtof(v, &end);
-            if (*end || !isfinite(s->target)) {
-                fprintf(stderr, "relay server: --target \"%s\" is not a finite number\n", v);
+        } else if (OPT("--out")) {
+            if (r > 0 && strlen(v) >= sizeof s->out)
+                return rly_arg_fail(&p, "--out: path longer than %zu bytes", sizeof s->out - 1);
+            if (r > 0)
+                snprintf(s->out, sizeof s->out, "%s", v);
+        } else if (OPT("--algo")) {
+            if (r > 0 && !rly_arg_choice(&p, "--algo", v, algos, &k))
                 return 2;
-            }
-        } else if (!strcmp(a, "--steps")) {
-            if (!parse_u64(a, v, 1, UINT64_C(1) << 50, &s->steps))
+            if (r > 0)
+                snprintf(s->algo, sizeof s->algo, "%s", algos[k]);
+        } else if (OPT("--target")) {
+            if (r > 0 && !rly_arg_float(&p, "--target", v, -FLT_MAX, FLT_MAX, &s->target))
                 return 2;
-        } else if (!strcmp(a, "--checkpoint-every")) {
-            if (!parse_u64(a, v, 0, 1000000, &x))
+        } else if (OPT("--steps")) {
+            if (r > 0 && !rly_arg_u64(&p, "--steps", v, 1, UINT64_C(1) << 50, &s->steps))
                 return 2;
-            s->ckpt_every = (uint32_t)x;
-            s->ckpt_set = true;
-        } else if (!strcmp(a, "--max-version-lag")) {
-            if (!parse_u64(a, v, 0, 1000, &x))
+        } else if (OPT("--checkpoint-every")) {
+            if (r > 0 && !rly_arg_u32(&p, "--checkpoint-every", v, 0, 1000000, &s->ckpt_every))
                 return 2;
-            s->max_lag = (uint32_t)x;
-        } else if (!strcmp(a, "--correction")) {
-            if (strcmp(v, "ppo") && strcmp(v, "vtrace")) {
-                fprintf(stderr, "relay server: --correction \"%s\" is not ppo or vtrace\n", v);
+            s->ckpt_set = r > 0;
+        } else if (OPT("--max-version-lag")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-version-lag", v, 0, 1000, &s->max_lag))
                 return 2;
-            }
-            s->vtrace = !strcmp(v, "vtrace");
-        } else if (!strcmp(a, "--replicas")) {
-            if (!parse_u64(a, v, 1, 5, &x))
+        } else if (OPT("--correction")) {
+            if (r > 0 && !rly_arg_choice(&p, "--correction", v, corrections, &k))
+                return 2;
+            s->vtrace = r > 0 && k == 1;
+        } else if (OPT("--replicas")) {
+            uint32_t x = 0;
+            if (r > 0 && !rly_arg_u32(&p, "--replicas", v, 1, 5, &x))
                 return 2;
             s->replicas = (int)x;
-        } else if (!strcmp(a, "--width")) {
-            if (!parse_u64(a, v, 1, 4096, &x))
+        } else if (OPT("--width")) {
+            if (r > 0 && !rly_arg_u32(&p, "--width", v, 1, 4096, &s->width))
                 return 2;
-            s->width = (uint32_t)x;
-        } else if (!strcmp(a, "--max-seconds")) {
-            if (!parse_u64(a, v, 1, 100000000, &x))
+        } else if (OPT("--max-seconds")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-seconds", v, 1, 100000000, &s->max_seconds))
                 return 2;
-            s->max_seconds = (uint32_t)x;
-        } else if (!strcmp(a, "--infer-batch")) {
-            if (!parse_u64(a, v, 1, RLY_IW_MAX_ROWS, &x))
+        } else if (OPT("--infer-batch")) {
+            if (r > 0 && !rly_arg_u32(&p, "--infer-batch", v, 1, RLY_IW_MAX_ROWS, &infer_batch))
                 return 2;
-            infer_batch = (uint32_t)x;
-        } else if (!strcmp(a, "--infer-wait-us")) {
-            if (!parse_u64(a, v, 0, 1000000, &x))
+        } else if (OPT("--infer-wait-us")) {
+            if (r > 0 && !rly_arg_u32(&p, "--infer-wait-us", v, 0, 1000000, &infer_wait))
                 return 2;
-            infer_wait = (int64_t)x;
-        } else {
-            fprintf(stderr, "relay server: unknown option %s (see relay server --help)\n", a);
-            return 2;
-        }
+        } else
+            return rly_arg_unknown(&p, a);
+#undef OPT
+        if (r < 0)
+            return 2; /* rly_arg_match said the value is missing */
     }
-    if (rly_dist_config_load(&s->dc, config, stderr) != RELAY_OK)
+    if (rly_dist_config_from_args(&s->dc, &da, "relay server", stderr, &s->env) != RELAY_OK)
         return 2;
-    if (url)
-        snprintf(s->dc.url, sizeof s->dc.url, "%s", url);
-    if (run) {
-        if (!rly_tp_run_name_ok(run)) {
-            fprintf(stderr, "relay server: --run \"%s\" must be 1..63 letters, digits, - or _\n",
-                    run);
-            return 2;
-        }
-        snprintf(s->dc.run, sizeof s->dc.run, "%s", run);
-    }
-    if (env)
-        snprintf(s->dc.env, sizeof s->dc.env, "%s", env);
     if (s->replicas)
         s->dc.replicas = s->replicas;
     if (infer_batch)
         s->dc.infer_batch = infer_batch;
-    if (infer_wait >= 0)
-        s->dc.infer_wait_us = (uint32_t)infer_wait;
-    if (!s->dc.url[0]) {
-        fprintf(stderr, "relay server: --nats URL or --zmq URL is required (or transport.url in "
-                        "--config)\n");
-        return 2;
-    }
-    if (relay_env_resolve(s->dc.env, &s->env) != RELAY_OK) {
-        fprintf(stderr, "relay server: unknown environment \"%s\"\n", s->dc.env);
-        return 2;
-    }
+    if (infer_wait != UINT32_MAX)
+        s->dc.infer_wait_us = infer_wait;
     if (!s->out[0])
         snprintf(s->out, sizeof s->out, "runs/%s", s->dc.run);
     return -1;
@@ -928,21 +912,12 @@ static float default_target(const char *env)
     return INFINITY;
 }
 
+/* write_file writes path atomically and durably (fsync before rename); errors name the file. */
 static relay_err write_file(const char *path, const void *data, size_t len)
 {
-    char tmp[RELAY_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "relay server: cannot write %s: %s\n", path, strerror(errno));
-        return RELAY_EIO;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "relay server: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    int err = rly_cli_write_atomic(path, data, len, true);
+    if (err) {
+        fprintf(stderr, "relay server: cannot write %s: %s\n", path, strerror(err));
         return RELAY_EIO;
     }
     return RELAY_OK;
@@ -950,16 +925,32 @@ static relay_err write_file(const char *path, const void *data, size_t len)
 
 static relay_err write_config(server *s)
 {
-    char path[RELAY_PATH_MAX + 32], text[4096];
+    char path[RELAY_PATH_MAX + 32], text[8192];
     snprintf(path, sizeof path, "%s/config.json", s->out);
-    int n = snprintf(text, sizeof text,
-                     "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
-                     "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
-                     "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
-                     "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
-                     s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
-                     s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->dc.url,
-                     s->dc.run, s->dc.has_key ? "true" : "false");
+    /* the effective hyperparameters (s->hp holds all of them), as relay train records them */
+    char *hp_json = NULL;
+    rly_cfg_key keys[64];
+    uint32_t nk = rly_hparams_n_keys();
+    cJSON *sec = cJSON_CreateObject();
+    if (nk <= 64 && sec) {
+        rly_hparams_cfg_keys("ppo", 0, keys);
+        for (uint32_t i = 0; i < nk; i++)
+            keys[i].name = strchr(keys[i].name, '.') + 1; /* keys inside the section */
+        if (rly_cfg_to_json(&s->hp, keys, nk, sec) == RELAY_OK)
+            hp_json = cJSON_PrintUnformatted(sec);
+    }
+    cJSON_Delete(sec);
+    int n =
+        snprintf(text, sizeof text,
+                 "{\n  \"mode\": \"server\",\n  \"env\": \"%s\",\n  \"algo\": \"%s\",\n"
+                 "  \"target\": %.6g,\n  \"steps\": %llu,\n  \"checkpoint_every\": %u,\n"
+                 "  \"max_version_lag\": %u,\n  \"correction\": \"%s\",\n  \"width\": %u,\n"
+                 "  \"%s\": %s,\n"
+                 "  \"transport\": {\"url\": \"%s\", \"run\": \"%s\", \"encrypted\": %s}\n}\n",
+                 s->env->name, s->algo, (double)s->target, (unsigned long long)s->steps,
+                 s->ckpt_every, s->max_lag, s->vtrace ? "vtrace" : "ppo", s->width, s->algo,
+                 hp_json ? hp_json : "{}", s->dc.url, s->dc.run, s->dc.has_key ? "true" : "false");
+    free(hp_json);
     return n > 0 && (size_t)n < sizeof text ? write_file(path, text, (size_t)n) : RELAY_EIO;
 }
 
@@ -980,8 +971,17 @@ int rly_cli_server(int argc, char **argv)
     rc = 1;
     if (isnan(s->target))
         s->target = default_target(s->env->name);
-    if (mkdirs(s->out) != 0) {
-        fprintf(stderr, "relay server: cannot create %s: %s\n", s->out, strerror(errno));
+    int merr = rly_cli_mkdirs(s->out);
+    if (merr != 0) {
+        fprintf(stderr, "relay server: cannot create %s: %s\n", s->out, strerror(merr));
+        goto out_early;
+    }
+    char obs_title[300];
+    snprintf(obs_title, sizeof obs_title, "%s %s (distributed, run %s)", s->env->name, s->algo,
+             s->dc.run);
+    if (rly_server_obs_new(s->metrics_addr, s->env->name, obs_title, (double)s->target, &s->obs) !=
+        RELAY_OK) {
+        rc = 2;
         goto out_early;
     }
     struct sigaction sa;
@@ -1022,6 +1022,10 @@ int rly_cli_server(int argc, char **argv)
     lc.policy_lag = s->max_lag;
     lc.vtrace = s->vtrace;
     lc.ppo.algo = strcmp(s->algo, "reinforce") == 0 ? RELAY_ALGO_REINFORCE : RELAY_ALGO_PPO;
+    if ((e = rly_hparams_apply(&s->hp, s->algo, &lc.ppo)))
+        goto out;
+    lc.n_steps = lc.ppo.n_steps;
+    rly_hparams_from_ppo(&s->hp, &lc.ppo); /* every effective value, for config.json */
     if (s->steps)
         lc.ppo.total_timesteps = s->steps;
     else
@@ -1032,6 +1036,7 @@ int rly_cli_server(int argc, char **argv)
     lc.on_update_ctx = s;
     lc.on_fate = on_fate;
     lc.on_fate_ctx = s;
+    rly_server_obs_learner(s->obs, &lc);
     lc.queue_cap = 4096;
     lc.resume_path = resume ? s->path_ckpt : NULL;
 
@@ -1063,6 +1068,7 @@ int rly_cli_server(int argc, char **argv)
                 resume ? " from its checkpoint" : "", relay_strerror(e));
         goto out;
     }
+    rly_server_obs_start(s->obs, s->learner);
     if (resume) {
         const uint8_t *blob = NULL;
         size_t blen = 0;
@@ -1166,10 +1172,17 @@ int rly_cli_server(int argc, char **argv)
         if (relay_codec_encode_msg(s->codec, &m, &sb) == RELAY_OK)
             rly_tp_status_publish(s->tp, sb.data, sb.len);
         relay_codec_buf_fini(&sb);
-        /* a non-durable transport: the learner makes no more checkpoints, and the actors wait
-           for their acks before saying goodbye; what is held and what comes now is recorded
-           (learned up to the cursor, unused after it) by the final ledger flush */
-        release_held(s, UINT64_MAX, true);
+        /* no more updates: once the learner has stopped, every trajectory handed to it has its
+           fate (learned up to the cursor, unused after it) and what comes now is recorded here.
+           The actors wait for their acks before saying goodbye. A non-durable transport (the
+           bus keeps nothing to replay) acknowledges only what the ledger and a checkpoint
+           already cover, so a crash in the drain loses no acknowledged trajectory; a batch not
+           acknowledged yet is sent again by its actor to the next server. */
+        rly_learner_stop(s->learner);
+        s->learner_stopped = true;
+        rly_learner_stats_get(s->learner, &st);
+        bool committed_all = s->durable || commit_all(s, &st) == RELAY_OK;
+        release_held(s, UINT64_MAX, committed_all);
         /* until every actor process that said hello said goodbye (it sends its goodbye after
            its spool drained) and the stream is quiet; a process that died never says goodbye,
            so 10 quiet seconds also end the drain, and 30 s in all */
@@ -1185,13 +1198,20 @@ int rly_cli_server(int argc, char **argv)
                 break;
             size_t n = 0;
             rly_tp_traj_fetch(s->tp, ds, FETCH_MAX, &n, 200 * RLY_NS_PER_MS);
+            bool oks[FETCH_MAX];
             for (size_t i = 0; i < n; i++) {
-                bool ok = true;
+                oks[i] = true;
                 if (ds[i].seq > s->last_seq) {
                     s->last_seq = ds[i].seq;
-                    ok = process(s, &ds[i], true);
+                    oks[i] = process(s, &ds[i], true);
                 }
-                settle(s, &ds[i], ok, true);
+            }
+            bool covered = s->durable || !n || commit_all(s, &st) == RELAY_OK;
+            for (size_t i = 0; i < n; i++) {
+                if (covered)
+                    settle(s, &ds[i], oks[i], true);
+                else
+                    rly_tp_traj_release(s->tp, &ds[i]); /* not recorded: the actor resends */
             }
             if (n)
                 last_msg = rly_now_ns();
@@ -1225,6 +1245,7 @@ int rly_cli_server(int argc, char **argv)
     snprintf(path, sizeof path, "%s/learning_curve.svg", s->out);
     if (!we)
         we = rly_svg_learning_curve(path, title, s->curve_x, s->curve_y, s->n_curve);
+    rly_server_obs_stop(s->obs);
     rly_learner_free(s->learner); /* queued trajectories are reported as unused */
     s->learner = NULL;
     flush_ledger(s, UINT64_MAX);
@@ -1259,6 +1280,7 @@ out:
         fprintf(stderr, "relay server: stopped: %s\n", relay_strerror(e));
     if (e == RELAY_EAUTH)
         rc = 4;
+    rly_server_obs_stop(s->obs);
     rly_learner_free(s->learner);
     release_held(s, UINT64_MAX, false);
     if (s->tp)
@@ -1274,6 +1296,7 @@ out:
     if (s->metrics)
         fclose(s->metrics);
 out_early:
+    rly_server_obs_free(s->obs);
     free(s->held);
     free(s->msgs);
     free(s->pend);

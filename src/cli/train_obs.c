@@ -14,7 +14,7 @@ const char *const rly_phase_names[RLY_PHASES] = {"env",  "inference", "record",
                                                  "sink", "learn",     "wait"};
 
 /* return_range picks the return histogram's span for the built-in environments. */
-static void return_range(const char *env, double *lo, double *hi)
+void rly_return_range(const char *env, double *lo, double *hi)
 {
     *lo = -1000;
     *hi = 1000;
@@ -43,7 +43,7 @@ void rly_train_obs_init(rly_train_obs *t, relay_agent *agent, const char *env, c
     t->target = target;
     atomic_init(&t->learner, NULL);
     double lo, hi;
-    return_range(env, &lo, &hi);
+    rly_return_range(env, &lo, &hi);
     rly_obs_hist_init_lin(&t->returns, lo + (hi - lo) / 20, (hi - lo) / 20, 20);
     rly_obs_hist_init_exp(&t->update_s, 0.001, 2, 16); /* 1 ms .. 33 s */
     char title[300];
@@ -57,6 +57,47 @@ void rly_train_obs_learner(rly_train_obs *t, rly_learner_config *lc)
     lc->on_episode_ctx = t;
 }
 
+void rly_learner_series(rly_obs_out *o, const rly_learner_stats *st, double target, double lag,
+                        const char *lag_help, const rly_obs_hist *update_s,
+                        const rly_obs_hist *returns)
+{
+    rly_obs_metric(o, "relay_learner_steps_total", "counter",
+                   "Env steps consumed by learner updates.", (double)st->steps_consumed);
+    rly_obs_metric(o, "relay_learner_received_steps_total", "counter",
+                   "Env steps the learner accepted from actors.", (double)st->steps_received);
+    rly_obs_metric(o, "relay_learner_stale_steps_total", "counter",
+                   "Env steps dropped because their policy version was too old.",
+                   (double)st->steps_stale);
+    rly_obs_metric(o, "relay_learner_updates_total", "counter", "Learner updates.",
+                   (double)st->updates);
+    rly_obs_metric(o, "relay_learner_episodes_total", "counter", "Episodes the learner saw finish.",
+                   (double)st->episodes);
+    rly_obs_metric(o, "relay_learner_mean_return", "gauge", "Mean return of the last 100 episodes.",
+                   st->episodes ? (double)st->mean_return_100 : NAN);
+    rly_obs_metric(o, "relay_train_target_return", "gauge",
+                   "The mean return the run stops at (NaN: none).", target);
+    rly_obs_metric(o, "relay_policy_version", "gauge",
+                   "Newest policy version the learner published.", (double)st->version);
+    rly_obs_metric(
+        o, "relay_policy_lag_versions", "gauge",
+        lag_help ? lag_help : "Learner version minus the oldest version an actor is using.", lag);
+    rly_obs_metric(o, "relay_learner_update_seconds_total", "counter",
+                   "Seconds spent in learner updates (rollout, GAE, PPO, export, publish).",
+                   st->update_s);
+    rly_obs_metric(o, "relay_learner_last_update_seconds", "gauge",
+                   "Duration of the newest learner update in seconds.", st->last_update_s);
+    rly_obs_hist_write(o, "relay_learner_update_duration_seconds",
+                       "Learner update durations in seconds.", NULL, update_s);
+    rly_obs_hist_write(o, "relay_episode_return", "Returns of finished episodes.", NULL, returns);
+    rly_obs_family(o, "relay_learner_loss", "gauge", "Losses of the newest update, by kind.");
+    rly_obs_sample(o, "relay_learner_loss", "kind=\"policy\"", st->last.policy_loss);
+    rly_obs_sample(o, "relay_learner_loss", "kind=\"value\"", st->last.value_loss);
+    rly_obs_metric(o, "relay_learner_entropy", "gauge", "Policy entropy of the newest update.",
+                   st->last.entropy);
+    rly_obs_metric(o, "relay_learner_approx_kl", "gauge", "Approximate KL of the newest update.",
+                   st->last.approx_kl);
+}
+
 static void collect(void *ctx, rly_obs_out *o)
 {
     rly_train_obs *t = ctx;
@@ -67,43 +108,9 @@ static void collect(void *ctx, rly_obs_out *o)
     rly_learner_stats_get(l, &st);
     rly_agent_times at;
     rly_agent_times_get(t->agent, &at);
-    rly_obs_metric(o, "relay_learner_steps_total", "counter",
-                   "Env steps consumed by learner updates.", (double)st.steps_consumed);
-    rly_obs_metric(o, "relay_learner_received_steps_total", "counter",
-                   "Env steps the learner accepted from actors.", (double)st.steps_received);
-    rly_obs_metric(o, "relay_learner_stale_steps_total", "counter",
-                   "Env steps dropped because their policy version was too old.",
-                   (double)st.steps_stale);
-    rly_obs_metric(o, "relay_learner_updates_total", "counter", "Learner updates.",
-                   (double)st.updates);
-    rly_obs_metric(o, "relay_learner_episodes_total", "counter", "Episodes the learner saw finish.",
-                   (double)st.episodes);
-    rly_obs_metric(o, "relay_learner_mean_return", "gauge", "Mean return of the last 100 episodes.",
-                   st.episodes ? (double)st.mean_return_100 : NAN);
-    rly_obs_metric(o, "relay_train_target_return", "gauge",
-                   "The mean return the run stops at (NaN: none).", t->target);
-    rly_obs_metric(o, "relay_policy_version", "gauge",
-                   "Newest policy version the learner published.", (double)st.version);
     double lag =
         at.version_min >= 0 && st.version >= 0 ? (double)(st.version - at.version_min) : NAN;
-    rly_obs_metric(o, "relay_policy_lag_versions", "gauge",
-                   "Learner version minus the oldest version an actor is using.", lag);
-    rly_obs_metric(o, "relay_learner_update_seconds_total", "counter",
-                   "Seconds spent in learner updates (rollout, GAE, PPO, export, publish).",
-                   st.update_s);
-    rly_obs_metric(o, "relay_learner_last_update_seconds", "gauge",
-                   "Duration of the newest learner update in seconds.", st.last_update_s);
-    rly_obs_hist_write(o, "relay_learner_update_duration_seconds",
-                       "Learner update durations in seconds.", NULL, &t->update_s);
-    rly_obs_hist_write(o, "relay_episode_return", "Returns of finished episodes.", NULL,
-                       &t->returns);
-    rly_obs_family(o, "relay_learner_loss", "gauge", "Losses of the newest update, by kind.");
-    rly_obs_sample(o, "relay_learner_loss", "kind=\"policy\"", st.last.policy_loss);
-    rly_obs_sample(o, "relay_learner_loss", "kind=\"value\"", st.last.value_loss);
-    rly_obs_metric(o, "relay_learner_entropy", "gauge", "Policy entropy of the newest update.",
-                   st.last.entropy);
-    rly_obs_metric(o, "relay_learner_approx_kl", "gauge", "Approximate KL of the newest update.",
-                   st.last.approx_kl);
+    rly_learner_series(o, &st, t->target, lag, NULL, &t->update_s, &t->returns);
 }
 
 void rly_train_obs_start(rly_train_obs *t, rly_learner *l)

@@ -38,6 +38,18 @@ void rly_train_obs_start(rly_train_obs *t, rly_learner *l);
 /* rly_train_obs_update records one update (learner thread): curve point, update duration. */
 void rly_train_obs_update(rly_train_obs *t, const rly_learner_stats *st);
 
+/* rly_return_range picks the span of the episode-return histogram for env (built-ins known). */
+void rly_return_range(const char *env, double *lo, double *hi);
+
+/*
+ * rly_learner_series writes the learner's series (steps, updates, episodes, mean return, target,
+ * policy version and lag, update time, update and return histograms, losses): shared by
+ * `relay train` and `relay server`; lag_help (NULL: train's) says what the lag gauge means.
+ */
+void rly_learner_series(rly_obs_out *o, const rly_learner_stats *st, double target, double lag,
+                        const char *lag_help, const rly_obs_hist *update_s,
+                        const rly_obs_hist *returns);
+
 /* rly_train_obs_stop unregisters the series; call before the learner is freed. */
 void rly_train_obs_stop(rly_train_obs *t);
 

@@ -23,6 +23,7 @@
 
 #include "agent/agent.h"
 #include "cli/cli_support.h"
+#include "cli/files.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
@@ -230,45 +231,12 @@ static void on_update(void *ctx, const rly_learner_stats *st)
     rly_mutex_unlock(&r->lock);
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[RELAY_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/*
- * write_file writes path through a temporary file renamed into place, so the file is either
- * complete or absent (a full disk or a signal never leaves a cut file); errors name the file.
- */
+/* write_file writes path atomically (complete or absent); errors name the file. */
 static relay_err write_file(const char *path, const void *data, size_t len)
 {
-    char tmp[RELAY_PATH_MAX + 80];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rly_error(MOD, "cannot write %s: %s", path, strerror(errno));
-        return RELAY_EIO;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = fflush(f) == 0 && ok;
-    int err = errno;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) != 0) {
-        err = errno;
-        ok = false;
-    }
-    if (!ok) {
-        rly_error(MOD, "cannot write %s: %s", path, strerror(err ? err : EIO));
-        unlink(tmp);
+    int err = rly_cli_write_atomic(path, data, len, false);
+    if (err) {
+        rly_error(MOD, "cannot write %s: %s", path, strerror(err));
         return RELAY_EIO;
     }
     return RELAY_OK;
@@ -294,7 +262,7 @@ static relay_err prepare_run_dir(const char *dir)
                   dir, probe);
         return RELAY_EEXIST;
     }
-    if (mkdirs(dir) != 0) {
+    if ((errno = rly_cli_mkdirs(dir)) != 0) {
         rly_error(MOD, "cannot create run directory %s: %s", dir, strerror(errno));
         return RELAY_EIO;
     }

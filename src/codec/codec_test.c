@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <lz4.h>
+#include <math.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -845,6 +846,105 @@ static void message_validation(void **state)
     relay_codec_free(c);
 }
 
+/* ActorStats: a round trip, and absurd values refused on decode (and on encode) with the limit. */
+static void actor_stats_roundtrip_and_limits(void **state)
+{
+    (void)state;
+    relay_codec *c = make_codec(RELAY_COMPRESS_ZSTD, true);
+    relay_codec_buf buf = {0};
+    relay_msg m, d;
+    memset(&m, 0, sizeof m);
+    m.kind = RELAY_MSG_ACTOR_STATS;
+    relay_actor_stats *st = &m.stats;
+    strcpy(st->client_id, "relay-actors-7");
+    st->env_steps = 1000;
+    st->episodes = 9;
+    st->trajectories = 20;
+    st->trajectories_acked = 19;
+    st->trajectories_dropped = 1;
+    st->batches_sent = 5;
+    st->batches_acked = 4;
+    st->batches_resent = 1;
+    st->spool_batches = 1;
+    st->spool_bytes = 4096;
+    st->model_version = 12;
+    st->actors = 3;
+    st->n_routers = RELAY_STATS_MAX_ROUTERS;
+    for (uint32_t i = 0; i < st->n_routers; i++)
+        st->router_queue_depth[i] = i * 3;
+    st->uptime_s = 2.5;
+    st->cpu_s = 1.25;
+    st->rss_bytes = 1u << 24;
+    assert_ok(relay_codec_encode_msg(c, &m, &buf));
+    assert_ok(relay_codec_decode_msg(c, buf.data, buf.len, &d));
+    assert_int_equal(d.kind, RELAY_MSG_ACTOR_STATS);
+    assert_string_equal(d.stats.client_id, "relay-actors-7");
+    assert_int_equal(d.stats.env_steps, 1000);
+    assert_int_equal(d.stats.trajectories_dropped, 1);
+    assert_int_equal(d.stats.batches_resent, 1);
+    assert_int_equal(d.stats.spool_bytes, 4096);
+    assert_int_equal(d.stats.model_version, 12);
+    assert_int_equal(d.stats.n_routers, RELAY_STATS_MAX_ROUTERS);
+    assert_int_equal(d.stats.router_queue_depth[255], 255 * 3);
+    assert_true(d.stats.uptime_s == 2.5 && d.stats.cpu_s == 1.25);
+    assert_int_equal(d.stats.rss_bytes, 1u << 24);
+    relay_msg_fini(&d);
+    assert_string_equal(relay_msg_kind_name(RELAY_MSG_ACTOR_STATS), "actor_stats");
+
+    /* the encoder refuses what the decoder would refuse */
+    st->n_routers = RELAY_STATS_MAX_ROUTERS + 1;
+    assert_err(relay_codec_encode_msg(c, &m, &buf), RELAY_ETOOBIG);
+    st->n_routers = 1;
+    st->env_steps = RELAY_STATS_MAX_COUNT + 1;
+    assert_err(relay_codec_encode_msg(c, &m, &buf), RELAY_ETOOBIG);
+    st->env_steps = 1;
+    st->uptime_s = NAN;
+    assert_err(relay_codec_encode_msg(c, &m, &buf), RELAY_EFORMAT);
+    st->uptime_s = 1;
+    memset(st->client_id, 'x', sizeof st->client_id);
+    assert_err(relay_codec_encode_msg(c, &m, &buf), RELAY_EINVAL);
+
+    /* hand-built reports with absurd values are refused on decode */
+    uint32_t depths[RELAY_STATS_MAX_ROUTERS + 1] = {0};
+    Relay__V1__ActorStats ps = RELAY__V1__ACTOR_STATS__INIT;
+    ps.client_id = "p";
+    Relay__V1__Message pm = RELAY__V1__MESSAGE__INIT;
+    pm.body_case = RELAY__V1__MESSAGE__BODY_ACTOR_STATS;
+    pm.actor_stats = &ps;
+    seal_pb(c, &pm, &buf);
+    assert_ok(relay_codec_decode_msg(c, buf.data, buf.len, &d));
+    assert_int_equal(d.stats.model_version, 0);
+    relay_msg_fini(&d);
+    ps.n_router_queue_depth = RELAY_STATS_MAX_ROUTERS + 1;
+    ps.router_queue_depth = depths;
+    seal_pb(c, &pm, &buf);
+    assert_err(relay_codec_decode_msg(c, buf.data, buf.len, &d), RELAY_ETOOBIG);
+    ps.n_router_queue_depth = 0;
+    ps.batches_resent = UINT64_MAX;
+    seal_pb(c, &pm, &buf);
+    assert_err(relay_codec_decode_msg(c, buf.data, buf.len, &d), RELAY_ETOOBIG);
+    ps.batches_resent = 0;
+    ps.model_version = -5;
+    seal_pb(c, &pm, &buf);
+    assert_err(relay_codec_decode_msg(c, buf.data, buf.len, &d), RELAY_EFORMAT);
+    ps.model_version = 0;
+    ps.cpu_seconds = -1;
+    seal_pb(c, &pm, &buf);
+    assert_err(relay_codec_decode_msg(c, buf.data, buf.len, &d), RELAY_EFORMAT);
+    ps.cpu_seconds = INFINITY;
+    seal_pb(c, &pm, &buf);
+    assert_err(relay_codec_decode_msg(c, buf.data, buf.len, &d), RELAY_EFORMAT);
+    ps.cpu_seconds = 0;
+    char long_id[RELAY_TEXT_MAX + 1];
+    memset(long_id, 'y', RELAY_TEXT_MAX);
+    long_id[RELAY_TEXT_MAX] = 0;
+    ps.client_id = long_id;
+    seal_pb(c, &pm, &buf);
+    assert_err(relay_codec_decode_msg(c, buf.data, buf.len, &d), RELAY_ETOOBIG);
+    relay_codec_buf_fini(&buf);
+    relay_codec_free(c);
+}
+
 static void encode_rejects_bad_input(void **state)
 {
     relay_codec *c = make_codec(RELAY_COMPRESS_LZ4, false);
@@ -884,6 +984,7 @@ int main(void)
         cmocka_unit_test(decompression_bombs),
         cmocka_unit_test(message_validation),
         cmocka_unit_test(encode_rejects_bad_input),
+        cmocka_unit_test(actor_stats_roundtrip_and_limits),
     };
     relay_log_set_level(RELAY_LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);

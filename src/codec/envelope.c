@@ -281,7 +281,8 @@ const char *relay_msg_kind_name(relay_msg_kind kind)
                                         "model_version_reply",
                                         "model_update",
                                         "shutdown",
-                                        "flag_last_action"};
+                                        "flag_last_action",
+                                        "actor_stats"};
     if ((unsigned)kind >= sizeof names / sizeof names[0])
         return "none";
     return names[kind];
@@ -419,7 +420,7 @@ relay_err rly_envelope_open(relay_codec *c, const uint8_t *data, size_t len, rel
         rly_warn(MOD, "decode: unknown compression %u", comp);
         return RELAY_EFORMAT;
     }
-    if (k < RELAY_MSG_TRAJECTORY || k > RELAY_MSG_FLAG_LAST_ACTION) {
+    if (k < RELAY_MSG_TRAJECTORY || k > RELAY_MSG_ACTOR_STATS) {
         rly_warn(MOD, "decode: unknown message kind %u", k);
         return RELAY_EFORMAT;
     }

@@ -513,6 +513,110 @@ void relay_msg_fini(relay_msg *m)
     memset(m, 0, sizeof *m);
 }
 
+/* ---- actor stats ---- */
+
+/* stats_check refuses a report with absurd values, naming the field and the limit. */
+static relay_err stats_check(const relay_actor_stats *st, const char *how)
+{
+    const struct {
+        const char *name;
+        uint64_t v;
+    } counts[] = {{"env_steps", st->env_steps},
+                  {"episodes", st->episodes},
+                  {"trajectories", st->trajectories},
+                  {"trajectories_acked", st->trajectories_acked},
+                  {"trajectories_dropped", st->trajectories_dropped},
+                  {"batches_sent", st->batches_sent},
+                  {"batches_acked", st->batches_acked},
+                  {"batches_resent", st->batches_resent},
+                  {"spool_batches", st->spool_batches},
+                  {"spool_bytes", st->spool_bytes},
+                  {"rss_bytes", st->rss_bytes}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].v > RELAY_STATS_MAX_COUNT) {
+            rly_warn(MOD, "%s: actor stats %s %llu exceeds 2^53", how, counts[i].name,
+                     (unsigned long long)counts[i].v);
+            return RELAY_ETOOBIG;
+        }
+    if (st->n_routers > RELAY_STATS_MAX_ROUTERS) {
+        rly_warn(MOD, "%s: actor stats with %u routers exceeds %d", how, st->n_routers,
+                 RELAY_STATS_MAX_ROUTERS);
+        return RELAY_ETOOBIG;
+    }
+    if (st->model_version < -1 || (uint64_t)(st->model_version + 1) > RELAY_STATS_MAX_COUNT) {
+        rly_warn(MOD, "%s: actor stats model_version %lld out of range", how,
+                 (long long)st->model_version);
+        return RELAY_EFORMAT;
+    }
+    /* 1e12 seconds is ~31,700 years: anything above (or NaN, or negative) is not a clock */
+    if (!(st->uptime_s >= 0 && st->uptime_s < 1e12) || !(st->cpu_s >= 0 && st->cpu_s < 1e12)) {
+        rly_warn(MOD, "%s: actor stats uptime/cpu seconds out of range [0, 1e12)", how);
+        return RELAY_EFORMAT;
+    }
+    return RELAY_OK;
+}
+
+static relay_err stats_to_pb(const relay_actor_stats *in, Relay__V1__ActorStats *o)
+{
+    if (!memchr(in->client_id, 0, RELAY_TEXT_MAX))
+        return RELAY_EINVAL;
+    relay_err e = stats_check(in, "encode");
+    if (e)
+        return e;
+    relay__v1__actor_stats__init(o);
+    o->client_id = cstr(in->client_id);
+    o->env_steps = in->env_steps;
+    o->episodes = in->episodes;
+    o->trajectories = in->trajectories;
+    o->trajectories_acked = in->trajectories_acked;
+    o->trajectories_dropped = in->trajectories_dropped;
+    o->batches_sent = in->batches_sent;
+    o->batches_acked = in->batches_acked;
+    o->batches_resent = in->batches_resent;
+    o->spool_batches = in->spool_batches;
+    o->spool_bytes = in->spool_bytes;
+    o->model_version = in->model_version;
+    o->actors = in->actors;
+    o->n_router_queue_depth = in->n_routers;
+    o->router_queue_depth = (uint32_t *)in->router_queue_depth;
+    o->uptime_seconds = in->uptime_s;
+    o->cpu_seconds = in->cpu_s;
+    o->rss_bytes = in->rss_bytes;
+    return RELAY_OK;
+}
+
+static relay_err stats_from_pb(const Relay__V1__ActorStats *p, relay_actor_stats *o)
+{
+    if (p->n_router_queue_depth > RELAY_STATS_MAX_ROUTERS) {
+        rly_warn(MOD, "decode: actor stats with %zu router queue depths exceeds %d",
+                 p->n_router_queue_depth, RELAY_STATS_MAX_ROUTERS);
+        return RELAY_ETOOBIG;
+    }
+    relay_err e = str_from(p->client_id, o->client_id, RELAY_TEXT_MAX, "actor stats client_id");
+    if (e)
+        return e;
+    o->env_steps = p->env_steps;
+    o->episodes = p->episodes;
+    o->trajectories = p->trajectories;
+    o->trajectories_acked = p->trajectories_acked;
+    o->trajectories_dropped = p->trajectories_dropped;
+    o->batches_sent = p->batches_sent;
+    o->batches_acked = p->batches_acked;
+    o->batches_resent = p->batches_resent;
+    o->spool_batches = p->spool_batches;
+    o->spool_bytes = p->spool_bytes;
+    o->model_version = p->model_version;
+    o->actors = p->actors;
+    o->n_routers = (uint32_t)p->n_router_queue_depth;
+    if (o->n_routers)
+        memcpy(o->router_queue_depth, p->router_queue_depth,
+               o->n_routers * sizeof o->router_queue_depth[0]);
+    o->uptime_s = p->uptime_seconds;
+    o->cpu_s = p->cpu_seconds;
+    o->rss_bytes = p->rss_bytes;
+    return stats_check(o, "decode");
+}
+
 /* ---- whole messages ---- */
 
 relay_err relay_codec_encode_msg(relay_codec *c, const relay_msg *m, relay_codec_buf *out)
@@ -532,6 +636,7 @@ relay_err relay_codec_encode_msg(relay_codec *c, const relay_msg *m, relay_codec
     Relay__V1__ModelUpdate upd;
     Relay__V1__Shutdown sd;
     Relay__V1__FlagLastInference fl;
+    Relay__V1__ActorStats st;
     ProtobufCBinaryData *ids = NULL;
     pm.body_case = (Relay__V1__Message__BodyCase)m->kind;
     switch (m->kind) {
@@ -638,6 +743,11 @@ relay_err relay_codec_encode_msg(relay_codec *c, const relay_msg *m, relay_codec
         fl.env_id = m->flag.env_id;
         fl.env_label = cstr(m->flag.env_label);
         pm.flag_last_action = &fl;
+        break;
+    case RELAY_MSG_ACTOR_STATS:
+        if ((e = stats_to_pb(&m->stats, &st)))
+            return e;
+        pm.actor_stats = &st;
         break;
     default:
         rly_warn(MOD, "encode: unknown message kind %d", (int)m->kind);
@@ -770,6 +880,8 @@ static relay_err decode_body(relay_codec *c, const Relay__V1__Message *pm, relay
             return e;
         return id_from(f->actor_id, &m->flag.actor, "flag actor_id");
     }
+    case RELAY__V1__MESSAGE__BODY_ACTOR_STATS:
+        return stats_from_pb(pm->actor_stats, &m->stats);
     default:
         return RELAY_EFORMAT;
     }

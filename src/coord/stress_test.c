@@ -3,7 +3,8 @@
  * milliseconds, >= 1 M messages carrying per-(actor, producer) sequence numbers. Proves every
  * message is delivered exactly once and each producer's order per actor holds. Two shapes, both
  * on a pool of 2 worker threads: 16 routers (scaled within 2..24) and 256 routers (192..320),
- * so routers far outnumber the threads that run them.
+ * so routers far outnumber the threads that run them. Two of the producers also run routers
+ * themselves while they wait for replies (caller runs, core/pool.h), racing the workers.
  */
 #include <string.h>
 
@@ -35,22 +36,53 @@ static _Atomic bool producers_done;
 static _Atomic int scale_ops;
 static int min_scale_ops;
 
+/* send_wait sends one sequenced message with a reply and waits for it: in a caller-runs scope
+   the wait runs queued routers on this thread (core/pool.h), alongside the pool's workers. */
+static relay_err send_wait(rly_dispatcher *d, relay_id actor, uint32_t p, int64_t seq)
+{
+    rly_msg m = rly_msg_data(actor, RLY_FLAG_LAST_INFERENCE, seq, NULL, NULL, rly_reply_new());
+    m.u32 = p;
+    relay_err e = rly_dispatcher_send(d, &m);
+    if (e) {
+        rly_reply_release(m.reply);
+        rly_reply_release(m.reply);
+        return e;
+    }
+    int64_t v = -1;
+    e = rly_reply_wait(m.reply, 20 * RLY_NS_PER_S, &v, NULL);
+    rly_reply_release(m.reply);
+    assert_int_equal(e, RELAY_OK);
+    assert_int_equal(v, seq);
+    return e;
+}
+
 static void *producer(void *p)
 {
     producer_arg *a = p;
     uint64_t rng = a->seed;
+    /* Odd producers are callers that run routers themselves (caller runs): every 16th message
+       waits for its reply, and a full queue is met by helping rather than sleeping. */
+    bool caller = a->id % 2;
+    if (caller)
+        rly_pool_caller_runs(true);
     /* Keep sending until both the count and the minimum number of scale operations are reached. */
     for (int64_t i = 0; i < a->count || atomic_load(&scale_ops) < min_scale_ops; i++) {
         uint32_t k = (uint32_t)(xorshift(&rng) % ACTORS);
         int64_t seq = a->sent_to[k];
         relay_err e;
-        while ((e = h_send(a->c->disp, a->actors[k].slot.id, a->id, seq)) == RELAY_EFULL)
-            rly_sleep_ns(10 * RLY_NS_PER_US);
+        if (caller && i % 16 == 0)
+            e = send_wait(a->c->disp, a->actors[k].slot.id, a->id, seq);
+        else
+            while ((e = h_send(a->c->disp, a->actors[k].slot.id, a->id, seq)) == RELAY_EFULL)
+                if (!caller || !rly_pool_help(NULL, NULL))
+                    rly_sleep_ns(10 * RLY_NS_PER_US);
         assert_int_equal(e, RELAY_OK);
         a->sent_to[k] = seq + 1;
         if (i >= a->count)
             rly_sleep_ns(50 * RLY_NS_PER_US); /* only waiting for the scaler now */
     }
+    if (caller)
+        rly_pool_caller_runs(false);
     return NULL;
 }
 

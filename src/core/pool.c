@@ -44,6 +44,10 @@ struct rly_pool {
 };
 
 static _Thread_local rly_task *tls_task;
+static _Thread_local bool tls_worker;      /* this thread is one of a pool's workers */
+static _Thread_local rly_pool *tls_pool;   /* pool an off-pool thread last queued a task on */
+static _Thread_local uint32_t tls_callers; /* rly_pool_caller_runs depth */
+static _Thread_local bool tls_owed;        /* a wake-up was skipped for the caller to help */
 
 /* ---- run queue (Vyukov's bounded MPMC queue of task pointers) ------------------------------ */
 
@@ -213,6 +217,7 @@ static void run_task(rly_pool *p, rly_task *t, bool *spinner)
 static void *worker_main(void *arg)
 {
     rly_pool *p = arg;
+    tls_worker = true;
     bool spinner = false; /* this worker holds the pool's one spinner role */
     for (;;) {
         rly_task *t = runq_pop(p);
@@ -323,8 +328,76 @@ void rly_task_notify(rly_task *t)
     if (atomic_load_explicit(&t->state, memory_order_relaxed) & NOTIFIED)
         return; /* already told, and it has not started looking yet */
     uint32_t prev = atomic_fetch_or_explicit(&t->state, SCHED | NOTIFIED, memory_order_seq_cst);
-    if (!(prev & SCHED))
-        enqueue(t->pool, t);
+    if (prev & SCHED)
+        return;
+    rly_pool *p = t->pool;
+    if (tls_worker || tls_task) {
+        enqueue(p, t);
+        return;
+    }
+    /* Off the pool: remember the pool so this thread can help while it waits, and in a
+       caller-runs scope leave the wake-up to rly_pool_settle (the caller runs t itself). */
+    if (tls_owed && tls_pool != p)
+        rly_pool_settle(); /* the wake-up skipped on another pool is due now */
+    tls_pool = p;
+    if (!tls_callers) {
+        enqueue(p, t);
+        return;
+    }
+    while (!runq_push(p, t))
+        sched_yield();
+    tls_owed = true;
+}
+
+void rly_pool_caller_runs(bool on)
+{
+    if (on) {
+        tls_callers++;
+        return;
+    }
+    if (tls_callers && --tls_callers == 0)
+        rly_pool_settle();
+}
+
+void rly_pool_settle(void)
+{
+    if (!tls_owed)
+        return;
+    tls_owed = false;
+    rly_pool *p = tls_pool;
+    if (p && runq_busy(p))
+        wake_one(p);
+}
+
+bool rly_pool_help(bool (*done)(void *), void *arg)
+{
+    rly_pool *p = tls_pool;
+    if (!p || !tls_callers || tls_worker || tls_task)
+        return false;
+    rly_task *t = runq_pop(p);
+    if (!t)
+        return false;
+    /* Same protocol as a worker (run_task): t was popped, so nobody else runs it now. */
+    for (;;) {
+        atomic_exchange_explicit(&t->state, SCHED, memory_order_seq_cst);
+        tls_task = t;
+        rly_task_status st = t->run(t);
+        tls_task = NULL;
+        if (st == RLY_TASK_DONE)
+            return true;
+        if (st == RLY_TASK_IDLE) {
+            uint32_t expect = SCHED;
+            if (atomic_compare_exchange_strong_explicit(&t->state, &expect, 0, memory_order_seq_cst,
+                                                        memory_order_seq_cst))
+                return true;
+        }
+        /* Work left: go on only while the caller still waits and no other task is queued;
+           otherwise hand t to the workers (woken, since the caller may stop helping now). */
+        if ((done && done(arg)) || runq_busy(p)) {
+            enqueue(p, t);
+            return true;
+        }
+    }
 }
 
 rly_task *rly_task_current(void)

@@ -61,7 +61,29 @@ void rly_task_init(rly_task *t, rly_pool *p, rly_task_fn fn);
 /* rly_task_notify schedules t to run; call after making its new work visible. */
 void rly_task_notify(rly_task *t);
 
-/* rly_task_current returns the task the calling worker is running, or NULL off the pool. */
+/* rly_task_current returns the task the calling thread is running, or NULL. */
 rly_task *rly_task_current(void);
+
+/*
+ * Caller runs. A thread that queues work for tasks and then waits for its results (a request
+ * waiting for replies) may run those tasks itself instead of handing them to a worker: no
+ * cross-thread hand-off, no wake-up, and no starvation when other processes hold the cores.
+ *
+ * rly_pool_caller_runs(true) opens such a scope on the calling (non-worker) thread: tasks it
+ * notifies are queued without waking a worker, and the thread promises to call rly_pool_help
+ * (or a reply/latch wait, which does) until its results are in; rly_pool_caller_runs(false)
+ * closes the scope and wakes a worker for anything it left queued (rly_pool_settle). Scopes
+ * nest. A helping caller takes tasks from the run queue like a worker, so each task is still
+ * run by one thread at a time, in order; it must hold no lock that a task's run may take.
+ */
+void rly_pool_caller_runs(bool on);
+
+/* rly_pool_help runs one queued task (slices until idle, done(arg) or others queued); false if
+   none was queued or the thread is outside a caller-runs scope. done may be NULL. */
+bool rly_pool_help(bool (*done)(void *), void *arg);
+
+/* rly_pool_settle wakes a worker for tasks this thread queued without a wake-up (before it
+   parks or stops helping). */
+void rly_pool_settle(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/pool.h"
 
 static void latch_ref(rly_latch *l)
 {
@@ -68,11 +69,26 @@ static bool wait_until(rly_event *ev, bool (*done)(void *), void *arg, int64_t t
 {
     rly_backoff b = {0};
     int64_t spin = timeout_ns >= 0 && timeout_ns < RLY_SPIN_NS ? timeout_ns : RLY_SPIN_NS;
+    int64_t deadline = -1;
     do {
-        if (done(arg))
+        if (done(arg)) {
+            rly_pool_settle();
             return true;
+        }
+        /* Caller runs: in a caller-runs scope, run queued router tasks here (core/pool.h);
+           while there is such work the spin window restarts, but the deadline still holds. */
+        if (rly_pool_help(done, arg)) {
+            int64_t now = rly_now_ns();
+            if (deadline < 0 && timeout_ns >= 0)
+                deadline = now + timeout_ns;
+            if (deadline >= 0 && now >= deadline)
+                break;
+            rly_backoff_reset(&b);
+        }
     } while (!rly_backoff_idle(&b, spin));
-    int64_t deadline = timeout_ns < 0 ? -1 : rly_now_ns() + timeout_ns;
+    rly_pool_settle(); /* about to park: whatever is still queued needs a worker */
+    if (deadline < 0 && timeout_ns >= 0)
+        deadline = rly_now_ns() + timeout_ns;
     for (;;) {
         rly_event_prepare(ev);
         if (done(arg)) {

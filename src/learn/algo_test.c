@@ -250,6 +250,96 @@ static void obs_normalisation_tracks_mean_and_var(void **state)
     relay_policy_free(p);
 }
 
+/* fill_rewards writes one 2-stream x 3-row rollout with the given rewards and end flags. */
+static void fill_rewards(relay_rollout *r, const float rew[3][2], const bool term[3][2],
+                         const bool trunc[3][2])
+{
+    relay_rollout_clear(r);
+    float obs[4] = {0.5f, -0.5f, 0.25f, 1}, logp[2] = {-0.7f, -0.7f}, val[2] = {0, 0},
+          fv[2] = {0, 0};
+    int32_t act[2] = {0, 1};
+    for (int t = 0; t < 3; t++)
+        assert_ok(relay_rollout_add(r, obs, act, NULL, logp, val, rew[t], term[t], trunc[t], fv));
+}
+
+/*
+ * Reward normalisation against a hand-worked sequence (gamma 0.9, SB3 RunningMeanStd with mean 0,
+ * var 1, count 1e-4; the expected values were worked out in float64 with numpy):
+ *   rollout 1 rewards [1,-2] [0.5,3] [2,1]; stream 1 terminates at row 0, stream 0 is truncated
+ *   at row 1 -> returns [1,-2] [0.9+0.5, 0+3] [0+2, 2.7+1]; rollout 2 rewards all 1, no ends,
+ *   continuing the returns 2 and 3.7 carried over.
+ */
+static void reward_normalisation_hand_worked(void **state)
+{
+    (void)state;
+    relay_ppo_config c;
+    relay_ppo_config_default(&c);
+    c.n_envs = 2;
+    c.n_steps = 3;
+    c.batch_size = 6;
+    c.gamma = 0.9f;
+    c.normalize_reward = true;
+    relay_space os = {.discrete = false, .dim = 2}, as = {.discrete = true, .n = 2};
+    assert_ok(relay_policy_spec_from_spaces(&c.policy, &os, &as));
+    relay_ppo *p = NULL;
+    assert_ok(relay_ppo_new(&c, &p));
+    assert_float_equal(c.clip_reward, 10.0f, 0); /* SB3's default */
+    relay_rollout *r = NULL;
+    assert_ok(relay_rollout_new(&c.policy, 2, 3, &r));
+    const float rew1[3][2] = {{1, -2}, {0.5f, 3}, {2, 1}};
+    const bool term1[3][2] = {{0, 1}, {0, 0}, {0, 0}}, trunc1[3][2] = {{0, 0}, {1, 0}, {0, 0}};
+    const float want1[6] = {0.666674078f, -1.33334816f, 0.27660802f,
+                            1.65964818f,  1.09962249f,  0.549811244f};
+    fill_rewards(r, rew1, term1, trunc1);
+    assert_ok(relay_ppo_normalize_rewards(p, r));
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(r->reward[i], want1[i], 2e-6);
+    double m, v, n;
+    relay_ppo_reward_stats(p, &m, &v, &n);
+    assert_float_equal(m, 1.5166413893101784, 1e-6);
+    assert_float_equal(v, 3.3080554252891421, 1e-6);
+    assert_float_equal(n, 6.0001, 1e-12);
+    assert_float_equal(p->disc_ret[0], 2.0, 1e-6);
+    assert_float_equal(p->disc_ret[1], 3.7, 1e-6);
+    /* a normalised rollout is not normalised twice */
+    assert_ok(relay_rollout_finish(r, (const float[]){0, 0}, c.gamma, c.gae_lambda));
+    assert_err(relay_ppo_normalize_rewards(p, r), RELAY_EINVAL);
+    const float ones[3][2] = {{1, 1}, {1, 1}, {1, 1}};
+    const bool none[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+    const float want2[3] = {0.541208506f, 0.528053522f, 0.512851954f};
+    fill_rewards(r, ones, none, none);
+    assert_ok(relay_ppo_normalize_rewards(p, r));
+    for (int t = 0; t < 3; t++)
+        for (int e = 0; e < 2; e++)
+            assert_float_equal(r->reward[t * 2 + e], want2[t], 2e-6);
+    relay_ppo_reward_stats(p, &m, &v, &n);
+    assert_float_equal(m, 2.8518345680452666, 1e-6);
+    assert_float_equal(v, 3.8020339957154095, 1e-6);
+    relay_ppo_free(p);
+
+    /* clipping: the same first rollout with clip_reward 1 */
+    c.clip_reward = 1.0f;
+    assert_ok(relay_ppo_new(&c, &p));
+    fill_rewards(r, rew1, term1, trunc1);
+    assert_ok(relay_ppo_normalize_rewards(p, r));
+    const float want_clip[6] = {0.666674078f, -1, 0.27660802f, 1, 1, 0.549811244f};
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(r->reward[i], want_clip[i], 2e-6);
+    relay_ppo_free(p);
+
+    /* off: rewards untouched; a negative clip is refused */
+    c.normalize_reward = false;
+    assert_ok(relay_ppo_new(&c, &p));
+    fill_rewards(r, rew1, term1, trunc1);
+    assert_ok(relay_ppo_normalize_rewards(p, r));
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(r->reward[i], rew1[i / 2][i % 2], 0);
+    relay_ppo_free(p);
+    c.clip_reward = -1;
+    assert_err(relay_ppo_new(&c, &p), RELAY_ECONFIG);
+    relay_rollout_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +348,7 @@ int main(void)
         cmocka_unit_test(gaussian_logprob_and_entropy),
         cmocka_unit_test(configs_are_validated),
         cmocka_unit_test(obs_normalisation_tracks_mean_and_var),
+        cmocka_unit_test(reward_normalisation_hand_worked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,12 +4,13 @@
  * counters and an opaque caller blob, in one little-endian file with a magic, a format number,
  * a length and a CRC-32C. Written to a temporary file, fsync'd, then renamed over the target.
  *
- * Layout (format 1):
+ * Layout (format 2; format 1 had no reward normalisation and is refused with a clear message):
  *   "RLYCKPT\0"  u32 format  u32 reserved(0)  u64 payload_len  payload  u32 crc32c(all before)
  * payload: network identity (spaces, hidden layers, activation, shared, normalize_obs, algo,
  * n_params), informational hyperparameters, ppo counters and RNGs, learner counters and the
  * return window, then params[n], adam_m[n], adam_v[n] (f32), rms_mean[obs], rms_var[obs],
- * rms_count (f64), then u64 extra_len and the extra bytes.
+ * rms_count (f64), reward normalisation ret_mean, ret_var, ret_count (f64), u32 n_streams and
+ * each stream's discounted return (f64), then u64 extra_len and the extra bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@
 #define MOD "checkpoint"
 
 static const char ckpt_magic[8] = {'R', 'L', 'Y', 'C', 'K', 'P', 'T', '\0'};
-#define CKPT_FORMAT 1u
+#define CKPT_FORMAT 2u
 #define CKPT_HEADER 24u /* magic, format, reserved, payload_len */
 
 /* ---- encoding ------------------------------------------------------------------------------- */
@@ -160,7 +161,7 @@ static void get_rng(rbuf *b, rly_rng *r)
 /* ident is what must match between a checkpoint and the learner loading it. */
 typedef struct ident {
     uint32_t obs_dim, discrete, n_actions, act_dim, n_hidden, hidden[RELAY_LEARN_MAX_HIDDEN];
-    uint32_t activation, shared, normalize_obs, algo;
+    uint32_t activation, shared, normalize_obs, algo, normalize_reward;
     uint64_t n_params;
 } ident;
 
@@ -179,6 +180,7 @@ static void ident_of(const relay_ppo *p, ident *id)
     id->shared = s->shared;
     id->normalize_obs = s->normalize_obs;
     id->algo = (uint32_t)p->cfg.algo;
+    id->normalize_reward = p->cfg.normalize_reward;
     id->n_params = p->pol->n_params;
 }
 
@@ -195,6 +197,7 @@ static void ident_put(wbuf *b, const ident *id)
     put_u32(b, id->shared);
     put_u32(b, id->normalize_obs);
     put_u32(b, id->algo);
+    put_u32(b, id->normalize_reward);
     put_u64(b, id->n_params);
 }
 
@@ -211,6 +214,7 @@ static void ident_get(rbuf *b, ident *id)
     id->shared = get_u32(b);
     id->normalize_obs = get_u32(b);
     id->algo = get_u32(b);
+    id->normalize_reward = get_u32(b);
     id->n_params = get_u64(b);
 }
 
@@ -222,15 +226,18 @@ static void ident_str(const ident *id, char *out, size_t cap)
     for (uint32_t i = 0; i < id->n_hidden && i < RELAY_LEARN_MAX_HIDDEN && o < sizeof net; i++)
         o += (size_t)snprintf(net + o, sizeof net - o, "%s%u", i ? "," : "", id->hidden[i]);
     if (id->discrete)
-        snprintf(out, cap, "obs %u, %u discrete actions, net [%s] %s %s, obs-norm %s, %s",
+        snprintf(out, cap,
+                 "obs %u, %u discrete actions, net [%s] %s %s, obs-norm %s, reward-norm %s, %s",
                  id->obs_dim, id->n_actions, net, id->activation ? "relu" : "tanh",
                  id->shared ? "shared" : "separate", id->normalize_obs ? "on" : "off",
-                 id->algo ? "reinforce" : "ppo");
+                 id->normalize_reward ? "on" : "off", id->algo ? "reinforce" : "ppo");
     else
-        snprintf(out, cap, "obs %u, %u-dim continuous actions, net [%s] %s %s, obs-norm %s, %s",
+        snprintf(out, cap,
+                 "obs %u, %u-dim continuous actions, net [%s] %s %s, obs-norm %s, reward-norm %s, "
+                 "%s",
                  id->obs_dim, id->act_dim, net, id->activation ? "relu" : "tanh",
                  id->shared ? "shared" : "separate", id->normalize_obs ? "on" : "off",
-                 id->algo ? "reinforce" : "ppo");
+                 id->normalize_reward ? "on" : "off", id->algo ? "reinforce" : "ppo");
 }
 
 /* ---- encode / decode ------------------------------------------------------------------------ */
@@ -298,6 +305,12 @@ relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const 
     for (uint32_t i = 0; i < d; i++)
         put_f64(&b, pol->rms_var[i]);
     put_f64(&b, pol->rms_count);
+    put_f64(&b, p->ret_mean);
+    put_f64(&b, p->ret_var);
+    put_f64(&b, p->ret_count);
+    put_u32(&b, p->cfg.n_envs);
+    for (uint32_t i = 0; i < p->cfg.n_envs; i++)
+        put_f64(&b, p->disc_ret[i]);
     put_u64(&b, extra_len);
     if (extra_len)
         put(&b, extra, extra_len);
@@ -334,8 +347,12 @@ static relay_err check_header(const uint8_t *buf, size_t len, const char *what, 
     (void)get_u32(&h);
     uint64_t plen = get_u64(&h);
     if (format != CKPT_FORMAT) {
-        rly_error(MOD, "%s: checkpoint format %u, this build reads format %u", what, format,
-                  CKPT_FORMAT);
+        rly_error(MOD,
+                  "%s: checkpoint format %u, this build reads format %u only (%s); start a "
+                  "fresh run or use the Relay version that wrote it",
+                  what, format, CKPT_FORMAT,
+                  format < CKPT_FORMAT ? "written by an older Relay, before reward normalisation"
+                                       : "written by a newer Relay");
         return RELAY_EVERSION;
     }
     if (plen != len - CKPT_HEADER - 4) {
@@ -479,13 +496,36 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     for (uint32_t i = 0; i < 2 * d; i++)
         rm[i] = get_f64(&b);
     double rc = get_f64(&b);
-    uint64_t xl = get_u64(&b);
+    double ret_m = get_f64(&b), ret_v = get_f64(&b), ret_c = get_f64(&b);
+    uint32_t ns = get_u32(&b);
     relay_err e = RELAY_OK;
-    if (xl > RLY_CKPT_MAX_EXTRA) {
+    double *dr = NULL;
+    if (b.short_read || ns > (1u << 24) || (size_t)ns * 8 + 8 > b.len - b.off) {
+        rly_error(MOD, "%s: payload too short for the reward statistics of %u streams (truncated)",
+                  what, ns);
+        e = RELAY_ETRUNCATED;
+    } else if (!(dr = calloc(ns ? ns : 1, sizeof *dr))) {
+        e = RELAY_ENOMEM;
+    }
+    for (uint32_t i = 0; !e && i < ns; i++)
+        dr[i] = get_f64(&b);
+    uint64_t xl = e ? 0 : get_u64(&b);
+    if (!e &&
+        (!isfinite(ret_m) || !isfinite(ret_v) || ret_v < 0 || !(ret_c > 0) || !isfinite(ret_c))) {
+        rly_error(MOD, "%s: reward statistics (mean %g, var %g, count %g) are invalid", what, ret_m,
+                  ret_v, ret_c);
+        e = RELAY_EFORMAT;
+    }
+    for (uint32_t i = 0; !e && i < ns; i++)
+        if (!isfinite(dr[i])) {
+            rly_error(MOD, "%s: discounted return of stream %u is not finite", what, i);
+            e = RELAY_EFORMAT;
+        }
+    if (!e && xl > RLY_CKPT_MAX_EXTRA) {
         rly_error(MOD, "%s: extra blob of %llu bytes exceeds the limit of %u bytes", what,
                   (unsigned long long)xl, RLY_CKPT_MAX_EXTRA);
         e = RELAY_ETOOBIG;
-    } else if (xl != b.len - b.off) {
+    } else if (!e && xl != b.len - b.off) {
         rly_error(MOD, "%s: extra blob announces %llu bytes, %zu remain", what,
                   (unsigned long long)xl, b.len - b.off);
         e = xl > b.len - b.off ? RELAY_ETRUNCATED : RELAY_EFORMAT;
@@ -519,6 +559,7 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     if (e) {
         free(tmp);
         free(rm);
+        free(dr);
         return e;
     }
     relay_policy *pol = p->pol;
@@ -534,6 +575,17 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     memcpy(pol->rms_var, rv, d * sizeof(double));
     pol->rms_count = rc;
     rly_policy_refresh_norm(pol);
+    p->ret_mean = ret_m;
+    p->ret_var = ret_v;
+    p->ret_count = ret_c;
+    if (ns == p->cfg.n_envs)
+        memcpy(p->disc_ret, dr, ns * sizeof *dr);
+    else if (p->cfg.normalize_reward)
+        rly_warn(MOD,
+                 "%s: written with %u streams, this learner has %u: the running discounted "
+                 "returns restart at 0 (the reward statistics are kept)",
+                 what, ns, p->cfg.n_envs);
+    free(dr);
     free(tmp);
     free(rm);
     *c = k;

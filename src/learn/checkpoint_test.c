@@ -131,14 +131,17 @@ static void params_of(rly_learner *l, float **out, size_t *n, float *mean, float
     relay_policy_get_obs_norm(p, mean, var);
 }
 
-static void resume_is_bit_identical(void **state)
+/* resume_case runs the resume check with or without reward normalisation; *final receives the
+   uninterrupted run's parameters (caller frees). */
+static void resume_case(bool norm_reward, float **final, size_t *n_final)
 {
-    (void)state;
     relay_id a = relay_id_from_seed(7, 1);
     char path[256];
     tmp_path(path, sizeof path, "resume.ckpt");
     rly_learner_config cfg;
     config(&cfg, "CartPole-v1", 16);
+    cfg.ppo.normalize_reward = norm_reward;
+    cfg.ppo.clip_reward = 5.0f;
 
     /* uninterrupted: 6 updates, a checkpoint after the 3rd (from another thread) */
     rly_learner *l = NULL;
@@ -200,13 +203,33 @@ static void resume_is_bit_identical(void **state)
     size_t nc;
     params_of(r2, &pc, &nc, mc, vc);
     assert_memory_equal(pa, pc, na * sizeof(float));
-    free(pa);
+    /* reward normalisation must match too: a checkpoint of the other setting is refused */
+    cfg.ppo.normalize_reward = !norm_reward;
+    rly_learner *r3 = NULL;
+    assert_err(rly_learner_new(&cfg, &r3), RELAY_ESHAPE);
+    assert_null(r3);
+    *final = pa;
+    *n_final = na;
     free(pb);
     free(pc);
     rly_learner_free(l);
     rly_learner_free(r);
     rly_learner_free(r2);
     unlink(path);
+}
+
+static void resume_is_bit_identical(void **state)
+{
+    (void)state;
+    float *plain, *normed;
+    size_t n1, n2;
+    resume_case(false, &plain, &n1);
+    resume_case(true, &normed, &n2); /* running return statistics and per-stream returns too */
+    assert_int_equal(n1, n2);
+    /* normalised rewards change the value targets, hence the weights */
+    assert_true(memcmp(plain, normed, n1 * sizeof(float)) != 0);
+    free(plain);
+    free(normed);
 }
 
 static void save_from_on_update(void **state)
@@ -304,13 +327,15 @@ static void corrupt_checkpoints_are_rejected(void **state)
     memcpy(c, b, n);
     memcpy(c, "PK\3\4", 4);
     expect_resume_error(&cfg, bad, c, n, RELAY_EFORMAT);
-    /* a future format, with a valid checksum */
-    memcpy(c, b, n);
-    c[8] = 2;
-    uint32_t crc = relay_crc32c(0, c, n - 4);
-    for (int i = 0; i < 4; i++)
-        c[n - 4 + i] = (uint8_t)(crc >> (8 * i));
-    expect_resume_error(&cfg, bad, c, n, RELAY_EVERSION);
+    /* a future format and an old one (format 1, before reward normalisation), valid checksums */
+    for (uint8_t fmt = 1; fmt <= 3; fmt += 2) {
+        memcpy(c, b, n);
+        c[8] = fmt;
+        uint32_t crc = relay_crc32c(0, c, n - 4);
+        for (int i = 0; i < 4; i++)
+            c[n - 4 + i] = (uint8_t)(crc >> (8 * i));
+        expect_resume_error(&cfg, bad, c, n, RELAY_EVERSION);
+    }
     /* missing file */
     unlink(bad);
     expect_resume_error(&cfg, bad, NULL, 0, RELAY_ENOTFOUND);

@@ -90,6 +90,10 @@ struct relay_ppo {
     uint64_t timesteps;
     uint32_t updates;
     rly_rng rng;
+    /* reward normalisation: running statistics of the discounted return, and each stream's
+       current discounted return [cfg.n_envs] */
+    double ret_mean, ret_var, ret_count;
+    double *disc_ret;
     uint32_t buf_size, mb_cap;
     uint32_t *perm;
     float *mb_obs, *mb_act_f, *mb_logp, *mb_adv, *mb_ret, *mb_val;

@@ -505,6 +505,10 @@ void rly_learner_stop(rly_learner *l)
     }
     l->q_len = 0;
     rly_mutex_unlock(&l->mu);
+    /* the pool is queued data too: its rows not learned are reported UNUSED now, so a caller
+       knows every fate once stop returns (the thread is joined: the pool is ours) */
+    if (l->cfg.pooled)
+        rly_pool_fini(&l->pool); /* idempotent: rly_learner_free calls it again */
 }
 
 void rly_learner_free(rly_learner *l)
@@ -1003,6 +1007,8 @@ static relay_err update(rly_learner *l)
     for (uint32_t s = 0; s < l->n_streams && !e && !l->cfg.pooled; s++)
         e = fill_stream(l, s);
     relay_ppo_metrics m;
+    if (!e)
+        e = relay_ppo_normalize_rewards(l->ppo, l->ro);
     if (!e)
         e = l->cfg.vtrace
                 ? rly_vtrace(l->ro, relay_ppo_policy(l->ppo), l->last_values, l->cfg.ppo.gamma,

@@ -158,7 +158,8 @@ relay_err rly_learner_wait_version(rly_learner *l, int64_t v, int64_t timeout_ns
 /* rly_learner_wait_done blocks until total_timesteps were consumed, an error, or timeout_ns. */
 relay_err rly_learner_wait_done(rly_learner *l, int64_t timeout_ns);
 
-/* rly_learner_stop stops the learner thread and drops queued data; idempotent. */
+/* rly_learner_stop stops the learner thread and drops queued data (pooled: every fate not yet
+   reported is reported before it returns, the pool's rows as UNUSED); idempotent. */
 void rly_learner_stop(rly_learner *l);
 
 /* rly_learner_free stops l and frees it and everything it still holds; NULL is a no-op. */

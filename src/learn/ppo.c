@@ -26,6 +26,7 @@ void relay_ppo_config_default(relay_ppo_config *c)
     c->max_grad_norm = 0.5f;
     c->normalize_advantage = true;
     c->adam_eps = 1e-5f;
+    c->clip_reward = 10.0f;
     c->total_timesteps = 1000000;
     c->seed = 0;
     c->policy.n_hidden = 2;
@@ -108,6 +109,8 @@ static relay_err config_check(const relay_ppo_config *c)
         BAD("ppo: ent_coef and vf_coef must be >= 0");
     if (c->total_timesteps == 0)
         BAD("ppo: total_timesteps must be > 0");
+    if (!isfinite(c->clip_reward) || c->clip_reward < 0)
+        BAD("ppo: clip_reward %g must be finite and >= 0 (0: no clipping)", c->clip_reward);
 #undef BAD
     return RELAY_OK;
 }
@@ -130,6 +133,7 @@ void relay_ppo_free(relay_ppo *p)
     free(p->dpi);
     free(p->dv);
     free(p->lp);
+    free(p->disc_ret);
     free(p);
 }
 
@@ -159,6 +163,9 @@ relay_err relay_ppo_new(const relay_ppo_config *cfg, relay_ppo **out)
     if (e)
         goto fail;
     rly_rng_seed(&p->rng, cfg->seed ^ 0x5eed5eed5eedULL);
+    p->ret_mean = 0;
+    p->ret_var = 1;
+    p->ret_count = 1e-4;
     const relay_policy_spec *s = &cfg->policy;
     size_t mb = p->mb_cap, k = p->pol->n_out;
     e = RELAY_ENOMEM;
@@ -177,7 +184,8 @@ relay_err relay_ppo_new(const relay_ppo_config *cfg, relay_ppo **out)
     p->mb_val = malloc(mb * sizeof(float));
     p->dpi = malloc(mb * k * sizeof(float));
     p->dv = malloc(mb * sizeof(float));
-    if (!p->perm || !p->mb_obs ||
+    p->disc_ret = calloc(cfg->n_envs, sizeof *p->disc_ret);
+    if (!p->disc_ret || !p->perm || !p->mb_obs ||
         (s->discrete ? !p->mb_act_i || !p->mb_mask || !p->lp : !p->mb_act_f) || !p->mb_logp ||
         !p->mb_adv || !p->mb_ret || !p->mb_val || !p->dpi || !p->dv)
         goto fail;

@@ -167,6 +167,7 @@ relay_err relay_ppo_train(const relay_env_def *def, const relay_ppo_config *cfg_
         }
         st.timesteps += (uint64_t)n * cfg.n_steps;
         if ((e = relay_policy_value(pol, b.obs, n, b.val)) ||
+            (e = relay_ppo_normalize_rewards(ppo, ro)) ||
             (e = relay_rollout_finish(ro, b.val, cfg.gamma, cfg.gae_lambda)) ||
             (e = relay_ppo_update(ppo, ro, &st.update)))
             goto out;

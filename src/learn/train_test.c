@@ -24,11 +24,13 @@ static bool on_update(const relay_train_stats *s, void *user)
 
 static void ppo_learns_cartpole(void **state)
 {
+    bool norm_reward = *state != NULL;
     const relay_env_def *def = relay_env_find("CartPole-v1");
     assert_non_null(def);
     relay_ppo_config cfg;
     assert_ok(relay_ppo_config_zoo(&cfg, "CartPole-v1"));
     cfg.seed = 3;
+    cfg.normalize_reward = norm_reward; /* VecNormalize-style rewards (reported returns stay raw) */
     /* Sanitizer builds run ~10-30x slower: a smaller budget and a lower bar. */
     bool san = test_sanitized();
     cfg.total_timesteps = san ? 8000 : 40000;
@@ -37,9 +39,9 @@ static void ppo_learns_cartpole(void **state)
     relay_policy *pol = NULL;
     assert_ok(relay_ppo_train(def, &cfg, on_update, &w, &st, &pol));
     assert_non_null(pol);
-    print_message("ppo: %llu steps, %llu episodes, first avg20 %.1f, best avg20 %.1f, %.2f s\n",
-                  (unsigned long long)st.timesteps, (unsigned long long)st.episodes, w.first20,
-                  w.best20, st.seconds);
+    print_message("ppo%s: %llu steps, %llu episodes, first avg20 %.1f, best avg20 %.1f, %.2f s\n",
+                  norm_reward ? " (norm reward)" : "", (unsigned long long)st.timesteps,
+                  (unsigned long long)st.episodes, w.first20, w.best20, st.seconds);
     assert_true(w.best20 >= w.threshold);
     assert_true(w.best20 > w.first20 + 15);
     /* The returned policy balances the pole greedily far longer than a random one (~22). */
@@ -96,7 +98,8 @@ static void train_rejects_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ppo_learns_cartpole),
+        cmocka_unit_test_prestate(ppo_learns_cartpole, NULL),
+        cmocka_unit_test_prestate(ppo_learns_cartpole, (void *)"norm_reward"),
         cmocka_unit_test(reinforce_improves_cartpole),
         cmocka_unit_test(train_rejects_bad_input),
     };

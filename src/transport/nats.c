@@ -889,13 +889,17 @@ relay_err rly_tp_nats_open(const rly_tp_config *c, rly_tp **out)
             break;
         const char *why = nats_GetLastError(NULL);
         bool auth = s == NATS_CONNECTION_AUTH_FAILED || (why && strstr(why, "uthorization"));
-        if (auth || s != NATS_NO_SERVER || rly_now_ns() >= deadline) {
+        /* a server certificate that the configured CA does not verify: the peer's identity is
+           refused, like wrong credentials (exit 4), and no retry can fix it */
+        bool tls = s == NATS_SSL_ERROR;
+        if (auth || tls || s != NATS_NO_SERVER || rly_now_ns() >= deadline) {
             rly_error(MOD, "cannot connect to %s: %s%s%s", c->url,
-                      auth ? "authorization failed (check the NATS credentials)"
-                           : natsStatus_GetText(s),
+                      auth  ? "authorization failed (check the NATS credentials)"
+                      : tls ? "TLS handshake failed (check transport.ca_file / RELAY_NATS_CA)"
+                            : natsStatus_GetText(s),
                       why && !auth ? ": " : "", why && !auth ? why : "");
             nats_close(t);
-            return auth ? RELAY_EAUTH : RELAY_ECLOSED;
+            return auth || tls ? RELAY_EAUTH : RELAY_ECLOSED;
         }
         rly_sleep_ns(100 * 1000000);
     }

@@ -65,6 +65,16 @@ done <<TABLE
 2|unknown option "--bogus"|inspect $tmp/afile --bogus
 2|one FILE at a time|inspect $tmp/afile $tmp/afile
 1|No such file or directory|inspect $tmp/missing.arrow
+2|--steps: "abc" is not a number|server --nats nats://127.0.0.1:9 --steps abc
+2|--algo must be one of ppo or reinforce (not "sac")|server --nats nats://127.0.0.1:9 --algo sac
+2|--correction must be one of ppo or vtrace (not "x")|server --nats nats://127.0.0.1:9 --correction x
+2|--replicas: 6 is above the maximum 5|server --nats nats://127.0.0.1:9 --replicas 6
+2|--nats URL or --zmq URL is required|server
+2|unknown option "--frob"|server --frob 3
+2|--routers: 300 is above the maximum 256|actors --nats nats://127.0.0.1:9 --routers=300
+2|--actors: 0 is below the minimum 1|actors --nats nats://127.0.0.1:9 --actors 0
+2|--wait needs a value|actors --nats nats://127.0.0.1:9 --wait
+2|unknown option "--bogus"|actors --bogus
 TABLE
 
 # ---- run directories ---------------------------------------------------------------------------

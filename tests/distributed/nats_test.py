@@ -2,7 +2,7 @@
 """Distributed training over NATS JetStream, end to end, with faults.
 
 usage: nats_test.py RELAY_BIN INJECT_BIN SCENARIO
-SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile | cluster
+SCENARIO: train | kill_server | kill_nats | kill_actor | auth | key | hostile | cluster | node
 
 Each scenario starts its own nats-server (JetStream, file store in a temporary directory) on a
 free 127.0.0.1 port, a `relay server` and `relay actors` processes, bounds its time, and stops
@@ -10,82 +10,18 @@ everything it started by PID, also on failure. Accounting is checked from the le
 trajectory id an actor process saw acknowledged appears in the server's ledger.csv exactly once
 (learned, stale, discarded or unused), and no id is learned twice.
 """
-import collections
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 
+from harness import *  # noqa: F401,F403 (processes, ports, ledgers)
+
 RELAY, INJECT, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
-SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
-TARGET = "120" if SANITIZED else "475"
-# updates before a fault is injected (sanitized builds reach their lower target sooner)
-KILL_AT = 12 if SANITIZED else 50
-DEADLINE = time.monotonic() + (600 if SANITIZED else 240)
+
 NATS = shutil.which("nats-server") or "/usr/bin/nats-server"
-
-procs = []  # every process started, stopped at exit
-
-
-def log(*a):
-    print("[%6.1f]" % (time.monotonic() - T0), *a, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args, name, env=None, out=None):
-    f = open(os.path.join(TMP, name + ".log"), "ab")
-    e = dict(os.environ)
-    e.update(env or {})
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e, cwd=TMP)
-    p.name = name
-    procs.append(p)
-    return p
-
-
-def read_log(name):
-    try:
-        with open(os.path.join(TMP, name + ".log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    t = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(max(0.1, t - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def wait_for(pred, what, timeout):
-    end = min(time.monotonic() + timeout, DEADLINE)
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def wait_exit(p, timeout):
-    try:
-        return p.wait(max(1, min(timeout, DEADLINE - time.monotonic())))
-    except subprocess.TimeoutExpired:
-        raise AssertionError("%s did not exit in time" % p.name)
 
 
 class Nats:
@@ -100,15 +36,7 @@ class Nats:
         else:
             args = [NATS, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
         self.p = start(args + self.extra, self.name)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(up, "nats-server to listen", 20)
+        wait_listen(self.port, "nats-server to listen")
 
     def kill(self):
         self.p.send_signal(signal.SIGKILL)
@@ -123,51 +51,6 @@ def server_args(nats, out, *extra):
 def actor_args(nats, i, *extra):
     return [RELAY, "actors", "--nats", nats.url, "--run", "t", "--quiet", "--seed", str(100 + i),
             "--ledger", os.path.join(TMP, "acked%d.csv" % i), "--wait", "120"] + list(extra)
-
-
-def updates(out):
-    try:
-        with open(os.path.join(out, "metrics.csv")) as f:
-            return max(0, sum(1 for _ in f) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def check_ledgers(out, n_actor_procs, expect_learned=True):
-    """Every acked id is in the server's ledger exactly once; nothing learned twice."""
-    fates = collections.Counter()
-    seen = {}
-    dup_lines = 0
-    with open(os.path.join(out, "ledger.csv")) as f:
-        for line in f:
-            tid, seq, fate, rows = line.strip().split(",")
-            fates[fate] += 1
-            if fate in ("duplicate", "rejected"):
-                continue
-            if tid in seen:
-                dup_lines += 1
-                log("id recorded twice:", tid, seen[tid], fate)
-            seen[tid] = fate
-    acked = 0
-    missing = 0
-    for i in range(n_actor_procs):
-        path = os.path.join(TMP, "acked%d.csv" % i)
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                bid, count = line.strip().split(",")
-                for k in range(int(count)):
-                    acked += 1
-                    if "%s:%d" % (bid, k) not in seen:
-                        missing += 1
-    log("ledger:", dict(fates), "acked ids:", acked, "missing:", missing, "recorded twice:",
-        dup_lines)
-    assert dup_lines == 0, "a trajectory id was recorded (learned) twice"
-    assert missing == 0, "%d acknowledged trajectories are not accounted for" % missing
-    if expect_learned:
-        assert fates["learned"] > 0
-    return fates, acked
 
 
 def run_training(nats, out, n_actors=2, server_extra=(), actor_extra=(), env=None):
@@ -270,6 +153,58 @@ def scenario_auth():
     check_ledgers(out, 1)
 
 
+def make_tls_files():
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    def ossl(*args):
+        r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60,
+                           cwd=TMP)
+        assert r.returncode == 0, "openssl %s: %s" % (args[0], r.stderr)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=relay test CA",
+         "-keyout", "ca.key", "-out", "ca.pem")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "srv.key",
+         "-out", "srv.csr")
+    with open(os.path.join(TMP, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-days", "2", "-extfile", "san.ext", "-out", "srv.pem")
+    # a second CA that did not sign the server: a client trusting only it must refuse
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other CA",
+         "-keyout", "other.key", "-out", "other.pem")
+    return [os.path.join(TMP, n) for n in ("ca.pem", "srv.pem", "srv.key", "other.pem")]
+
+
+def scenario_tls():
+    """TLS to nats-server: a CA-verified connection trains; an untrusted CA and a plain-text
+    client are refused with a clear error and publish nothing."""
+    ca, cert, key, other = make_tls_files()
+    nats = Nats(free_port(), os.path.join(TMP, "store"),
+                ["--tls", "--tlscert", cert, "--tlskey", key])
+    bad = os.path.join(TMP, "untrusted.json")
+    with open(bad, "w") as f:
+        f.write('{"transport": {"tls": true, "ca_file": "%s"}}\n' % other)
+    a = start(actor_args(nats, 0, "--config", bad), "untrusted_actor")
+    assert wait_exit(a, 30) == 4, read_log("untrusted_actor")
+    assert "TLS handshake failed" in read_log("untrusted_actor"), read_log("untrusted_actor")
+    s = start(server_args(nats, os.path.join(TMP, "plain")), "plain_server")
+    assert wait_exit(s, 30) != 0, read_log("plain_server")
+    assert "cannot connect" in read_log("plain_server"), read_log("plain_server")
+    assert not os.path.exists(os.path.join(TMP, "acked0.csv")) or \
+        os.path.getsize(os.path.join(TMP, "acked0.csv")) == 0
+    # the CA from the environment for one side, from the config file for the other
+    good = os.path.join(TMP, "tls.json")
+    with open(good, "w") as f:
+        f.write('{"transport": {"tls": true, "ca_file": "%s"}}\n' % ca)
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nats, out, "--config", good), "server")
+    act = start(actor_args(nats, 0, "--nats", "tls://127.0.0.1:%d" % nats.port), "actors0",
+                {"RELAY_NATS_CA": ca})
+    assert wait_exit(srv, 200) == 0, read_log("server")
+    assert wait_exit(act, 30) == 0, read_log("actors0")
+    assert "target reached" in read_log("server")
+    check_ledgers(out, 1)
+
+
 def scenario_key():
     k1 = "11" * 32
     k2 = "22" * 32
@@ -354,19 +289,64 @@ def scenario_cluster():
     check_ledgers(out, 2)
 
 
-T0 = time.monotonic()
-TMP = tempfile.mkdtemp(prefix="relay-nats-")
-ok = False
-try:
-    globals()["scenario_" + SCENARIO]()
-    ok = True
-    log("PASS", SCENARIO)
-finally:
-    stop_all()
-    if not ok:
-        for name in sorted(os.listdir(TMP)):
-            if name.endswith(".log"):
-                print("==== %s ====" % name)
-                print(read_log(name[:-4])[-4000:])
-    shutil.rmtree(TMP, ignore_errors=True)
-sys.exit(0 if ok else 1)
+def ensure_node_client():
+    """examples/node_nats_client with its npm packages (installed once, under flock); None
+    when node or npm is absent (the test is then skipped)."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None
+    d = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "examples", "node_nats_client")
+    want = ("nats", "protobufjs")
+    if not all(os.path.isdir(os.path.join(d, "node_modules", m)) for m in want):
+        cmd = "flock .npm-lock sh -c 'test -d node_modules/nats -a -d node_modules/protobufjs " \
+              "|| npm install --no-audit --no-fund --ignore-scripts >&2'"
+        r = subprocess.run(cmd, shell=True, cwd=d, timeout=300)
+        assert r.returncode == 0, "npm install in %s failed (exit %d)" % (d, r.returncode)
+    return d
+
+
+def scenario_node():
+    """A foreign actor process in Node.js (npm's nats + protobufjs, examples/node_nats_client)
+    written from docs/PROTOCOL.md trains CartPole alone; its acknowledged ids are all in the
+    server's ledger exactly once, and the server's counts add up."""
+    d = ensure_node_client()
+    if d is None:
+        print("SKIP: node or npm not installed")
+        sys.exit(77)
+    nats = Nats(free_port(), os.path.join(TMP, "store"))
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(nats, out), "server")
+    src = os.path.dirname(os.path.dirname(d))
+    acked_path = os.path.join(TMP, "acked0.csv")
+    client = start(["node", os.path.join(d, "relay_nats_client.js"), nats.url,
+                    os.path.join(src, "proto"), "--run", "t", "--seconds", "180",
+                    "--ledger", acked_path], "nodeclient")
+    rc = wait_exit(srv, 200)
+    assert rc == 0, "server exit %d:\n%s\n%s" % (rc, read_log("server"), read_log("nodeclient"))
+    assert wait_exit(client, 30) == 0, read_log("nodeclient")
+    clog = read_log("nodeclient")
+    assert "server status: training finished: target reached" in clog, clog
+    last = [l for l in clog.splitlines() if l.startswith("producer ")][-1]
+    log(last)
+    producer = last.split()[1].rstrip(";")
+    sent = int(last.split("batches sent ")[1].split(",")[0])
+    acked = int(last.split(", acked ")[1].split(";")[0])
+    trajs = int(last.split("trajectories ")[1].split(",")[0])
+    assert sent > 0 and acked == sent, last
+    assert int(last.split("versions applied ")[1]) > 1, "no new model was installed: " + last
+    fates, acked_ids = check_ledgers(out, 1)
+    assert acked_ids == trajs, "%d trajectories sent, %d acknowledged ids" % (trajs, acked_ids)
+    with open(os.path.join(out, "ledger.csv")) as f:
+        ids = [line.split(",")[0] for line in f]
+    assert all(i.startswith(producer + ":") for i in ids), "an id from another producer"
+    # every trajectory it sent is recorded once, and the server's summary says the same
+    assert len(ids) == trajs and sum(fates.values()) == trajs, (len(ids), trajs, dict(fates))
+    slog = read_log("server")
+    assert "target reached" in slog, slog
+    summary = "trajectories: %d learned, %d stale, %d discarded, %d unused, %d rejected" % (
+        fates["learned"], fates["stale"], fates["discarded"], fates["unused"], fates["rejected"])
+    assert summary in slog, summary + "\n" + slog
+    assert updates(out) > 0
+
+
+run(globals(), SCENARIO)

@@ -2,103 +2,25 @@
 """Distributed training over ZeroMQ (brokerless, CURVE), end to end, with faults.
 
 usage: zmq_test.py RELAY_BIN SCENARIO
-SCENARIO: train | kill_server | kill_actor | curve | hostile | python
+SCENARIO: train | kill_server | kill_actor | curve | hostile | python | drain_crash
 
 Each scenario picks free 127.0.0.1 ports, starts a `relay server --zmq` and `relay actors --zmq`
 processes, bounds its time and stops everything it started by PID, also on failure. Accounting is
 checked from the ledgers as in nats_test.py: every trajectory id an actor process saw
 acknowledged appears in the server's ledger.csv exactly once, and none is learned twice.
 """
-import collections
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 import zmq
 
+from harness import *  # noqa: F401,F403 (processes, ports, ledgers)
+
 RELAY, SCENARIO = sys.argv[1], sys.argv[2]
-HERE = os.path.dirname(os.path.abspath(__file__))
-SANITIZED = bool(os.environ.get("RELAY_SANITIZED"))
-TARGET = "120" if SANITIZED else "475"
-KILL_AT = 12 if SANITIZED else 50
-DEADLINE = time.monotonic() + (600 if SANITIZED else 240)
-
-procs = []
-
-
-def log(*a):
-    print("[%6.1f]" % (time.monotonic() - T0), *a, flush=True)
-
-
-def free_port_pair():
-    """A port P with P and P+1 both free (the ROUTER and the PUB socket)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 65534:
-            continue
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise AssertionError("no free port pair")
-
-
-def start(args, name, env=None):
-    f = open(os.path.join(TMP, name + ".log"), "ab")
-    e = dict(os.environ)
-    e.update(env or {})
-    if "TSAN_OPTIONS" in e:  # libzmq is not instrumented: see zmq.tsan.supp
-        e["TSAN_OPTIONS"] += " suppressions=" + os.path.join(HERE, "zmq.tsan.supp")
-    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=e, cwd=TMP)
-    p.name = name
-    procs.append(p)
-    return p
-
-
-def read_log(name):
-    try:
-        with open(os.path.join(TMP, name + ".log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    t = time.monotonic() + 10
-    for p in procs:
-        try:
-            p.wait(max(0.1, t - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def wait_for(pred, what, timeout):
-    end = min(time.monotonic() + timeout, DEADLINE)
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def wait_exit(p, timeout):
-    try:
-        return p.wait(max(1, min(timeout, DEADLINE - time.monotonic())))
-    except subprocess.TimeoutExpired:
-        raise AssertionError("%s did not exit in time" % p.name)
 
 
 def keygen(prefix):
@@ -145,49 +67,6 @@ def server_args(url, out, *extra):
 def actor_args(url, i, *extra):
     return [RELAY, "actors", "--zmq", url, "--quiet", "--seed", str(100 + i), "--ledger",
             os.path.join(TMP, "acked%d.csv" % i), "--wait", "60"] + list(extra)
-
-
-def updates(out):
-    try:
-        with open(os.path.join(out, "metrics.csv")) as f:
-            return max(0, sum(1 for _ in f) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def check_ledgers(out, n_actor_procs, expect_learned=True):
-    fates = collections.Counter()
-    seen = {}
-    dup_lines = 0
-    with open(os.path.join(out, "ledger.csv")) as f:
-        for line in f:
-            tid, seq, fate, rows = line.strip().split(",")
-            fates[fate] += 1
-            if fate in ("duplicate", "rejected"):
-                continue
-            if tid in seen:
-                dup_lines += 1
-                log("id recorded twice:", tid, seen[tid], fate)
-            seen[tid] = fate
-    acked = missing = 0
-    for i in range(n_actor_procs):
-        path = os.path.join(TMP, "acked%d.csv" % i)
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                bid, count = line.strip().split(",")
-                for k in range(int(count)):
-                    acked += 1
-                    if "%s:%d" % (bid, k) not in seen:
-                        missing += 1
-    log("ledger:", dict(fates), "acked ids:", acked, "missing:", missing, "recorded twice:",
-        dup_lines)
-    assert dup_lines == 0, "a trajectory id was recorded (learned) twice"
-    assert missing == 0, "%d acknowledged trajectories are not accounted for" % missing
-    if expect_learned:
-        assert fates["learned"] > 0
-    return fates, acked
 
 
 def scenario_train():
@@ -387,6 +266,69 @@ def scenario_hostile():
     assert bad >= 10 and conns >= 50, n[-1]
 
 
+def scenario_drain_crash():
+    """The shutdown window: once training is finished the server still takes batches in (the
+    drain) and acknowledges them. kill -9 right after an acknowledgement: the acknowledged
+    trajectories must already be in ledger.csv and in the checkpoint (a restarted server keeps
+    them); a batch not acknowledged is sent again to the restarted server. Every acknowledged id
+    ends up in the ledger exactly once."""
+    import zmq_probe
+    pb = zmq_probe.load_pb(TMP)
+    url = "tcp://127.0.0.1:%d" % free_port_pair()
+    out = os.path.join(TMP, "run")
+    srv = start(server_args(url, out), "server")
+    time.sleep(0.3)
+    probe = zmq_probe.Probe(pb, url)
+    # said hello: the server's drain waits for this probe's goodbye (it never comes)
+    assert probe.hello() is not None, "no hello reply:\n" + read_log("server")
+    act = start(actor_args(url, 0), "actors0")
+    state = [None]
+
+    def finished():
+        state[0] = probe.model_state()
+        return bool(state[0] and state[0][1]) or srv.poll() is not None
+
+    wait_for(finished, "training to finish", 200)
+    assert srv.poll() is None, "server left its drain early:\n" + read_log("server")
+    assert wait_exit(act, 30) == 0, read_log("actors0")
+    version = state[0][0]
+    log("training finished at version", version, "; the server drains")
+    a, b = probe.make_batch(version), probe.make_batch(version)
+    probe.send(a)
+    probe.send(b)
+    st = probe.wait_ack(a, 20)
+    assert st == 0, "batch %d: ack %r\n%s" % (a, st, read_log("server"))
+    srv.send_signal(signal.SIGKILL)  # right after the acknowledgement
+    srv.wait()
+    probe.poll_acks(0.2)
+    log("server killed in its drain; acks:", dict(probe.acks))
+    with open(os.path.join(out, "ledger.csv")) as f:
+        ids = [l.split(",")[0] for l in f]
+    for k in range(3):
+        assert ids.count("%s:%d" % (probe.batch_id(a), k)) == 1, \
+            "acknowledged trajectory %s:%d is not in the ledger after kill -9" % (
+                probe.batch_id(a), k)
+    # the next server resumes from the checkpoint and keeps what was acknowledged
+    srv2 = start(server_args(url, out), "server2")
+    wait_for(lambda: "resumed from" in read_log("server2") or srv2.poll() is not None,
+             "the restarted server", 60)
+    resend = [q for q in (a, b) if probe.acks.get(q) != 0]
+    log("resending", resend)
+    for q in resend:
+        probe.send(q)
+    for q in resend:
+        assert probe.wait_ack(q, 60) == 0, "resent batch %d: no ack\n%s" % (q, read_log("server2"))
+    probe.goodbye()
+    probe.write_acked(os.path.join(TMP, "acked1.csv"))
+    probe.close()
+    act2 = start(actor_args(url, 2), "actors2")
+    rc = wait_exit(srv2, 200)
+    assert rc == 0, "restarted server exit %d:\n%s" % (rc, read_log("server2"))
+    wait_exit(act2, 30)
+    fates, acked = check_ledgers(out, 3)
+    assert acked >= 6, acked
+
+
 def scenario_python():
     """A foreign client (examples/python_zmq, Python + pyzmq + protobuf, CURVE) trains CartPole."""
     url = "tcp://127.0.0.1:%d" % free_port_pair()
@@ -419,19 +361,4 @@ def scenario_python():
     assert "target reached" in read_log("server")
 
 
-T0 = time.monotonic()
-TMP = tempfile.mkdtemp(prefix="relay-zmq-")
-ok = False
-try:
-    globals()["scenario_" + SCENARIO]()
-    ok = True
-    log("PASS", SCENARIO)
-finally:
-    stop_all()
-    if not ok:
-        for name in sorted(os.listdir(TMP)):
-            if name.endswith(".log"):
-                print("==== %s ====" % name)
-                print(read_log(name[:-4])[-4000:])
-    shutil.rmtree(TMP, ignore_errors=True)
-sys.exit(0 if ok else 1)
+run(globals(), SCENARIO)

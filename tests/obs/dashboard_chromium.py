@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from obs_util import Procs, start_train, wait_for  # noqa: E402
+from obs_util import DevTools, Procs, start_chromium, start_train, wait_for  # noqa: E402
 
 relay = sys.argv[1]
 artifacts = sys.argv[2] if len(sys.argv) > 2 else "."
@@ -21,59 +21,9 @@ if not os.path.exists(chromium):
     sys.exit(77)
 
 
-class DevTools:
-    """A DevTools protocol client over the pipe pair (fd 3: commands in, fd 4: events out)."""
-
-    def __init__(self, to_browser, from_browser):
-        self.w, self.r = to_browser, from_browser
-        self.next_id = 0
-        self.buf = b""
-
-    def call(self, method, params=None, session=None, timeout=20):
-        self.next_id += 1
-        msg = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self.w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            while b"\0" in self.buf:
-                raw, self.buf = self.buf.split(b"\0", 1)
-                m = json.loads(raw)
-                if m.get("id") == self.next_id:
-                    if "error" in m:
-                        raise AssertionError(f"{method}: {m['error']}")
-                    return m["result"]
-            import select
-            ready, _, _ = select.select([self.r], [], [], max(0.0, deadline - time.monotonic()))
-            if ready:
-                chunk = os.read(self.r, 1 << 20)
-                if not chunk:
-                    raise AssertionError("chromium closed the DevTools pipe")
-                self.buf += chunk
-        raise AssertionError(f"no answer to {method} within {timeout} s")
-
-
 with Procs() as procs:
     train, url, run, log = start_train(procs, relay, ["--routers", "2"], 50)
-    cmd_r, cmd_w = os.pipe()  # we write commands, chromium reads fd 3
-    ev_r, ev_w = os.pipe()    # chromium writes fd 4, we read
-    profile = os.path.join(procs.tmp, "profile")
-    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-            "--remote-debugging-pipe", "--window-size=1280,1000", "about:blank"]
-    clog = open(os.path.join(procs.tmp, "chromium.log"), "w")
-
-    def child_fds():  # runs before close_fds: fds 3 and 4 are in pass_fds so they survive
-        a, b = os.dup(cmd_r), os.dup(ev_w)
-        os.dup2(a, 3)
-        os.dup2(b, 4)
-
-    procs.start(argv, stdout=clog, stderr=clog, pass_fds=(3, 4), preexec_fn=child_fds)
-    os.close(cmd_r)
-    os.close(ev_w)
-    dt = DevTools(cmd_w, ev_r)
+    dt = start_chromium(procs, chromium)
     target = dt.call("Target.createTarget", {"url": url + "?interval=300"})["targetId"]
     session = dt.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     dt.call("Runtime.enable", session=session)

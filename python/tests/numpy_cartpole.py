@@ -1,4 +1,5 @@
-"""A vectorised CartPole-v1 written in NumPy (Gymnasium's equations), for bench_train.py."""
+"""A vectorised CartPole-v1 written in NumPy (Gymnasium's equations): the Python env of
+test_train.py and bench/python/bench_train.py."""
 import math
 
 import numpy as np
