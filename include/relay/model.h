@@ -162,18 +162,21 @@ RELAY_API relay_err relay_model_meta_to_json(const relay_model_meta *meta, char 
 RELAY_API relay_err relay_model_meta_from_json(const char *json, size_t len,
                                                relay_model_meta *meta);
 
-/* relay_bundle is a model with its metadata and ONNX bytes. */
+/* relay_bundle is a policy model with its metadata and ONNX bytes, and optionally a value model
+   (critic, obs -> V(s)) that actors made from the bundle use for the value column and bootstraps.
+ */
 typedef struct relay_bundle relay_bundle;
 
 /* relay_bundle_new compiles onnx bytes and copies meta (deep) into a new bundle. */
 RELAY_API relay_err relay_bundle_new(const void *onnx, size_t len, const relay_model_meta *meta,
                                      relay_bundle **out);
 
-/* relay_bundle_load reads a bundle from a directory (model.onnx + metadata.json) or an .onnx file.
- */
+/* relay_bundle_load reads a bundle from a directory (model.onnx + metadata.json, optional
+   value.onnx critic) or an .onnx file (no critic). */
 RELAY_API relay_err relay_bundle_load(const char *path, relay_bundle **out);
 
-/* relay_bundle_save writes model.onnx and metadata.json into dir (created if missing). */
+/* relay_bundle_save writes model.onnx, metadata.json and value.onnx (when b has a critic; a stale
+   one is removed otherwise) into dir (created if missing). */
 RELAY_API relay_err relay_bundle_save(const relay_bundle *b, const char *dir);
 
 /* relay_bundle_to_blob serialises b into one byte blob (malloc'd, caller frees; see MODEL.md). */
@@ -190,6 +193,15 @@ RELAY_API relay_model *relay_bundle_model(const relay_bundle *b);
 
 /* relay_bundle_meta returns the bundle's metadata (owned by the bundle). */
 RELAY_API const relay_model_meta *relay_bundle_meta(const relay_bundle *b);
+
+/*
+ * relay_bundle_set_value compiles onnx (len bytes) as b's value model, replacing any: it must map
+ * the policy's observation width to 1 output (RELAY_ESHAPE, logged, otherwise). NULL/0 removes it.
+ */
+RELAY_API relay_err relay_bundle_set_value(relay_bundle *b, const void *onnx, size_t len);
+
+/* relay_bundle_value returns b's value model (owned by b), or NULL when b has none. */
+RELAY_API relay_model *relay_bundle_value(const relay_bundle *b);
 
 /* relay_bundle_take_model moves the model out of b (b keeps its metadata; caller frees the model).
  */

@@ -121,6 +121,10 @@ typedef struct relay_actor_options {
     uint64_t seed;             /* 0: derived from the config seed and the actor's index */
     bool deterministic;        /* argmax / mean instead of sampling */
     const relay_id *id;        /* NULL: a fresh random id */
+    /* Critic (obs -> V(s), copied) for the "value" column and the bootstrap of cut and truncated
+       pieces; NULL: the bundle's value model (relay_bundle_value), if any. Without one, value and
+       bootstrap are 0 (GAE then has no baseline). Independent model mode only. */
+    const relay_model *value_model;
 } relay_actor_options;
 
 /* relay_agent_new_actor creates one actor on the least-loaded router and returns its id. */

@@ -158,6 +158,7 @@ typedef struct relay_actor_options {
     uint64_t seed;
     bool deterministic;
     const relay_id *id;
+    const relay_model *value_model;
 } relay_actor_options;
 
 relay_err relay_agent_new_actors(relay_agent *a, uint32_t count, const relay_actor_options *opt,

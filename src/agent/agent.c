@@ -132,6 +132,14 @@ relay_err relay_agent_new(const relay_config *cfg, relay_agent **out)
                 if (e)
                     relay_model_free(m);
             }
+            const relay_model *critic = relay_bundle_value(a->default_model);
+            if (!e && critic) { /* the bundle's critic serves every actor too */
+                relay_model *v = NULL;
+                onnx = relay_model_onnx(critic, &len);
+                if (!(e = relay_model_from_onnx(onnx, len, &v)) &&
+                    (e = relay_model_handle_publish(a->shared_vf, v, a->shared_version)))
+                    relay_model_free(v);
+            }
         }
         if (e) {
             relay_agent_free(a);

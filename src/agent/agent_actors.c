@@ -34,25 +34,29 @@ static relay_err shared_fits_locked(relay_agent *a, const rly_policy_desc *d)
  * marked busy (removal and renaming refuse it with RELAY_EBUSY until the add is done).
  */
 static relay_err add_actor_locked(relay_agent *a, const rly_actor_config *ac,
-                                  const relay_env_def *env, relay_model *pi, int64_t version,
-                                  relay_id *id)
+                                  const relay_env_def *env, relay_model *pi, relay_model *vf,
+                                  int64_t version, relay_id *id)
 {
     if (rly_idmap_count(&a->actors) >= RELAY_MAX_ACTORS) {
         rly_error(MOD, "new_actor: the agent already holds %u actors (RELAY_MAX_ACTORS)",
                   RELAY_MAX_ACTORS);
         relay_model_free(pi);
+        relay_model_free(vf);
         return RELAY_ETOOBIG;
     }
     rly_actor *act = NULL;
     relay_err e = rly_actor_new(ac, &act);
     if (e) {
         relay_model_free(pi);
+        relay_model_free(vf);
         return e;
     }
     if (pi) {
-        e = rly_actor_install(act, pi, NULL, version, NULL, 0);
-        if (e)
+        e = rly_actor_install(act, pi, vf, version, NULL, 0); /* on error neither is taken */
+        if (e) {
             relay_model_free(pi);
+            relay_model_free(vf);
+        }
     } else if (ac->shared_pi) {
         e = rly_actor_install(act, NULL, NULL, 0, NULL, 0);
     }
@@ -132,6 +136,14 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
         rly_error(MOD, "new_actor: needs a model or an environment to know its spaces");
         e = RELAY_EINVAL;
     }
+    /* the critic: an explicit value model, else the bundle's */
+    const relay_model *critic = opt->value_model ? opt->value_model : relay_bundle_value(model);
+    if (!e && opt->value_model && !model) {
+        rly_error(MOD, "new_actor: value_model needs a policy model (opt->model or model_path)");
+        e = RELAY_EINVAL;
+    }
+    if (!e && critic)
+        e = rly_policy_check_model(&ac.policy, NULL, critic, "new_actor (value model)");
     if (e)
         return e;
     if ((e = rly_agent_enter(a)) != RELAY_OK)
@@ -140,13 +152,13 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
     e = rly_agent_running_locked(a);
     if (!e) {
         ac.seed = opt->seed ? opt->seed : a->cfg.seed * 1000003ULL + a->actor_count + 1;
-        relay_model *pi = NULL;
+        relay_model *pi = NULL, *vf = NULL;
         int64_t version = 0;
         if (a->cfg.shared_model) {
             ac.shared_pi = a->shared_pi;
             ac.shared_vf = a->shared_vf;
             e = shared_fits_locked(a, &ac.policy);
-            if (opt->model) {
+            if (opt->model || opt->value_model) {
                 rly_warn(MOD, "new_actor: shared model mode ignores a per-actor model; use "
                               "update_model");
             }
@@ -155,9 +167,16 @@ relay_err relay_agent_new_actor(relay_agent *a, const relay_actor_options *opt, 
             const uint8_t *onnx = relay_model_onnx(relay_bundle_model(model), &len);
             e = relay_model_from_onnx(onnx, len, &pi);
             version = relay_bundle_meta(model)->version;
+            if (!e && critic) {
+                onnx = relay_model_onnx(critic, &len);
+                if ((e = relay_model_from_onnx(onnx, len, &vf))) {
+                    relay_model_free(pi);
+                    pi = NULL;
+                }
+            }
         }
         if (!e)
-            e = add_actor_locked(a, &ac, env, pi, version, id);
+            e = add_actor_locked(a, &ac, env, pi, vf, version, id);
     }
     rly_mutex_unlock(&a->lock);
     rly_agent_leave(a);
@@ -211,7 +230,7 @@ relay_err rly_agent_new_actor_remote(relay_agent *a, const rly_policy_desc *desc
         ac.shared_vf = a->shared_vf;
         e = shared_fits_locked(a, &ac.policy);
         if (!e)
-            e = add_actor_locked(a, &ac, NULL, NULL, 0, id);
+            e = add_actor_locked(a, &ac, NULL, NULL, NULL, 0, id);
     }
     rly_mutex_unlock(&a->lock);
     rly_agent_leave(a);

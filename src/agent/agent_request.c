@@ -478,8 +478,12 @@ static relay_err make_update(relay_agent *a, size_t i, rly_msg *m, void *ctx)
         size_t len;
         const uint8_t *onnx = relay_model_onnx(relay_bundle_model(uc->b), &len);
         relay_err e = relay_model_from_onnx(onnx, len, &u->pi);
+        if (!e && relay_bundle_value(uc->b)) { /* the bundle's critic replaces the actor's */
+            onnx = relay_model_onnx(relay_bundle_value(uc->b), &len);
+            e = relay_model_from_onnx(onnx, len, &u->vf);
+        }
         if (e) {
-            free(u);
+            rly_model_update_free(u);
             return e;
         }
     }
@@ -504,17 +508,24 @@ relay_err relay_agent_update_model(relay_agent *a, const relay_bundle *b, const 
     if (a->cfg.shared_model) {
         /* One compile, one check against every actor, one publish; every actor then switches
            at its next message or step. */
-        relay_model *m = NULL;
+        relay_model *m = NULL, *vf = NULL;
         size_t len;
         const uint8_t *onnx = relay_model_onnx(relay_bundle_model(b), &len);
         e = relay_model_from_onnx(onnx, len, &m);
+        if (!e && relay_bundle_value(b)) {
+            onnx = relay_model_onnx(relay_bundle_value(b), &len);
+            e = relay_model_from_onnx(onnx, len, &vf);
+        }
         if (!e) {
             rly_mutex_lock(&a->lock);
-            e = rly_agent_check_model_locked(a, NULL, 0, m, NULL, "update_model");
+            e = rly_agent_check_model_locked(a, NULL, 0, m, vf, "update_model");
             int64_t v = e ? -1 : ++a->shared_version;
+            if (!e && vf && (e = relay_model_handle_publish(a->shared_vf, vf, v)) == RELAY_OK)
+                vf = NULL; /* owned by the handle */
             if (!e)
                 e = relay_model_handle_publish(a->shared_pi, m, v);
             rly_mutex_unlock(&a->lock);
+            relay_model_free(vf);
             if (e)
                 relay_model_free(m);
             uc.b = NULL;

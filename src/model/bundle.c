@@ -1,8 +1,10 @@
 /*
  * Model bundles: ONNX bytes + metadata (policy version, observation and action spaces).
- * On disk: a directory with model.onnx and metadata.json, or a bare .onnx file (spaces inferred).
+ * On disk: a directory with model.onnx and metadata.json (and value.onnx when the bundle has a
+ * critic), or a bare .onnx file (spaces inferred, no critic).
  * In one message: the blob layout documented in docs/MODEL.md (magic "RLYB", format version,
- * metadata JSON, ONNX bytes; little-endian lengths).
+ * flags, metadata JSON, ONNX bytes, then the critic's ONNX bytes when flag 1 is set;
+ * little-endian lengths).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -23,11 +25,49 @@
 #define BLOB_VERSION 1
 #define BLOB_HEADER 12
 #define FORMAT_NAME "relay.model"
+#define BLOB_FLAG_VALUE 1u /* a value model follows the policy's ONNX bytes */
 
 struct relay_bundle {
     relay_model_meta meta;
     relay_model *model;
+    relay_model *value; /* optional critic */
 };
+
+/* value_fits checks that critic v maps the policy's input width to one value. */
+static relay_err value_fits(const relay_bundle *b, const relay_model *v, const char *what)
+{
+    uint32_t want = b->model ? relay_model_in_dim(b->model) : relay_model_in_dim(v);
+    if (relay_model_in_dim(v) != want || relay_model_out_dim(v) != 1) {
+        rly_error(LOG, "%s: the value model maps %u -> %u, the bundle needs %u -> 1", what,
+                  relay_model_in_dim(v), relay_model_out_dim(v), want);
+        return RELAY_ESHAPE;
+    }
+    return RELAY_OK;
+}
+
+relay_err relay_bundle_set_value(relay_bundle *b, const void *onnx, size_t len)
+{
+    if (!b || (len && !onnx))
+        return RELAY_EINVAL;
+    relay_model *v = NULL;
+    if (len) {
+        relay_err e = relay_model_from_onnx(onnx, len, &v);
+        if (e)
+            return e;
+        if ((e = value_fits(b, v, "bundle_set_value"))) {
+            relay_model_free(v);
+            return e;
+        }
+    }
+    relay_model_free(b->value);
+    b->value = v;
+    return RELAY_OK;
+}
+
+relay_model *relay_bundle_value(const relay_bundle *b)
+{
+    return b ? b->value : NULL;
+}
 
 static void space_fini(relay_space_desc *s)
 {
@@ -438,8 +478,21 @@ relay_err relay_bundle_load(const char *path, relay_bundle **out)
         e = relay_model_load_onnx(p, &m);
     if (!e && (e = bundle_make(m, &meta, false, out)))
         relay_model_free(m);
-    if (e)
+    if (e) {
         relay_model_meta_fini(&meta);
+        return e;
+    }
+    /* optional critic */
+    relay_model *v = NULL;
+    if (!(e = path_join(p, sizeof p, path, "value.onnx")) && access(p, F_OK) == 0 &&
+        !(e = relay_model_load_onnx(p, &v)) && !(e = value_fits(*out, v, p)))
+        (*out)->value = v;
+    else
+        relay_model_free(v);
+    if (e) {
+        relay_bundle_free(*out);
+        *out = NULL;
+    }
     return e;
 }
 
@@ -486,6 +539,14 @@ relay_err relay_bundle_save(const relay_bundle *b, const char *dir)
     if (!e && !(e = path_join(p, sizeof p, dir, "metadata.json")))
         e = write_atomic(p, js, strlen(js));
     free(js);
+    if (!e && !(e = path_join(p, sizeof p, dir, "value.onnx"))) {
+        if (b->value) {
+            e = write_atomic(p, b->value->onnx, b->value->onnx_len);
+        } else if (unlink(p) != 0 && errno != ENOENT) {
+            rly_error(LOG, "cannot remove the stale critic '%s': %s", p, strerror(errno));
+            e = RELAY_EIO;
+        }
+    }
     return e;
 }
 
@@ -513,7 +574,8 @@ relay_err relay_bundle_to_blob(const relay_bundle *b, uint8_t **blob, size_t *le
     if (e)
         return e;
     const size_t js_len = strlen(js), onnx_len = b->model->onnx_len;
-    const size_t total = BLOB_HEADER + js_len + 8 + onnx_len;
+    const size_t v_len = b->value ? b->value->onnx_len : 0;
+    const size_t total = BLOB_HEADER + js_len + 8 + onnx_len + (b->value ? 8 + v_len : 0);
     uint8_t *p = malloc(total);
     if (!p) {
         free(js);
@@ -522,13 +584,20 @@ relay_err relay_bundle_to_blob(const relay_bundle *b, uint8_t **blob, size_t *le
     memcpy(p, BLOB_MAGIC, 4);
     p[4] = BLOB_VERSION & 0xff;
     p[5] = BLOB_VERSION >> 8;
-    p[6] = p[7] = 0; /* flags */
+    p[6] = b->value ? BLOB_FLAG_VALUE : 0; /* flags */
+    p[7] = 0;
     put_u32(p + 8, (uint32_t)js_len);
     memcpy(p + BLOB_HEADER, js, js_len);
     uint8_t *q = p + BLOB_HEADER + js_len;
     put_u32(q, (uint32_t)onnx_len);
     put_u32(q + 4, (uint32_t)((uint64_t)onnx_len >> 32));
     memcpy(q + 8, b->model->onnx, onnx_len);
+    if (b->value) {
+        q += 8 + onnx_len;
+        put_u32(q, (uint32_t)v_len);
+        put_u32(q + 4, (uint32_t)((uint64_t)v_len >> 32));
+        memcpy(q + 8, b->value->onnx, v_len);
+    }
     free(js);
     *blob = p;
     *len = total;
@@ -551,7 +620,7 @@ relay_err relay_bundle_from_blob(const void *blob, size_t len, relay_bundle **ou
         rly_error(LOG, "model blob: format version %u is not supported (%d)", ver, BLOB_VERSION);
         return RELAY_EVERSION;
     }
-    if (p[6] || p[7]) {
+    if ((p[6] & ~BLOB_FLAG_VALUE) || p[7]) {
         rly_error(LOG, "model blob: unknown flags 0x%02x%02x", p[7], p[6]);
         return RELAY_EUNSUPPORTED;
     }
@@ -572,7 +641,27 @@ relay_err relay_bundle_from_blob(const void *blob, size_t len, relay_bundle **ou
                   (unsigned long long)onnx_len);
         return RELAY_ETOOBIG;
     }
-    if (onnx_len != rest) {
+    const bool has_value = p[6] & BLOB_FLAG_VALUE;
+    uint64_t v_len = 0;
+    if (has_value) {
+        if (onnx_len + 8 > rest) {
+            rly_error(LOG, "model blob: ONNX length %llu but %zu bytes follow (with a critic)",
+                      (unsigned long long)onnx_len, rest);
+            return RELAY_ETRUNCATED;
+        }
+        const uint8_t *vq = q + 8 + onnx_len;
+        v_len = get_u32(vq) | (uint64_t)get_u32(vq + 4) << 32;
+        if (v_len > RELAY_MODEL_MAX_ONNX_BYTES || v_len == 0) {
+            rly_error(LOG, "model blob: critic ONNX length %llu is out of range (1..limit)",
+                      (unsigned long long)v_len);
+            return v_len ? RELAY_ETOOBIG : RELAY_EFORMAT;
+        }
+        if (v_len != rest - onnx_len - 8) {
+            rly_error(LOG, "model blob: critic ONNX length %llu but %zu bytes follow",
+                      (unsigned long long)v_len, (size_t)(rest - onnx_len - 8));
+            return v_len > rest - onnx_len - 8 ? RELAY_ETRUNCATED : RELAY_EFORMAT;
+        }
+    } else if (onnx_len != rest) {
         rly_error(LOG, "model blob: ONNX length %llu but %zu bytes follow",
                   (unsigned long long)onnx_len, rest);
         return onnx_len > rest ? RELAY_ETRUNCATED : RELAY_EFORMAT;
@@ -589,6 +678,12 @@ relay_err relay_bundle_from_blob(const void *blob, size_t len, relay_bundle **ou
     if ((e = bundle_make(m, &meta, false, out))) {
         relay_model_free(m);
         relay_model_meta_fini(&meta);
+        return e;
+    }
+    if (has_value &&
+        (e = relay_bundle_set_value(*out, q + 16 + onnx_len, (size_t)v_len)) != RELAY_OK) {
+        relay_bundle_free(*out);
+        *out = NULL;
     }
     return e;
 }
@@ -599,6 +694,7 @@ void relay_bundle_free(relay_bundle *b)
         return;
     relay_model_meta_fini(&b->meta);
     relay_model_free(b->model);
+    relay_model_free(b->value);
     free(b);
 }
 
