@@ -26,6 +26,7 @@ typedef struct env_run {
     rly_reply *reply;       /* completed when the run ends */
     float *obs, *next_obs, *final_obs, *out, *values, *rewards, *logp, *env_act, *acts_f;
     int32_t *acts_i;
+    double *rand; /* central inference: the draws of one vector step */
     bool *term, *trunc;
     relay_traj **traj;
     int64_t *episode;
@@ -157,7 +158,7 @@ static void make_spec(const rly_policy_desc *d, bool masked, relay_step_spec *s)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-static const rly_actor_ops actor_ops;
+static const rly_actor_ops actor_ops, actor_ops_remote;
 
 relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
 {
@@ -178,7 +179,7 @@ relay_err rly_actor_new(const rly_actor_config *cfg, rly_actor **out)
     a->desc = *d;
     a->slot.id = cfg->id;
     a->slot.actor = a;
-    a->slot.ops = &actor_ops;
+    a->slot.ops = cfg->remote ? &actor_ops_remote : &actor_ops;
     a->slot.active_idx = -1;
     a->version = -1;
     atomic_init(&a->stats.version, -1);
@@ -220,6 +221,7 @@ static void run_free(env_run *r)
     free(r->env_act);
     free(r->acts_f);
     free(r->acts_i);
+    free(r->rand);
     free(r->term);
     free(r->trunc);
     if (r->traj)
@@ -517,6 +519,51 @@ static relay_err select_rows(rly_actor *a, const float *out, uint32_t n, const u
  * [n x out_dim] / [n] scratch; actions go to acts_i (discrete) or acts_f and env_act
  * (continuous), log-probabilities to logp.
  */
+/*
+ * remote_forward asks the central inference server for n rows: the draws come from a's RNG in
+ * the order select_rows would take them; env_act gets the continuous actions clipped.
+ */
+static relay_err remote_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
+                                double *rand, float *values, int32_t *acts_i, float *acts_f,
+                                float *env_act, float *logp, int64_t *version)
+{
+    const rly_policy_desc *d = &a->desc;
+    bool det = a->cfg.deterministic;
+    uint32_t draws = det ? 0 : (d->discrete ? 1 : d->act_dim);
+    for (uint32_t i = 0; i < n * draws; i++)
+        rand[i] = d->discrete ? rly_rng_uniform(&a->rng) : rly_rng_normal(&a->rng);
+    rly_remote_rows rr = {.n = n,
+                          .deterministic = det,
+                          .obs = obs,
+                          .masks = masks,
+                          .rand = rand,
+                          .acts_i = acts_i,
+                          .acts_f = acts_f,
+                          .logp = logp,
+                          .values = values,
+                          .version = -1};
+    uint32_t b = n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(n - 1);
+    stat_add(&a->stats.batch_hist[b < RLY_ACTOR_BATCH_BUCKETS ? b : RLY_ACTOR_BATCH_BUCKETS - 1],
+             1);
+    stat_add(&a->stats.batch_rows, n);
+    relay_err e = a->cfg.remote->forward(a->cfg.remote->ctx, d, &rr);
+    if (e)
+        return e;
+    if (!d->discrete && env_act)
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t k = 0; k < d->act_dim; k++) {
+                float c = acts_f[(size_t)i * d->act_dim + k];
+                if (d->bounded && c < d->low[k])
+                    c = d->low[k];
+                if (d->bounded && c > d->high[k])
+                    c = d->high[k];
+                env_act[(size_t)i * d->act_dim + k] = c;
+            }
+    *version = rr.version;
+    atomic_store_explicit(&a->stats.version, rr.version, memory_order_relaxed);
+    return RELAY_OK;
+}
+
 static relay_err policy_forward(rly_actor *a, const float *obs, uint32_t n, const uint8_t *masks,
                                 float *out, float *values, int32_t *acts_i, float *acts_f,
                                 float *env_act, float *logp)
@@ -634,7 +681,18 @@ static void infer_finish(rly_actor *a, rly_msg *m, rly_infer_req *q, const float
     const rly_policy_desc *d = &a->desc;
     float logp = 0.0f, env_act[RELAY_ENV_MAX_DIM];
     int32_t idx = 0;
-    if (e == RELAY_OK)
+    if (e == RELAY_OK && a->cfg.remote) {
+        /* central inference: out is unused, the server selected with this actor's draws */
+        double rand[RELAY_ENV_MAX_DIM];
+        int64_t version = -1;
+        e = remote_forward(a, q->obs, 1, q->has_mask ? q->mask : NULL, rand, &value, &idx,
+                           q->action, env_act, &logp, &version);
+        if (e == RELAY_OK && version != a->version) {
+            if (a->traj && a->traj->len)
+                a->traj_cut_pending = true; /* one policy version per trajectory */
+            a->version = version;
+        }
+    } else if (e == RELAY_OK)
         e = select_rows(a, out, 1, q->has_mask ? q->mask : NULL, &idx, q->action, env_act, &logp);
     if (e == RELAY_OK) {
         if (d->discrete) {
@@ -701,7 +759,7 @@ static void handle_infer(rly_actor *a, rly_msg *m)
     m->payload = NULL;
     refresh(a);
     float value = 0.0f;
-    relay_err e = forward_models(a, q->obs, 1, a->scratch, &value);
+    relay_err e = a->cfg.remote ? RELAY_OK : forward_models(a, q->obs, 1, a->scratch, &value);
     infer_finish(a, m, q, a->scratch, value, e);
 }
 
@@ -710,6 +768,11 @@ static void handle_infer(rly_actor *a, rly_msg *m)
 typedef struct batch_scratch {
     float *obs, *out, *val;
     size_t cap_obs, cap_out, cap_n;
+    /* step_many (central inference): log-probabilities, draws, discrete actions */
+    float *logp;
+    double *rand;
+    int32_t *acts_i;
+    size_t cap_logp, cap_rand, cap_acts_i;
 } batch_scratch;
 
 static pthread_key_t scratch_key;
@@ -721,6 +784,9 @@ static void scratch_free(void *p)
     free(b->obs);
     free(b->out);
     free(b->val);
+    free(b->logp);
+    free(b->rand);
+    free(b->acts_i);
     free(b);
 }
 
@@ -741,6 +807,18 @@ static batch_scratch *scratch_get(void)
         }
     }
     return b;
+}
+
+static bool grow_bytes(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    void *nb = realloc(*buf, need * elem);
+    if (!nb)
+        return false;
+    *buf = nb;
+    *cap = need;
+    return true;
 }
 
 static bool grow(float **buf, size_t *cap, size_t need)
@@ -764,11 +842,12 @@ static void deliver_many(rly_actor_slot **slots, rly_msg *msgs, size_t n)
 {
     rly_actor *first = slots[0]->actor;
     refresh(first);
-    bool same = first->pi_ref.model != NULL;
+    bool same = first->pi_ref.model != NULL && !first->cfg.remote;
     for (size_t i = 1; i < n && same; i++) {
         rly_actor *a = slots[i]->actor;
         refresh(a);
-        same = a->pi_ref.model == first->pi_ref.model && a->vf_ref.model == first->vf_ref.model &&
+        same = !a->cfg.remote && a->pi_ref.model == first->pi_ref.model &&
+               a->vf_ref.model == first->vf_ref.model &&
                rly_policy_desc_same(&a->desc, &first->desc);
     }
     uint32_t od = same ? relay_model_out_dim(first->pi_ref.model) : 0;
@@ -931,6 +1010,10 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
     r->trunc = malloc(n * sizeof(bool));
     r->traj = calloc(n, sizeof *r->traj);
     r->episode = calloc(n, sizeof *r->episode);
+    if (a->cfg.remote && !(r->rand = malloc(n * (ad ? ad : 1) * sizeof(double)))) {
+        run_free(r);
+        return RELAY_ENOMEM;
+    }
     if (!r->obs || !r->next_obs || !r->final_obs || !r->out || !r->values || !r->rewards ||
         !r->logp || !r->env_act || !r->acts_f || !r->acts_i || !r->term || !r->trunc || !r->traj ||
         !r->episode) {
@@ -1003,18 +1086,58 @@ static bool env_values_finite(rly_actor *a, const env_run *r)
     return true;
 }
 
+/* remote_version follows the server to model version v: one policy version per trajectory. */
+static void remote_version(rly_actor *a, int64_t v)
+{
+    env_run *r = &a->run;
+    if (v == a->version)
+        return;
+    a->version = v;
+    for (uint32_t i = 0; i < r->n; i++) {
+        relay_traj *t = r->traj[i];
+        if (!t)
+            continue;
+        if (t->len) {
+            close_truncated(t, r->values[i], true);
+            emit(a, t);
+            t = r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
+        }
+        if (t)
+            t->policy_version = v;
+    }
+}
+
+static bool step_rest(rly_actor *a, relay_err e, bool timed, int64_t t0);
+
 static bool step_env(rly_actor *a)
 {
     env_run *r = &a->run;
     if (!a->running)
         return false;
     refresh(a);
-    const rly_policy_desc *d = &a->desc;
     /* one step in RLY_ACTOR_TIME_SAMPLE is timed: four clock reads per step would cost ~4% */
     bool timed = (r->steps_done % RLY_ACTOR_TIME_SAMPLE) == 0;
-    int64_t t0 = timed ? rly_now_ns() : 0, t1 = 0, t2 = 0;
-    relay_err e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
-                                 r->env_act, r->logp);
+    int64_t t0 = timed ? rly_now_ns() : 0;
+    relay_err e;
+    if (a->cfg.remote) {
+        int64_t v = -1;
+        e = remote_forward(a, r->obs, r->n, NULL, r->rand, r->values, r->acts_i, r->acts_f,
+                           r->env_act, r->logp, &v);
+        if (!e)
+            remote_version(a, v);
+    } else {
+        e = policy_forward(a, r->obs, r->n, NULL, r->out, r->values, r->acts_i, r->acts_f,
+                           r->env_act, r->logp);
+    }
+    return step_rest(a, e, timed, t0);
+}
+
+/* step_rest finishes a vector step once its actions are known (e: the forward pass's result). */
+static bool step_rest(rly_actor *a, relay_err e, bool timed, int64_t t0)
+{
+    env_run *r = &a->run;
+    const rly_policy_desc *d = &a->desc;
+    int64_t t1 = 0, t2 = 0;
     if (e) {
         rly_error(MOD, "run_env stopped: %s", relay_strerror(e));
         end_run(a, e);
@@ -1146,6 +1269,111 @@ static bool step(rly_actor_slot *slot)
     return step_env(slot->actor);
 }
 
+/*
+ * step_many (central inference) steps n actors of one router with one request: each actor draws
+ * its own random numbers in its own order (as step_env would), the rows of all of them go to the
+ * server together (in pieces of at most RLY_REMOTE_MAX_ROWS rows), and each actor then steps its
+ * envs with its slice of the reply.
+ */
+#define RLY_REMOTE_MAX_ROWS 4096
+static void step_many(rly_actor_slot **slots, size_t n, bool *keep)
+{
+    size_t i = 0;
+    while (i < n) {
+        rly_actor *first = slots[i]->actor;
+        if (!first->running || !first->cfg.remote) {
+            keep[i] = step(slots[i]);
+            i++;
+            continue;
+        }
+        /* a group of running actors with the same policy shape and hook, within the row limit */
+        const rly_policy_desc *d = &first->desc;
+        size_t j = i;
+        uint32_t rows = 0;
+        while (j < n) {
+            rly_actor *a = slots[j]->actor;
+            if (!a->running || a->cfg.remote != first->cfg.remote ||
+                !rly_policy_desc_same(&a->desc, d) || rows + a->run.n > RLY_REMOTE_MAX_ROWS)
+                break;
+            rows += a->run.n;
+            j++;
+        }
+        if (j - i < 2) {
+            keep[i] = step(slots[i]);
+            i++;
+            continue;
+        }
+        uint32_t ad = d->discrete ? 1 : d->act_dim, draws = first->cfg.deterministic ? 0 : ad;
+        batch_scratch *b = scratch_get();
+        if (!b || !grow(&b->obs, &b->cap_obs, (size_t)rows * d->obs_dim) ||
+            !grow(&b->out, &b->cap_out, (size_t)rows * ad) || !grow(&b->val, &b->cap_n, rows) ||
+            !grow(&b->logp, &b->cap_logp, rows) ||
+            !grow_bytes((void **)&b->rand, &b->cap_rand, (size_t)rows * (draws ? draws : 1),
+                        sizeof(double)) ||
+            !grow_bytes((void **)&b->acts_i, &b->cap_acts_i, rows, sizeof(int32_t))) {
+            for (; i < j; i++)
+                keep[i] = step(slots[i]);
+            continue;
+        }
+        uint32_t at = 0;
+        for (size_t k = i; k < j; k++) {
+            rly_actor *a = slots[k]->actor;
+            refresh(a);
+            memcpy(b->obs + (size_t)at * d->obs_dim, a->run.obs,
+                   (size_t)a->run.n * d->obs_dim * sizeof(float));
+            for (uint32_t q = 0; q < a->run.n * draws; q++)
+                b->rand[(size_t)at * draws + q] =
+                    d->discrete ? rly_rng_uniform(&a->rng) : rly_rng_normal(&a->rng);
+            at += a->run.n;
+        }
+        rly_remote_rows rr = {.n = rows,
+                              .deterministic = first->cfg.deterministic,
+                              .obs = b->obs,
+                              .rand = b->rand,
+                              .acts_i = b->acts_i,
+                              .acts_f = b->out,
+                              .logp = b->logp,
+                              .values = b->val,
+                              .version = -1};
+        relay_err e = first->cfg.remote->forward(first->cfg.remote->ctx, d, &rr);
+        at = 0;
+        for (size_t k = i; k < j; k++) {
+            rly_actor *a = slots[k]->actor;
+            env_run *r = &a->run;
+            uint32_t bk = r->n <= 1 ? 0 : 32u - (uint32_t)__builtin_clz(r->n - 1);
+            stat_add(
+                &a->stats
+                     .batch_hist[bk < RLY_ACTOR_BATCH_BUCKETS ? bk : RLY_ACTOR_BATCH_BUCKETS - 1],
+                1);
+            stat_add(&a->stats.batch_rows, r->n);
+            if (!e) {
+                stat_add(&a->stats.batched, r->n);
+                memcpy(r->values, b->val + at, r->n * sizeof(float));
+                memcpy(r->logp, b->logp + at, r->n * sizeof(float));
+                if (d->discrete) {
+                    memcpy(r->acts_i, b->acts_i + at, r->n * sizeof(int32_t));
+                } else {
+                    memcpy(r->acts_f, b->out + (size_t)at * ad, (size_t)r->n * ad * sizeof(float));
+                    for (size_t q = 0; q < (size_t)r->n * ad; q++) {
+                        float c = r->acts_f[q];
+                        uint32_t dim = (uint32_t)(q % ad);
+                        if (d->bounded && c < d->low[dim])
+                            c = d->low[dim];
+                        if (d->bounded && c > d->high[dim])
+                            c = d->high[dim];
+                        r->env_act[q] = c;
+                    }
+                }
+                atomic_store_explicit(&a->stats.version, rr.version, memory_order_relaxed);
+                remote_version(a, rr.version);
+            }
+            at += r->n;
+            keep[k] = step_rest(a, e, false, 0);
+        }
+        i = j;
+    }
+}
+
 static void detach(rly_actor_slot *slot)
 {
     rly_actor *a = slot->actor;
@@ -1156,3 +1384,9 @@ static void detach(rly_actor_slot *slot)
 
 static const rly_actor_ops actor_ops = {
     .deliver = deliver, .deliver_many = deliver_many, .step = step, .detach = detach};
+/* actors with central inference step together: one request per router slice */
+static const rly_actor_ops actor_ops_remote = {.deliver = deliver,
+                                               .deliver_many = deliver_many,
+                                               .step = step,
+                                               .step_many = step_many,
+                                               .detach = detach};

@@ -95,6 +95,33 @@ relay_err rly_policy_check_model(const rly_policy_desc *d, const relay_model *pi
 /* rly_policy_desc_same is true when a and b describe the same observation and action shapes. */
 bool rly_policy_desc_same(const rly_policy_desc *a, const rly_policy_desc *b);
 
+/*
+ * Central inference (relay actors --remote-inference, docs/DISTRIBUTED.md): instead of running
+ * its model, an actor hands the rows of one forward call to rly_remote_infer.forward, which asks
+ * a server. The actor draws the random numbers selection needs from its own RNG first (one
+ * uniform per row for a discrete policy, act_dim normals per row for a Gaussian one, none when
+ * deterministic), in the order local selection would, so the server's actions equal a local
+ * forward of the same model and seed.
+ */
+typedef struct rly_remote_rows {
+    uint32_t n;
+    bool deterministic;
+    const float *obs;     /* [n * obs_dim] */
+    const uint8_t *masks; /* [n * n_actions] or NULL */
+    const double *rand;   /* [n * draws] (see above) */
+    /* out */
+    int32_t *acts_i; /* [n] discrete */
+    float *acts_f;   /* [n * act_dim] continuous (unclipped sample) */
+    float *logp, *values;
+    int64_t version; /* model version the server used */
+} rly_remote_rows;
+
+/* rly_remote_infer is the hook (called on router workers, concurrently; must be thread-safe). */
+typedef struct rly_remote_infer {
+    relay_err (*forward)(void *ctx, const rly_policy_desc *d, rly_remote_rows *rows);
+    void *ctx;
+} rly_remote_infer;
+
 typedef struct rly_actor_config {
     relay_id id;
     uint64_t seed;
@@ -102,8 +129,9 @@ typedef struct rly_actor_config {
     rly_policy_desc policy;
     relay_model_handle *shared_pi; /* NULL: the actor has its own handles */
     relay_model_handle *shared_vf;
-    bool deterministic; /* argmax / mean instead of sampling */
-    bool record;        /* record trajectories */
+    bool deterministic;             /* argmax / mean instead of sampling */
+    bool record;                    /* record trajectories */
+    const rly_remote_infer *remote; /* non-NULL: central inference (outlives the actor) */
 } rly_actor_config;
 
 /* rly_infer_req is one RequestInference: the caller fills the inputs, the actor the outputs. */

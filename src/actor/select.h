@@ -16,6 +16,9 @@
 #include "core/rng.h"
 #include "relay/err.h"
 
+/* RLY_SELECT_MAX_DIM bounds a Gaussian action's dimensions (= RELAY_ENV_MAX_DIM). */
+#define RLY_SELECT_MAX_DIM 256
+
 /*
  * rly_select_categorical picks an action from n logits (masked by mask[n] when not NULL) by
  * sampling, or the most likely one when deterministic; writes its log-probability to *logp.
@@ -25,6 +28,15 @@ relay_err rly_select_categorical(const float *logits, const uint8_t *mask, uint3
                                  bool deterministic, rly_rng *rng, int32_t *action, float *logp);
 
 /*
+ * rly_select_categorical_u is rly_select_categorical with the uniform draw in [0, 1) given (the
+ * one rly_select_categorical would take from the RNG): a server selecting for a remote actor with
+ * the actor's own draw picks what the actor would have picked locally.
+ */
+relay_err rly_select_categorical_u(const float *logits, const uint8_t *mask, uint32_t n,
+                                   bool deterministic, double uniform, int32_t *action,
+                                   float *logp);
+
+/*
  * rly_select_gaussian samples a = mean + exp(log_std) * eps (or a = mean when deterministic)
  * for dim dimensions, writes a to action, a clipped to [low, high] to env_action (bounds may be
  * NULL for unbounded), and the log-probability of a to *logp.
@@ -32,5 +44,13 @@ relay_err rly_select_categorical(const float *logits, const uint8_t *mask, uint3
 void rly_select_gaussian(const float *mean, const float *log_std, uint32_t dim, bool deterministic,
                          rly_rng *rng, const float *low, const float *high, float *action,
                          float *env_action, float *logp);
+
+/*
+ * rly_select_gaussian_eps is rly_select_gaussian with the standard normal draws given (normals
+ * [dim], NULL for the mean), for remote selection with an actor's own draws.
+ */
+void rly_select_gaussian_eps(const float *mean, const float *log_std, uint32_t dim,
+                             const double *normals, const float *low, const float *high,
+                             float *action, float *env_action, float *logp);
 
 #endif

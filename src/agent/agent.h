@@ -22,6 +22,14 @@ relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, 
                                    uint32_t max_len, relay_id *id);
 
 /*
+ * rly_agent_new_actor_remote is rly_agent_new_actor_desc for an actor whose forward passes go to
+ * remote (central inference; remote must outlive the agent's actors). NULL remote: local.
+ */
+relay_err rly_agent_new_actor_remote(relay_agent *a, const rly_policy_desc *desc, uint64_t seed,
+                                     uint32_t max_len, const rly_remote_infer *remote,
+                                     relay_id *id);
+
+/*
  * rly_agent_publish makes pi/vf the shared models at version (it always takes ownership of both),
  * then sends a ModelUpdate (with log_std for continuous policies) to every actor through the
  * dispatcher without waiting for acknowledgements.

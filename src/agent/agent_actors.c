@@ -206,13 +206,20 @@ relay_err relay_agent_new_actors(relay_agent *a, uint32_t count, const relay_act
 relay_err rly_agent_new_actor_desc(relay_agent *a, const rly_policy_desc *desc, uint64_t seed,
                                    uint32_t max_len, relay_id *id)
 {
+    return rly_agent_new_actor_remote(a, desc, seed, max_len, NULL, id);
+}
+
+relay_err rly_agent_new_actor_remote(relay_agent *a, const rly_policy_desc *desc, uint64_t seed,
+                                     uint32_t max_len, const rly_remote_infer *remote, relay_id *id)
+{
     if (!a || !desc || !a->cfg.shared_model)
         return RELAY_EINVAL;
     rly_actor_config ac = {.id = relay_id_from_seed(seed, 0xac70),
                            .seed = seed,
                            .max_traj_len = max_len,
                            .record = true,
-                           .policy = *desc};
+                           .policy = *desc,
+                           .remote = remote};
     relay_err e = rly_agent_enter(a);
     if (e)
         return e;

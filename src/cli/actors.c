@@ -29,6 +29,7 @@
 #include "cli/cli.h"
 #include "cli/args.h"
 #include "cli/dist.h"
+#include "cli/infer.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
@@ -89,6 +90,8 @@ typedef struct actors {
     atomic_bool started, finished, finish_claimed, reconnected;
     char finish_reason[128];
 
+    rly_infer_client *infer; /* --remote-inference: actors ask the server for actions */
+
     relay_codec *enc;   /* publisher thread */
     relay_codec *model; /* model callbacks (serialised by the transport) */
     rly_thread pub_th;
@@ -118,6 +121,9 @@ static void usage(FILE *f)
            "  --wait S              seconds to wait for a server's first model (default 120)\n"
            "  --max-seconds S       stop after S seconds\n"
            "  --ledger FILE         append \"<batch id>,<trajectories>\" for every acked batch\n"
+           "  --remote-inference    ask the server for actions (central inference; or config\n"
+           "                        transport.inference \"remote\"); default 2 routers\n"
+           "  --infer-timeout-ms T  central inference: a request fails after T ms (default 5000)\n"
            "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
            "  --metrics-addr A      /metrics and a dashboard on HOST:PORT (a bare PORT binds\n"
            "                        127.0.0.1; other hosts only when written out)\n"
@@ -466,6 +472,8 @@ static int parse_args(actors *a, int argc, char **argv)
 {
     rly_dist_args da = {0};
     const rly_argp p = {.prog = "relay actors", .err = stderr};
+    bool remote = false, routers_set = false;
+    uint32_t timeout_ms = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;
         int r = 0;
@@ -475,6 +483,10 @@ static int parse_args(actors *a, int argc, char **argv)
         }
         if (!strcmp(f, "--quiet")) {
             a->quiet = true;
+            continue;
+        }
+        if (!strcmp(f, "--remote-inference")) {
+            remote = true;
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
@@ -499,6 +511,10 @@ static int parse_args(actors *a, int argc, char **argv)
         } else if (OPT("--routers")) {
             if (r > 0 && !rly_arg_u32(&p, "--routers", v, 1, 256, &a->routers))
                 return 2;
+            routers_set = true;
+        } else if (OPT("--infer-timeout-ms")) {
+            if (r > 0 && !rly_arg_u32(&p, "--infer-timeout-ms", v, 1, 600000, &timeout_ms))
+                return 2;
         } else if (OPT("--n-steps")) {
             if (r > 0 && !rly_arg_u32(&p, "--n-steps", v, 1, 1u << 20, &a->n_steps))
                 return 2;
@@ -519,6 +535,14 @@ static int parse_args(actors *a, int argc, char **argv)
     }
     if (rly_dist_config_from_args(&a->dc, &da, "relay actors", stderr, &a->env) != RELAY_OK)
         return 2;
+    if (remote)
+        a->dc.remote_inference = true;
+    if (timeout_ms)
+        a->dc.infer_timeout_ms = timeout_ms;
+    /* central inference: a router's actors step together with one request; two routers (each
+       on its own worker) keep one request in flight while the other router steps its envs */
+    if (a->dc.remote_inference && !routers_set)
+        a->routers = a->n_actors < 2 ? 1 : 2;
     return -1;
 }
 
@@ -649,6 +673,12 @@ int rly_cli_actors(int argc, char **argv)
     ac.routers = a->routers;
     ac.seed = a->seed;
     ac.sink_memory = false;
+    if (a->dc.remote_inference) {
+        ac.workers = a->routers;
+        if ((e = rly_infer_client_new(a->tp, (int64_t)a->dc.infer_timeout_ms * RLY_NS_PER_MS,
+                                      &a->infer)))
+            goto out;
+    }
     snprintf(ac.metrics_addr, sizeof ac.metrics_addr, "%s", a->metrics_addr);
     if ((e = relay_agent_new(&ac, &a->agent)) ||
         (e = rly_agent_set_consumer(a->agent, consume, a)) || (e = relay_agent_start(a->agent))) {
@@ -682,8 +712,9 @@ int rly_cli_actors(int argc, char **argv)
         goto out;
     }
     for (uint32_t i = 0; !e && i < a->n_actors; i++)
-        e = rly_agent_new_actor_desc(a->agent, &a->desc, a->seed * 1000003ULL + i + 1, a->n_steps,
-                                     &a->ids[i]);
+        e = rly_agent_new_actor_remote(a->agent, &a->desc, a->seed * 1000003ULL + i + 1, a->n_steps,
+                                       a->infer ? rly_infer_client_hook(a->infer) : NULL,
+                                       &a->ids[i]);
     for (uint32_t i = 0; !e && i < a->n_actors; i++)
         e = rly_agent_run_env_quota(a->agent, a->ids[i], a->env, a->envs_per_actor,
                                     a->seed * 1000003ULL + (uint64_t)i * a->envs_per_actor,
@@ -766,6 +797,9 @@ int rly_cli_actors(int argc, char **argv)
             (unsigned long long)atomic_load(&a->publish_errors),
             (unsigned long long)atomic_load(&a->models_applied),
             (unsigned long long)atomic_load(&a->models_refused));
+    if (a->infer)
+        fprintf(stderr, "relay actors: central inference: %llu requests failed\n",
+                (unsigned long long)rly_infer_client_failures(a->infer));
     rc = stop_signal ? 130 : 0;
 out:
     if (e == RELAY_EAUTH)
@@ -781,7 +815,10 @@ out:
         rly_thread_join(a->pub_th);
     }
     atomic_store(&a->started, false); /* models arriving from now on are ignored */
-    rly_tp_close(a->tp);              /* no callback runs after this */
+    if (a->infer && a->agent)
+        relay_agent_shutdown(a->agent); /* no actor asks the transport for actions any more */
+    rly_tp_close(a->tp);                /* no callback runs after this */
+    rly_infer_client_free(a->infer);
     if (a->obs_on)
         rly_actors_obs_fini(&a->obs);
     relay_agent_free(a->agent);

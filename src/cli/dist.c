@@ -20,6 +20,9 @@ void rly_dist_config_default(rly_dist_config *c)
     c->batch_ms = 5;
     c->replicas = 1;
     c->stream_bytes = 1ull << 30;
+    c->infer_timeout_ms = 5000;
+    c->infer_batch = 1024;
+    c->infer_wait_us = 100;
 }
 
 /* copy_str copies a JSON string member into dst; false (with a message) if it is not one. */
@@ -91,7 +94,9 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
         if (t && ok) {
             char keyhex[80] = "";
             uint64_t inflight = c->max_inflight, spool = c->spool_bytes, bb = c->batch_bytes,
-                     bms = c->batch_ms, rep = (uint64_t)c->replicas, sb = c->stream_bytes;
+                     bms = c->batch_ms, rep = (uint64_t)c->replicas, sb = c->stream_bytes,
+                     ito = c->infer_timeout_ms, ib = c->infer_batch, iw = c->infer_wait_us;
+            char inference[16] = "";
             ok =
                 copy_str(t, "url", c->url, sizeof c->url, err) &&
                 copy_str(t, "run", c->run, sizeof c->run, err) &&
@@ -110,7 +115,19 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
                 copy_uint(t, "batch_bytes", 1024, 8 << 20, &bb, err) &&
                 copy_uint(t, "batch_ms", 0, 10000, &bms, err) &&
                 copy_uint(t, "replicas", 1, 5, &rep, err) &&
-                copy_uint(t, "stream_bytes", 1 << 20, 1ull << 44, &sb, err);
+                copy_uint(t, "stream_bytes", 1 << 20, 1ull << 44, &sb, err) &&
+                copy_str(t, "inference", inference, sizeof inference, err) &&
+                copy_uint(t, "infer_timeout_ms", 1, 600000, &ito, err) &&
+                copy_uint(t, "infer_batch", 1, 4096, &ib, err) &&
+                copy_uint(t, "infer_wait_us", 0, 1000000, &iw, err);
+            if (ok && inference[0]) {
+                if (!strcmp(inference, "remote") || !strcmp(inference, "local")) {
+                    c->remote_inference = !strcmp(inference, "remote");
+                } else {
+                    fprintf(err, "config: transport.inference must be \"local\" or \"remote\"\n");
+                    ok = false;
+                }
+            }
             const cJSON *tls = cJSON_GetObjectItemCaseSensitive(t, "tls");
             if (ok && tls) {
                 if (!cJSON_IsBool(tls)) {
@@ -134,6 +151,9 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
             c->batch_ms = (uint32_t)bms;
             c->replicas = (int)rep;
             c->stream_bytes = sb;
+            c->infer_timeout_ms = (uint32_t)ito;
+            c->infer_batch = (uint32_t)ib;
+            c->infer_wait_us = (uint32_t)iw;
         }
         cJSON_Delete(root);
         if (!ok)

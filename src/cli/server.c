@@ -44,6 +44,7 @@
 #include "obs/obs.h"
 #include "relay/env.h"
 #include "relay/relay.h"
+#include "cli/infer.h"
 #include "transport/batch.h"
 #include "transport/seen.h"
 
@@ -85,6 +86,8 @@ typedef struct server {
     int replicas;  /* 0: the config's */
     bool vtrace;   /* --correction vtrace */
     bool quiet;
+    bool no_inference;       /* --no-inference: do not serve central inference */
+    rly_infer_server *infer; /* central inference (cli/infer.h), NULL when not served */
     char metrics_addr[256];
     rly_server_obs *obs; /* --metrics-addr: NULL when off */
 
@@ -169,6 +172,9 @@ static void usage(FILE *f)
         "  --max-version-lag K   drop trajectories more than K versions old (default 1)\n"
         "  --width W             rollout columns per update (default: the zoo's n_envs)\n"
         "  --max-seconds S       stop after S seconds\n"
+        "  --infer-batch N       central inference: rows per batched forward pass (default 1024)\n"
+        "  --infer-wait-us U     central inference: wait for more requests (default 100 us)\n"
+        "  --no-inference        do not serve central inference (relay actors --remote-inference)\n"
         "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
         "  --metrics-addr A      serve Prometheus /metrics and the run's dashboard on HOST:PORT\n"
         "                        (a bare PORT binds 127.0.0.1; other hosts only when named)\n"
@@ -384,6 +390,41 @@ static relay_err restore(server *s, const uint8_t *p, size_t len)
     return e;
 }
 
+/* ---- central inference ----------------------------------------------------------------------- */
+
+/* start_inference serves central inference (cli/infer.h); a failure leaves training running. */
+static void start_inference(server *s)
+{
+    rly_policy_desc d;
+    rly_tp_infer_opts o = {.max_batch = s->dc.infer_batch,
+                           .max_wait_ns = (int64_t)s->dc.infer_wait_us * 1000};
+    relay_err e = rly_policy_desc_from_env(&d, s->env);
+    if (!e)
+        e = rly_infer_server_new(&d, &s->infer);
+    if (!e && (e = rly_infer_server_start(s->infer, s->tp, &o))) {
+        rly_infer_server_free(s->infer);
+        s->infer = NULL;
+    }
+    if (e)
+        fprintf(stderr, "relay server: central inference not served (%s); training goes on\n",
+                relay_strerror(e));
+}
+
+/* report_inference prints the central inference counters (when anything was asked). */
+static void report_inference(server *s)
+{
+    rly_tp_infer_stats st;
+    rly_tp_infer_stats_get(s->tp, &st);
+    if (!s->infer || (!st.requests && !st.rejected))
+        return;
+    fprintf(stderr,
+            "relay server: central inference: %llu requests, %llu actions in %llu batches (mean "
+            "%.1f rows, largest %u), %llu refused as malformed, %llu failed\n",
+            (unsigned long long)st.requests, (unsigned long long)st.rows,
+            (unsigned long long)st.batches, st.batches ? (double)st.rows / (double)st.batches : 0.0,
+            st.max_rows, (unsigned long long)st.rejected, (unsigned long long)st.failed);
+}
+
 /* ---- learner callbacks ----------------------------------------------------------------------- */
 
 static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
@@ -395,10 +436,15 @@ static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_mode
     relay_err e = rly_dist_encode_model(s->pub_codec, s->env->name, version, pb, pl, vb, vl,
                                         log_std, n_log_std, &s->pub_buf);
     bool encoded = !e;
+    /* central inference serves the new version before actors hear of it */
+    if (s->infer)
+        rly_infer_server_publish(s->infer, version, pi, vf, log_std, n_log_std);
+    else {
+        relay_model_free(pi);
+        relay_model_free(vf);
+    }
     if (!e)
         e = rly_tp_model_publish(s->tp, version, s->pub_buf.data, s->pub_buf.len);
-    relay_model_free(pi);
-    relay_model_free(vf);
     rly_mutex_lock(&s->mu);
     free(s->unsent_model);
     s->unsent_model = NULL;
@@ -765,6 +811,7 @@ static int parse_args(server *s, int argc, char **argv)
     static const char *const algos[] = {"ppo", "reinforce", NULL};
     static const char *const corrections[] = {"ppo", "vtrace", NULL};
     const rly_argp p = {.prog = "relay server", .err = stderr};
+    uint32_t infer_batch = 0, infer_wait = UINT32_MAX;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = 0, k;
@@ -774,6 +821,10 @@ static int parse_args(server *s, int argc, char **argv)
         }
         if (!strcmp(a, "--quiet")) {
             s->quiet = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-inference")) {
+            s->no_inference = true;
             continue;
         }
 #define OPT(name) ((r = rly_arg_match(&p, argc, argv, &i, name, &v)) != 0)
@@ -823,6 +874,12 @@ static int parse_args(server *s, int argc, char **argv)
         } else if (OPT("--max-seconds")) {
             if (r > 0 && !rly_arg_u32(&p, "--max-seconds", v, 1, 100000000, &s->max_seconds))
                 return 2;
+        } else if (OPT("--infer-batch")) {
+            if (r > 0 && !rly_arg_u32(&p, "--infer-batch", v, 1, RLY_IW_MAX_ROWS, &infer_batch))
+                return 2;
+        } else if (OPT("--infer-wait-us")) {
+            if (r > 0 && !rly_arg_u32(&p, "--infer-wait-us", v, 0, 1000000, &infer_wait))
+                return 2;
         } else
             return rly_arg_unknown(&p, a);
 #undef OPT
@@ -833,6 +890,10 @@ static int parse_args(server *s, int argc, char **argv)
         return 2;
     if (s->replicas)
         s->dc.replicas = s->replicas;
+    if (infer_batch)
+        s->dc.infer_batch = infer_batch;
+    if (infer_wait != UINT32_MAX)
+        s->dc.infer_wait_us = infer_wait;
     if (!s->out[0])
         snprintf(s->out, sizeof s->out, "runs/%s", s->dc.run);
     return -1;
@@ -945,6 +1006,8 @@ int rly_cli_server(int argc, char **argv)
     if ((e = rly_dist_open_transport(&s->dc, "relay-server", stderr, &s->tp)))
         goto out;
     s->durable = rly_tp_durable(s->tp);
+    if (!s->no_inference)
+        start_inference(s);
     if (!s->durable && !s->ckpt_set)
         s->ckpt_every = 1; /* acknowledgements wait for checkpoints: keep them frequent */
 
@@ -1220,7 +1283,10 @@ out:
     rly_server_obs_stop(s->obs);
     rly_learner_free(s->learner);
     release_held(s, UINT64_MAX, false);
+    if (s->tp)
+        report_inference(s);
     rly_tp_close(s->tp);
+    rly_infer_server_free(s->infer);
     relay_codec_free(s->codec);
     relay_codec_free(s->pub_codec);
     relay_codec_buf_fini(&s->pub_buf);

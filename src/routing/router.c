@@ -23,6 +23,8 @@ struct rly_router {
     rly_idmap actors; /* id -> rly_actor_slot*, router thread only */
     rly_actor_slot **active;
     uint32_t n_active, cap_active;
+    rly_actor_slot **step_slots; /* step_many: a snapshot of active [cap_active] */
+    bool *keep;                  /* step_many: results [cap_active] */
     uint32_t step_cursor;
     _Atomic uint64_t delivered, misrouted, steps;
     _Atomic uint32_t n_actors;
@@ -97,11 +99,18 @@ void rly_router_set_active(rly_actor_slot *s, bool active)
         if (r->n_active == r->cap_active) {
             uint32_t cap = r->cap_active ? r->cap_active * 2 : 16;
             rly_actor_slot **a = realloc(r->active, cap * sizeof *a);
-            if (!a) {
+            if (a)
+                r->active = a;
+            rly_actor_slot **ss = a ? realloc(r->step_slots, cap * sizeof *ss) : NULL;
+            if (ss)
+                r->step_slots = ss;
+            bool *kp = ss ? realloc(r->keep, cap * sizeof *kp) : NULL;
+            if (kp)
+                r->keep = kp;
+            if (!kp) {
                 rly_error("router", "router %u: cannot grow the active list", r->id);
                 return;
             }
-            r->active = a;
             r->cap_active = cap;
         }
         s->active_idx = (int32_t)r->n_active;
@@ -209,6 +218,22 @@ static bool step_active(rly_router *r)
     uint32_t n = r->n_active;
     if (n == 0)
         return false;
+    const rly_actor_ops *ops = r->active[0]->ops;
+    if (n > 1 && ops->step_many) {
+        /* one step of every active actor at once (they share the ops) */
+        uint32_t m = 0;
+        for (uint32_t k = 0; k < n; k++)
+            if (r->active[k]->ops == ops)
+                r->step_slots[m++] = r->active[k];
+        if (m > 1) {
+            ops->step_many(r->step_slots, m, r->keep);
+            bump(&r->steps, m);
+            for (uint32_t k = 0; k < m; k++)
+                if (!r->keep[k])
+                    rly_router_set_active(r->step_slots[k], false);
+            return r->n_active > 0;
+        }
+    }
     for (uint32_t k = 0; k < n && r->n_active; k++) {
         uint32_t i = r->step_cursor++ % r->n_active;
         rly_actor_slot *s = r->active[i];
@@ -299,6 +324,8 @@ void rly_router_free(rly_router *r)
     rly_mpsc_fini(&r->intake);
     rly_idmap_fini(&r->actors);
     free(r->active);
+    free(r->step_slots);
+    free(r->keep);
     free(r);
 }
 

@@ -39,6 +39,9 @@ typedef struct rly_actor_ops {
     void (*deliver_many)(rly_actor_slot **slots, rly_msg *msgs, size_t n);
     /* step runs one unit of background work (e.g. one vector env step); false when none is left. */
     bool (*step)(rly_actor_slot *slot);
+    /* step_many (optional) runs one step of each of n active actors (all with these ops) at once,
+       so they can share work such as one central inference request; keep[i] = step's result. */
+    void (*step_many)(rly_actor_slot **slots, size_t n, bool *keep);
     /* attach tells the actor it now lives on router r (e.g. to switch trajectory buffers). */
     void (*attach)(rly_actor_slot *slot, rly_router *r);
     /* detach tells the actor it is being removed (flush partial data); not called on migration. */

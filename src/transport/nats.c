@@ -5,6 +5,8 @@
  *   KV bucket RELAY_R_MODEL, key "latest"          the newest model envelope (late joiners)
  *   subject relay.R.model                          core-NATS broadcast of each new model
  *   subject relay.R.control                        request/reply control (handshake, stats)
+ *   subject relay.R.infer                          request/reply central inference (a server's
+ *                                                  inference thread reads a sync subscription)
  * Threads: nats.c runs its own I/O and callback threads; the ack handler, the model broadcast
  * handler and the control handler run there. A model thread of ours re-reads the KV entry after
  * a reconnect and once a second, so a broadcast missed while disconnected is never lost.
@@ -18,6 +20,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
+#include "transport/infer_srv.h"
 #include "transport/transport.h"
 
 #define MOD "nats"
@@ -29,6 +32,7 @@ typedef struct tp_nats {
     jsCtx *js;
     char run[RLY_TP_RUN_MAX];
     char stream[NAME_MAX_], subj_traj[NAME_MAX_], subj_model[NAME_MAX_], subj_ctl[NAME_MAX_];
+    char subj_inf[NAME_MAX_];
     char bucket[NAME_MAX_];
     rly_tp_config cfg;
     int64_t ack_timeout_ns;
@@ -57,6 +61,14 @@ typedef struct tp_nats {
     atomic_bool reconnected;
     atomic_bool closing;
     atomic_bool closed; /* set by the closed callback: no callback runs after it */
+
+    /* central inference (server): sync subscription read by the inference thread */
+    natsSubscription *inf_sub;
+    rly_thread inf_th;
+    bool inf_running;
+    atomic_bool inf_stop;
+    rly_isrv isrv;
+    natsMsg **inf_msg; /* [max_batch] requests of the batch being gathered */
 } tp_nats;
 
 static relay_err map_status(natsStatus s)
@@ -117,6 +129,8 @@ static void on_closed(natsConnection *nc, void *closure)
     atomic_store(&t->closed, true);
 }
 
+static void infer_stop(tp_nats *t);
+
 static void nats_close(void *impl)
 {
     tp_nats *t = impl;
@@ -125,6 +139,7 @@ static void nats_close(void *impl)
     atomic_store(&t->stop, true);
     if (t->model_th_running)
         rly_thread_join(t->model_th);
+    infer_stop(t);
     if (t->model_sub) {
         natsSubscription_Unsubscribe(t->model_sub);
         natsSubscription_Destroy(t->model_sub);
@@ -156,6 +171,8 @@ static void nats_close(void *impl)
     natsOptions_Destroy(t->opts);
     rly_mutex_fini(&t->model_mu);
     rly_mutex_fini(&t->kv_mu);
+    rly_isrv_fini(&t->isrv);
+    free(t->inf_msg);
     free(t);
 }
 
@@ -635,6 +652,149 @@ static relay_err control_request(void *impl, const void *req, size_t len, relay_
     return e;
 }
 
+/* ---- central inference ----------------------------------------------------------------------- */
+
+static void infer_reply(tp_nats *t, natsMsg *m, const void *data, size_t len)
+{
+    const char *to = natsMsg_GetReply(m);
+    if (to && to[0])
+        (void)natsConnection_Publish(t->nc, to, data, (int)len);
+}
+
+/* infer_take adds one request message to the batch (or answers it with an error). */
+static void infer_take(tp_nats *t, natsMsg *m)
+{
+    rly_isrv *s = &t->isrv;
+    size_t k = s->n, elen = 0;
+    int n = natsMsg_GetDataLength(m);
+    relay_err e = rly_isrv_add(s, natsMsg_GetData(m), n > 0 ? (size_t)n : 0, &elen);
+    if (e) {
+        infer_reply(t, m, s->err, elen);
+        natsMsg_Destroy(m);
+        return;
+    }
+    t->inf_msg[k] = m;
+}
+
+static void *infer_loop(void *arg)
+{
+    tp_nats *t = arg;
+    rly_isrv *s = &t->isrv;
+    int64_t wait = rly_isrv_wait_ns(s);
+    while (!atomic_load_explicit(&t->inf_stop, memory_order_relaxed)) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, t->inf_sub, 100) != NATS_OK || !m)
+            continue;
+        infer_take(t, m);
+        int64_t deadline = rly_now_ns() + wait;
+        while (!rly_isrv_full(s)) {
+            int pending = 0, bytes = 0;
+            natsSubscription_GetPending(t->inf_sub, &pending, &bytes);
+            if (pending > 0) {
+                m = NULL;
+                if (natsSubscription_NextMsg(&m, t->inf_sub, 1) == NATS_OK && m)
+                    infer_take(t, m);
+                continue;
+            }
+            int64_t left = deadline - rly_now_ns();
+            if (left <= 0 || s->n == 0)
+                break;
+            if (left >= RLY_NS_PER_MS) {
+                m = NULL;
+                if (natsSubscription_NextMsg(&m, t->inf_sub, left / RLY_NS_PER_MS) == NATS_OK && m)
+                    infer_take(t, m);
+            } else {
+                rly_sleep_ns(left < 20000 ? left : 20000);
+            }
+        }
+        if (s->n) {
+            rly_isrv_run(s);
+            for (size_t i = 0; i < s->n; i++) {
+                size_t len;
+                const uint8_t *r = rly_isrv_reply(s, i, &len);
+                infer_reply(t, t->inf_msg[i], r, len);
+                natsMsg_Destroy(t->inf_msg[i]);
+            }
+            rly_isrv_clear(s);
+        }
+    }
+    return NULL;
+}
+
+static relay_err infer_serve(void *impl, const rly_tp_infer_opts *o, rly_tp_infer_fn fn, void *ctx)
+{
+    tp_nats *t = impl;
+    if (t->inf_running)
+        return RELAY_EBUSY;
+    relay_err e = rly_isrv_init(&t->isrv, o, fn, ctx);
+    if (e)
+        return e;
+    if (!(t->inf_msg = calloc(t->isrv.cap, sizeof *t->inf_msg)))
+        return RELAY_ENOMEM;
+    natsStatus st = natsConnection_SubscribeSync(&t->inf_sub, t->nc, t->subj_inf);
+    if (st == NATS_OK)
+        st = natsSubscription_SetPendingLimits(t->inf_sub, 65536, 256 * 1024 * 1024);
+    if (st != NATS_OK) {
+        rly_error(MOD, "cannot serve inference on %s: %s", t->subj_inf, natsStatus_GetText(st));
+        return map_status(st);
+    }
+    natsConnection_Flush(t->nc);
+    atomic_store(&t->inf_stop, false);
+    if ((e = rly_thread_start(&t->inf_th, infer_loop, t, "rly-nats-infer")))
+        return e;
+    t->inf_running = true;
+    rly_info(MOD, "serving central inference on %s (batches up to %u rows, wait %lld us)",
+             t->subj_inf, t->isrv.o.max_batch, (long long)(t->isrv.o.max_wait_ns / 1000));
+    return RELAY_OK;
+}
+
+static void infer_stop(tp_nats *t)
+{
+    if (t->inf_running) {
+        atomic_store(&t->inf_stop, true);
+        rly_thread_join(t->inf_th);
+        t->inf_running = false;
+        for (size_t i = 0; i < t->isrv.n; i++)
+            natsMsg_Destroy(t->inf_msg[i]);
+        rly_isrv_clear(&t->isrv);
+    }
+    if (t->inf_sub) {
+        natsSubscription_Unsubscribe(t->inf_sub);
+        natsSubscription_Destroy(t->inf_sub);
+        t->inf_sub = NULL;
+    }
+}
+
+static relay_err infer_request(void *impl, const void *req, size_t len, void *reply, size_t cap,
+                               size_t *reply_len, int64_t timeout_ns)
+{
+    tp_nats *t = impl;
+    natsMsg *r = NULL;
+    int64_t ms = (timeout_ns > 0 ? timeout_ns : 5 * RLY_NS_PER_S) / RLY_NS_PER_MS;
+    natsStatus s = natsConnection_Request(&r, t->nc, t->subj_inf, req, (int)len, ms > 0 ? ms : 1);
+    if (s != NATS_OK)
+        return s == NATS_NO_RESPONDERS ? RELAY_ECLOSED : map_status(s);
+    int n = natsMsg_GetDataLength(r);
+    relay_err e = RELAY_OK;
+    if (n < 0 || (size_t)n > cap)
+        e = RELAY_ETOOBIG;
+    else {
+        memcpy(reply, natsMsg_GetData(r), (size_t)n);
+        *reply_len = (size_t)n;
+    }
+    natsMsg_Destroy(r);
+    return e;
+}
+
+static void infer_stats(void *impl, rly_tp_infer_stats *out)
+{
+    tp_nats *t = impl;
+    if (t->inf_running)
+        rly_isrv_stats(&t->isrv, out);
+    else
+        memset(out, 0, sizeof *out);
+}
+
 /* ---- open ------------------------------------------------------------------------------------ */
 
 static const rly_tp_ops nats_ops = {
@@ -652,6 +812,9 @@ static const rly_tp_ops nats_ops = {
     .model_watch = model_watch,
     .control_serve = control_serve,
     .control_request = control_request,
+    .infer_serve = infer_serve,
+    .infer_request = infer_request,
+    .infer_stats = infer_stats,
     .raw_publish = raw_publish,
     .status_publish = status_publish,
 };
@@ -710,6 +873,7 @@ relay_err rly_tp_nats_open(const rly_tp_config *c, rly_tp **out)
     snprintf(t->subj_traj, sizeof t->subj_traj, "relay.%s.traj", c->run);
     snprintf(t->subj_model, sizeof t->subj_model, "relay.%s.model", c->run);
     snprintf(t->subj_ctl, sizeof t->subj_ctl, "relay.%s.control", c->run);
+    snprintf(t->subj_inf, sizeof t->subj_inf, "relay.%s.infer", c->run);
     t->ack_timeout_ns = c->ack_timeout_ns > 0 ? c->ack_timeout_ns : 5 * RLY_NS_PER_S;
     relay_err e = configure(t, c);
     if (e) {

@@ -163,3 +163,25 @@ relay_err rly_tp_status_publish(rly_tp *tp, const void *data, size_t len)
 {
     return tp ? tp->ops->status_publish(tp->impl, data, len) : RELAY_EINVAL;
 }
+
+relay_err rly_tp_infer_serve(rly_tp *tp, const rly_tp_infer_opts *o, rly_tp_infer_fn fn, void *ctx)
+{
+    if (!tp || !fn)
+        return RELAY_EINVAL;
+    return tp->ops->infer_serve(tp->impl, o, fn, ctx);
+}
+
+relay_err rly_tp_infer_request(rly_tp *tp, const void *req, size_t len, void *reply, size_t cap,
+                               size_t *reply_len, int64_t timeout_ns)
+{
+    if (!tp || !req || len < 16 || !reply || !reply_len)
+        return RELAY_EINVAL;
+    return tp->ops->infer_request(tp->impl, req, len, reply, cap, reply_len, timeout_ns);
+}
+
+void rly_tp_infer_stats_get(rly_tp *tp, rly_tp_infer_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (tp)
+        tp->ops->infer_stats(tp->impl, out);
+}

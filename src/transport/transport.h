@@ -19,6 +19,7 @@
 
 #include "relay/codec.h"
 #include "relay/err.h"
+#include "transport/infer_wire.h"
 
 /* RLY_TP_RUN_MAX bounds a run name (letters, digits, '-' and '_'), including the NUL. */
 #define RLY_TP_RUN_MAX 64
@@ -72,6 +73,44 @@ typedef struct rly_tp_delivery {
     void *handle; /* implementation's message */
 } rly_tp_delivery;
 
+/*
+ * Central inference (infer_wire.h, docs/PROTOCOL.md section 12). The server's transport gathers
+ * requests from every connected actor process into a batch (closed at max_batch rows, or
+ * max_wait_ns after its first request), calls rly_tp_infer_fn once per batch on its inference
+ * thread, and sends each request its reply. Malformed or oversized requests never reach fn: they
+ * get an error reply naming the limit and are counted.
+ */
+typedef struct rly_tp_infer_item {
+    rly_iw_req req;   /* decoded and size-checked (bytes valid during the call) */
+    uint32_t width;   /* action values per row: 1 (discrete index) or act_dim */
+    relay_err status; /* fn: RELAY_OK, or why this request failed (then `why`) */
+    char why[RLY_IW_TEXT_MAX + 1];
+    int64_t version;     /* fn: model version used */
+    void *actions;       /* fn fills [rows * width] i32 (discrete) or f32 (continuous) */
+    float *logp, *value; /* fn fills [rows] each */
+} rly_tp_infer_item;
+
+/* rly_tp_infer_fn serves one batch of n requests holding rows rows in all. */
+typedef void (*rly_tp_infer_fn)(void *ctx, rly_tp_infer_item *items, size_t n, uint32_t rows);
+
+/* rly_tp_infer_opts bounds a batch. */
+typedef struct rly_tp_infer_opts {
+    uint32_t max_batch; /* rows per batch, 1..RLY_IW_MAX_ROWS (0: 1024); a request is never split */
+    int64_t max_wait_ns; /* wait for more after a batch's first request (< 0: 100 us) */
+} rly_tp_infer_opts;
+
+/* RLY_TP_INFER_BUCKETS: batches are counted by rows <= 1, 2, 4, ..., 4096, more. */
+#define RLY_TP_INFER_BUCKETS 14
+
+/* rly_tp_infer_stats are the server's inference counters (racy snapshot). */
+typedef struct rly_tp_infer_stats {
+    uint64_t requests, rows, batches;
+    uint64_t rejected; /* malformed or oversized requests refused */
+    uint64_t failed;   /* requests fn failed (no model yet, shape mismatch, ...) */
+    uint64_t hist[RLY_TP_INFER_BUCKETS];
+    uint32_t max_rows; /* largest batch */
+} rly_tp_infer_stats;
+
 /* rly_tp_ops is the table an implementation provides (every entry required). */
 typedef struct rly_tp_ops {
     const char *name;
@@ -95,6 +134,10 @@ typedef struct rly_tp_ops {
                                  int64_t timeout_ns);
     relay_err (*raw_publish)(void *impl, const char *msg_id, const void *data, size_t len);
     relay_err (*status_publish)(void *impl, const void *data, size_t len);
+    relay_err (*infer_serve)(void *impl, const rly_tp_infer_opts *o, rly_tp_infer_fn fn, void *ctx);
+    relay_err (*infer_request)(void *impl, const void *req, size_t len, void *reply, size_t cap,
+                               size_t *reply_len, int64_t timeout_ns);
+    void (*infer_stats)(void *impl, rly_tp_infer_stats *out);
 } rly_tp_ops;
 
 /* rly_tp is an open transport (opaque). */
@@ -190,6 +233,26 @@ relay_err rly_tp_control_request(rly_tp *tp, const void *req, size_t len, relay_
 
 /* rly_tp_raw_publish publishes bytes on the trajectory subject synchronously (tests, tools). */
 relay_err rly_tp_raw_publish(rly_tp *tp, const char *msg_id, const void *data, size_t len);
+
+/*
+ * rly_tp_infer_serve (server) starts serving central inference with fn (called on the
+ * transport's inference thread, one batch at a time); RELAY_EBUSY when already serving,
+ * RELAY_EIO when the inference endpoint cannot be bound.
+ */
+relay_err rly_tp_infer_serve(rly_tp *tp, const rly_tp_infer_opts *o, rly_tp_infer_fn fn, void *ctx);
+
+/*
+ * rly_tp_infer_request (actor process) sends one encoded request (infer_wire.h) and waits up to
+ * timeout_ns for its reply, copied into reply (cap bytes). Safe from many threads at once (each
+ * thread has its own connection state, made on its first call). RELAY_ETIMEDOUT when no reply
+ * came in time (the server is gone or overloaded), RELAY_ECLOSED when no inference server can be
+ * reached, RELAY_ETOOBIG when the reply exceeds cap; a reply's own status is the caller's to read.
+ */
+relay_err rly_tp_infer_request(rly_tp *tp, const void *req, size_t len, void *reply, size_t cap,
+                               size_t *reply_len, int64_t timeout_ns);
+
+/* rly_tp_infer_stats_get copies the server's inference counters (zeros when not serving). */
+void rly_tp_infer_stats_get(rly_tp *tp, rly_tp_infer_stats *out);
 
 /* rly_tp_new_impl wraps an implementation (used by implementations' open functions). */
 relay_err rly_tp_new_impl(const rly_tp_ops *ops, void *impl, rly_tp **out);

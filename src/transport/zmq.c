@@ -4,7 +4,9 @@
  *   tcp://HOST:PORT     server ROUTER <- actors' DEALER: trajectory batches, acks, control,
  *                       model requests (one header frame + payload frames per message)
  *   tcp://HOST:PORT+1   server PUB -> actors' SUB: each new model ("M") and status ("S")
- * For ipc://PATH the PUB socket is at ipc://PATH.pub.
+ *   tcp://HOST:PORT+2   server ROUTER <- actors' DEALERs: central inference (infer_wire.h), one
+ *                       frame each way; bound only once the server serves inference
+ * For ipc://PATH the PUB socket is at ipc://PATH.pub, inference at ipc://PATH.infer.
  *
  * ZeroMQ keeps no stream: the server numbers deliveries itself (1, 2, ... from the position given
  * to traj_consume) and the transport says durable = false, so the server acknowledges a batch only
@@ -17,7 +19,10 @@
  *
  * Threads: one I/O thread per transport owns every socket. API calls reach it through an inproc
  * PAIR command socket (serialised by cmd_mu) and wait on condition variables for replies. The ack,
- * connection, model and control callbacks run on the I/O thread.
+ * connection, model and control callbacks run on the I/O thread. Central inference has its own
+ * thread on the server (rly-zmq-infer: its ROUTER, the batch callback) and, on the client, one
+ * DEALER per calling thread (made on that thread's first request, closed by zmq_close_impl), so
+ * concurrent requests from router workers never share a socket or wait on the I/O thread.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -29,6 +34,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
+#include "transport/infer_srv.h"
 #include "transport/transport.h"
 #include "transport/zmq_wire.h"
 
@@ -58,7 +64,7 @@ typedef struct inflight {
 
 typedef struct tp_zmq {
     bool server;
-    char ep_main[EP_MAX], ep_pub[EP_MAX], ep_cmd[64], ep_mon[64];
+    char ep_main[EP_MAX], ep_pub[EP_MAX], ep_inf[EP_MAX], ep_cmd[64], ep_mon[64];
     rly_tp_config cfg;
     int64_t ack_timeout_ns;
     void *ctx;
@@ -112,6 +118,18 @@ typedef struct tp_zmq {
     atomic_bool watching;
     int64_t known_version; /* I/O thread */
     uint64_t known_status;
+
+    /* central inference: server thread and its sockets' state; client per-thread DEALERs */
+    uint64_t gen;  /* tells this transport's per-thread sockets from an earlier one's */
+    rly_mutex imu; /* isocks */
+    void **isocks;
+    size_t n_isocks, cap_isocks;
+    void *inf_router; /* the inference thread's */
+    rly_thread inf_th;
+    bool inf_running;
+    atomic_bool inf_stop;
+    rly_isrv isrv;
+    zmq_msg_t *inf_rid, *inf_msg; /* [max_batch] messages of the batch being gathered */
 } tp_zmq;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -825,6 +843,297 @@ static void *client_loop(void *arg)
     return NULL;
 }
 
+/* ---- central inference ----------------------------------------------------------------------- */
+
+static _Atomic uint64_t zmq_gens; /* transports opened so far (per-thread socket keys) */
+
+/* infer_send_reply sends one reply frame to the peer rid names (rid is consumed). */
+static void infer_send_reply(void *router, zmq_msg_t *rid, const void *data, size_t len)
+{
+    if (zmq_msg_send(rid, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(rid);
+        return;
+    }
+    zmq_send(router, data, len, ZMQ_DONTWAIT); /* a peer gone or full: its request times out */
+}
+
+/* infer_recv takes one request (identity + one frame) if one is queued; false when none is. */
+static bool infer_recv(tp_zmq *t, void *router)
+{
+    rly_isrv *s = &t->isrv;
+    size_t k = s->n;
+    zmq_msg_t *rid = &t->inf_rid[k], *msg = &t->inf_msg[k];
+    zmq_msg_init(rid);
+    if (zmq_msg_recv(rid, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(rid);
+        return false;
+    }
+    zmq_msg_init(msg);
+    bool extra = false;
+    if (!zmq_msg_more(rid) || zmq_msg_recv(msg, router, 0) < 0) {
+        extra = true; /* no payload frame */
+    } else if (zmq_msg_more(msg)) {
+        extra = true;
+        zmq_msg_t drop;
+        zmq_msg_init(&drop);
+        while (zmq_msg_recv(&drop, router, 0) >= 0 && zmq_msg_more(&drop))
+            ;
+        zmq_msg_close(&drop);
+    }
+    size_t elen = 0;
+    relay_err e;
+    if (extra) {
+        /* a request is exactly one frame: answer with a format error (add counts the reject) */
+        e = rly_isrv_add(s, "", 0, &elen);
+    } else {
+        e = rly_isrv_add(s, zmq_msg_data(msg), zmq_msg_size(msg), &elen);
+    }
+    if (e) {
+        infer_send_reply(router, rid, s->err, elen);
+        zmq_msg_close(msg);
+        return true;
+    }
+    return true; /* kept as item k until the batch is answered */
+}
+
+static void infer_answer(tp_zmq *t, void *router)
+{
+    rly_isrv *s = &t->isrv;
+    rly_isrv_run(s);
+    for (size_t i = 0; i < s->n; i++) {
+        size_t len;
+        const uint8_t *r = rly_isrv_reply(s, i, &len);
+        infer_send_reply(router, &t->inf_rid[i], r, len);
+        zmq_msg_close(&t->inf_msg[i]);
+    }
+    rly_isrv_clear(s);
+}
+
+static void *infer_loop(void *arg)
+{
+    tp_zmq *t = arg;
+    void *router = t->inf_router;
+    zmq_pollitem_t pi = {router, 0, ZMQ_POLLIN, 0};
+    int64_t wait = rly_isrv_wait_ns(&t->isrv);
+    while (!atomic_load_explicit(&t->inf_stop, memory_order_relaxed)) {
+        if (zmq_poll(&pi, 1, 100) <= 0)
+            continue;
+        int64_t deadline = rly_now_ns() + wait;
+        for (;;) {
+            while (!rly_isrv_full(&t->isrv) && infer_recv(t, router))
+                ;
+            if (rly_isrv_full(&t->isrv) || t->isrv.n == 0)
+                break;
+            int64_t left = deadline - rly_now_ns();
+            if (left <= 0)
+                break;
+            /* zmq_poll counts milliseconds: wait in short sleeps for sub-millisecond bounds */
+            if (left >= RLY_NS_PER_MS)
+                zmq_poll(&pi, 1, (long)(left / RLY_NS_PER_MS));
+            else
+                rly_sleep_ns(left < 20000 ? left : 20000);
+        }
+        if (t->isrv.n)
+            infer_answer(t, router);
+    }
+    return NULL;
+}
+
+static relay_err infer_serve(void *impl, const rly_tp_infer_opts *o, rly_tp_infer_fn fn, void *ctx)
+{
+    tp_zmq *t = impl;
+    if (!t->server)
+        return RELAY_EINVAL;
+    if (t->inf_running)
+        return RELAY_EBUSY;
+    relay_err e = rly_isrv_init(&t->isrv, o, fn, ctx);
+    if (e)
+        return e;
+    t->inf_rid = calloc(t->isrv.cap, sizeof *t->inf_rid);
+    t->inf_msg = calloc(t->isrv.cap, sizeof *t->inf_msg);
+    void *r = zmq_socket(t->ctx, ZMQ_ROUTER);
+    if (!t->inf_rid || !t->inf_msg || !r) {
+        if (r)
+            zmq_close(r);
+        return RELAY_ENOMEM;
+    }
+    int64_t maxmsg = (int64_t)RLY_IW_MAX_BYTES;
+    int zero = 0, hwm = 100000;
+    zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(r, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(r, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(r, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (set_curve(t, r) != 0 || zmq_bind(r, t->ep_inf) != 0) {
+        rly_error(MOD, "cannot serve inference on %s: %s", t->ep_inf, zmq_strerror(zmq_errno()));
+        zmq_close(r);
+        return RELAY_EIO;
+    }
+    t->inf_router = r;
+    atomic_store(&t->inf_stop, false);
+    if ((e = rly_thread_start(&t->inf_th, infer_loop, t, "rly-zmq-infer"))) {
+        zmq_close(r);
+        t->inf_router = NULL;
+        return e;
+    }
+    t->inf_running = true;
+    rly_info(MOD, "serving central inference on %s (batches up to %u rows, wait %lld us)",
+             t->ep_inf, t->isrv.o.max_batch, (long long)(t->isrv.o.max_wait_ns / 1000));
+    return RELAY_OK;
+}
+
+/* infer_stop ends the inference thread and closes every inference socket (before ctx_term). */
+static void infer_stop(tp_zmq *t)
+{
+    if (t->inf_running) {
+        atomic_store(&t->inf_stop, true);
+        rly_thread_join(t->inf_th);
+        t->inf_running = false;
+        for (size_t i = 0; i < t->isrv.n; i++) {
+            zmq_msg_close(&t->inf_rid[i]);
+            zmq_msg_close(&t->inf_msg[i]);
+        }
+        rly_isrv_clear(&t->isrv);
+        rly_tp_infer_stats st;
+        rly_isrv_stats(&t->isrv, &st);
+        if (st.rejected)
+            rly_warn(MOD, "inference: %llu malformed or oversized requests refused",
+                     (unsigned long long)st.rejected);
+    }
+    if (t->inf_router) {
+        zmq_close(t->inf_router);
+        t->inf_router = NULL;
+    }
+    rly_mutex_lock(&t->imu);
+    for (size_t i = 0; i < t->n_isocks; i++)
+        zmq_close(t->isocks[i]);
+    t->n_isocks = 0;
+    rly_mutex_unlock(&t->imu);
+}
+
+/* A thread's inference DEALERs, keyed by transport generation (a few transports at a time). */
+#define TLS_SOCKS 4
+static _Thread_local struct {
+    uint64_t gen;
+    void *sock;
+} tls_inf[TLS_SOCKS];
+
+static void *thread_sock(tp_zmq *t)
+{
+    for (int i = 0; i < TLS_SOCKS; i++)
+        if (tls_inf[i].gen == t->gen)
+            return tls_inf[i].sock;
+    void *d = zmq_socket(t->ctx, ZMQ_DEALER);
+    if (!d)
+        return NULL;
+    int zero = 0, one = 1;
+    int64_t maxmsg = (int64_t)RLY_IW_MAX_BYTES;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(d, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (set_curve(t, d) != 0 || zmq_connect(d, t->ep_inf) != 0) {
+        rly_error(MOD, "cannot connect to the inference endpoint %s: %s", t->ep_inf,
+                  zmq_strerror(zmq_errno()));
+        zmq_close(d);
+        return NULL;
+    }
+    rly_mutex_lock(&t->imu);
+    bool ok = true;
+    if (t->n_isocks == t->cap_isocks) {
+        size_t cap = t->cap_isocks ? t->cap_isocks * 2 : 16;
+        void **nb = realloc(t->isocks, cap * sizeof *nb);
+        if (nb) {
+            t->isocks = nb;
+            t->cap_isocks = cap;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok)
+        t->isocks[t->n_isocks++] = d;
+    rly_mutex_unlock(&t->imu);
+    if (!ok) {
+        zmq_close(d);
+        return NULL;
+    }
+    int slot = 0; /* replace the oldest entry (its transport keeps and closes the socket) */
+    for (int i = 1; i < TLS_SOCKS; i++)
+        if (tls_inf[i].gen < tls_inf[slot].gen)
+            slot = i;
+    tls_inf[slot].gen = t->gen;
+    tls_inf[slot].sock = d;
+    return d;
+}
+
+static long ms_left(int64_t deadline)
+{
+    int64_t left = deadline - rly_now_ns();
+    if (left <= 0)
+        return 0;
+    return (long)((left + RLY_NS_PER_MS - 1) / RLY_NS_PER_MS);
+}
+
+static relay_err infer_request(void *impl, const void *req, size_t len, void *reply, size_t cap,
+                               size_t *reply_len, int64_t timeout_ns)
+{
+    tp_zmq *t = impl;
+    if (t->server)
+        return RELAY_EINVAL;
+    void *d = thread_sock(t);
+    if (!d)
+        return RELAY_EIO;
+    uint64_t id;
+    memcpy(&id, (const uint8_t *)req + 8, 8);
+    int64_t deadline = rly_now_ns() + (timeout_ns > 0 ? timeout_ns : 5 * RLY_NS_PER_S);
+    /* with ZMQ_IMMEDIATE a send waits for a live connection: none means no server there */
+    for (;;) {
+        if (zmq_send(d, req, len, ZMQ_DONTWAIT) >= 0)
+            break;
+        if (zmq_errno() != EAGAIN)
+            return RELAY_EIO;
+        zmq_pollitem_t pi = {d, 0, ZMQ_POLLOUT, 0};
+        long ms = ms_left(deadline);
+        if (ms == 0)
+            return RELAY_ECLOSED;
+        zmq_poll(&pi, 1, ms < 50 ? ms : 50);
+    }
+    for (;;) {
+        zmq_pollitem_t pi = {d, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&pi, 1, ms_left(deadline));
+        if (rc < 0)
+            return zmq_errno() == ETERM ? RELAY_ECLOSED : RELAY_EIO;
+        if (rc == 0)
+            return RELAY_ETIMEDOUT;
+        int n = zmq_recv(d, reply, cap, ZMQ_DONTWAIT);
+        if (n < 0)
+            continue;
+        int more = 0;
+        size_t ml = sizeof more;
+        zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
+        while (more) { /* a well-behaved server sends one frame: drop the rest */
+            zmq_recv(d, NULL, 0, 0);
+            zmq_getsockopt(d, ZMQ_RCVMORE, &more, &ml);
+        }
+        uint64_t rid = 0;
+        if (n >= 16)
+            memcpy(&rid, (const uint8_t *)reply + 8, 8);
+        if (n >= 16 && (size_t)n <= cap && rid != id)
+            continue; /* a late reply to an earlier request that timed out */
+        if ((size_t)n > cap)
+            return RELAY_ETOOBIG;
+        *reply_len = (size_t)n;
+        return RELAY_OK;
+    }
+}
+
+static void infer_stats(void *impl, rly_tp_infer_stats *out)
+{
+    tp_zmq *t = impl;
+    if (t->inf_running)
+        rly_isrv_stats(&t->isrv, out);
+    else
+        memset(out, 0, sizeof *out);
+}
+
 /* ---- operations ------------------------------------------------------------------------------ */
 
 static void zmq_close_impl(void *impl)
@@ -839,6 +1148,7 @@ static void zmq_close_impl(void *impl)
         atomic_store(&t->stop, true);
         rly_thread_join(t->th);
     }
+    infer_stop(t);
     if (t->cmd_tx)
         zmq_close(t->cmd_tx);
     if (t->ctx)
@@ -875,6 +1185,11 @@ static void zmq_close_impl(void *impl)
     rly_mutex_fini(&t->mmu);
     rly_mutex_fini(&t->wmu);
     rly_cond_fini(&t->wcv);
+    rly_mutex_fini(&t->imu);
+    free(t->isocks);
+    rly_isrv_fini(&t->isrv);
+    free(t->inf_rid);
+    free(t->inf_msg);
     memset(t->secret, 0, sizeof t->secret);
     free(t);
 }
@@ -1185,6 +1500,9 @@ static const rly_tp_ops zmq_ops = {
     .control_request = control_request,
     .raw_publish = raw_publish,
     .status_publish = status_publish,
+    .infer_serve = infer_serve,
+    .infer_request = infer_request,
+    .infer_stats = infer_stats,
 };
 
 /* endpoints derives the main and PUB endpoints from url (tcp://HOST:PORT or ipc://PATH). */
@@ -1197,19 +1515,21 @@ static relay_err endpoints(tp_zmq *t, const char *url)
     snprintf(t->ep_main, sizeof t->ep_main, "%s", url);
     if (!strncmp(url, "ipc://", 6)) {
         snprintf(t->ep_pub, sizeof t->ep_pub, "%s.pub", url);
+        snprintf(t->ep_inf, sizeof t->ep_inf, "%s.infer", url);
         return RELAY_OK;
     }
     const char *colon = strrchr(url + 6, ':');
     char *end = NULL;
     unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
-    if (!colon || !end || *end || port == 0 || port >= 65535) {
+    if (!colon || !end || *end || port == 0 || port >= 65534) {
         rly_error(MOD,
-                  "url \"%s\": expected tcp://HOST:PORT with PORT in 1..65534 (PORT+1 carries "
-                  "models)",
+                  "url \"%s\": expected tcp://HOST:PORT with PORT in 1..65533 (PORT+1 carries "
+                  "models, PORT+2 central inference)",
                   url);
         return RELAY_ECONFIG;
     }
     snprintf(t->ep_pub, sizeof t->ep_pub, "%.*s:%lu", (int)(colon - url), url, port + 1);
+    snprintf(t->ep_inf, sizeof t->ep_inf, "%.*s:%lu", (int)(colon - url), url, port + 2);
     return RELAY_OK;
 }
 
@@ -1344,6 +1664,8 @@ relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out)
     rly_mutex_init(&t->mmu);
     rly_mutex_init(&t->wmu);
     rly_cond_init(&t->wcv);
+    rly_mutex_init(&t->imu);
+    t->gen = atomic_fetch_add(&zmq_gens, 1) + 1;
     t->server = c->bind;
     t->cfg = *c;
     t->model_version = -1;
