@@ -344,6 +344,11 @@ static relay_err write_effective_config(const char *path, const rly_train_config
             keys[kept++] = keys[i];
     n = kept;
     relay_err e = keys && root && copy ? rly_cfg_to_json(copy, keys, n, root) : RELAY_ENOMEM;
+    /* no target (a plug-in's default is +inf, which JSON cannot hold): leave the key out, so
+       `--config` / `--resume` of this file read it back as "no target" */
+    cJSON *tr = root ? cJSON_GetObjectItemCaseSensitive(root, "train") : NULL;
+    if (!e && copy && !isfinite(copy->train.target) && tr)
+        cJSON_DeleteItemFromObjectCaseSensitive(tr, "target");
     free(copy);
     char *text = e ? NULL : cJSON_Print(root);
     if (!e && !text)
