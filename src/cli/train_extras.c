@@ -197,6 +197,8 @@ static void save(rly_train_extras *x, rly_learner *l, int64_t version, const dou
     free(acts);
     relay_err e = blob ? rly_learner_checkpoint_save(l, path, blob, len) : RELAY_ENOMEM;
     free(blob);
+    if (e == RELAY_ESTATE)
+        e = RELAY_OK; /* a stop cancelled an update part way: the previous checkpoint stays */
     if (e && !x->error)
         x->error = e;
     x->ckpt_seconds += (double)(rly_now_ns() - t0) * 1e-9;
