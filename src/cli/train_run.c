@@ -684,10 +684,13 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     rly_learner_stats_get(learner, &st);
     /* The final checkpoint takes the actors' snapshots of the last version: they pause after one
        more rollout (whose data the stopped learner drops), so wait for that, bounded. */
-    if (r.x.snaps && env_e == RELAY_OK && !st.error &&
-        !rly_train_snaps_wait(r.x.snaps, st.version, 10 * RLY_NS_PER_S))
-        rly_warn(MOD, "the actors did not pause at version %lld within 10 s",
-                 (long long)st.version);
+    if (r.x.snaps && env_e == RELAY_OK && !st.error) {
+        int64_t w0 = rly_now_ns();
+        if (!rly_train_snaps_wait(r.x.snaps, st.version, 10 * RLY_NS_PER_S))
+            rly_warn(MOD, "the actors did not pause at version %lld within 10 s",
+                     (long long)st.version);
+        r.x.ckpt_seconds += (double)(rly_now_ns() - w0) * 1e-9; /* part of the checkpoint cost */
+    }
     relay_agent_shutdown(r.agent); /* actors flush; sinks close with valid files */
     /* Every output that could not be written fails the run (exit 1), naming the file. */
     relay_err out_e = RELAY_OK;
