@@ -12,7 +12,9 @@
  * The request/reply caller runs the routers its requests wait on while it waits (caller runs,
  * core/pool.h), as relay_agent's request path does; --no-caller-runs leaves them to the workers.
  * Usage: bench_route [messages_millions=20] [round_trips_thousands=500] [--rr-only] [--no-busy]
- *                    [--no-caller-runs]
+ *                    [--busy-only] [--one-way-only] [--no-caller-runs] [--routers R] [--outstanding
+ * K]
+ * --routers and --outstanding pick one request/reply case (e.g. for perf record).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +30,8 @@
 #include "core/pool.h"
 
 static bool caller_runs = true;
+static uint32_t only_routers;     /* --routers R: request/reply with R routers only */
+static uint32_t only_outstanding; /* --outstanding K: request/reply with K outstanding only */
 
 typedef struct {
     rly_actor_slot slot;
@@ -219,6 +223,9 @@ static void rr_all(uint64_t rts, const char *tag)
     static const uint32_t rt_routers[4] = {1, 4, 16, 256};
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 2; i++) {
+            if ((only_routers && rt_routers[k] != only_routers) ||
+                (only_outstanding && outs[i] != only_outstanding))
+                continue;
             double rate;
             int64_t p50, p99, p999;
             round_trips(rt_routers[k], outs[i], rts, &rate, &p50, &p99, &p999);
@@ -234,7 +241,7 @@ int main(int argc, char **argv)
 {
     uint64_t msgs = (uint64_t)((argc > 1 ? atof(argv[1]) : 20.0) * 1e6);
     uint64_t rts = (uint64_t)((argc > 2 ? atof(argv[2]) : 500.0) * 1e3);
-    bool rr_only = false, busy = true;
+    bool rr_only = false, busy = true, busy_only = false, ow_only = false;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--rr-only") == 0)
             rr_only = true;
@@ -242,6 +249,18 @@ int main(int argc, char **argv)
             busy = false;
         else if (strcmp(argv[i], "--no-caller-runs") == 0)
             caller_runs = false;
+        else if (strcmp(argv[i], "--one-way-only") == 0)
+            ow_only = true;
+        else if (strcmp(argv[i], "--busy-only") == 0)
+            rr_only = busy_only = true;
+        else if (strcmp(argv[i], "--routers") == 0 && i + 1 < argc)
+            only_routers = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--outstanding") == 0 && i + 1 < argc)
+            only_outstanding = (uint32_t)atoi(argv[++i]);
+        else {
+            fprintf(stderr, "bench_route: unknown argument %s\n", argv[i]);
+            return 2;
+        }
     }
     static const uint32_t shapes[3][2] = {{4, 1}, {64, 4}, {1024, 16}};
     for (int fast = 1; fast >= 0 && !rr_only; fast--)
@@ -252,13 +271,16 @@ int main(int argc, char **argv)
                    (unsigned long long)msgs, r / 1e6);
             fflush(stdout);
         }
-    rr_all(rts, "");
-    if (busy) {
+    if (!busy_only && !ow_only)
+        rr_all(rts, "");
+    if (busy && !ow_only) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         int n = ncpu > 0 && ncpu < 256 ? (int)ncpu : 2;
         pid_t pids[256] = {0};
         start_busy(pids, n);
-        rr_all(rts / 10 ? rts / 10 : 1, "(busy)");
+        /* As many round trips as without the load: a run must span many scheduler time slices
+           (a few ms) or the competitors barely get to run during it. */
+        rr_all(rts, "(busy)");
         stop_busy(pids, n);
     }
     struct rusage ru;
