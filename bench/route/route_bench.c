@@ -31,6 +31,7 @@
 
 static bool caller_runs = true;
 static uint32_t only_routers;     /* --routers R: request/reply with R routers only */
+static size_t queue_cap;          /* --queue-cap N: router intake capacity (0: default) */
 static uint32_t only_outstanding; /* --outstanding K: request/reply with K outstanding only */
 
 typedef struct {
@@ -62,6 +63,8 @@ static rly_coord *setup(uint32_t routers, uint32_t n_actors, bactor **out, bool 
     rly_coord_config cfg;
     rly_coord_config_default(&cfg);
     cfg.routers = routers;
+    if (queue_cap)
+        cfg.router_queue_capacity = queue_cap;
     cfg.dispatcher.no_fast_path = !fast;
     rly_coord *c = NULL;
     if (rly_coord_new(&cfg, &c) != RELAY_OK) {
@@ -195,6 +198,22 @@ static void round_trips(uint32_t routers, uint32_t outstanding, uint64_t total, 
     free(start);
 }
 
+/* create_routers times starting a runtime with n routers and 64 actors, then stopping it. */
+static void create_routers(uint32_t n)
+{
+    int64_t t0 = rly_now_ns();
+    bactor *a;
+    rly_coord *c = setup(n, 64, &a, true);
+    int64_t t1 = rly_now_ns();
+    rly_coord_shutdown(c);
+    rly_coord_free(c);
+    int64_t t2 = rly_now_ns();
+    free(a);
+    printf("create routers=%u actors=64 start=%.3f s stop=%.3f s\n", n, (t1 - t0) / 1e9,
+           (t2 - t1) / 1e9);
+    fflush(stdout);
+}
+
 /* start_busy forks n processes that spin until killed (the competing load of --busy). */
 static void start_busy(pid_t *pids, int n)
 {
@@ -255,6 +274,11 @@ int main(int argc, char **argv)
             rr_only = busy_only = true;
         else if (strcmp(argv[i], "--routers") == 0 && i + 1 < argc)
             only_routers = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--create") == 0 && i + 1 < argc) {
+            create_routers((uint32_t)atoi(argv[++i]));
+            return 0;
+        } else if (strcmp(argv[i], "--queue-cap") == 0 && i + 1 < argc)
+            queue_cap = (size_t)atol(argv[++i]);
         else if (strcmp(argv[i], "--outstanding") == 0 && i + 1 < argc)
             only_outstanding = (uint32_t)atoi(argv[++i]);
         else {
