@@ -12,7 +12,9 @@
  * The request/reply caller runs the routers its requests wait on while it waits (caller runs,
  * core/pool.h), as relay_agent's request path does; --no-caller-runs leaves them to the workers.
  * Usage: bench_route [messages_millions=20] [round_trips_thousands=500] [--rr-only] [--no-busy]
- *                    [--no-caller-runs]
+ *                    [--busy-only] [--one-way-only] [--no-caller-runs] [--routers R] [--outstanding
+ * K]
+ * --routers and --outstanding pick one request/reply case (e.g. for perf record).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +30,9 @@
 #include "core/pool.h"
 
 static bool caller_runs = true;
+static uint32_t only_routers;     /* --routers R: request/reply with R routers only */
+static size_t queue_cap;          /* --queue-cap N: router intake capacity (0: default) */
+static uint32_t only_outstanding; /* --outstanding K: request/reply with K outstanding only */
 
 typedef struct {
     rly_actor_slot slot;
@@ -58,6 +63,8 @@ static rly_coord *setup(uint32_t routers, uint32_t n_actors, bactor **out, bool 
     rly_coord_config cfg;
     rly_coord_config_default(&cfg);
     cfg.routers = routers;
+    if (queue_cap)
+        cfg.router_queue_capacity = queue_cap;
     cfg.dispatcher.no_fast_path = !fast;
     rly_coord *c = NULL;
     if (rly_coord_new(&cfg, &c) != RELAY_OK) {
@@ -191,6 +198,22 @@ static void round_trips(uint32_t routers, uint32_t outstanding, uint64_t total, 
     free(start);
 }
 
+/* create_routers times starting a runtime with n routers and 64 actors, then stopping it. */
+static void create_routers(uint32_t n)
+{
+    int64_t t0 = rly_now_ns();
+    bactor *a;
+    rly_coord *c = setup(n, 64, &a, true);
+    int64_t t1 = rly_now_ns();
+    rly_coord_shutdown(c);
+    rly_coord_free(c);
+    int64_t t2 = rly_now_ns();
+    free(a);
+    printf("create routers=%u actors=64 start=%.3f s stop=%.3f s\n", n, (t1 - t0) / 1e9,
+           (t2 - t1) / 1e9);
+    fflush(stdout);
+}
+
 /* start_busy forks n processes that spin until killed (the competing load of --busy). */
 static void start_busy(pid_t *pids, int n)
 {
@@ -219,6 +242,9 @@ static void rr_all(uint64_t rts, const char *tag)
     static const uint32_t rt_routers[4] = {1, 4, 16, 256};
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 2; i++) {
+            if ((only_routers && rt_routers[k] != only_routers) ||
+                (only_outstanding && outs[i] != only_outstanding))
+                continue;
             double rate;
             int64_t p50, p99, p999;
             round_trips(rt_routers[k], outs[i], rts, &rate, &p50, &p99, &p999);
@@ -234,7 +260,7 @@ int main(int argc, char **argv)
 {
     uint64_t msgs = (uint64_t)((argc > 1 ? atof(argv[1]) : 20.0) * 1e6);
     uint64_t rts = (uint64_t)((argc > 2 ? atof(argv[2]) : 500.0) * 1e3);
-    bool rr_only = false, busy = true;
+    bool rr_only = false, busy = true, busy_only = false, ow_only = false;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--rr-only") == 0)
             rr_only = true;
@@ -242,6 +268,23 @@ int main(int argc, char **argv)
             busy = false;
         else if (strcmp(argv[i], "--no-caller-runs") == 0)
             caller_runs = false;
+        else if (strcmp(argv[i], "--one-way-only") == 0)
+            ow_only = true;
+        else if (strcmp(argv[i], "--busy-only") == 0)
+            rr_only = busy_only = true;
+        else if (strcmp(argv[i], "--routers") == 0 && i + 1 < argc)
+            only_routers = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--create") == 0 && i + 1 < argc) {
+            create_routers((uint32_t)atoi(argv[++i]));
+            return 0;
+        } else if (strcmp(argv[i], "--queue-cap") == 0 && i + 1 < argc)
+            queue_cap = (size_t)atol(argv[++i]);
+        else if (strcmp(argv[i], "--outstanding") == 0 && i + 1 < argc)
+            only_outstanding = (uint32_t)atoi(argv[++i]);
+        else {
+            fprintf(stderr, "bench_route: unknown argument %s\n", argv[i]);
+            return 2;
+        }
     }
     static const uint32_t shapes[3][2] = {{4, 1}, {64, 4}, {1024, 16}};
     for (int fast = 1; fast >= 0 && !rr_only; fast--)
@@ -252,13 +295,16 @@ int main(int argc, char **argv)
                    (unsigned long long)msgs, r / 1e6);
             fflush(stdout);
         }
-    rr_all(rts, "");
-    if (busy) {
+    if (!busy_only && !ow_only)
+        rr_all(rts, "");
+    if (busy && !ow_only) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         int n = ncpu > 0 && ncpu < 256 ? (int)ncpu : 2;
         pid_t pids[256] = {0};
         start_busy(pids, n);
-        rr_all(rts / 10 ? rts / 10 : 1, "(busy)");
+        /* As many round trips as without the load: a run must span many scheduler time slices
+           (a few ms) or the competitors barely get to run during it. */
+        rr_all(rts, "(busy)");
         stop_busy(pids, n);
     }
     struct rusage ru;

@@ -727,7 +727,7 @@ int rly_cli_actors(int argc, char **argv)
     for (uint32_t i = 0; !e && i < a->n_actors; i++)
         e = rly_agent_run_env_quota(a->agent, a->ids[i], a->env, a->envs_per_actor,
                                     a->seed * 1000003ULL + (uint64_t)i * a->envs_per_actor,
-                                    a->n_steps);
+                                    a->n_steps, NULL);
     if (e) {
         fprintf(stderr, "relay actors: cannot start the actors: %s\n", relay_strerror(e));
         goto out;

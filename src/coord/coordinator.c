@@ -113,19 +113,43 @@ void rly_coord_get_stats(rly_coord *c, rly_dispatcher_stats *out)
     rly_dispatcher_get_stats(c->disp, out);
 }
 
-/* least_loaded returns the router with the fewest actors (lowest id on ties); lock held. */
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* least_loaded returns the router with the fewest actors (first in c->routers, i.e. lowest id,
+   on ties); lock held. One pass over the actors for all routers (O(A log R), not O(A R)). */
 static uint32_t least_loaded(rly_coord *c)
 {
     uint32_t best = 0;
     size_t best_load = SIZE_MAX;
-    for (uint32_t i = 0; i < c->n_routers; i++) {
+    uint32_t n = c->n_routers;
+    uint32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    size_t *loads = malloc((n ? n : 1) * sizeof *loads);
+    if (ids && loads) {
+        for (uint32_t i = 0; i < n; i++)
+            ids[i] = rly_router_id(c->routers[i]);
+        qsort(ids, n, sizeof *ids, cmp_u32);
+        rly_state_loads(&c->state, ids, n, loads);
+    }
+    for (uint32_t i = 0; i < n; i++) {
         uint32_t id = rly_router_id(c->routers[i]);
-        size_t load = rly_state_load(&c->state, id);
+        size_t load;
+        if (ids && loads) {
+            uint32_t *at = bsearch(&id, ids, n, sizeof *ids, cmp_u32);
+            load = loads[at - ids];
+        } else {
+            load = rly_state_load(&c->state, id); /* out of memory: the slow way */
+        }
         if (load < best_load) {
             best = id;
             best_load = load;
         }
     }
+    free(ids);
+    free(loads);
     return best;
 }
 

@@ -110,10 +110,18 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
             c->cap_routers = cap;
         }
     }
+    /* Create and start every new router, then tell the dispatcher about all of them and wait
+       once: one control round trip per scale-out, not one per router (4,096 routers used to
+       take seconds on a loaded machine, a dispatcher wake-up each). */
+    rly_router **fresh = e ? NULL : calloc(n, sizeof *fresh);
+    rly_reply **reps = e ? NULL : calloc(n, sizeof *reps);
+    if (!e && (!fresh || !reps))
+        e = RELAY_ENOMEM;
+    uint32_t made = 0;
+    size_t cap = queue_cap(c, c->n_routers + n);
     for (uint32_t k = 0; k < n && !e; k++) {
         rly_router *r = NULL;
-        e = rly_router_new(c->next_router_id, queue_cap(c, c->n_routers + n),
-                           rly_dispatcher_router_return, c->disp, &r);
+        e = rly_router_new(c->next_router_id + k, cap, rly_dispatcher_router_return, c->disp, &r);
         if (e)
             break;
         if (c->cfg.router_started && (e = c->cfg.router_started(c->cfg.hook_ctx, r)) != RELAY_OK) {
@@ -127,21 +135,46 @@ relay_err rly_coord_scale_out(rly_coord *c, uint32_t n)
             rly_router_free(r);
             break;
         }
-        e = rly_coord_control(c, RLY_KIND_CTL_ROUTER_ADD, (relay_id){0}, 0, r, NULL);
-        if (e) {
-            /* Running but unknown to the dispatcher: stop it ourselves. */
-            rly_msg stop = {.kind = RLY_KIND_STOP};
-            while (rly_router_push_batch(r, &stop, 1) != RELAY_OK)
-                rly_cpu_relax();
-            rly_router_join(r);
-            if (c->cfg.router_stopped)
-                c->cfg.router_stopped(c->cfg.hook_ctx, r);
-            rly_router_free(r);
+        fresh[made++] = r;
+    }
+    for (uint32_t k = 0; k < made && !e; k++) {
+        rly_msg m = {.kind = RLY_KIND_CTL_ROUTER_ADD, .payload = fresh[k]};
+        if (!(m.reply = rly_reply_new())) {
+            e = RELAY_ENOMEM;
             break;
         }
-        c->next_router_id++;
-        c->routers[c->n_routers++] = r;
+        if ((e = rly_dispatcher_control(c->disp, &m)) != RELAY_OK) {
+            rly_reply_release(m.reply); /* the completer's reference, never handed over */
+            rly_reply_release(m.reply);
+            break;
+        }
+        reps[k] = m.reply;
     }
+    for (uint32_t k = 0; k < made; k++) {
+        rly_router *r = fresh[k];
+        relay_err re = RELAY_ECANCELED;
+        if (reps[k]) {
+            re = rly_reply_wait(reps[k], c->cfg.control_timeout_ns, NULL, NULL);
+            rly_reply_release(reps[k]);
+        }
+        if (re == RELAY_OK) {
+            c->routers[c->n_routers++] = r; /* in id order, as rebalance wants */
+            continue;
+        }
+        if (!e)
+            e = re;
+        /* Running but unknown to the dispatcher: stop it ourselves. */
+        rly_msg stop = {.kind = RLY_KIND_STOP};
+        while (rly_router_push_batch(r, &stop, 1) != RELAY_OK)
+            rly_cpu_relax();
+        rly_router_join(r);
+        if (c->cfg.router_stopped)
+            c->cfg.router_stopped(c->cfg.hook_ctx, r);
+        rly_router_free(r);
+    }
+    c->next_router_id += made;
+    free(fresh);
+    free(reps);
     if (!e)
         e = rebalance(c);
     rly_mutex_unlock(&c->lock);

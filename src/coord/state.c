@@ -139,3 +139,32 @@ size_t rly_state_load(rly_state *s, uint32_t router)
     rly_mutex_unlock(&s->lock);
     return n;
 }
+
+/* find_sorted returns the index of id in the ascending ids[0..n), or n. */
+static size_t find_sorted(const uint32_t *ids, size_t n, uint32_t id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && ids[lo] == id ? lo : n;
+}
+
+void rly_state_loads(rly_state *s, const uint32_t *ids, size_t n, size_t *loads)
+{
+    for (size_t i = 0; i < n; i++)
+        loads[i] = 0;
+    size_t pos = 0;
+    rly_idmap_slot *it;
+    rly_mutex_lock(&s->lock);
+    while ((it = rly_idmap_next(&s->actors, &pos))) {
+        size_t k = find_sorted(ids, n, ((rly_state_entry *)it->val)->router);
+        if (k < n)
+            loads[k]++;
+    }
+    rly_mutex_unlock(&s->lock);
+}

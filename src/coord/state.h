@@ -49,5 +49,8 @@ size_t rly_state_count(rly_state *s);
 size_t rly_state_list(rly_state *s, relay_id *ids, uint32_t *routers, size_t max);
 /* rly_state_load counts actors on router (for placement). */
 size_t rly_state_load(rly_state *s, uint32_t router);
+/* rly_state_loads counts the actors of n routers in one pass: ids ascending, loads[i] for ids[i].
+ */
+void rly_state_loads(rly_state *s, const uint32_t *ids, size_t n, size_t *loads);
 
 #endif

@@ -3,6 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Rings of at least this many bytes get their own mapping (see rly_mpsc_init). */
+#define MAP_MIN_BYTES ((size_t)64 << 10)
 
 static size_t round_pow2(size_t n)
 {
@@ -28,6 +32,19 @@ static inline void *cell_data(cell_hdr *c)
     return (unsigned char *)c + CELL_DATA_OFF;
 }
 
+/* A cell stores its sequence number minus its index, so the initial state (cell i holds i) is
+   all zeroes: the cells come from calloc and are not touched until used, which makes creating
+   thousands of queues cheap (no page is faulted in before a message lands in it). */
+static inline size_t seq_get(const rly_mpsc *q, cell_hdr *c, size_t pos, memory_order o)
+{
+    return atomic_load_explicit(&c->seq, o) + (pos & q->mask);
+}
+
+static inline void seq_set(const rly_mpsc *q, cell_hdr *c, size_t pos, size_t v, memory_order o)
+{
+    atomic_store_explicit(&c->seq, v - (pos & q->mask), o);
+}
+
 relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
 {
     memset(q, 0, sizeof *q);
@@ -37,12 +54,23 @@ relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
     q->mask = cap - 1;
     q->elem_size = elem_size;
     q->cell_size = (CELL_DATA_OFF + elem_size + 7) & ~(size_t)7;
-    q->cells = aligned_alloc(RLY_CACHELINE, (cap * q->cell_size + RLY_CACHELINE - 1) /
-                                                RLY_CACHELINE * RLY_CACHELINE);
-    if (!q->cells)
-        return RELAY_ENOMEM;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(&cell_at(q, i)->seq, i);
+    /* Zeroed memory is the initial state (seq_get). Large rings are mapped directly, so their
+       pages are faulted in only when messages reach them (calloc would clear them all now). */
+    size_t bytes = cap * q->cell_size;
+    if (bytes >= MAP_MIN_BYTES) {
+        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return RELAY_ENOMEM;
+        q->mem = m;
+        q->mapped = bytes;
+        q->cells = m;
+    } else {
+        q->mem = calloc(1, bytes + RLY_CACHELINE);
+        if (!q->mem)
+            return RELAY_ENOMEM;
+        q->cells = (unsigned char *)(((uintptr_t)q->mem + RLY_CACHELINE - 1) &
+                                     ~(uintptr_t)(RLY_CACHELINE - 1));
+    }
     atomic_init(&q->tail, 0);
     atomic_init(&q->head, 0);
     return RELAY_OK;
@@ -50,7 +78,12 @@ relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
 
 void rly_mpsc_fini(rly_mpsc *q)
 {
-    free(q->cells);
+    if (q->mapped)
+        munmap(q->mem, q->mapped);
+    else
+        free(q->mem);
+    q->mapped = 0;
+    q->mem = NULL;
     q->cells = NULL;
 }
 
@@ -64,11 +97,11 @@ relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n)
     for (;;) {
         /* The consumer frees cells in order, so the last cell being free means all are. */
         cell_hdr *last = cell_at(q, pos + n - 1);
-        size_t seq = atomic_load_explicit(&last->seq, memory_order_acquire);
+        size_t seq = seq_get(q, last, pos + n - 1, memory_order_acquire);
         intptr_t dif = (intptr_t)seq - (intptr_t)(pos + n - 1);
         if (dif == 0) {
             cell_hdr *first = cell_at(q, pos);
-            size_t fseq = atomic_load_explicit(&first->seq, memory_order_acquire);
+            size_t fseq = seq_get(q, first, pos, memory_order_acquire);
             if (fseq != pos) { /* an earlier cell of our range is not yet free */
                 if ((intptr_t)fseq - (intptr_t)pos < 0)
                     return RELAY_EFULL;
@@ -88,7 +121,7 @@ relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n)
     for (size_t i = 0; i < n; i++) {
         cell_hdr *c = cell_at(q, pos + i);
         memcpy(cell_data(c), src + i * q->elem_size, q->elem_size);
-        atomic_store_explicit(&c->seq, pos + i + 1, memory_order_release);
+        seq_set(q, c, pos + i, pos + i + 1, memory_order_release);
     }
     return RELAY_OK;
 }
@@ -98,13 +131,13 @@ relay_err rly_mpsc_push(rly_mpsc *q, const void *elem)
     size_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
     for (;;) {
         cell_hdr *c = cell_at(q, pos);
-        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        size_t seq = seq_get(q, c, pos, memory_order_acquire);
         intptr_t dif = (intptr_t)seq - (intptr_t)pos;
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 memcpy(cell_data(c), elem, q->elem_size);
-                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                seq_set(q, c, pos, pos + 1, memory_order_release);
                 return RELAY_OK;
             }
         } else if (dif < 0) {
@@ -123,11 +156,11 @@ size_t rly_mpsc_pop_batch(rly_mpsc *q, void *out, size_t max)
     size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
     while (n < max) {
         cell_hdr *c = cell_at(q, head);
-        size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        size_t seq = seq_get(q, c, head, memory_order_acquire);
         if (seq != head + 1)
             break;
         memcpy(dst + n * q->elem_size, cell_data(c), q->elem_size);
-        atomic_store_explicit(&c->seq, head + cap, memory_order_release);
+        seq_set(q, c, head, head + cap, memory_order_release);
         head++;
         n++;
     }

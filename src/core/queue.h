@@ -30,7 +30,9 @@ typedef struct rly_mpsc {
     size_t mask;
     size_t elem_size;
     size_t cell_size;
-    unsigned char *cells;
+    unsigned char *cells; /* cache-line aligned, inside mem */
+    void *mem;
+    size_t mapped; /* mem's length when mmap'ed, else 0 (calloc) */
 } rly_mpsc;
 
 /* rly_mpsc_init creates a queue of capacity (rounded up to a power of two) elements. */

@@ -196,12 +196,25 @@ static void node_put(rly_dispatcher *d, pnode *n)
 
 /* ---- routers and staging ------------------------------------------------------------------ */
 
+/* rt_lower returns the index of the first router whose id is >= id (d->rts is sorted by id, so
+   finding a router costs O(log R): adding thousands of routers is not quadratic). */
+static size_t rt_lower(const rly_dispatcher *d, uint32_t id)
+{
+    size_t lo = 0, hi = d->n_rts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->rts[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static rtent *rt_find(rly_dispatcher *d, uint32_t id)
 {
-    for (size_t i = 0; i < d->n_rts; i++)
-        if (d->rts[i]->id == id)
-            return d->rts[i];
-    return NULL;
+    size_t i = rt_lower(d, id);
+    return i < d->n_rts && d->rts[i]->id == id ? d->rts[i] : NULL;
 }
 
 /* stage_room reports whether data messages may still be staged for rt this round. */
@@ -691,7 +704,10 @@ static void ctl_router_add(rly_dispatcher *d, rly_msg *m)
     rt->id = rly_router_id(router);
     rt->stage = stage;
     rt->cap_stage = STAGE_MIN;
-    d->rts[d->n_rts++] = rt;
+    size_t at = rt_lower(d, rt->id); /* keep d->rts sorted by id (usually the end) */
+    memmove(d->rts + at + 1, d->rts + at, (d->n_rts - at) * sizeof *d->rts);
+    d->rts[at] = rt;
+    d->n_rts++;
     reply_ok(m, 0, NULL);
 }
 
@@ -798,7 +814,8 @@ static void finish_router_removals(rly_dispatcher *d)
                 break;
             }
         d->n_removing--;
-        d->rts[i] = d->rts[--d->n_rts];
+        memmove(d->rts + i, d->rts + i + 1, (d->n_rts - i - 1) * sizeof *d->rts);
+        d->n_rts--;
         if (rt->remove_reply)
             rly_reply_complete(rt->remove_reply, RELAY_OK, 0, rt->router, NULL);
         free(rt->stage);

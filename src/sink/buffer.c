@@ -22,18 +22,26 @@ struct rly_tbuf {
     rly_cond not_full;
     relay_traj **ring;
     uint32_t cap, head, count;
+    _Atomic uint32_t queued; /* count, stored under lock, read without it to skip empty buffers */
     rly_backpressure policy;
     bool retiring;
     relay_traj **spare; /* emptied trajectories handed back by the worker for reuse */
     uint32_t n_spare, cap_spare;
     rly_tbuf_stats st;
-    rly_tbuf *next; /* worker's list */
+    rly_tbuf *next, *prev; /* worker's list of all buffers (w->lock) */
+    _Atomic bool listed;   /* on the worker's ready stack (or being put there) */
+    rly_tbuf *rnext;       /* ready stack link, written by whoever set `listed` */
+    rly_tbuf *tnext;       /* worker's retire list (w->lock) */
 };
 
 struct rly_sinkworker {
     rly_mutex lock; /* protects the buffer list, retired totals and stop */
     rly_cond changed;
-    rly_tbuf *bufs;
+    rly_tbuf *bufs;        /* every attached buffer, doubly linked */
+    rly_tbuf *retire_list; /* buffers asked to retire and not reaped yet */
+    /* Buffers that received trajectories since the worker last drained them (a lock-free stack
+       that the worker takes whole): a poll costs O(busy buffers), not O(routers). */
+    _Atomic(rly_tbuf *) ready;
     rly_tbuf_stats retired;
     bool stop;
     rly_event wake;
@@ -81,11 +89,23 @@ static void tbuf_push(rly_traj_out *o, relay_traj *t)
     b->count++;
     b->st.accepted++;
     uint32_t queued = b->count;
+    atomic_store_explicit(&b->queued, queued, memory_order_relaxed);
     rly_mutex_unlock(&b->lock);
     if (evicted) {
         rly_warn(MOD, "trajectory buffer full: dropped the oldest trajectory (%u steps)",
                  evicted->len);
         relay_traj_free(evicted);
+    }
+    /* Tell the worker this buffer has work, once until it drains it (it clears `listed` before
+       draining, so a trajectory pushed after its drain lists the buffer again). */
+    if (!atomic_load_explicit(&b->listed, memory_order_seq_cst) &&
+        !atomic_exchange_explicit(&b->listed, true, memory_order_seq_cst)) {
+        rly_sinkworker *w = b->w;
+        rly_tbuf *h = atomic_load_explicit(&w->ready, memory_order_relaxed);
+        do
+            b->rnext = h;
+        while (!atomic_compare_exchange_weak_explicit(&w->ready, &h, b, memory_order_release,
+                                                      memory_order_relaxed));
     }
     /* Wake the worker for a batch, not for every trajectory: it also polls every WORKER_POLL_NS. */
     if (queued >= WAKE_BATCH || queued * 2 >= b->cap)
@@ -143,6 +163,10 @@ static void recycle(rly_tbuf *b, relay_traj **t, uint32_t n)
 /* drain_one moves up to max trajectories out of b; returns how many. */
 static uint32_t drain_one(rly_tbuf *b, relay_traj **out, uint32_t max)
 {
+    /* Most buffers are empty at any poll (thousands of routers): no lock for those. A push that
+       this misses wakes the worker or is found at the next poll. */
+    if (atomic_load_explicit(&b->queued, memory_order_relaxed) == 0)
+        return 0;
     rly_mutex_lock(&b->lock);
     uint32_t n = b->count < max ? b->count : max;
     for (uint32_t i = 0; i < n; i++) {
@@ -150,6 +174,7 @@ static uint32_t drain_one(rly_tbuf *b, relay_traj **out, uint32_t max)
         b->head = (b->head + 1) % b->cap;
     }
     b->count -= n;
+    atomic_store_explicit(&b->queued, b->count, memory_order_relaxed);
     b->st.drained += n;
     if (n)
         rly_cond_broadcast(&b->not_full);
@@ -185,21 +210,22 @@ static void deliver(rly_sinkworker *w, rly_tbuf *b, relay_traj **t, uint32_t n)
     atomic_fetch_add_explicit(&w->written, n, memory_order_relaxed);
 }
 
-/* drain_all passes on everything queued; returns whether anything was found. */
+/* drain_all passes on everything queued in the buffers on the ready stack; returns whether
+   anything was found. */
 static bool drain_all(rly_sinkworker *w)
 {
     bool any = false;
-    rly_mutex_lock(&w->lock);
-    rly_tbuf *list = w->bufs;
-    rly_mutex_unlock(&w->lock);
-    /* Buffers are only unlinked by this thread, so walking the list unlocked is safe; new ones
-       are pushed at the head and picked up next round. */
-    for (rly_tbuf *b = list; b; b = b->next) {
+    rly_tbuf *b = atomic_exchange_explicit(&w->ready, NULL, memory_order_acquire);
+    while (b) {
+        rly_tbuf *next = b->rnext;
+        /* Clear before draining: a push that the drain misses lists b again. */
+        atomic_store_explicit(&b->listed, false, memory_order_seq_cst);
         uint32_t n;
         while ((n = drain_one(b, w->scratch, w->batch)) > 0) {
             deliver(w, b, w->scratch, n);
             any = true;
         }
+        b = next;
     }
     return any;
 }
@@ -207,17 +233,27 @@ static bool drain_all(rly_sinkworker *w)
 /* reap frees retiring buffers that are empty and wakes their retire() callers. */
 static void reap(rly_sinkworker *w)
 {
+    /* Nothing asked to retire: nothing to do (and no walk over thousands of buffers). */
+    if (atomic_load_explicit(&w->retiring, memory_order_seq_cst) == 0)
+        return;
     rly_mutex_lock(&w->lock);
-    rly_tbuf **pp = &w->bufs;
+    rly_tbuf **pp = &w->retire_list;
     bool changed = false;
     while (*pp) {
         rly_tbuf *b = *pp;
         rly_mutex_lock(&b->lock);
-        bool done = b->retiring && b->count == 0;
+        bool done = b->count == 0 && !atomic_load_explicit(&b->listed, memory_order_seq_cst);
         rly_mutex_unlock(&b->lock);
         if (done) {
-            *pp = b->next;
-            b->next = NULL;
+            *pp = b->tnext;
+            b->tnext = NULL;
+            if (b->prev)
+                b->prev->next = b->next;
+            else
+                w->bufs = b->next;
+            if (b->next)
+                b->next->prev = b->prev;
+            b->next = b->prev = NULL;
             w->retired.accepted += b->st.accepted;
             w->retired.dropped += b->st.dropped;
             w->retired.blocked += b->st.blocked;
@@ -226,7 +262,7 @@ static void reap(rly_sinkworker *w)
             atomic_fetch_sub_explicit(&w->retiring, 1, memory_order_relaxed);
             changed = true;
         } else {
-            pp = &b->next;
+            pp = &b->tnext;
         }
     }
     if (changed)
@@ -396,6 +432,8 @@ relay_err rly_tbuf_new(rly_sinkworker *w, uint32_t capacity, rly_backpressure po
     rly_cond_init(&b->not_full);
     rly_mutex_lock(&w->lock);
     b->next = w->bufs;
+    if (w->bufs)
+        w->bufs->prev = b;
     w->bufs = b;
     rly_mutex_unlock(&w->lock);
     *out = b;
@@ -415,6 +453,10 @@ void rly_tbuf_retire(rly_tbuf *b)
     rly_mutex_lock(&b->lock);
     b->retiring = true;
     rly_mutex_unlock(&b->lock);
+    rly_mutex_lock(&w->lock);
+    b->tnext = w->retire_list;
+    w->retire_list = b;
+    rly_mutex_unlock(&w->lock);
     atomic_fetch_add_explicit(&w->retiring, 1, memory_order_seq_cst);
     rly_event_notify(&w->wake);
     rly_mutex_lock(&w->lock);
