@@ -466,6 +466,11 @@ static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_mode
 static void on_update(void *ctx, const rly_learner_stats *st)
 {
     server *s = ctx;
+    /* the target ends training right after this update, on the learner thread: no update is
+       started and then cancelled by the stop (a torn update cannot be checkpointed, and the
+       drain acknowledges only what a checkpoint covers) */
+    if (st->episodes >= 100 && st->mean_return_100 >= s->target)
+        rly_learner_end(s->learner);
     rly_server_obs_update(s->obs, st);
     rly_mutex_lock(&s->mu);
     double lag_mean = s->lag_n ? (double)s->lag_sum / (double)s->lag_n : 0.0;
@@ -1156,12 +1161,10 @@ int rly_cli_server(int argc, char **argv)
             why = "learner error";
             break;
         }
-        if (st.episodes >= 100 && st.mean_return_100 >= s->target) {
-            why = "target reached";
-            break;
-        }
-        if (st.done) {
-            why = "step budget spent";
+        if (st.done) { /* the target (on_update ends the learner right after that update) or
+                          the step budget: stopping now cancels no update */
+            why = st.episodes >= 100 && st.mean_return_100 >= s->target ? "target reached"
+                                                                        : "step budget spent";
             break;
         }
         if (s->max_seconds && rly_now_ns() - t0 > (int64_t)s->max_seconds * RLY_NS_PER_S) {
