@@ -15,7 +15,8 @@
  * Usage: bench_agent_actor_loop [SECONDS_PER_RUN=1.0 [RUNS=5 [DIR=/tmp/relay-bench-agent]]]
  * Prints per case: median env steps/s, min..max, process CPU ns per step (and, for the interval
  * case, how much of it the sink worker threads took), and the median of the per-pair ratios
- * arrow/off. BENCH_ARROW_BATCH_ROWS overrides sinks.arrow.batch_rows.
+ * arrow/off. BENCH_ARROW_BATCH_ROWS overrides sinks.arrow.batch_rows; BENCH_ONLY=off|arrow runs
+ * only that side (for profiling).
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -181,10 +182,17 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
     if (steps < 10)
         steps = 10;
     (void)one_run(&sides[1], c, calib, 0.1, 0.2, &cpu, &sk); /* warm the Arrow side too */
-    double ratio[MAX_RUNS];
+    double ratio[MAX_RUNS], cpu_ratio[MAX_RUNS];
+    /* BENCH_ONLY=off or =arrow runs one side only (to profile it alone; the ratio is then 1). */
+    const char *only = getenv("BENCH_ONLY");
+    int skip = only && strcmp(only, "off") == 0 ? 1 : only && strcmp(only, "arrow") == 0 ? 0 : -1;
     for (int r = 0; r < runs; r++) {
         for (int k = 0; k < 2; k++) {
             double rate;
+            if (k == skip) {
+                sides[k].rate[r] = sides[k].cpu_ns[r] = sides[k].sink_ns[r] = 1;
+                continue;
+            }
             while ((rate = one_run(&sides[k], c, steps, warm, seconds, &sides[k].cpu_ns[r],
                                    &sides[k].sink_ns[r])) < 0) {
                 steps *= 2; /* the run ended inside the window: longer runs from now on */
@@ -194,6 +202,7 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
             sides[k].rate[r] = rate;
         }
         ratio[r] = sides[1].rate[r] / sides[0].rate[r];
+        cpu_ratio[r] = sides[1].cpu_ns[r] / sides[0].cpu_ns[r];
     }
     for (int k = 0; k < 2; k++) {
         side *s = &sides[k];
@@ -213,6 +222,11 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
     printf("%-22s arrow/off ratio (median of %d neighbouring pairs): %.3f  (slowdown %.1f%%)\n",
            c->name, runs, bench_median(ratio, (size_t)runs),
            (1.0 - bench_median(ratio, (size_t)runs)) * 100.0);
+    if (c->interval) {
+        double cr = bench_median(cpu_ratio, (size_t)runs);
+        printf("%-22s arrow/off CPU per step (median of %d neighbouring pairs): %.3f  (+%.1f%%)\n",
+               c->name, runs, cr, (cr - 1.0) * 100.0);
+    }
     double t0 = bench_now();
     uint64_t arrow_steps = 1;
     for (int k = 0; k < 2; k++) {
