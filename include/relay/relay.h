@@ -57,7 +57,7 @@ typedef struct relay_config {
     bool sink_memory;              /* "sinks.memory.enabled", default true */
     uint32_t memory_per_actor;     /* "sinks.memory.per_actor", default 1000 */
     bool sink_arrow;               /* "sinks.arrow.enabled", default false */
-    uint32_t arrow_batch_rows;     /* "sinks.arrow.batch_rows", default 65536 */
+    uint32_t arrow_batch_rows;     /* "sinks.arrow.batch_rows", default 8192 */
     uint64_t rotate_bytes;         /* "sinks.rotate_bytes": 0 = never, default 0 */
     bool sink_csv;                 /* "sinks.csv.enabled", default false */
     bool sink_binary;              /* "sinks.binary.enabled", default false */

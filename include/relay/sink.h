@@ -37,6 +37,10 @@ typedef enum relay_sink_kind {
     RELAY_SINK_BINARY = 4  /* length-delimited protobuf trajectories */
 } relay_sink_kind;
 
+/* RELAY_ARROW_BATCH_ROWS_DEFAULT is the Arrow sink's rows per record batch when none is set (small
+   enough that a batch being gathered stays in a core's cache next to the actors' own data). */
+#define RELAY_ARROW_BATCH_ROWS_DEFAULT 8192
+
 /* relay_sink_config configures a sink; zero fields take the documented defaults. */
 typedef struct relay_sink_config {
     relay_sink_kind kind;
@@ -44,7 +48,7 @@ typedef struct relay_sink_config {
     const char *dir;           /* output directory, created if missing (default ".") */
     const char *run_name;      /* file stem (default "run-<unix seconds>-<pid>") */
     bool overwrite;            /* replace an existing file instead of failing with RELAY_EEXIST */
-    uint32_t batch_rows;       /* Arrow: rows per record batch (default 65536) */
+    uint32_t batch_rows;       /* Arrow: rows per record batch (default 8192) */
     uint64_t rotate_bytes;     /* Arrow/CSV/binary: start a new file past this size (0 = never) */
     uint32_t memory_per_actor; /* memory: trajectories kept per actor (default 1000) */
     size_t buffer_bytes;       /* CSV/binary: write buffer size (default 1 MiB) */

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "obs/obs.h"
+#include "relay/sink.h"
 
 #define MOD "config"
 
@@ -108,7 +109,7 @@ void relay_config_default(relay_config *c)
     c->buffer_capacity = 1024;
     c->sink_memory = true;
     c->memory_per_actor = 1000;
-    c->arrow_batch_rows = 65536;
+    c->arrow_batch_rows = RELAY_ARROW_BATCH_ROWS_DEFAULT;
     snprintf(c->sink_dir, sizeof c->sink_dir, "trajectories");
     c->request_timeout_ms = 10000;
     c->shutdown_timeout_ms = 30000;

@@ -896,7 +896,7 @@ static relay_err arrow_open(const relay_sink_config *cfg, void **state)
     a->st.out.fd = a->tt.out.fd = -1;
     a->st.table = "steps";
     a->tt.table = "trajectories";
-    a->batch_rows = cfg->batch_rows ? cfg->batch_rows : 65536;
+    a->batch_rows = cfg->batch_rows ? cfg->batch_rows : RELAY_ARROW_BATCH_ROWS_DEFAULT;
     if (a->batch_rows > (1u << 24)) {
         rly_error(RLY_SINK_LOG, "arrow sink: batch_rows %u is above the limit of 16777216",
                   a->batch_rows);
