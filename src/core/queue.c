@@ -154,6 +154,15 @@ size_t rly_mpsc_pop_batch(rly_mpsc *q, void *out, size_t max)
     size_t n = 0;
     size_t cap = q->mask + 1;
     size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    /* Look no further than the claimed positions: reading the cell after the last message
+       would touch a line not used since the ring's previous lap (a cache miss on every call
+       for a lightly loaded queue). A stale tail only means fewer now; cells claimed but not
+       yet written still stop the loop below. */
+    size_t avail = atomic_load_explicit(&q->tail, memory_order_relaxed) - head;
+    if ((intptr_t)avail <= 0)
+        return 0;
+    if (max > avail)
+        max = avail;
     while (n < max) {
         cell_hdr *c = cell_at(q, head);
         size_t seq = seq_get(q, c, head, memory_order_acquire);
