@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -97,9 +98,42 @@ static int64_t cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* threads_cpu_ns sums the CPU time (10 ms ticks) of this process's threads named prefix*. */
+static int64_t threads_cpu_ns(const char *prefix)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return 0;
+    int64_t sum = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (!open || !close || strncmp(open + 1, prefix, strlen(prefix)) != 0)
+            continue;
+        unsigned long ut = 0, st = 0;
+        /* fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+           cmajflt utime stime */
+        if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            sum += (int64_t)(ut + st) * (1000000000 / hz);
+    }
+    closedir(dir);
+    return sum;
+}
+
 /* CPU nanoseconds per operation of the last measured case: on this shared machine the wall-clock
    rate mostly measures how much CPU the other users leave us, this does not. */
-static double last_cpu_per_op;
+static double last_cpu_per_op, last_disp_per_op, last_workers_per_op;
 
 static uint64_t delivered_total(bactor *a, uint32_t n)
 {
@@ -118,6 +152,7 @@ static double one_way(uint32_t n_actors, uint32_t routers, uint64_t total, bool 
     rly_msg batch[B];
     uint64_t sent = 0;
     uint32_t k = 0;
+    int64_t d0 = threads_cpu_ns("relay-disp"), w0 = threads_cpu_ns("relay-w");
     int64_t c0 = cpu_ns();
     int64_t t0 = rly_now_ns();
     while (sent < total) {
@@ -143,6 +178,8 @@ static double one_way(uint32_t n_actors, uint32_t routers, uint64_t total, bool 
         rly_sleep_ns(20 * RLY_NS_PER_US);
     int64_t t1 = rly_now_ns();
     last_cpu_per_op = (double)(cpu_ns() - c0) / (double)total;
+    last_disp_per_op = (double)(threads_cpu_ns("relay-disp") - d0) / (double)total;
+    last_workers_per_op = (double)(threads_cpu_ns("relay-w") - w0) / (double)total;
     rly_coord_shutdown(c);
     uint64_t errors = 0;
     for (uint32_t i = 0; i < n_actors; i++)
@@ -322,9 +359,11 @@ int main(int argc, char **argv)
                 (only_fast >= 0 && only_fast != fast))
                 continue;
             double r = one_way(shapes[i][0], shapes[i][1], msgs, fast);
-            printf("one-way %s actors=%u routers=%u msgs=%llu rate=%.2f M msgs/s cpu=%.0f ns/msg\n",
+            printf("one-way %s actors=%u routers=%u msgs=%llu rate=%.2f M msgs/s cpu=%.0f ns/msg "
+                   "(dispatcher %.0f, workers %.0f)\n",
                    fast ? "direct " : "via-dispatcher", shapes[i][0], shapes[i][1],
-                   (unsigned long long)msgs, r / 1e6, last_cpu_per_op);
+                   (unsigned long long)msgs, r / 1e6, last_cpu_per_op, last_disp_per_op,
+                   last_workers_per_op);
             fflush(stdout);
         }
     if (!busy_only && !ow_only)
