@@ -137,7 +137,7 @@ static void actor_process(int fd, bool remote, uint32_t idx)
         relay_id id;
         CHECK(rly_agent_new_actor_remote(ag, &desc, 100 * idx + i + 1, 0, remote ? &tm.hook : NULL,
                                          &id));
-        CHECK(rly_agent_run_env_quota(ag, id, env, E, 7919 * (100 * idx + i), 0));
+        CHECK(rly_agent_run_env_quota(ag, id, env, E, 7919 * (100 * idx + i), 0, NULL));
     }
     rly_sleep_ns(RLY_NS_PER_S); /* warm-up */
     relay_agent_stats s0, s1;

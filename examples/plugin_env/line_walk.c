@@ -72,4 +72,5 @@ RELAY_API const relay_env_def relay_env_plugin = {
     .spaces = line_walk_spaces,
     .reset = line_walk_reset,
     .step = line_walk_step,
+    .flags = RELAY_ENV_PLAIN_STATE, /* all state is in line_walk: `relay train --resume` is exact */
 };

@@ -21,8 +21,14 @@
 extern "C" {
 #endif
 
-/* RELAY_ENV_ABI_VERSION is bumped whenever relay_env_def changes incompatibly. */
-#define RELAY_ENV_ABI_VERSION 1
+/* RELAY_ENV_ABI_VERSION is bumped whenever relay_env_def changes (2 added `flags`; definitions
+   of version 1, without it, still load). */
+#define RELAY_ENV_ABI_VERSION 2
+/* RELAY_ENV_ABI_OLDEST is the oldest relay_env_def version this Relay loads. */
+#define RELAY_ENV_ABI_OLDEST 1
+/* RELAY_ENV_PLAIN_STATE (flags): the state_size bytes are the env's complete state and hold no
+   pointers, so copying them saves the env and copying them back restores it (exact resume). */
+#define RELAY_ENV_PLAIN_STATE 1u
 /* RELAY_ENV_MAX_DIM bounds observation and action dimensions of one env. */
 #define RELAY_ENV_MAX_DIM 256
 
@@ -51,6 +57,8 @@ typedef struct relay_env_def {
     /* step applies action (int32* or float*), writes the next observation, reward and flags;
        the time limit is applied by Relay's wrapper, not by step. */
     void (*step)(void *state, const void *action, float *obs, float *reward, bool *terminated);
+    /* ABI 2: RELAY_ENV_PLAIN_STATE or 0 (not read from version 1 definitions). */
+    uint32_t flags;
 } relay_env_def;
 
 /* relay_env_find returns the built-in environment called name, or NULL. */

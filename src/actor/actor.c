@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "env/env_internal.h"
 
 #define MOD "actor"
 
@@ -30,6 +31,10 @@ typedef struct env_run {
     bool *term, *trunc;
     relay_traj **traj;
     int64_t *episode;
+    rly_run_pause_fn on_pause; /* snapshot at each pause (exact resume) */
+    void *pause_ctx;
+    uint8_t *snap; /* [snap_len] reusable snapshot buffer */
+    size_t snap_len;
 } env_run;
 
 struct rly_actor {
@@ -229,6 +234,7 @@ static void run_free(env_run *r)
             relay_traj_free(r->traj[i]);
     free(r->traj);
     free(r->episode);
+    free(r->snap);
     if (r->reply)
         rly_reply_fail(r->reply, RELAY_ECANCELED);
     memset(r, 0, sizeof *r);
@@ -972,6 +978,107 @@ static void end_run(rly_actor *a, relay_err status)
     run_free(r);
 }
 
+/* ---- snapshots (exact resume) --------------------------------------------------------------- */
+
+#define SNAP_MAGIC 0x4e534152u /* "RASN" */
+#define SNAP_HEAD 72u          /* magic, n, obs_dim, 0, next_version, steps_done, rng[4] */
+
+void rly_run_env_free(void *p)
+{
+    rly_run_env *spec = p;
+    if (!spec)
+        return;
+    free(spec->restore);
+    free(spec);
+}
+
+/* snap_size is the byte size of a snapshot of r (venv_len: its vecenv snapshot's). */
+static size_t snap_size(const env_run *r, uint32_t od, size_t venv_len)
+{
+    return SNAP_HEAD + (size_t)r->n * (sizeof(int64_t) + od * sizeof(float)) + 8 + venv_len;
+}
+
+relay_err rly_actor_snapshot_version(const uint8_t *snap, size_t len, int64_t *next_version)
+{
+    uint32_t magic = 0;
+    if (!snap || len < SNAP_HEAD || (memcpy(&magic, snap, 4), magic != SNAP_MAGIC))
+        return RELAY_EFORMAT;
+    memcpy(next_version, snap + 16, 8);
+    return RELAY_OK;
+}
+
+/* snapshot writes a's run state into r->snap and hands it to on_pause. */
+static void snapshot_pause(rly_actor *a)
+{
+    env_run *r = &a->run;
+    uint32_t od = a->desc.obs_dim;
+    size_t vl = rly_vecenv_snapshot_size(r->venv);
+    uint8_t *p = r->snap;
+    uint32_t head[4] = {SNAP_MAGIC, r->n, od, 0};
+    int64_t next = a->version + 1;
+    memcpy(p, head, 16);
+    memcpy(p + 16, &next, 8);
+    memcpy(p + 24, &r->steps_done, 8);
+    memcpy(p + 32, a->rng.s, 32);
+    p += SNAP_HEAD;
+    memcpy(p, r->episode, r->n * sizeof(int64_t));
+    p += r->n * sizeof(int64_t);
+    memcpy(p, r->obs, (size_t)r->n * od * sizeof(float));
+    p += (size_t)r->n * od * sizeof(float);
+    uint64_t vl64 = vl;
+    memcpy(p, &vl64, 8);
+    p += 8;
+    if (rly_vecenv_save(r->venv, p, vl) != RELAY_OK)
+        return; /* checked at start_run: cannot happen */
+    r->on_pause(r->pause_ctx, next, r->snap, r->snap_len);
+}
+
+/* restore_run sets r (made by start_run) from a snapshot; errors name what does not fit. */
+static relay_err restore_run(rly_actor *a, const uint8_t *b, size_t len)
+{
+    env_run *r = &a->run;
+    uint32_t od = a->desc.obs_dim;
+    uint32_t head[4] = {0};
+    if (len >= SNAP_HEAD)
+        memcpy(head, b, 16);
+    if (len < SNAP_HEAD + 8 || head[0] != SNAP_MAGIC) {
+        rly_error(MOD, "actor snapshot: not an actor snapshot (%zu bytes)", len);
+        return RELAY_EFORMAT;
+    }
+    if (head[1] != r->n || head[2] != od) {
+        rly_error(MOD, "actor snapshot: %u envs with %u observations, this actor runs %u with %u",
+                  head[1], head[2], r->n, od);
+        return RELAY_ESHAPE;
+    }
+    size_t fixed = snap_size(r, od, 0);
+    uint64_t vl = 0;
+    if (len >= fixed)
+        memcpy(&vl, b + fixed - 8, 8);
+    if (len < fixed || vl != len - fixed) {
+        rly_error(MOD, "actor snapshot: %zu bytes do not hold %u envs and an env snapshot", len,
+                  r->n);
+        return RELAY_ETRUNCATED;
+    }
+    const uint8_t *p = b + SNAP_HEAD;
+    const float *obs = (const float *)(const void *)(p + r->n * sizeof(int64_t));
+    for (size_t i = 0; i < (size_t)r->n * od; i++) {
+        float x;
+        memcpy(&x, obs + i, 4);
+        if (!isfinite(x)) {
+            rly_error(MOD, "actor snapshot: observation %zu is not finite", i);
+            return RELAY_EFORMAT;
+        }
+    }
+    relay_err e = rly_vecenv_restore(r->venv, b + fixed, (size_t)vl);
+    if (e)
+        return e;
+    memcpy(&r->steps_done, b + 24, 8);
+    memcpy(a->rng.s, b + 32, 32);
+    memcpy(r->episode, p, r->n * sizeof(int64_t));
+    memcpy(r->obs, obs, (size_t)r->n * od * sizeof(float));
+    return RELAY_OK;
+}
+
 static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *reply)
 {
     if (a->running)
@@ -1024,10 +1131,37 @@ static relay_err start_run(rly_actor *a, const rly_run_env *spec, rly_reply *rep
         run_free(r);
         return RELAY_ENOMEM;
     }
-    relay_vecenv_reset(r->venv, r->obs);
+    if (spec->on_pause || spec->restore) {
+        size_t vl = rly_vecenv_snapshot_size(r->venv);
+        if (vl == 0) {
+            rly_error(MOD,
+                      "env %s cannot be snapshotted (a plug-in without RELAY_ENV_PLAIN_STATE): "
+                      "no exact resume",
+                      spec->env->name);
+            run_free(r);
+            return RELAY_EUNSUPPORTED;
+        }
+        r->snap_len = snap_size(r, (uint32_t)od, vl);
+        if (spec->on_pause && !(r->snap = malloc(r->snap_len))) {
+            run_free(r);
+            return RELAY_ENOMEM;
+        }
+        r->on_pause = spec->on_pause;
+        r->pause_ctx = spec->pause_ctx;
+    }
+    if (spec->restore) {
+        if ((e = restore_run(a, spec->restore, spec->restore_len)) != RELAY_OK) {
+            rly_error(MOD, "actor %s: cannot restore its snapshot: %s", spec->env->name,
+                      relay_strerror(e));
+            run_free(r);
+            return e;
+        }
+    } else {
+        relay_vecenv_reset(r->venv, r->obs);
+    }
     if (a->cfg.record)
         for (uint32_t i = 0; i < r->n; i++) {
-            r->traj[i] = traj_start(a, false, (int64_t)i, 0);
+            r->traj[i] = traj_start(a, false, (int64_t)i, r->episode[i]);
             if (!r->traj[i]) {
                 run_free(r);
                 return RELAY_ENOMEM;
@@ -1202,7 +1336,10 @@ static bool step_rest(rly_actor *a, relay_err e, bool timed, int64_t t0)
         return false;
     }
     if (r->per_version && ++r->version_steps >= r->per_version) {
-        /* Quota of this version reached: hand the data over and wait for the next model. */
+        /* Quota of this version reached: snapshot (before the data leaves, so a learner that has
+           used the data can rely on the snapshot), hand the data over, wait for the next model. */
+        if (r->on_pause)
+            snapshot_pause(a);
         flush_all(a);
         r->paused = true;
         return false;

@@ -177,7 +177,15 @@ typedef struct rly_model_update {
 /* rly_model_update_free frees an update and the models it still owns. */
 void rly_model_update_free(void *p);
 
-/* rly_run_env is a RunEnv payload. */
+/*
+ * rly_run_pause_fn receives an actor's snapshot at a pause (exact resume of `relay train`), on
+ * the actor's thread, before the data of the version just finished leaves the actor: everything
+ * that decides the actor's future (its vecenv, current observations, episode numbers and sampling
+ * RNG), tagged with the version it runs next. snap is valid during the call only.
+ */
+typedef void (*rly_run_pause_fn)(void *ctx, int64_t next_version, const uint8_t *snap, size_t len);
+
+/* rly_run_env is a RunEnv payload (free it with rly_run_env_free). */
 typedef struct rly_run_env {
     const relay_env_def *env;
     uint32_t n_envs;
@@ -185,7 +193,18 @@ typedef struct rly_run_env {
     uint64_t steps;             /* vector steps; 0 = until stopped */
     uint32_t steps_per_version; /* > 0: pause after this many vector steps of one policy version
                                    until a ModelUpdate arrives (synchronous on-policy training) */
+    rly_run_pause_fn on_pause;  /* optional, with steps_per_version (env must be snapshotable) */
+    void *pause_ctx;
+    uint8_t *restore; /* optional (owned, malloc'd): start from this snapshot, not a reset */
+    size_t restore_len;
 } rly_run_env;
+
+/* rly_run_env_free frees a RunEnv payload and its restore snapshot; NULL is a no-op. */
+void rly_run_env_free(void *spec);
+
+/* rly_actor_snapshot_version reads the next_version tag of an actor snapshot (RELAY_EFORMAT if
+   snap is not one). */
+relay_err rly_actor_snapshot_version(const uint8_t *snap, size_t len, int64_t *next_version);
 
 /* RLY_ACTOR_BATCH_BUCKETS: forward passes are counted by batch size <= 1, 2, 4, ..., 512, more. */
 #define RLY_ACTOR_BATCH_BUCKETS 11

@@ -52,12 +52,22 @@ relay_err rly_agent_check_model(relay_agent *a, const relay_id *ids, size_t n,
 /* rly_agent_run_error returns the first error that ended any actor's run_env (RELAY_OK: none). */
 relay_err rly_agent_run_error(relay_agent *a);
 
+/* rly_run_snap asks a quota run for snapshots at its pauses and/or to start from one. */
+typedef struct rly_run_snap {
+    rly_run_pause_fn on_pause; /* NULL: no snapshots */
+    void *pause_ctx;
+    const uint8_t *restore; /* copied; NULL: reset the envs */
+    size_t restore_len;
+} rly_run_snap;
+
 /*
  * rly_agent_run_env_quota starts actor id stepping env with n_envs copies until shutdown,
- * pausing after steps_per_version vector steps of each policy version until the next update.
+ * pausing after steps_per_version vector steps of each policy version until the next update;
+ * snap (may be NULL) adds snapshots at the pauses and a start from a snapshot (exact resume).
  */
 relay_err rly_agent_run_env_quota(relay_agent *a, relay_id id, const relay_env_def *env,
-                                  uint32_t n_envs, uint64_t seed, uint32_t steps_per_version);
+                                  uint32_t n_envs, uint64_t seed, uint32_t steps_per_version,
+                                  const rly_run_snap *snap);
 
 /* rly_agent_times are cumulative thread-seconds by phase (see docs/OBSERVABILITY.md). */
 typedef struct rly_agent_times {

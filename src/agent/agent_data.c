@@ -14,7 +14,8 @@
 /* ---- environments and data ----------------------------------------------------------------- */
 
 static relay_err run_env(relay_agent *a, relay_id id, const relay_env_def *env, uint32_t n_envs,
-                         uint64_t seed, uint64_t steps, uint32_t per_version, bool wait)
+                         uint64_t seed, uint64_t steps, uint32_t per_version, bool wait,
+                         const rly_run_snap *snap)
 {
     rly_run_env *spec = calloc(1, sizeof *spec);
     if (!spec)
@@ -24,12 +25,24 @@ static relay_err run_env(relay_agent *a, relay_id id, const relay_env_def *env, 
                           .seed = seed,
                           .steps = steps,
                           .steps_per_version = per_version};
+    if (snap) {
+        spec->on_pause = snap->on_pause;
+        spec->pause_ctx = snap->pause_ctx;
+        if (snap->restore_len) {
+            if (!(spec->restore = malloc(snap->restore_len))) {
+                free(spec);
+                return RELAY_ENOMEM;
+            }
+            memcpy(spec->restore, snap->restore, snap->restore_len);
+            spec->restore_len = snap->restore_len;
+        }
+    }
     rly_reply *r = rly_reply_new();
     if (!r) {
-        free(spec);
+        rly_run_env_free(spec);
         return RELAY_ENOMEM;
     }
-    rly_msg m = rly_msg_data(id, RLY_RUN_ENV, 0, spec, free, r);
+    rly_msg m = rly_msg_data(id, RLY_RUN_ENV, 0, spec, rly_run_env_free, r);
     /* The send may wait for intake room: the runtime is pinned, the agent lock is not held. */
     relay_err e = rly_agent_enter(a);
     if (!e) {
@@ -37,7 +50,7 @@ static relay_err run_env(relay_agent *a, relay_id id, const relay_env_def *env, 
         rly_agent_leave(a);
     }
     if (e) {
-        free(spec);
+        rly_run_env_free(spec);
         rly_reply_release(r);
         rly_reply_release(r);
         return e;
@@ -71,15 +84,16 @@ relay_err relay_agent_run_env(relay_agent *a, relay_id id, const char *env_name,
         rly_error(MOD, "run_env: the actor has no environment; pass one");
         return RELAY_EINVAL;
     }
-    return run_env(a, id, env, n_envs, seed, steps, 0, wait);
+    return run_env(a, id, env, n_envs, seed, steps, 0, wait, NULL);
 }
 
 relay_err rly_agent_run_env_quota(relay_agent *a, relay_id id, const relay_env_def *env,
-                                  uint32_t n_envs, uint64_t seed, uint32_t steps_per_version)
+                                  uint32_t n_envs, uint64_t seed, uint32_t steps_per_version,
+                                  const rly_run_snap *snap)
 {
     if (!a || !env)
         return RELAY_EINVAL;
-    return run_env(a, id, env, n_envs, seed, 0, steps_per_version, false);
+    return run_env(a, id, env, n_envs, seed, 0, steps_per_version, false, snap);
 }
 
 relay_err relay_agent_drain_trajectories(relay_agent *a, relay_traj **out, size_t max, size_t *n)

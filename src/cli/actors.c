@@ -351,6 +351,15 @@ static void spool_send(actors *a)
         }
         rly_mutex_lock(&a->smu);
         s->inflight = false;
+        if (e == RELAY_ETOOBIG) { /* above the bus's message limit (logged): never sendable */
+            s->acked = true;
+            atomic_fetch_add(&a->trajs_dropped, s->count);
+            rly_warn("actors",
+                     "batch %llu (%u trajectories, %zu bytes) dropped: too big for the bus",
+                     (unsigned long long)seq, s->count, len);
+            rly_mutex_unlock(&a->smu);
+            continue;
+        }
         rly_mutex_unlock(&a->smu);
         return; /* window full or disconnected: try again later */
     }
@@ -718,7 +727,7 @@ int rly_cli_actors(int argc, char **argv)
     for (uint32_t i = 0; !e && i < a->n_actors; i++)
         e = rly_agent_run_env_quota(a->agent, a->ids[i], a->env, a->envs_per_actor,
                                     a->seed * 1000003ULL + (uint64_t)i * a->envs_per_actor,
-                                    a->n_steps);
+                                    a->n_steps, NULL);
     if (e) {
         fprintf(stderr, "relay actors: cannot start the actors: %s\n", relay_strerror(e));
         goto out;

@@ -113,7 +113,7 @@ static relay_agent *start_agent(digest *d, const rly_remote_infer *remote,
     for (uint32_t i = 0; i < N_ACTORS; i++) {
         relay_id id;
         assert_ok(rly_agent_new_actor_remote(a, desc, 1000 + i, 0, remote, &id));
-        assert_ok(rly_agent_run_env_quota(a, id, env, N_ENVS, 5000 + 7 * i, STEPS));
+        assert_ok(rly_agent_run_env_quota(a, id, env, N_ENVS, 5000 + 7 * i, STEPS, NULL));
     }
     return a;
 }

@@ -28,7 +28,7 @@ static void usage(FILE *f)
         "                   [--sink arrow|csv|binary|none] [--max-seconds T] [--quiet]\n"
         "                   [--verbose] [--metrics-addr HOST:PORT]\n"
         "                   [--eval-every N] [--eval-episodes K] [--save-every N]\n"
-        "                   [--resume RUN_DIR] [--init-model POLICY.onnx]\n"
+        "                   [--resume RUN_DIR] [--init-model POLICY.onnx] [--max-updates N]\n"
         "Trains until the mean return of the last 100 episodes reaches the target (CartPole-v1:\n"
         "475) or the step budget (the zoo's, by default) is spent. See docs/CLI.md.\n");
     rly_hparams_usage(f);
@@ -178,6 +178,9 @@ int rly_cli_train(int argc, char **argv)
                                     sizeof o->init_model - 1);
             if (r > 0)
                 snprintf(o->init_model, sizeof o->init_model, "%s", v);
+        } else if (OPT("--max-updates")) {
+            if (r > 0 && !rly_arg_u32(&p, "--max-updates", v, 0, 1000000000, &o->max_updates))
+                return 2;
         } else if (OPT("--save-every")) {
             if (r > 0 && !rly_arg_u32(&p, "--save-every", v, 0, 1000000000, &o->save_every))
                 return 2;

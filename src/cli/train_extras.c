@@ -13,7 +13,11 @@
 #include "relay/relay.h"
 
 #define MOD "train"
-#define BLOB_MAGIC 0x56524352u /* "RCRV": curves of a run, the checkpoint's caller blob */
+#define BLOB_MAGIC 0x56524352u  /* "RCRV": curves only (checkpoints before exact resume) */
+#define BLOB_MAGIC2 0x32524352u /* "RCR2": sections (below) */
+#define SEC_CURVES 1u           /* u64 n_curve, u64 n_eval, f64 best, the four curves */
+#define SEC_BEST 2u             /* the bytes of policy.onnx (best evaluated policy) */
+#define SEC_ACTORS 3u           /* the actors' snapshots (train_snap.h) */
 
 /* write_atomic writes path through a temporary file renamed into place. */
 static relay_err write_atomic(const char *path, const void *data, size_t len)
@@ -36,7 +40,9 @@ static relay_err write_atomic(const char *path, const void *data, size_t len)
     return RELAY_OK;
 }
 
-static relay_err write_policy(const relay_policy *p, const char *out, const char *name)
+/* write_policy exports p to out/name; keep (may be NULL) receives the bytes (malloc'd). */
+static relay_err write_policy(const relay_policy *p, const char *out, const char *name,
+                              uint8_t **keep, size_t *keep_len)
 {
     char path[RELAY_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", out, name);
@@ -47,6 +53,12 @@ static relay_err write_policy(const relay_policy *p, const char *out, const char
         rly_error(MOD, "cannot export %s: %s", path, relay_strerror(e));
     else
         e = write_atomic(path, b, n);
+    if (!e && keep) {
+        free(*keep);
+        *keep = b;
+        *keep_len = n;
+        return e;
+    }
     free(b);
     return e;
 }
@@ -70,6 +82,7 @@ relay_err rly_train_extras_init(rly_train_extras *x, const char *out, const rela
 void rly_train_extras_fini(rly_train_extras *x)
 {
     rly_train_evaluator_free(x->ev);
+    free(x->best_onnx);
     free(x->eval_steps);
     free(x->eval_returns);
     memset(x, 0, sizeof *x);
@@ -117,47 +130,83 @@ static void put_f64s(uint8_t *blob, size_t *o, const double *v, size_t n)
     *o += n * sizeof *v;
 }
 
-/* make_blob serialises the curves: magic, n_curve, n_eval, best, curve, eval (host order). */
-static uint8_t *make_blob(const rly_train_extras *x, const double *cs, const double *cr, size_t nc,
-                          size_t *len)
+/* put_sec appends section tag (u32), len (u64) and the bytes at *o. */
+static void put_sec(uint8_t *b, size_t *o, uint32_t tag, const void *data, size_t len)
 {
-    size_t n = 4 + 8 + 8 + 8 + 2 * (nc + x->n_eval) * sizeof(double);
+    uint64_t l = len;
+    memcpy(b + *o, &tag, 4);
+    memcpy(b + *o + 4, &l, 8);
+    if (len)
+        memcpy(b + *o + 12, data, len);
+    *o += 12 + len;
+}
+
+/* make_blob serialises the checkpoint's caller blob (host order): magic, then the sections
+   curves, best policy (when policy.onnx holds it) and actor snapshots (when given). */
+static uint8_t *make_blob(const rly_train_extras *x, const double *cs, const double *cr, size_t nc,
+                          const uint8_t *acts, size_t acts_len, size_t *len)
+{
+    size_t curves = 8 + 8 + 8 + 2 * (nc + x->n_eval) * sizeof(double);
+    bool best = x->best_written && x->best_onnx;
+    size_t n = 4 + 12 + curves + (best ? 12 + x->best_len : 0) + (acts ? 12 + acts_len : 0);
     uint8_t *b = malloc(n);
     if (!b)
         return NULL;
-    uint32_t magic = BLOB_MAGIC;
+    uint32_t magic = BLOB_MAGIC2;
     uint64_t a = nc, e = x->n_eval;
-    size_t o = 0;
     memcpy(b, &magic, 4);
-    memcpy(b + 4, &a, 8);
-    memcpy(b + 12, &e, 8);
-    memcpy(b + 20, &x->best, 8);
-    o = 28;
+    uint32_t tag = SEC_CURVES;
+    uint64_t cl = curves;
+    memcpy(b + 4, &tag, 4);
+    memcpy(b + 8, &cl, 8);
+    size_t o = 16;
+    memcpy(b + o, &a, 8);
+    memcpy(b + o + 8, &e, 8);
+    memcpy(b + o + 16, &x->best, 8);
+    o += 24;
     put_f64s(b, &o, cs, nc);
     put_f64s(b, &o, cr, nc);
     put_f64s(b, &o, x->eval_steps, x->n_eval);
     put_f64s(b, &o, x->eval_returns, x->n_eval);
+    if (best)
+        put_sec(b, &o, SEC_BEST, x->best_onnx, x->best_len);
+    if (acts)
+        put_sec(b, &o, SEC_ACTORS, acts, acts_len);
     *len = o;
     return b;
 }
 
-static void save(rly_train_extras *x, rly_learner *l, const double *cs, const double *cr, size_t nc)
+static void save(rly_train_extras *x, rly_learner *l, int64_t version, const double *cs,
+                 const double *cr, size_t nc)
 {
     int64_t t0 = rly_now_ns();
     char path[RELAY_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", x->out, RLY_TRAIN_CKPT_NAME);
-    size_t len = 0;
-    uint8_t *blob = make_blob(x, cs, cr, nc, &len);
+    size_t len = 0, al = 0;
+    uint8_t *acts = NULL;
+    if (x->snaps &&
+        rly_train_snaps_encode(x->snaps, version, x->env_name, x->envs_per_actor, &acts, &al) &&
+        !x->warned_snaps) {
+        x->warned_snaps = true;
+        rly_warn(MOD,
+                 "checkpoint of version %lld without the actors' snapshots (not every actor "
+                 "paused at it): a resume from it is learner-exact, not bit-identical",
+                 (long long)version);
+    }
+    uint8_t *blob = make_blob(x, cs, cr, nc, acts, al, &len);
+    free(acts);
     relay_err e = blob ? rly_learner_checkpoint_save(l, path, blob, len) : RELAY_ENOMEM;
     free(blob);
+    if (e == RELAY_ESTATE)
+        e = RELAY_OK; /* a stop cancelled an update part way: the previous checkpoint stays */
     if (e && !x->error)
         x->error = e;
     x->ckpt_seconds += (double)(rly_now_ns() - t0) * 1e-9;
     x->ckpts++;
 }
 
-void rly_train_extras_on_update(rly_train_extras *x, rly_learner *l, const rly_learner_stats *st,
-                                rly_metrics_row *row, const double *cs, const double *cr, size_t nc)
+void rly_train_extras_eval(rly_train_extras *x, rly_learner *l, const rly_learner_stats *st,
+                           rly_metrics_row *row)
 {
     if (x->ev && st->updates % x->eval_every == 0) {
         relay_policy *p = rly_learner_current_policy(l);
@@ -166,40 +215,38 @@ void rly_train_extras_on_update(rly_train_extras *x, rly_learner *l, const rly_l
         row->eval_std = sd;
         if (isfinite(m) && m > x->best) {
             x->best = m;
-            relay_err e = write_policy(p, x->out, "policy.onnx");
+            relay_err e = write_policy(p, x->out, "policy.onnx", &x->best_onnx, &x->best_len);
             if (!e)
                 x->best_written = true;
             else if (!x->error)
                 x->error = e;
         }
     }
-    if (x->save_every && st->updates % x->save_every == 0)
-        save(x, l, cs, cr, nc);
 }
 
-relay_err rly_train_extras_resume(rly_train_extras *x, rly_learner *l, double **steps,
-                                  double **returns, size_t *n)
+void rly_train_extras_save_due(rly_train_extras *x, rly_learner *l, const rly_learner_stats *st,
+                               const double *cs, const double *cr, size_t nc)
 {
-    *steps = *returns = NULL;
-    *n = 0;
-    const uint8_t *b;
-    size_t len;
-    relay_err e = rly_learner_resume_extra(l, &b, &len);
-    if (e || len == 0)
-        return e;
-    uint32_t magic;
+    if (x->save_every && st->updates % x->save_every == 0)
+        save(x, l, st->version, cs, cr, nc);
+}
+
+/* restore_curves reads the curves (nc, ne, best, arrays) of b[0..len). */
+static relay_err restore_curves(rly_train_extras *x, const uint8_t *b, size_t len, double **steps,
+                                double **returns, size_t *n)
+{
     uint64_t nc, ne;
-    if (len < 28 || (memcpy(&magic, b, 4), magic != BLOB_MAGIC)) {
-        rly_warn(MOD, "the checkpoint holds no learning curve; the curve restarts here");
-        return RELAY_OK;
-    }
-    memcpy(&nc, b + 4, 8);
-    memcpy(&ne, b + 12, 8);
-    if (nc > (len - 28) / 16 || ne > (len - 28) / 16 || 28 + 16 * (nc + ne) != len) {
+    if (len < 24) {
         rly_warn(MOD, "the checkpoint's learning curve is malformed; the curve restarts here");
         return RELAY_OK;
     }
-    memcpy(&x->best, b + 20, 8);
+    memcpy(&nc, b, 8);
+    memcpy(&ne, b + 8, 8);
+    if (nc > (len - 24) / 16 || ne > (len - 24) / 16 || 24 + 16 * (nc + ne) != len) {
+        rly_warn(MOD, "the checkpoint's learning curve is malformed; the curve restarts here");
+        return RELAY_OK;
+    }
+    memcpy(&x->best, b + 16, 8);
     double *cs = malloc((nc ? nc : 1) * sizeof *cs), *cr = malloc((nc ? nc : 1) * sizeof *cr);
     double *es = malloc((ne ? ne : 1) * sizeof *es), *er = malloc((ne ? ne : 1) * sizeof *er);
     if (!cs || !cr || !es || !er) {
@@ -209,7 +256,7 @@ relay_err rly_train_extras_resume(rly_train_extras *x, rly_learner *l, double **
         free(er);
         return RELAY_ENOMEM;
     }
-    const uint8_t *p = b + 28;
+    const uint8_t *p = b + 24;
     if (nc) {
         memcpy(cs, p, nc * 8);
         memcpy(cr, p + nc * 8, nc * 8);
@@ -230,13 +277,81 @@ relay_err rly_train_extras_resume(rly_train_extras *x, rly_learner *l, double **
     return RELAY_OK;
 }
 
-relay_err rly_train_extras_finish(rly_train_extras *x, rly_learner *l, uint64_t steps,
-                                  const double *cs, const double *cr, size_t nc)
+relay_err rly_train_extras_resume(rly_train_extras *x, rly_learner *l, double **steps,
+                                  double **returns, size_t *n, const uint8_t **acts,
+                                  size_t *acts_len)
+{
+    *steps = *returns = NULL;
+    *n = 0;
+    *acts = NULL;
+    *acts_len = 0;
+    const uint8_t *b;
+    size_t len;
+    relay_err e = rly_learner_resume_extra(l, &b, &len);
+    if (e || len == 0)
+        return e;
+    uint32_t magic = 0;
+    if (len >= 4)
+        memcpy(&magic, b, 4);
+    if (magic == BLOB_MAGIC) /* before exact resume: the curves only */
+        return restore_curves(x, b + 4, len - 4, steps, returns, n);
+    if (magic != BLOB_MAGIC2) {
+        rly_warn(MOD, "the checkpoint holds no learning curve; the curve restarts here");
+        return RELAY_OK;
+    }
+    static const char *const names[] = {"", "curves", "best policy", "actor snapshots"};
+    size_t off = 4;
+    while (off < len) {
+        uint32_t tag = 0;
+        uint64_t sl = 0;
+        if (len - off < 12 ||
+            (memcpy(&tag, b + off, 4), memcpy(&sl, b + off + 4, 8), sl > len - off - 12)) {
+            rly_error(MOD, "checkpoint section \"%s\" is truncated",
+                      len - off >= 4 && tag >= 1 && tag <= 3 ? names[tag] : "?");
+            return RELAY_ETRUNCATED;
+        }
+        const uint8_t *d = b + off + 12;
+        off += 12 + (size_t)sl;
+        if (tag == SEC_CURVES) {
+            if ((e = restore_curves(x, d, (size_t)sl, steps, returns, n)) != RELAY_OK)
+                return e;
+        } else if (tag == SEC_BEST) {
+            uint8_t *c = malloc(sl ? (size_t)sl : 1);
+            if (!c)
+                return RELAY_ENOMEM;
+            memcpy(c, d, (size_t)sl);
+            free(x->best_onnx);
+            x->best_onnx = c;
+            x->best_len = (size_t)sl;
+        } else if (tag == SEC_ACTORS) {
+            *acts = d;
+            *acts_len = (size_t)sl;
+        } /* other tags: from a newer Relay, skipped */
+    }
+    if (x->best_onnx && x->best_written) {
+        /* policy.onnx may have been replaced after the checkpoint (a later evaluation or the
+           interrupted run's final one): it holds the best policy as of the checkpoint again */
+        char path[RELAY_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/policy.onnx", x->out);
+        if ((e = write_atomic(path, x->best_onnx, x->best_len)) != RELAY_OK)
+            return e;
+    } else {
+        free(x->best_onnx);
+        x->best_onnx = NULL;
+        x->best_len = 0;
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_train_extras_finish(rly_train_extras *x, rly_learner *l, int64_t version,
+                                  uint64_t steps, const double *cs, const double *cr, size_t nc)
 {
     relay_policy *p = rly_learner_current_policy(l);
     if (!p)
         return RELAY_ESTATE;
-    relay_err e = write_policy(p, x->out, "policy_last.onnx");
+    if (x->save_every)
+        save(x, l, version, cs, cr, nc);
+    relay_err e = write_policy(p, x->out, "policy_last.onnx", NULL, NULL);
     if (x->ev) {
         double sd, m = evaluate(x, p, steps, &sd);
         if (isfinite(m) && m > x->best) {
@@ -245,11 +360,9 @@ relay_err rly_train_extras_finish(rly_train_extras *x, rly_learner *l, uint64_t 
         }
     }
     if (!x->best_written) {
-        relay_err we = write_policy(p, x->out, "policy.onnx");
+        relay_err we = write_policy(p, x->out, "policy.onnx", NULL, NULL);
         if (!e)
             e = we;
     }
-    if (x->save_every)
-        save(x, l, cs, cr, nc);
     return e ? e : x->error;
 }

@@ -11,6 +11,7 @@
 #include "cli/train_extras.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/thread.h"
+#include "env/env_internal.h"
 #include "learn/learner.h"
 
 #define MOD "train"
@@ -161,7 +163,13 @@ typedef struct run {
     bool verbose;
     rly_train_extras x; /* evaluation and checkpoints (train_extras.c) */
     rly_learner *lh;    /* the learner, for on_update */
+    float target;
+    uint32_t max_updates; /* 0: no limit */
+    _Atomic int stop;     /* set by on_update: STOP_TARGET or STOP_UPDATES (training ended) */
 } run;
+
+#define STOP_TARGET 1
+#define STOP_UPDATES 2
 
 static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_model *vf,
                          const float *log_std, uint32_t n_log_std)
@@ -193,8 +201,9 @@ static void on_update(void *ctx, const rly_learner_stats *st)
     run *r = ctx;
     rly_metrics_row row;
     rly_metrics_row_from_stats(&row, st);
-    rly_train_extras_on_update(&r->x, r->lh, st, &row, r->curve_steps, r->curve_returns,
-                               r->n_curve);
+    rly_train_extras_eval(&r->x, r->lh, st, &row);
+    /* The row is written before the checkpoint, so a kill -9 after the checkpoint of update u
+       never leaves metrics.csv without row u. */
     if (r->metrics && !r->metrics_err && (r->metrics_err = rly_metrics_csv_write(r->metrics, &row)))
         rly_error(MOD, "cannot write %s/metrics.csv: %s", r->out, relay_strerror(r->metrics_err));
     rly_mutex_lock(&r->lock);
@@ -216,6 +225,21 @@ static void on_update(void *ctx, const rly_learner_stats *st)
             r->n_curve++;
         }
     }
+    rly_mutex_unlock(&r->lock);
+    /* The target and the update limit end training right after this update (on the learner
+       thread), so where a run stops does not depend on when the main thread looks. */
+    int stop = 0;
+    if (st->episodes >= 100 && st->mean_return_100 >= r->target)
+        stop = STOP_TARGET;
+    else if (r->max_updates && st->updates >= r->max_updates)
+        stop = STOP_UPDATES;
+    if (stop) {
+        rly_learner_end(r->lh);
+        atomic_store(&r->stop, stop);
+    }
+    /* the checkpoint includes this update's curve point (the curve is only read here) */
+    rly_train_extras_save_due(&r->x, r->lh, st, r->curve_steps, r->curve_returns, r->n_curve);
+    rly_mutex_lock(&r->lock);
     rly_train_obs_update(&r->obs, st);
     if (r->show_progress) {
         rly_progress_info pi;
@@ -320,6 +344,11 @@ static relay_err write_effective_config(const char *path, const rly_train_config
             keys[kept++] = keys[i];
     n = kept;
     relay_err e = keys && root && copy ? rly_cfg_to_json(copy, keys, n, root) : RELAY_ENOMEM;
+    /* no target (a plug-in's default is +inf, which JSON cannot hold): leave the key out, so
+       `--config` / `--resume` of this file read it back as "no target" */
+    cJSON *tr = root ? cJSON_GetObjectItemCaseSensitive(root, "train") : NULL;
+    if (!e && copy && !isfinite(copy->train.target) && tr)
+        cJSON_DeleteItemFromObjectCaseSensitive(tr, "target");
     free(copy);
     char *text = e ? NULL : cJSON_Print(root);
     if (!e && !text)
@@ -418,6 +447,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     snprintf(ckpt, sizeof ckpt, "%s/%s", o->out, RLY_TRAIN_CKPT_NAME);
     uint64_t seed_shift = 0; /* a resumed run's actors and envs take fresh seeds */
     uint32_t resume_updates = 0;
+    int64_t resume_version = -1;
     if (o->resume) {
         rly_learner_ckpt_info ci;
         if ((e = rly_learner_checkpoint_peek(ckpt, &ci)) != RELAY_OK) {
@@ -426,6 +456,7 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
             return e == RELAY_ENOTFOUND ? RELAY_ECONFIG : e;
         }
         lc.resume_path = ckpt;
+        resume_version = ci.version;
         seed_shift = (uint64_t)ci.updates * 0x9E3779B97F4A7C15ULL;
         resume_updates = ci.updates;
         if (ci.steps_consumed >= o->steps)
@@ -452,11 +483,15 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     if ((e = write_effective_config(path, fc)) != RELAY_OK)
         return e;
 
+    const uint8_t **restore = NULL; /* per actor: its snapshot (exact resume) */
+    size_t *restore_len = NULL;
     run r;
     memset(&r, 0, sizeof r);
     r.show_progress = progress != NULL;
     r.total_steps = o->steps;
     r.out = o->out;
+    r.target = o->target;
+    r.max_updates = o->max_updates;
     rly_mutex_init(&r.lock);
     if (progress)
         rly_progress_init(&r.progress, progress, 1.0);
@@ -471,6 +506,15 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
         goto out;
     }
 
+    /* Exact resume needs snapshots of the actors at their pauses: built-in environments and
+       plug-ins that declare RELAY_ENV_PLAIN_STATE (others resume learner-exact only). */
+    const bool snapshots = rly_env_plain_state(env);
+    if (o->save_every && snapshots) {
+        if ((e = rly_train_snaps_new(o->actors, &r.x.snaps)) != RELAY_OK)
+            goto out;
+        r.x.env_name = env->name;
+        r.x.envs_per_actor = o->envs_per_actor;
+    }
     r.verbose = o->verbose;
     e = relay_agent_new(ac, &r.agent);
     rly_train_obs_init(&r.obs, r.agent, env->name, o->algo, o->target);
@@ -529,9 +573,28 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     relay_model_free(init_pi);
     lc.init_pi = NULL;
     r.lh = learner;
+    const uint8_t *acts = NULL;
+    size_t acts_len = 0;
     if (!e && o->resume)
-        e = rly_train_extras_resume(&r.x, learner, &r.curve_steps, &r.curve_returns, &r.n_curve);
+        e = rly_train_extras_resume(&r.x, learner, &r.curve_steps, &r.curve_returns, &r.n_curve,
+                                    &acts, &acts_len);
     r.cap_curve = r.n_curve;
+    if (!e && o->resume && acts && snapshots) {
+        restore = calloc(o->actors, sizeof *restore);
+        restore_len = calloc(o->actors, sizeof *restore_len);
+        if (!restore || !restore_len)
+            e = RELAY_ENOMEM;
+        else
+            e = rly_train_snaps_decode(acts, acts_len, resume_version, env->name, o->actors,
+                                       o->envs_per_actor, restore, restore_len);
+    } else if (!e && o->resume) {
+        rly_warn(MOD,
+                 "%s holds no actor snapshots (%s): the resumed run restarts its environments, "
+                 "so it is learner-exact but not bit-identical to an uninterrupted run",
+                 ckpt,
+                 !snapshots ? "the environment is a plug-in without RELAY_ENV_PLAIN_STATE"
+                            : "written by an older Relay, or without --save-every snapshots");
+    }
     if (!e)
         rly_train_obs_start(&r.obs, learner);
     if (!e) {
@@ -548,9 +611,13 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
             e = RELAY_ETIMEDOUT;
             break;
         }
+        rly_run_snap rs = {.on_pause = r.x.snaps ? rly_train_snaps_on_pause : NULL,
+                           .pause_ctx = rly_train_snaps_ctx(r.x.snaps, i),
+                           .restore = restore ? restore[i] : NULL,
+                           .restore_len = restore ? restore_len[i] : 0};
         e = rly_agent_run_env_quota(
             r.agent, ids[i], env, o->envs_per_actor,
-            o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor + seed_shift, n_steps);
+            o->seed * 1000003ULL + (uint64_t)i * o->envs_per_actor + seed_shift, n_steps, &rs);
     }
     if (e) {
         rly_error(MOD, "cannot start: %s", relay_strerror(e));
@@ -590,8 +657,13 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
             why = "environment error";
             break;
         }
-        if (st.episodes >= 100 && st.mean_return_100 >= o->target) {
+        int stop = atomic_load(&r.stop);
+        if (stop == STOP_TARGET) {
             why = "target reached";
+            break;
+        }
+        if (stop == STOP_UPDATES) {
+            why = "update limit";
             break;
         }
         if (st.done)
@@ -610,6 +682,15 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     }
     rly_learner_stop(learner);
     rly_learner_stats_get(learner, &st);
+    /* The final checkpoint takes the actors' snapshots of the last version: they pause after one
+       more rollout (whose data the stopped learner drops), so wait for that, bounded. */
+    if (r.x.snaps && env_e == RELAY_OK && !st.error) {
+        int64_t w0 = rly_now_ns();
+        if (!rly_train_snaps_wait(r.x.snaps, st.version, 10 * RLY_NS_PER_S))
+            rly_warn(MOD, "the actors did not pause at version %lld within 10 s",
+                     (long long)st.version);
+        r.x.ckpt_seconds += (double)(rly_now_ns() - w0) * 1e-9; /* part of the checkpoint cost */
+    }
     relay_agent_shutdown(r.agent); /* actors flush; sinks close with valid files */
     /* Every output that could not be written fails the run (exit 1), naming the file. */
     relay_err out_e = RELAY_OK;
@@ -646,8 +727,8 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
        evaluated policy is policy.onnx, the last one policy_last.onnx (train_extras.c). */
     if (env_e)
         rly_error(MOD, "%s not written: training stopped on an environment error", path);
-    else if ((we = rly_train_extras_finish(&r.x, learner, st.steps_consumed, r.curve_steps,
-                                           r.curve_returns, r.n_curve)) &&
+    else if ((we = rly_train_extras_finish(&r.x, learner, st.version, st.steps_consumed,
+                                           r.curve_steps, r.curve_returns, r.n_curve)) &&
              !out_e)
         out_e = we;
     if (progress && (r.x.evals || r.x.ckpts))
@@ -702,6 +783,10 @@ out:
     relay_agent_free(r.agent);
     rly_metrics_csv_close(r.metrics);
     free(ids);
+    free(restore);
+    free(restore_len);
+    rly_train_snaps_free(r.x.snaps);
+    r.x.snaps = NULL;
     free(r.curve_steps);
     free(r.curve_returns);
     rly_train_extras_fini(&r.x);

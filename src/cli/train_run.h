@@ -42,6 +42,9 @@ typedef struct rly_train_opts {
     uint32_t save_every;             /* checkpoint every N updates (0: never) */
     bool resume;                     /* continue the run in `out` from its checkpoint (--resume) */
     char init_model[RELAY_PATH_MAX]; /* warm start: a policy.onnx of the same architecture */
+    uint32_t max_updates;            /* stop after this update (counted over the whole run, resumes
+                                        included; 0: no limit). Command line only (--max-updates): not in
+                                        config.json, so `--resume` does not inherit it */
 } rly_train_opts;
 
 /* Defaults of the evaluation and checkpoint intervals (docs/CLI.md, docs/PERFORMANCE.md). */

@@ -543,7 +543,7 @@ static relay_err stats_check(const relay_actor_stats *st, const char *how)
                  RELAY_STATS_MAX_ROUTERS);
         return RELAY_ETOOBIG;
     }
-    if (st->model_version < -1 || (uint64_t)(st->model_version + 1) > RELAY_STATS_MAX_COUNT) {
+    if (st->model_version < -1 || st->model_version >= (int64_t)RELAY_STATS_MAX_COUNT) {
         rly_warn(MOD, "%s: actor stats model_version %lld out of range", how,
                  (long long)st->model_version);
         return RELAY_EFORMAT;

@@ -118,6 +118,7 @@ static void acrobot_step(void *state, const void *action, float *obs, float *rew
 
 const relay_env_def rly_env_acrobot = {
     .abi_version = RELAY_ENV_ABI_VERSION,
+    .flags = RELAY_ENV_PLAIN_STATE, /* the whole state (RNG included) is in the struct */
     .name = "Acrobot-v1",
     .state_size = sizeof(rly_acrobot_state),
     .max_episode_steps = 500,

@@ -72,6 +72,7 @@ static void cartpole_step(void *state, const void *action, float *obs, float *re
 
 const relay_env_def rly_env_cartpole = {
     .abi_version = RELAY_ENV_ABI_VERSION,
+    .flags = RELAY_ENV_PLAIN_STATE, /* the whole state (RNG included) is in the struct */
     .name = "CartPole-v1",
     .state_size = sizeof(rly_cartpole_state),
     .max_episode_steps = RLY_CP_MAX_STEPS,

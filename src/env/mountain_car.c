@@ -59,6 +59,7 @@ static void mountain_car_step(void *state, const void *action, float *obs, float
 
 const relay_env_def rly_env_mountain_car = {
     .abi_version = RELAY_ENV_ABI_VERSION,
+    .flags = RELAY_ENV_PLAIN_STATE, /* the whole state (RNG included) is in the struct */
     .name = "MountainCar-v0",
     .state_size = sizeof(rly_mountain_car_state),
     .max_episode_steps = 200,

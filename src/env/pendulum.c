@@ -77,6 +77,7 @@ static void pendulum_step(void *state, const void *action, float *obs, float *re
 
 const relay_env_def rly_env_pendulum = {
     .abi_version = RELAY_ENV_ABI_VERSION,
+    .flags = RELAY_ENV_PLAIN_STATE, /* the whole state (RNG included) is in the struct */
     .name = "Pendulum-v1",
     .state_size = sizeof(rly_pendulum_state),
     .max_episode_steps = 200,

@@ -67,9 +67,9 @@ relay_err rly_env_def_check(const relay_env_def *def, const char *who, relay_spa
         rly_error("env", "%s: environment definition is NULL", who);
         return RELAY_EINVAL;
     }
-    if (def->abi_version != RELAY_ENV_ABI_VERSION) {
-        rly_error("env", "%s: environment ABI version %u, this Relay supports %d", who,
-                  def->abi_version, RELAY_ENV_ABI_VERSION);
+    if (def->abi_version < RELAY_ENV_ABI_OLDEST || def->abi_version > RELAY_ENV_ABI_VERSION) {
+        rly_error("env", "%s: environment ABI version %u, this Relay supports %d..%d", who,
+                  def->abi_version, RELAY_ENV_ABI_OLDEST, RELAY_ENV_ABI_VERSION);
         return RELAY_EVERSION;
     }
     if (def->name == NULL || def->spaces == NULL || def->reset == NULL || def->step == NULL) {

@@ -335,3 +335,133 @@ void relay_vecenv_step(relay_vecenv *v, const void *actions, float *obs, float *
     else
         step_generic(v, actions, obs, rewards, terminated, truncated, final_obs);
 }
+
+/* ---- snapshots ------------------------------------------------------------------------------ */
+
+#define SNAP_MAGIC 0x53455652u /* "RVES" */
+#define SNAP_HEAD 48u          /* magic, n, state_size, kind, seed, invalid, name_len + name */
+
+bool rly_env_plain_state(const relay_env_def *def)
+{
+    return def && def->abi_version >= 2 && (def->flags & RELAY_ENV_PLAIN_STATE) != 0;
+}
+
+/* state_bytes is the size of the env states part of a snapshot. */
+static size_t state_bytes(const relay_vecenv *v)
+{
+    return v->cartpole ? (size_t)v->n * 4u * sizeof(float) : (size_t)v->n * v->def->state_size;
+}
+
+static size_t name_len(const relay_vecenv *v)
+{
+    size_t k = strlen(v->def->name);
+    return k > 255 ? 255 : k;
+}
+
+size_t rly_vecenv_snapshot_size(const relay_vecenv *v)
+{
+    if (!v || (!v->cartpole && !rly_env_plain_state(v->def)))
+        return 0;
+    return SNAP_HEAD + name_len(v) + (size_t)v->n * (sizeof(int32_t) + sizeof(uint64_t)) +
+           state_bytes(v);
+}
+
+relay_err rly_vecenv_save(const relay_vecenv *v, uint8_t *buf, size_t cap)
+{
+    size_t need = rly_vecenv_snapshot_size(v);
+    if (need == 0)
+        return v ? RELAY_EUNSUPPORTED : RELAY_EINVAL;
+    if (!buf || cap < need)
+        return RELAY_EINVAL;
+    uint32_t head[4] = {SNAP_MAGIC, v->n, (uint32_t)v->def->state_size,
+                        (v->cartpole ? 1u : 0u) | (v->started ? 2u : 0u)};
+    uint64_t nl = name_len(v);
+    uint8_t *p = buf;
+    memcpy(p, head, sizeof head);
+    memcpy(p + 16, &v->seed, 8);
+    memcpy(p + 24, &v->invalid, 8);
+    memcpy(p + 32, &nl, 8);
+    memset(p + 40, 0, 8);
+    p += SNAP_HEAD;
+    memcpy(p, v->def->name, nl);
+    p += nl;
+    memcpy(p, v->steps, (size_t)v->n * sizeof *v->steps);
+    p += (size_t)v->n * sizeof *v->steps;
+    memcpy(p, v->episodes, (size_t)v->n * sizeof *v->episodes);
+    p += (size_t)v->n * sizeof *v->episodes;
+    if (v->cartpole) {
+        memcpy(p, v->cp, state_bytes(v));
+    } else {
+        for (uint32_t i = 0; i < v->n; i++)
+            memcpy(p + (size_t)i * v->def->state_size, v->states + (size_t)i * v->stride,
+                   v->def->state_size);
+    }
+    return RELAY_OK;
+}
+
+relay_err rly_vecenv_restore(relay_vecenv *v, const uint8_t *buf, size_t len)
+{
+    if (!v || !buf)
+        return RELAY_EINVAL;
+    size_t need = rly_vecenv_snapshot_size(v);
+    if (need == 0) {
+        rly_error("env", "%s cannot be restored from a snapshot (no RELAY_ENV_PLAIN_STATE)",
+                  v->def->name);
+        return RELAY_EUNSUPPORTED;
+    }
+    uint32_t head[4];
+    uint64_t nl = 0;
+    if (len >= SNAP_HEAD) {
+        memcpy(head, buf, sizeof head);
+        memcpy(&nl, buf + 32, 8);
+    }
+    if (len < SNAP_HEAD || head[0] != SNAP_MAGIC) {
+        rly_error("env", "environment snapshot: not a vecenv snapshot (%zu bytes)", len);
+        return RELAY_EFORMAT;
+    }
+    if (nl != name_len(v) || len < SNAP_HEAD + nl ||
+        memcmp(buf + SNAP_HEAD, v->def->name, (size_t)nl) != 0) {
+        rly_error("env", "environment snapshot: it is of another environment (this one is %s)",
+                  v->def->name);
+        return RELAY_ESHAPE;
+    }
+    if (head[1] != v->n || head[2] != v->def->state_size ||
+        (head[3] & 1u) != (v->cartpole ? 1u : 0u)) {
+        rly_error("env",
+                  "environment snapshot of %s: %u copies with %u-byte states, this vecenv has %u "
+                  "with %zu",
+                  v->def->name, head[1], head[2], v->n, v->def->state_size);
+        return RELAY_ESHAPE;
+    }
+    if (len != need) {
+        rly_error("env", "environment snapshot of %s: %zu bytes, expected %zu", v->def->name, len,
+                  need);
+        return len < need ? RELAY_ETRUNCATED : RELAY_EFORMAT;
+    }
+    const uint8_t *p = buf + SNAP_HEAD + nl;
+    const int32_t *steps = (const int32_t *)(const void *)p;
+    for (uint32_t i = 0; i < v->n; i++) {
+        int32_t k;
+        memcpy(&k, steps + i, sizeof k);
+        if (k < 0 || (v->max_steps > 0 && k >= v->max_steps)) {
+            rly_error("env", "environment snapshot of %s: env %u has elapsed steps %d (limit %d)",
+                      v->def->name, i, k, v->max_steps);
+            return RELAY_EFORMAT;
+        }
+    }
+    memcpy(&v->seed, buf + 16, 8);
+    memcpy(&v->invalid, buf + 24, 8);
+    v->started = (head[3] & 2u) != 0;
+    memcpy(v->steps, p, (size_t)v->n * sizeof *v->steps);
+    p += (size_t)v->n * sizeof *v->steps;
+    memcpy(v->episodes, p, (size_t)v->n * sizeof *v->episodes);
+    p += (size_t)v->n * sizeof *v->episodes;
+    if (v->cartpole) {
+        memcpy(v->cp, p, state_bytes(v));
+    } else {
+        for (uint32_t i = 0; i < v->n; i++)
+            memcpy(v->states + (size_t)i * v->stride, p + (size_t)i * v->def->state_size,
+                   v->def->state_size);
+    }
+    return RELAY_OK;
+}

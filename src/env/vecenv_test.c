@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "env/builtin.h"
+#include "env/env_internal.h"
 #include "relay/env.h"
 
 static uint64_t lcg(uint64_t *s)
@@ -349,6 +350,88 @@ static void no_actions_spaces(relay_space *o, relay_space *a)
     a->n = 0;
 }
 
+/* fill_actions writes a deterministic action pattern for step k of every env. */
+static void fill_actions(const relay_space *as, uint32_t n, uint32_t k, int32_t *ai, float *af)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (as->discrete)
+            ai[i] = (int32_t)((i * 7u + k * 3u + (k / 5u)) % (uint32_t)as->n);
+        else
+            for (uint32_t d = 0; d < as->dim; d++)
+                af[i * as->dim + d] = as->low[d] + (as->high[d] - as->low[d]) *
+                                                       (float)((i + 3u * k + d) % 11u) / 10.0f;
+    }
+}
+
+/* A snapshot taken mid-run restores into a fresh vecenv that then steps bit-identically. */
+static void snapshot_restores_exactly(void **unused)
+{
+    enum { N = 5, K = 700 };
+    for (size_t b = 0; relay_env_builtin(b); b++) {
+        const relay_env_def *def = relay_env_builtin(b);
+        relay_space sp[2];
+        def->spaces(&sp[0], &sp[1]);
+        uint32_t od = sp[0].dim;
+        relay_vecenv *v = NULL, *w = NULL;
+        assert_ok(relay_vecenv_new(def, N, 77, &v));
+        assert_ok(relay_vecenv_new(def, N, 1234, &w)); /* other seed: restore replaces it */
+        float obs[N * 8], obs2[N * 8], fo[N * 8], fo2[N * 8], r[N], r2[N], af[N * 4];
+        int32_t ai[N];
+        bool te[N], tr[N], te2[N], tr2[N];
+        const void *act = sp[1].discrete ? (const void *)ai : (const void *)af;
+        relay_vecenv_reset(v, obs);
+        for (uint32_t k = 0; k < K / 2; k++) {
+            fill_actions(&sp[1], N, k, ai, af);
+            relay_vecenv_step(v, act, obs, r, te, tr, fo);
+        }
+        size_t len = rly_vecenv_snapshot_size(v);
+        assert_true(len > 0);
+        uint8_t *snap = malloc(len);
+        assert_non_null(snap);
+        assert_ok(rly_vecenv_save(v, snap, len));
+        assert_err(rly_vecenv_restore(w, snap, len - 1), RELAY_ETRUNCATED);
+        assert_ok(rly_vecenv_restore(w, snap, len));
+        for (uint32_t k = K / 2; k < K; k++) {
+            fill_actions(&sp[1], N, k, ai, af);
+            relay_vecenv_step(v, act, obs, r, te, tr, fo);
+            relay_vecenv_step(w, act, obs2, r2, te2, tr2, fo2);
+            assert_memory_equal(obs, obs2, N * od * sizeof(float));
+            assert_memory_equal(r, r2, sizeof r);
+            assert_memory_equal(te, te2, sizeof te);
+            assert_memory_equal(tr, tr2, sizeof tr);
+        }
+        /* a snapshot of another env or another copy count is refused */
+        relay_vecenv *o = NULL;
+        assert_ok(relay_vecenv_new(def, N + 1, 77, &o));
+        assert_err(rly_vecenv_restore(o, snap, len), RELAY_ESHAPE);
+        relay_vecenv_free(o);
+        const relay_env_def *other =
+            relay_env_builtin(b + 1) ? relay_env_builtin(b + 1) : relay_env_builtin(0);
+        assert_ok(relay_vecenv_new(other, N, 77, &o));
+        assert_int_not_equal(rly_vecenv_restore(o, snap, len), RELAY_OK);
+        relay_vecenv_free(o);
+        snap[0] ^= 1;
+        assert_err(rly_vecenv_restore(w, snap, len), RELAY_EFORMAT);
+        free(snap);
+        relay_vecenv_free(v);
+        relay_vecenv_free(w);
+    }
+    /* an env without RELAY_ENV_PLAIN_STATE (or of ABI 1) cannot be saved */
+    relay_env_def d = *relay_env_find("Pendulum-v1");
+    d.flags = 0;
+    relay_vecenv *v = NULL;
+    assert_ok(relay_vecenv_new(&d, 2, 1, &v));
+    assert_int_equal(rly_vecenv_snapshot_size(v), 0);
+    uint8_t tmp[8];
+    assert_err(rly_vecenv_save(v, tmp, sizeof tmp), RELAY_EUNSUPPORTED);
+    relay_vecenv_free(v);
+    d = *relay_env_find("Pendulum-v1");
+    d.abi_version = 1;
+    assert_false(rly_env_plain_state(&d));
+    assert_ok(relay_vecenv_new(&d, 2, 1, &v)); /* ABI 1 still loads */
+    relay_vecenv_free(v);
+}
+
 static void bad_definitions_are_refused(void **unused)
 {
     relay_vecenv *v = (relay_vecenv *)&v;
@@ -392,6 +475,7 @@ int main(void)
         cmocka_unit_test(invalid_and_clipped_actions),
         cmocka_unit_test(step_before_reset_starts_episodes),
         cmocka_unit_test(bad_definitions_are_refused),
+        cmocka_unit_test(snapshot_restores_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,13 +4,15 @@
  * counters and an opaque caller blob, in one little-endian file with a magic, a format number,
  * a length and a CRC-32C. Written to a temporary file, fsync'd, then renamed over the target.
  *
- * Layout (format 2; format 1 had no reward normalisation and is refused with a clear message):
+ * Layout (format 3; format 2 lacks the streams' episodes in progress and still loads; format 1
+ * had no reward normalisation and is refused with a clear message):
  *   "RLYCKPT\0"  u32 format  u32 reserved(0)  u64 payload_len  payload  u32 crc32c(all before)
  * payload: network identity (spaces, hidden layers, activation, shared, normalize_obs, algo,
  * n_params), informational hyperparameters, ppo counters and RNGs, learner counters and the
  * return window, then params[n], adam_m[n], adam_v[n] (f32), rms_mean[obs], rms_var[obs],
  * rms_count (f64), reward normalisation ret_mean, ret_var, ret_count (f64), u32 n_streams and
- * each stream's discounted return (f64), then u64 extra_len and the extra bytes.
+ * each stream's discounted return (f64), u32 n_ep and per stream (format 3) u8 flags (1 known,
+ * 2 open), i64 episode, f64 return so far, then u64 extra_len and the extra bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +31,9 @@
 #define MOD "checkpoint"
 
 static const char ckpt_magic[8] = {'R', 'L', 'Y', 'C', 'K', 'P', 'T', '\0'};
-#define CKPT_FORMAT 2u
-#define CKPT_HEADER 24u /* magic, format, reserved, payload_len */
+#define CKPT_FORMAT 3u
+#define CKPT_FORMAT_OLDEST 2u /* still read (learner-exact without the episodes in progress) */
+#define CKPT_HEADER 24u       /* magic, format, reserved, payload_len */
 
 /* ---- encoding ------------------------------------------------------------------------------- */
 
@@ -311,6 +314,13 @@ relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const 
     put_u32(&b, p->cfg.n_envs);
     for (uint32_t i = 0; i < p->cfg.n_envs; i++)
         put_f64(&b, p->disc_ret[i]);
+    put_u32(&b, c->ep ? c->n_ep : 0);
+    for (uint32_t i = 0; c->ep && i < c->n_ep; i++) {
+        uint8_t fl = (uint8_t)((c->ep[i].known ? 1u : 0u) | (c->ep[i].open ? 2u : 0u));
+        put(&b, &fl, 1);
+        put_u64(&b, (uint64_t)c->ep[i].ep_id);
+        put_f64(&b, c->ep[i].ep_sum);
+    }
     put_u64(&b, extra_len);
     if (extra_len)
         put(&b, extra, extra_len);
@@ -332,7 +342,8 @@ relay_err rly_ckpt_encode(const relay_ppo *p, const rly_ckpt_counters *c, const 
 }
 
 /* check_header validates magic, format, length and CRC; *plen receives the payload length. */
-static relay_err check_header(const uint8_t *buf, size_t len, const char *what, uint64_t *plen_out)
+static relay_err check_header(const uint8_t *buf, size_t len, const char *what, uint64_t *plen_out,
+                              uint32_t *format_out)
 {
     if (len < CKPT_HEADER + 4) {
         rly_error(MOD, "%s: %zu bytes is too short to be a checkpoint (truncated?)", what, len);
@@ -346,11 +357,11 @@ static relay_err check_header(const uint8_t *buf, size_t len, const char *what, 
     uint32_t format = get_u32(&h);
     (void)get_u32(&h);
     uint64_t plen = get_u64(&h);
-    if (format != CKPT_FORMAT) {
+    if (format < CKPT_FORMAT_OLDEST || format > CKPT_FORMAT) {
         rly_error(MOD,
-                  "%s: checkpoint format %u, this build reads format %u only (%s); start a "
+                  "%s: checkpoint format %u, this build reads formats %u..%u only (%s); start a "
                   "fresh run or use the Relay version that wrote it",
-                  what, format, CKPT_FORMAT,
+                  what, format, CKPT_FORMAT_OLDEST, CKPT_FORMAT,
                   format < CKPT_FORMAT ? "written by an older Relay, before reward normalisation"
                                        : "written by a newer Relay");
         return RELAY_EVERSION;
@@ -370,6 +381,8 @@ static relay_err check_header(const uint8_t *buf, size_t len, const char *what, 
         return RELAY_ECHECKSUM;
     }
     *plen_out = plen;
+    if (format_out)
+        *format_out = format;
     return RELAY_OK;
 }
 
@@ -410,7 +423,7 @@ relay_err rly_ckpt_peek(const uint8_t *buf, size_t len, const char *what, rly_ck
     if (!what)
         what = "checkpoint";
     uint64_t plen;
-    relay_err e = check_header(buf, len, what, &plen);
+    relay_err e = check_header(buf, len, what, &plen, NULL);
     if (e)
         return e;
     rbuf b = {.p = buf + CKPT_HEADER, .len = (size_t)plen, .off = 0};
@@ -442,7 +455,8 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
         *extra_len = 0;
     }
     uint64_t plen;
-    relay_err he = check_header(buf, len, what, &plen);
+    uint32_t format = 0;
+    relay_err he = check_header(buf, len, what, &plen, &format);
     if (he)
         return he;
     rbuf b = {.p = buf + CKPT_HEADER, .len = (size_t)plen, .off = 0};
@@ -509,6 +523,31 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     }
     for (uint32_t i = 0; !e && i < ns; i++)
         dr[i] = get_f64(&b);
+    /* format 3: the streams' episodes in progress */
+    uint32_t n_ep = !e && format >= 3 ? get_u32(&b) : 0;
+    rly_ckpt_ep *ep = NULL;
+    if (!e && (b.short_read || n_ep > (1u << 24) || (size_t)n_ep * 17 + 8 > b.len - b.off)) {
+        rly_error(MOD, "%s: section \"episodes in progress\" (%u streams) is truncated", what,
+                  n_ep);
+        e = RELAY_ETRUNCATED;
+    } else if (!e && n_ep && !(ep = calloc(n_ep, sizeof *ep))) {
+        e = RELAY_ENOMEM;
+    }
+    for (uint32_t i = 0; !e && i < n_ep; i++) {
+        uint8_t fl = 0;
+        get(&b, &fl, 1);
+        ep[i].known = fl & 1u;
+        ep[i].open = (fl & 2u) != 0;
+        ep[i].ep_id = (int64_t)get_u64(&b);
+        ep[i].ep_sum = get_f64(&b);
+        if (fl > 3u || !isfinite(ep[i].ep_sum) || ep[i].ep_id < 0) {
+            rly_error(MOD,
+                      "%s: section \"episodes in progress\": stream %u is invalid (flags %u, "
+                      "episode %lld, return %g)",
+                      what, i, fl, (long long)ep[i].ep_id, ep[i].ep_sum);
+            e = RELAY_EFORMAT;
+        }
+    }
     uint64_t xl = e ? 0 : get_u64(&b);
     if (!e &&
         (!isfinite(ret_m) || !isfinite(ret_v) || ret_v < 0 || !(ret_c > 0) || !isfinite(ret_c))) {
@@ -560,6 +599,7 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
         free(tmp);
         free(rm);
         free(dr);
+        free(ep);
         return e;
     }
     relay_policy *pol = p->pol;
@@ -589,6 +629,8 @@ relay_err rly_ckpt_decode(const uint8_t *buf, size_t len, const char *what, rela
     free(tmp);
     free(rm);
     *c = k;
+    c->n_ep = n_ep;
+    c->ep = ep;
     if (extra) {
         *extra = x;
         *extra_len = (size_t)xl;

@@ -327,8 +327,9 @@ static void corrupt_checkpoints_are_rejected(void **state)
     memcpy(c, b, n);
     memcpy(c, "PK\3\4", 4);
     expect_resume_error(&cfg, bad, c, n, RELAY_EFORMAT);
-    /* a future format and an old one (format 1, before reward normalisation), valid checksums */
-    for (uint8_t fmt = 1; fmt <= 3; fmt += 2) {
+    /* a future format (4) and an old one (format 1, before reward normalisation), valid checksums
+     */
+    for (uint8_t fmt = 1; fmt <= 4; fmt += 3) {
         memcpy(c, b, n);
         c[8] = fmt;
         uint32_t crc = relay_crc32c(0, c, n - 4);
@@ -369,8 +370,42 @@ static void corrupt_checkpoints_are_rejected(void **state)
     rly_ckpt_counters k;
     for (size_t cut = 0; cut < n; cut += 1 + cut / 8)
         assert_int_not_equal(rly_ckpt_decode(b, cut, "cut", p, &k, NULL, NULL), RELAY_OK);
-    assert_ok(rly_ckpt_decode(b, n, "good", p, &k, NULL, NULL));
+    uint8_t *x = NULL;
+    size_t xl = 0;
+    assert_ok(rly_ckpt_decode(b, n, "good", p, &k, &x, &xl));
     assert_int_equal(k.version, 1);
+    assert_int_equal(k.n_ep, 1); /* format 3: the streams' episodes in progress */
+    assert_non_null(k.ep);
+    /* the same state as format 2 (no episodes section) still loads, without episodes */
+    size_t sec = 4 + 17 * (size_t)k.n_ep, end = n - 4 - xl - 8;
+    uint8_t *old = malloc(n);
+    assert_non_null(old);
+    memcpy(old, b, end - sec);
+    memcpy(old + end - sec, b + end, n - end);
+    size_t on = n - sec;
+    old[8] = 2;
+    uint64_t plen = on - 24 - 4;
+    for (int i = 0; i < 8; i++)
+        old[16 + i] = (uint8_t)(plen >> (8 * i));
+    uint32_t ocrc = relay_crc32c(0, old, on - 4);
+    for (int i = 0; i < 4; i++)
+        old[on - 4 + i] = (uint8_t)(ocrc >> (8 * i));
+    free(k.ep);
+    free(x);
+    x = NULL;
+    assert_ok(rly_ckpt_decode(old, on, "format 2", p, &k, &x, &xl));
+    assert_int_equal(k.n_ep, 0);
+    assert_null(k.ep);
+    assert_int_equal(k.version, 1);
+    free(x);
+    /* a corrupt episodes section is named (flags out of range; checksum made valid) */
+    memcpy(old, b, n);
+    old[end - sec + 4] = 7;
+    ocrc = relay_crc32c(0, old, n - 4);
+    for (int i = 0; i < 4; i++)
+        old[n - 4 + i] = (uint8_t)(ocrc >> (8 * i));
+    assert_int_equal(rly_ckpt_decode(old, n, "bad ep", p, &k, NULL, NULL), RELAY_EFORMAT);
+    free(old);
     relay_ppo_free(p);
     /* an unwritable destination is an error, not a crash */
     l = NULL;

@@ -124,6 +124,14 @@ void rly_ppo_loss_grad(relay_ppo *p, uint32_t n, const float *x, const void *act
 /* RLY_CKPT_RET_WINDOW is the number of recent episode returns a checkpoint keeps. */
 #define RLY_CKPT_RET_WINDOW 100
 
+/* rly_ckpt_ep is one stream's episode in progress (the learner's return sum), format 3. */
+typedef struct rly_ckpt_ep {
+    bool known;    /* the stream has seen an episode (ep_id valid) */
+    bool open;     /* that episode has not ended yet */
+    int64_t ep_id; /* episode number of the stream's env */
+    double ep_sum; /* rewards summed so far */
+} rly_ckpt_ep;
+
 /* rly_ckpt_counters are the learner-level counters stored beside the relay_ppo state. */
 typedef struct rly_ckpt_counters {
     int64_t version; /* newest published policy version */
@@ -136,6 +144,10 @@ typedef struct rly_ckpt_counters {
     /* informational (read back, never enforced): the writer's layout and budget */
     uint32_t n_envs, n_steps;
     uint64_t total_timesteps, seed;
+    /* streams' episodes in progress (format 3; decode mallocs ep, the caller frees it; a format
+       2 file gives n_ep = 0, ep = NULL) */
+    uint32_t n_ep;
+    rly_ckpt_ep *ep;
 } rly_ckpt_counters;
 
 /* rly_ckpt_encode serialises p's complete state, c and extra into *out (malloc'd, caller frees). */

@@ -30,6 +30,7 @@ typedef struct stream {
     uint32_t n_pieces, cap_pieces;
     uint64_t rows; /* unconsumed rows over all pieces */
     int64_t ep_id; /* episode whose return is being summed */
+    bool restored; /* ep_* come from a checkpoint: kept on first sight */
     bool ep_open;
     double ep_sum;
 } stream;
@@ -54,6 +55,9 @@ struct rly_learner {
     double wall_offset;    /* training seconds before a resume */
     uint8_t *resume_extra; /* the resumed checkpoint's caller blob (owned) */
     size_t resume_extra_len;
+    rly_ckpt_ep *resume_ep; /* the resumed checkpoint's episodes in progress (until applied) */
+    uint32_t resume_n_ep;
+    bool torn; /* an update was cancelled part way: the state is no longer a checkpoint's */
 
     rly_mutex mu; /* guards everything below */
     rly_cond cv_in, cv_space, cv_state;
@@ -352,6 +356,17 @@ static relay_err resume(rly_learner *l, const char *path)
     memcpy(l->rets, c.rets, sizeof l->rets);
     if (st->steps_consumed >= l->cfg.ppo.total_timesteps)
         st->done = true;
+    l->resume_ep = c.ep; /* applied once the streams exist */
+    l->resume_n_ep = c.n_ep;
+    if (c.ep && c.n_ep != l->n_streams) {
+        rly_warn(MOD,
+                 "resuming %s: it holds the episodes in progress of %u streams, this learner has "
+                 "%u; the first returns after the resume are partial",
+                 path, c.n_ep, l->n_streams);
+        free(l->resume_ep);
+        l->resume_ep = NULL;
+        l->resume_n_ep = 0;
+    }
     rly_info(MOD, "resumed from %s: version %lld, %u updates, %llu steps", path,
              (long long)c.version, c.updates, (unsigned long long)c.steps_consumed);
     return RELAY_OK;
@@ -462,6 +477,17 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
         goto fail;
     if (cfg->pooled && (e = rly_pool_init(&l->pool, cfg->on_fate, cfg->on_fate_ctx)))
         goto fail;
+    /* A stream's episode in progress continues where the checkpoint left it (fixed layout: the
+       slot is the same stream; found on first sight by actor and env id as usual). */
+    for (uint32_t i = 0; l->resume_ep && !cfg->pooled && i < l->resume_n_ep; i++) {
+        stream *s = &l->streams[i];
+        s->restored = l->resume_ep[i].known;
+        s->ep_id = l->resume_ep[i].ep_id;
+        s->ep_open = l->resume_ep[i].open;
+        s->ep_sum = l->resume_ep[i].ep_sum;
+    }
+    free(l->resume_ep);
+    l->resume_ep = NULL;
     l->t0 = rly_now_ns();
     l->running = true;
     if ((e = rly_thread_start(&l->th, learner_main, l, "rly-learner"))) {
@@ -529,6 +555,7 @@ void rly_learner_free(rly_learner *l)
     free(l->last_values);
     free(l->pi_onnx);
     free(l->resume_extra);
+    free(l->resume_ep);
     relay_rollout_free(l->ro);
     relay_ppo_free(l->ppo);
     rly_cond_fini(&l->cv_in);
@@ -680,7 +707,8 @@ static stream *find_stream(rly_learner *l, relay_id actor, int64_t env_id)
                 s->used = true;
                 s->actor = actor;
                 s->env_id = env_id;
-                s->ep_id = INT64_MIN;
+                if (!s->restored)
+                    s->ep_id = INT64_MIN;
             }
             return s;
         }
@@ -1018,8 +1046,10 @@ static relay_err update(rly_learner *l)
                                        l->cfg.ppo.gae_lambda);
     if (!e)
         e = relay_ppo_update(l->ppo, l->ro, &m);
-    if (e == RELAY_ECANCELED)
-        return e; /* stopping: no new version, not a failure */
+    if (e == RELAY_ECANCELED) {
+        l->torn = true; /* rows consumed, weights part-updated: no checkpoint of this state */
+        return e;       /* stopping: no new version, not a failure */
+    }
     if (e) {
         rly_error(MOD, "update %lld failed: %s", (long long)l->version, relay_strerror(e));
         return e;
@@ -1158,8 +1188,30 @@ out:
 /* save_now writes the checkpoint; only on the learner thread or once it has been joined. */
 static relay_err save_now(rly_learner *l, const char *path, const void *extra, size_t n)
 {
+    if (l->torn) {
+        rly_warn(MOD,
+                 "checkpoint %s not written: the stop cancelled an update part way, so the "
+                 "learner's state is not one an uninterrupted run passes through (the previous "
+                 "checkpoint stays)",
+                 path);
+        return RELAY_ESTATE;
+    }
     rly_ckpt_counters c;
     memset(&c, 0, sizeof c);
+    if (!l->cfg.pooled && l->streams) {
+        c.ep = calloc(l->n_streams, sizeof *c.ep);
+        if (!c.ep)
+            return RELAY_ENOMEM;
+        c.n_ep = l->n_streams;
+        for (uint32_t i = 0; i < l->n_streams; i++) {
+            const stream *s = &l->streams[i];
+            bool known = s->ep_id != INT64_MIN && (s->used || s->restored);
+            c.ep[i] = (rly_ckpt_ep){.known = known,
+                                    .open = known && s->ep_open,
+                                    .ep_id = known ? s->ep_id : 0,
+                                    .ep_sum = known ? s->ep_sum : 0.0};
+        }
+    }
     rly_mutex_lock(&l->mu);
     const rly_learner_stats *st = &l->st;
     c.steps_consumed = st->steps_consumed;
@@ -1183,6 +1235,7 @@ static relay_err save_now(rly_learner *l, const char *path, const void *extra, s
     uint8_t *bytes = NULL;
     size_t len = 0;
     relay_err e = rly_ckpt_encode(l->ppo, &c, extra, n, &bytes, &len);
+    free(c.ep);
     if (!e)
         e = rly_ckpt_write_file(path, bytes, len);
     free(bytes);
@@ -1226,6 +1279,16 @@ relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const vo
     rly_cond_broadcast(&l->cv_state);
     rly_mutex_unlock(&l->mu);
     return e;
+}
+
+void rly_learner_end(rly_learner *l)
+{
+    if (!l)
+        return;
+    rly_mutex_lock(&l->mu);
+    l->st.done = true;
+    rly_cond_broadcast(&l->cv_state);
+    rly_mutex_unlock(&l->mu);
 }
 
 relay_policy *rly_learner_current_policy(rly_learner *l)

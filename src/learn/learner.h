@@ -179,6 +179,13 @@ relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len);
 relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const void *extra,
                                       size_t extra_len);
 
+/*
+ * rly_learner_end marks l done (as a spent budget does): no update starts after the one in
+ * progress, further data is discarded. Called from on_update it ends training exactly after that
+ * update (a target reached, an update limit), so where a run stops does not depend on timing.
+ */
+void rly_learner_end(rly_learner *l);
+
 /* rly_learner_current_policy returns l's policy on the learner thread (in on_update) or after
    stop; NULL elsewhere. It must not be kept across updates. */
 relay_policy *rly_learner_current_policy(rly_learner *l);

@@ -773,11 +773,17 @@ relay_err rly_model_compile(relay_model *m, const Onnx__ModelProto *mp)
         e = RELAY_ENOMEM;
         goto out;
     }
+    for (size_t i = 0; i < g->n_initializer && !e; i++) {
+        const char *name = g->initializer[i]->name;
+        if (!name || !name[0]) {
+            rly_error(LOG, "initializer %zu has no name", i);
+            e = RELAY_EFORMAT;
+            break;
+        }
+        e = add_val(&c, name, V_INIT, cap);
+    }
     for (size_t i = 0; i < g->n_initializer && !e; i++)
-        e = add_val(&c, g->initializer[i]->name, V_INIT, cap);
-    for (size_t i = 0; i < g->n_initializer && !e; i++)
-        c.vals[find_val(&c, g->initializer[i]->name ? g->initializer[i]->name : "")].init =
-            g->initializer[i];
+        c.vals[find_val(&c, g->initializer[i]->name)].init = g->initializer[i];
     for (size_t i = 0; i < g->n_input && !e; i++)
         e = add_val(&c, g->input[i]->name, V_INPUT, cap);
     for (size_t i = 0; i < g->n_node && !e; i++) {

@@ -95,6 +95,15 @@ relay_err rly_iw_req_encode(uint8_t *out, size_t cap, size_t *len, uint64_t id, 
     return RELAY_OK;
 }
 
+/* True when the n bytes at p are all zero (the reserved header fields). */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
 static relay_err bad(char *why, size_t cap, relay_err e, const char *fmt, unsigned long long v,
                      unsigned long long lim)
 {
@@ -127,6 +136,10 @@ relay_err rly_iw_req_decode(const void *data, size_t len, rly_iw_req *out, char 
         return bad(why, why_cap, RELAY_EFORMAT,
                    "unknown inference request flags %#llx (known %#llx)", flags,
                    RLY_IW_DETERMINISTIC | RLY_IW_MASKS);
+    if (!all_zero(p + 36, RLY_IW_HDR - 36))
+        return bad(why, why_cap, RELAY_EFORMAT,
+                   "inference request header bytes %llu..%llu are reserved and must be zero", 36,
+                   RLY_IW_HDR - 1);
     memset(out, 0, sizeof *out);
     out->id = get64(p + 8);
     out->rows = get32(p + 16);
@@ -221,7 +234,7 @@ relay_err rly_iw_rep_decode(const void *data, size_t len, rly_iw_rep *out)
 {
     const uint8_t *p = data;
     if (len < RLY_IW_HDR || len > RLY_IW_MAX_BYTES || get32(p) != MAGIC_REP ||
-        get16(p + 4) != WIRE_VERSION)
+        get16(p + 4) != WIRE_VERSION || !all_zero(p + 6, 2) || !all_zero(p + 40, RLY_IW_HDR - 40))
         return RELAY_EFORMAT;
     memset(out, 0, sizeof *out);
     out->id = get64(p + 8);

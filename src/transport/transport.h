@@ -45,7 +45,15 @@ typedef struct rly_tp_config {
     /* CURVE (zmq): own secret key file; client: the server's public key file; server: the file
        of allowed client public keys (Z85, one a line; see relay keygen) */
     const char *curve_secret_file, *curve_server_public_file, *curve_clients_file;
+    /* brokerless server: connections each bound socket admits at once (0: the default); the
+       ZAP handler refuses a handshake while more are open, counted and logged */
+    uint32_t max_connections;
 } rly_tp_config;
+
+/* RLY_TP_MAX_CONNECTIONS_DEFAULT is the zmq server's connection cap per bound socket. */
+#define RLY_TP_MAX_CONNECTIONS_DEFAULT 256u
+/* RLY_TP_MAX_CONNECTIONS_MAX bounds rly_tp_config.max_connections. */
+#define RLY_TP_MAX_CONNECTIONS_MAX 65536u
 
 /* rly_tp_ack_fn reports the fate of one trajectory publish (RELAY_OK = stored by the bus). */
 typedef void (*rly_tp_ack_fn)(void *ctx, uint64_t batch_seq, relay_err result);

@@ -22,7 +22,7 @@ static void step(void *state, const void *action, float *obs, float *reward, boo
 }
 
 RELAY_API const relay_env_def relay_env_plugin = {
-    .abi_version = RELAY_ENV_ABI_VERSION + 41,
+    .abi_version = 42,
     .name = "FutureAbi-v0",
     .state_size = 8,
     .spaces = spaces,
