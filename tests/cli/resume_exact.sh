@@ -70,6 +70,12 @@ awk -F, '{ exit !($5 >= 100) }' <<< "$last" || fail "the last row does not reach
 "$relay" train --seed 2 --steps 200000 --target 100 --eval-every 0 --out tgt2 --quiet > /dev/null
 same tgt tgt2
 
+# --- with a trajectory sink, the resumed run writes its own files next to the first ones ----------
+run --steps 4096 --sink arrow --save-every 2 --max-updates 3 --eval-every 0 --out sunk
+run --resume sunk
+[ -s sunk/trajectories/run.arrow ] && [ -s sunk/trajectories/run-resume3.arrow ] \
+  || fail "trajectory files of the resumed run: $(ls sunk/trajectories)"
+
 # --- a snapshot section that does not fit the run is refused, naming it -----------------------------
 set +e
 msg=$("$relay" train --resume part --actors 2 --steps 30000 --quiet 2>&1); rc=$?
