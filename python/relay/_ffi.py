@@ -85,6 +85,7 @@ typedef struct relay_env_def {
     void (*spaces)(relay_space *obs, relay_space *act);
     void (*reset)(void *state, uint64_t seed, float *obs);
     void (*step)(void *state, const void *action, float *obs, float *reward, bool *terminated);
+    uint32_t flags;
 } relay_env_def;
 const relay_env_def *relay_env_find(const char *name);
 relay_err relay_env_resolve(const char *name, const relay_env_def **out);

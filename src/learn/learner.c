@@ -1188,7 +1188,11 @@ out:
 /* save_now writes the checkpoint; only on the learner thread or once it has been joined. */
 static relay_err save_now(rly_learner *l, const char *path, const void *extra, size_t n)
 {
-    if (l->torn) {
+    /* A pooled learner (relay server) has already reported the torn update's trajectories as
+       learned, and its final checkpoint must cover that ledger so held batches can be
+       acknowledged: it saves the part-updated state. An exact-resume learner (relay train)
+       keeps its previous checkpoint instead, which replays the cancelled update. */
+    if (l->torn && !l->cfg.pooled) {
         rly_warn(MOD,
                  "checkpoint %s not written: the stop cancelled an update part way, so the "
                  "learner's state is not one an uninterrupted run passes through (the previous "
