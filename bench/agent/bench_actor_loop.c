@@ -13,9 +13,11 @@
  * (off, arrow, off, arrow, ...) so the slowdown is a ratio of neighbouring runs on a noisy machine.
  *
  * Usage: bench_agent_actor_loop [SECONDS_PER_RUN=1.0 [RUNS=5 [DIR=/tmp/relay-bench-agent]]]
- * Prints per case: median env steps/s, min..max, process CPU ns per step, and the median of the
- * per-pair ratios arrow/off.
+ * Prints per case: median env steps/s, min..max, process CPU ns per step (and, for the interval
+ * case, how much of it the sink worker threads took), and the median of the per-pair ratios
+ * arrow/off. BENCH_ARROW_BATCH_ROWS overrides sinks.arrow.batch_rows.
  */
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,8 +42,42 @@ typedef struct side {
     relay_agent *agent;
     char path[1024]; /* the Arrow file, "" for the sinks-off side */
     relay_id ids[MAX_ACTORS];
-    double rate[MAX_RUNS], cpu_ns[MAX_RUNS];
+    double rate[MAX_RUNS], cpu_ns[MAX_RUNS], sink_ns[MAX_RUNS];
 } side;
+
+/* sink_thread_cpu returns the CPU seconds of this process's sink worker threads ("relay-sink"),
+   from /proc/self/task/TID/schedstat (0 where /proc is not available). */
+static double sink_thread_cpu(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = 0;
+        fclose(f);
+        if (strncmp(comm, "relay-sink", 10) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        f = fopen(path, "r");
+        unsigned long long ns = 0;
+        if (f && fscanf(f, "%llu", &ns) == 1)
+            sum += (double)ns * 1e-9;
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
 
 static void sleep_s(double s)
 {
@@ -65,6 +101,9 @@ static void side_open(side *s, const bench_case *c, bool arrow, const char *dir,
     cfg.max_traj_length = 200;
     cfg.sink_memory = false;
     cfg.sink_arrow = arrow;
+    const char *rows = getenv("BENCH_ARROW_BATCH_ROWS");
+    if (rows && atoi(rows) > 0)
+        cfg.arrow_batch_rows = (uint32_t)atoi(rows);
     snprintf(cfg.env, sizeof cfg.env, "CartPole-v1");
     snprintf(cfg.sink_dir, sizeof cfg.sink_dir, "%s", dir);
     snprintf(cfg.run_name, sizeof cfg.run_name, "actor_loop_%s_%ld", c->name, (long)getpid());
@@ -89,8 +128,9 @@ static void side_open(side *s, const bench_case *c, bool arrow, const char *dir,
  * seconds after `warm` seconds, then waits for the runs to finish.
  */
 static double one_run(side *s, const bench_case *c, uint64_t steps, double warm, double window,
-                      double *cpu_ns)
+                      double *cpu_ns, double *sink_ns)
 {
+    *sink_ns = 0;
     if (!c->interval) {
         double c0 = bench_cpu(), t0 = bench_now();
         BENCH_CHECK(relay_agent_run_env(s->agent, s->ids[0], NULL, c->envs, steps, true));
@@ -104,10 +144,10 @@ static double one_run(side *s, const bench_case *c, uint64_t steps, double warm,
         BENCH_CHECK(relay_agent_run_env(s->agent, s->ids[i], NULL, c->envs, steps, false));
     sleep_s(warm);
     uint64_t n0 = env_steps(s->agent);
-    double c0 = bench_cpu(), t0 = bench_now();
+    double k0 = sink_thread_cpu(), c0 = bench_cpu(), t0 = bench_now();
     sleep_s(window);
     uint64_t n1 = env_steps(s->agent);
-    double t1 = bench_now(), c1 = bench_cpu();
+    double t1 = bench_now(), c1 = bench_cpu(), k1 = sink_thread_cpu();
     uint64_t target = base + steps * c->envs * c->actors;
     while (env_steps(s->agent) < target)
         sleep_s(0.002);
@@ -118,6 +158,7 @@ static double one_run(side *s, const bench_case *c, uint64_t steps, double warm,
         return -(double)(target - base) / (t2 - t0 + warm);
     }
     *cpu_ns = (c1 - c0) * 1e9 / (double)(n1 - n0);
+    *sink_ns = (k1 - k0) * 1e9 / (double)(n1 - n0);
     return (double)(n1 - n0) / (t1 - t0);
 }
 
@@ -130,21 +171,22 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
     side_open(&sides[1], c, true, dir, model);
     double warm = c->interval ? 0.3 : 0.0;
     /* Calibrate on the sinks-off agent: a short run, then steps for `seconds` (+ warm-up). */
-    double cpu;
+    double cpu, sk;
     uint64_t calib = c->interval ? 1500 : 200000 / c->envs;
-    double r0 = one_run(&sides[0], c, calib, 0.1, 0.2, &cpu);
+    double r0 = one_run(&sides[0], c, calib, 0.1, 0.2, &cpu, &sk);
     if (r0 < 0)
         r0 = -r0;
     uint64_t steps = (uint64_t)(r0 * (seconds + warm) * (c->interval ? 2.5 : 1.0) /
                                 ((double)c->envs * c->actors));
     if (steps < 10)
         steps = 10;
-    (void)one_run(&sides[1], c, calib, 0.1, 0.2, &cpu); /* warm the Arrow side too */
+    (void)one_run(&sides[1], c, calib, 0.1, 0.2, &cpu, &sk); /* warm the Arrow side too */
     double ratio[MAX_RUNS];
     for (int r = 0; r < runs; r++) {
         for (int k = 0; k < 2; k++) {
             double rate;
-            while ((rate = one_run(&sides[k], c, steps, warm, seconds, &sides[k].cpu_ns[r])) < 0) {
+            while ((rate = one_run(&sides[k], c, steps, warm, seconds, &sides[k].cpu_ns[r],
+                                   &sides[k].sink_ns[r])) < 0) {
                 steps *= 2; /* the run ended inside the window: longer runs from now on */
                 fprintf(stderr, "%s: run too short, now %llu vector steps per actor\n", c->name,
                         (unsigned long long)steps);
@@ -162,9 +204,11 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
         }
         double med = bench_median(s->rate, (size_t)runs);
         double cpu_med = bench_median(s->cpu_ns, (size_t)runs);
+        double sink_med = bench_median(s->sink_ns, (size_t)runs);
         printf("%-22s sinks=%-5s routers=%u  %8.3f M steps/s  (min %.3f max %.3f)  cpu %6.1f "
-               "ns/step\n",
-               c->name, k ? "arrow" : "off", c->routers, med / 1e6, lo / 1e6, hi / 1e6, cpu_med);
+               "ns/step (sink thread %.1f)\n",
+               c->name, k ? "arrow" : "off", c->routers, med / 1e6, lo / 1e6, hi / 1e6, cpu_med,
+               sink_med);
     }
     printf("%-22s arrow/off ratio (median of %d neighbouring pairs): %.3f  (slowdown %.1f%%)\n",
            c->name, runs, bench_median(ratio, (size_t)runs),

@@ -351,6 +351,15 @@ static void spool_send(actors *a)
         }
         rly_mutex_lock(&a->smu);
         s->inflight = false;
+        if (e == RELAY_ETOOBIG) { /* above the bus's message limit (logged): never sendable */
+            s->acked = true;
+            atomic_fetch_add(&a->trajs_dropped, s->count);
+            rly_warn("actors",
+                     "batch %llu (%u trajectories, %zu bytes) dropped: too big for the bus",
+                     (unsigned long long)seq, s->count, len);
+            rly_mutex_unlock(&a->smu);
+            continue;
+        }
         rly_mutex_unlock(&a->smu);
         return; /* window full or disconnected: try again later */
     }

@@ -95,7 +95,8 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
             char keyhex[80] = "";
             uint64_t inflight = c->max_inflight, spool = c->spool_bytes, bb = c->batch_bytes,
                      bms = c->batch_ms, rep = (uint64_t)c->replicas, sb = c->stream_bytes,
-                     ito = c->infer_timeout_ms, ib = c->infer_batch, iw = c->infer_wait_us;
+                     ito = c->infer_timeout_ms, ib = c->infer_batch, iw = c->infer_wait_us,
+                     mc = c->max_connections;
             char inference[16] = "";
             ok =
                 copy_str(t, "url", c->url, sizeof c->url, err) &&
@@ -119,7 +120,8 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
                 copy_str(t, "inference", inference, sizeof inference, err) &&
                 copy_uint(t, "infer_timeout_ms", 1, 600000, &ito, err) &&
                 copy_uint(t, "infer_batch", 1, 4096, &ib, err) &&
-                copy_uint(t, "infer_wait_us", 0, 1000000, &iw, err);
+                copy_uint(t, "infer_wait_us", 0, 1000000, &iw, err) &&
+                copy_uint(t, "max_connections", 1, RLY_TP_MAX_CONNECTIONS_MAX, &mc, err);
             if (ok && inference[0]) {
                 if (!strcmp(inference, "remote") || !strcmp(inference, "local")) {
                     c->remote_inference = !strcmp(inference, "remote");
@@ -154,6 +156,7 @@ relay_err rly_dist_config_load(rly_dist_config *c, const char *path, FILE *err)
             c->infer_timeout_ms = (uint32_t)ito;
             c->infer_batch = (uint32_t)ib;
             c->infer_wait_us = (uint32_t)iw;
+            c->max_connections = (uint32_t)mc;
         }
         cJSON_Delete(root);
         if (!ok)
@@ -268,6 +271,7 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
     tc.curve_secret_file = c->curve_secret[0] ? c->curve_secret : NULL;
     tc.curve_server_public_file = c->curve_server_public[0] ? c->curve_server_public : NULL;
     tc.curve_clients_file = c->curve_clients[0] ? c->curve_clients : NULL;
+    tc.max_connections = c->max_connections;
     relay_err e = rly_tp_open(&tc, out);
     bool zmq = !strncmp(c->url, "tcp://", 6) || !strncmp(c->url, "ipc://", 6);
     if (e == RELAY_EAUTH)
@@ -276,6 +280,8 @@ relay_err rly_dist_open_transport(const rly_dist_config *c, const char *client, 
                 : c->tls || c->ca_file[0] || !strncmp(c->url, "tls://", 6)
                     ? "NATS credentials and the TLS CA"
                     : "NATS credentials");
+    else if (e == RELAY_EBUSY && zmq && !c->server)
+        fprintf(err, "cannot connect to %s: the server is at its connection cap\n", c->url);
     else if (e)
         fprintf(err, "cannot connect to %s: %s\n", c->url, relay_strerror(e));
     return e;

@@ -38,6 +38,7 @@ typedef struct rly_dist_config {
     /* ZeroMQ CURVE (config transport.curve_*): own secret key; the server's public key
        (actors); the allowed client public keys (server) */
     char curve_secret[512], curve_server_public[512], curve_clients[512];
+    uint32_t max_connections; /* zmq server: connections per bound socket (0: default 256) */
     /* central inference (docs/DISTRIBUTED.md): actors ask the server for actions
        (transport.inference "remote"); a request fails after infer_timeout_ms; the server's
        batches hold up to infer_batch rows and wait up to infer_wait_us for more */

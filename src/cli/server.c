@@ -175,6 +175,8 @@ static void usage(FILE *f)
         "  --infer-batch N       central inference: rows per batched forward pass (default 1024)\n"
         "  --infer-wait-us U     central inference: wait for more requests (default 100 us)\n"
         "  --no-inference        do not serve central inference (relay actors --remote-inference)\n"
+        "  --max-connections N   ZeroMQ: connections each port admits at once (default 256,\n"
+        "                        at most 65536); handshakes beyond are refused and counted\n"
         "  --config FILE         JSON with a \"transport\" section (credentials, key, limits)\n"
         "  --metrics-addr A      serve Prometheus /metrics and the run's dashboard on HOST:PORT\n"
         "                        (a bare PORT binds 127.0.0.1; other hosts only when named)\n"
@@ -464,6 +466,11 @@ static relay_err publish(void *ctx, int64_t version, relay_model *pi, relay_mode
 static void on_update(void *ctx, const rly_learner_stats *st)
 {
     server *s = ctx;
+    /* the target ends training right after this update, on the learner thread: no update is
+       started and then cancelled by the stop (a torn update cannot be checkpointed, and the
+       drain acknowledges only what a checkpoint covers) */
+    if (st->episodes >= 100 && st->mean_return_100 >= s->target)
+        rly_learner_end(s->learner);
     rly_server_obs_update(s->obs, st);
     rly_mutex_lock(&s->mu);
     double lag_mean = s->lag_n ? (double)s->lag_sum / (double)s->lag_n : 0.0;
@@ -811,7 +818,7 @@ static int parse_args(server *s, int argc, char **argv)
     static const char *const algos[] = {"ppo", "reinforce", NULL};
     static const char *const corrections[] = {"ppo", "vtrace", NULL};
     const rly_argp p = {.prog = "relay server", .err = stderr};
-    uint32_t infer_batch = 0, infer_wait = UINT32_MAX;
+    uint32_t infer_batch = 0, infer_wait = UINT32_MAX, max_conns = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = 0, k;
@@ -880,6 +887,10 @@ static int parse_args(server *s, int argc, char **argv)
         } else if (OPT("--infer-wait-us")) {
             if (r > 0 && !rly_arg_u32(&p, "--infer-wait-us", v, 0, 1000000, &infer_wait))
                 return 2;
+        } else if (OPT("--max-connections")) {
+            if (r > 0 &&
+                !rly_arg_u32(&p, "--max-connections", v, 1, RLY_TP_MAX_CONNECTIONS_MAX, &max_conns))
+                return 2;
         } else
             return rly_arg_unknown(&p, a);
 #undef OPT
@@ -894,6 +905,8 @@ static int parse_args(server *s, int argc, char **argv)
         s->dc.infer_batch = infer_batch;
     if (infer_wait != UINT32_MAX)
         s->dc.infer_wait_us = infer_wait;
+    if (max_conns)
+        s->dc.max_connections = max_conns;
     if (!s->out[0])
         snprintf(s->out, sizeof s->out, "runs/%s", s->dc.run);
     return -1;
@@ -1148,12 +1161,10 @@ int rly_cli_server(int argc, char **argv)
             why = "learner error";
             break;
         }
-        if (st.episodes >= 100 && st.mean_return_100 >= s->target) {
-            why = "target reached";
-            break;
-        }
-        if (st.done) {
-            why = "step budget spent";
+        if (st.done) { /* the target (on_update ends the learner right after that update) or
+                          the step budget: stopping now cancels no update */
+            why = st.episodes >= 100 && st.mean_return_100 >= s->target ? "target reached"
+                                                                        : "step budget spent";
             break;
         }
         if (s->max_seconds && rly_now_ns() - t0 > (int64_t)s->max_seconds * RLY_NS_PER_S) {

@@ -208,7 +208,10 @@ static void run_task(rly_pool *p, rly_task *t, bool *spinner)
             drop_spin(p, spinner);
         }
         if (runq_busy(p)) {
-            enqueue(p, t); /* others are waiting: to the back of the queue */
+            /* Others are waiting: to the back of the queue. No wake-up: this worker takes the
+               next task at once, and it woke a helper when it found the queue busy. */
+            while (!runq_push(p, t))
+                sched_yield();
             return;
         }
     }

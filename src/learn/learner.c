@@ -1188,10 +1188,8 @@ out:
 /* save_now writes the checkpoint; only on the learner thread or once it has been joined. */
 static relay_err save_now(rly_learner *l, const char *path, const void *extra, size_t n)
 {
-    /* A pooled learner (relay server) has already reported the torn update's trajectories as
-       learned, and its final checkpoint must cover that ledger so held batches can be
-       acknowledged: it saves the part-updated state. An exact-resume learner (relay train)
-       keeps its previous checkpoint instead, which replays the cancelled update. */
+    /* Pooled (the distributed server) keeps saving: its cursor was not advanced by the torn
+       update, so a resumed server learns those rows again (on the part-updated weights). */
     if (l->torn && !l->cfg.pooled) {
         rly_warn(MOD,
                  "checkpoint %s not written: the stop cancelled an update part way, so the "

@@ -909,6 +909,8 @@ static relay_err arrow_open(const relay_sink_config *cfg, void **state)
         e = traj_config(a, cfg, &tc);
     if (e == RELAY_OK)
         e = rly_outfile_init(&a->tt.out, &tc, RLY_ARROW_TRAJ_EXT, &a->c);
+    rly_outfile_stream(&a->st.out, RLY_OUTFILE_STREAM_CHUNK);
+    rly_outfile_stream(&a->tt.out, RLY_OUTFILE_STREAM_CHUNK);
     if (e == RELAY_OK)
         e = rly_outfile_open(&a->st.out);
     if (e == RELAY_OK)

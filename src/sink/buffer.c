@@ -9,11 +9,19 @@
 
 #define MOD "buffer"
 
-/* Queued trajectories that make a push wake the worker at once. */
+/*
+ * Wake-ups. A consumer (the learner) wants trajectories soon: a push wakes the worker once
+ * WAKE_BATCH are queued and the worker polls every WORKER_POLL_NS. Sinks alone want few wake-ups
+ * (each one costs the routers a context switch on a small machine): a push wakes the worker only
+ * at a quarter of the buffer and the worker polls every WORKER_POLL_SINK_NS. Every buffer also
+ * wakes it at half full, and shutdown, retire and flush wake it at once.
+ */
 #define WAKE_BATCH 16
-/* How long the worker sleeps between polls while trajectories are flowing, and when idle. */
 #define WORKER_POLL_NS (200 * RLY_NS_PER_US)
+#define WORKER_POLL_SINK_NS (2 * RLY_NS_PER_MS)
 #define WORKER_IDLE_NS (10 * RLY_NS_PER_MS)
+/* Most emptied trajectories a buffer keeps for reuse beyond its capacity (one worker batch). */
+#define SPARE_MAX 4096
 
 struct rly_tbuf {
     rly_traj_out out; /* first: actors see only this */
@@ -22,6 +30,7 @@ struct rly_tbuf {
     rly_cond not_full;
     relay_traj **ring;
     uint32_t cap, head, count;
+    uint32_t wake_at;        /* queued trajectories that wake a worker without a consumer */
     _Atomic uint32_t queued; /* count, stored under lock, read without it to skip empty buffers */
     rly_backpressure policy;
     bool retiring;
@@ -107,8 +116,9 @@ static void tbuf_push(rly_traj_out *o, relay_traj *t)
         while (!atomic_compare_exchange_weak_explicit(&w->ready, &h, b, memory_order_release,
                                                       memory_order_relaxed));
     }
-    /* Wake the worker for a batch, not for every trajectory: it also polls every WORKER_POLL_NS. */
-    if (queued >= WAKE_BATCH || queued * 2 >= b->cap)
+    /* Wake the worker for a batch, not for every trajectory: it also polls (see WAKE_BATCH). */
+    if (queued >= b->wake_at || queued * 2 >= b->cap ||
+        (queued >= WAKE_BATCH && atomic_load_explicit(&b->w->consumer, memory_order_relaxed)))
         rly_event_notify(&b->w->wake);
 }
 
@@ -296,8 +306,10 @@ static void *worker_main(void *arg)
             rly_event_cancel(&w->wake);
             continue;
         }
-        rly_event_park(&w->wake,
-                       now - last_work < 100 * RLY_NS_PER_MS ? WORKER_POLL_NS : WORKER_IDLE_NS);
+        int64_t poll = atomic_load_explicit(&w->consumer, memory_order_relaxed)
+                           ? WORKER_POLL_NS
+                           : WORKER_POLL_SINK_NS;
+        rly_event_park(&w->wake, now - last_work < 100 * RLY_NS_PER_MS ? poll : WORKER_IDLE_NS);
     }
     for (size_t s = 0; s < w->n_sinks; s++)
         relay_sink_flush(w->sinks[s]);
@@ -416,7 +428,12 @@ relay_err rly_tbuf_new(rly_sinkworker *w, uint32_t capacity, rly_backpressure po
         free(b);
         return RELAY_ENOMEM;
     }
-    b->cap_spare = capacity < 256 ? capacity : 256;
+    /* Room for every trajectory that is neither recorded nor queued (up to a worker batch more
+       than the buffer holds), so recycling never frees one a router then allocates again. */
+    b->cap_spare = capacity + w->batch;
+    if (b->cap_spare > SPARE_MAX)
+        b->cap_spare = SPARE_MAX;
+    b->wake_at = capacity / 4 > WAKE_BATCH ? capacity / 4 : WAKE_BATCH;
     b->spare = malloc(b->cap_spare * sizeof *b->spare);
     if (!b->spare) {
         free(b->ring);

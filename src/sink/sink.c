@@ -299,8 +299,39 @@ relay_err rly_outfile_open(rly_outfile *f)
     }
     f->fd = fd;
     f->size = 0;
+    f->wb_mark[0] = 0;
+    f->wb_n = 0;
     rly_counters_add(&f->c->files, 1);
     return RELAY_OK;
+}
+
+void rly_outfile_stream(rly_outfile *f, uint64_t chunk)
+{
+    f->stream_chunk = chunk;
+}
+
+/* stream_chunk starts writeback of what was written since the last chunk and, once more than
+   RLY_OUTFILE_WB_LAG chunks are in flight, waits for the oldest and drops it from the page cache.
+ */
+static void stream_chunk(rly_outfile *f)
+{
+    uint64_t from = f->wb_mark[f->wb_n];
+    if (sync_file_range(f->fd, (off_t)from, (off_t)(f->size - from), SYNC_FILE_RANGE_WRITE) != 0) {
+        /* Not a file that has writeback (pipe, character device): write it normally. */
+        rly_debug(RLY_SINK_LOG, "%s: no streaming writeback (%s)", f->path, strerror(errno));
+        f->stream_chunk = 0;
+        return;
+    }
+    f->wb_mark[++f->wb_n] = f->size;
+    if (f->wb_n <= RLY_OUTFILE_WB_LAG)
+        return;
+    off_t off = (off_t)f->wb_mark[0], len = (off_t)(f->wb_mark[1] - f->wb_mark[0]);
+    unsigned flags =
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    if (sync_file_range(f->fd, off, len, flags) == 0)
+        (void)posix_fadvise(f->fd, off, len, POSIX_FADV_DONTNEED);
+    memmove(f->wb_mark, f->wb_mark + 1, f->wb_n * sizeof f->wb_mark[0]);
+    f->wb_n--;
 }
 
 relay_err rly_outfile_write(rly_outfile *f, const void *p, size_t n)
@@ -346,6 +377,8 @@ relay_err rly_outfile_writev(rly_outfile *f, struct iovec *iov, int cnt)
             iov->iov_len -= left;
         }
     }
+    if (f->stream_chunk && f->size - f->wb_mark[f->wb_n] >= f->stream_chunk)
+        stream_chunk(f);
     return RELAY_OK;
 }
 

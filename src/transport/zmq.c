@@ -24,12 +24,18 @@
  * DEALER per calling thread (made on that thread's first request, closed by zmq_close_impl), so
  * concurrent requests from router workers never share a socket or wait on the I/O thread.
  */
+
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -43,6 +49,14 @@
 #define QCAP 1024  /* deliveries waiting for the server's consumer */
 #define WAITERS 16 /* concurrent requests of one client */
 #define INFLIGHT_MAX 65536
+/* libzmq drops a peer whose frame exceeds the limit plus this slack (ZMQ_MAXMSGSIZE); frames
+   between the limit and that are read and refused by name */
+#define FRAME_SLACK (16u << 20)
+
+/* the server's bound sockets, each with its own connection cap (conn_gate) */
+enum { G_MAIN, G_PUB, G_INF, G_N };
+static const char *const gate_domain[G_N] = {"relay", "relay-models", "relay-infer"};
+static const char *const gate_what[G_N] = {"trajectories and control", "models", "inference"};
 
 typedef struct zdel {
     zmq_msg_t rid, data;
@@ -104,6 +118,14 @@ typedef struct tp_zmq {
     uint64_t status_gen;
     /* server: counters */
     atomic_ullong malformed, refused_keys, accepted_keys, batches_in, conns, bad_handshakes;
+    atomic_ullong oversized, cap_refused;
+    /* server: open TCP/IPC connections per bound socket, from the monitors (I/O thread only):
+       open_fd[fd] has bit 1 << gate set while that socket's connection fd is open */
+    uint32_t max_conns;
+    uint8_t *open_fd;
+    size_t n_open_fd;
+    uint32_t n_open[G_N];
+    char ep_mon_pub[64], ep_mon_inf[64];
 
     /* client */
     rly_mutex wmu; /* waiters, inflight, connected */
@@ -112,7 +134,7 @@ typedef struct tp_zmq {
     uint64_t next_req;
     inflight *infl;
     size_t n_infl, max_infl;
-    bool connected, ever_connected, auth_failed;
+    bool connected, ever_connected, auth_failed, at_cap;
     rly_tp_model_fn model_fn; /* I/O thread (set by the 'W' command) */
     void *model_ctx;
     atomic_bool watching;
@@ -350,7 +372,6 @@ static int set_curve(tp_zmq *t, void *sock)
     if (t->server) {
         rc |= zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one);
         rc |= zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, t->secret, 40);
-        rc |= zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "relay", 5);
     } else {
         rc |= zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, t->server_pub, 40);
         rc |= zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, t->public_, 40);
@@ -359,7 +380,87 @@ static int set_curve(tp_zmq *t, void *sock)
     return rc;
 }
 
-/* zap_answer handles one ZAP request: admits listed CURVE keys only. */
+/* set_domain names a server socket's ZAP domain: every handshake on it (CURVE or NULL) asks the
+   ZAP handler, which checks the key (CURVE) and the socket's connection cap */
+static int set_domain(void *sock, int gate)
+{
+    return zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, gate_domain[gate], strlen(gate_domain[gate]));
+}
+
+/* gate_event applies one monitor event of a bound socket: ACCEPTED opens fd, DISCONNECTED closes
+   it (libzmq reports the fd as the value of both; I/O thread). */
+static void gate_event(tp_zmq *t, int gate, uint16_t ev, uint32_t fd)
+{
+    uint8_t bit = (uint8_t)(1u << gate);
+    if (ev == ZMQ_EVENT_ACCEPTED) {
+        if (fd >= (1u << 24))
+            return; /* not a descriptor this process can have: never counted */
+        if (fd >= t->n_open_fd) {
+            size_t n = t->n_open_fd ? t->n_open_fd : 1024;
+            while (n <= fd)
+                n *= 2;
+            uint8_t *m = realloc(t->open_fd, n);
+            if (!m)
+                return; /* untracked: it does not count against the cap */
+            memset(m + t->n_open_fd, 0, n - t->n_open_fd);
+            t->open_fd = m;
+            t->n_open_fd = n;
+        }
+        if (!(t->open_fd[fd] & bit)) {
+            t->open_fd[fd] |= bit;
+            t->n_open[gate]++;
+        }
+    } else if (ev == ZMQ_EVENT_DISCONNECTED && fd < t->n_open_fd && (t->open_fd[fd] & bit)) {
+        t->open_fd[fd] &= (uint8_t)~bit;
+        t->n_open[gate]--;
+    }
+}
+
+/* monitor_read reads one monitor event (event id, value); false when none is queued. */
+static bool monitor_read(void *mon, uint16_t *ev, uint32_t *value)
+{
+    zmq_msg_t p[2];
+    int total = 0, n = recv_all(mon, p, 2, &total);
+    bool ok = n >= 1 && zmq_msg_size(&p[0]) >= 6;
+    *ev = 0;
+    *value = 0;
+    if (ok) {
+        const uint8_t *d = zmq_msg_data(&p[0]);
+        *ev = (uint16_t)(d[0] | d[1] << 8);
+        *value = (uint32_t)d[2] | (uint32_t)d[3] << 8 | (uint32_t)d[4] << 16 | (uint32_t)d[5] << 24;
+    }
+    close_parts(p, n);
+    return n >= 1 && (ok || total > 0);
+}
+
+/* server_monitor applies every queued event of one bound socket's monitor (I/O thread): the
+   connection counts of its gate; for the main socket also connections and failed handshakes. */
+static void server_monitor(tp_zmq *t, void *mon, int gate)
+{
+    uint16_t ev = 0;
+    uint32_t value = 0;
+    for (int k = 0; k < 4096 && monitor_read(mon, &ev, &value); k++) {
+        gate_event(t, gate, ev, value);
+        if (gate != G_MAIN)
+            continue;
+        if (ev == ZMQ_EVENT_ACCEPTED)
+            atomic_fetch_add(&t->conns, 1);
+        else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                 (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value != 500)) {
+            /* (status 500 is a connection refused at the cap, counted by the ZAP handler) */
+            unsigned long long n = atomic_fetch_add(&t->bad_handshakes, 1) + 1;
+            if (n <= 10 || n % 1000 == 0)
+                rly_warn(MOD,
+                         "a connection failed its handshake (not ZMTP, or refused); %llu so "
+                         "far",
+                         n);
+        }
+    }
+}
+
+/* zap_answer handles one ZAP request (I/O thread, after the monitors are drained): refuses a
+   connection beyond its socket's cap (status 500), then admits listed CURVE keys only. */
 static void zap_answer(tp_zmq *t, void *zap)
 {
     zmq_msg_t p[8];
@@ -368,23 +469,48 @@ static void zap_answer(tp_zmq *t, void *zap)
         close_parts(p, n);
         return;
     }
+    int gate = G_MAIN;
+    for (int g = 0; n >= 3 && g < G_N; g++)
+        if (zmq_msg_size(&p[2]) == strlen(gate_domain[g]) &&
+            !memcmp(zmq_msg_data(&p[2]), gate_domain[g], strlen(gate_domain[g])))
+            gate = g;
+    /* the connection asking is among the open ones (its ACCEPTED event came first) */
+    bool full = t->n_open[gate] > t->max_conns;
     bool ok = false;
-    if (n >= 7 && zmq_msg_size(&p[5]) == 5 && !memcmp(zmq_msg_data(&p[5]), "CURVE", 5) &&
-        zmq_msg_size(&p[6]) == 32) {
-        for (size_t i = 0; i < t->n_allowed && !ok; i++)
-            ok = !memcmp(t->allowed[i], zmq_msg_data(&p[6]), 32);
-    }
-    if (ok)
-        atomic_fetch_add(&t->accepted_keys, 1);
-    else {
-        unsigned long long k = atomic_fetch_add(&t->refused_keys, 1) + 1;
+    if (full) {
+        unsigned long long k = atomic_fetch_add(&t->cap_refused, 1) + 1;
         if (k <= 10 || k % 1000 == 0)
-            rly_warn(MOD, "refused a client key that is not in the allowed list (%llu so far)", k);
+            rly_warn(MOD,
+                     "refused a connection to %s (%s): %u connections open, the cap is %u "
+                     "(transport.max_connections, relay server --max-connections); %llu "
+                     "refused so far",
+                     gate == G_MAIN  ? t->ep_main
+                     : gate == G_PUB ? t->ep_pub
+                                     : t->ep_inf,
+                     gate_what[gate], t->n_open[gate], t->max_conns, k);
+    } else if (!t->curve) {
+        ok = n >= 6 && zmq_msg_size(&p[5]) == 4 && !memcmp(zmq_msg_data(&p[5]), "NULL", 4);
+    } else {
+        if (n >= 7 && zmq_msg_size(&p[5]) == 5 && !memcmp(zmq_msg_data(&p[5]), "CURVE", 5) &&
+            zmq_msg_size(&p[6]) == 32) {
+            for (size_t i = 0; i < t->n_allowed && !ok; i++)
+                ok = !memcmp(t->allowed[i], zmq_msg_data(&p[6]), 32);
+        }
+        if (ok)
+            atomic_fetch_add(&t->accepted_keys, 1);
+        else {
+            unsigned long long k = atomic_fetch_add(&t->refused_keys, 1) + 1;
+            if (k <= 10 || k % 1000 == 0)
+                rly_warn(MOD, "refused a client key that is not in the allowed list (%llu so far)",
+                         k);
+        }
     }
+    const char *code = ok ? "200" : full ? "500" : "400";
+    const char *text = ok ? "OK" : full ? "connection cap reached" : "unknown key";
     send_buf(zap, "1.0", 3, true);
     zmq_send(zap, zmq_msg_data(&p[1]), zmq_msg_size(&p[1]), ZMQ_SNDMORE);
-    send_buf(zap, ok ? "200" : "400", 3, true);
-    send_buf(zap, ok ? "OK" : "unknown key", ok ? 2 : 11, true);
+    send_buf(zap, code, 3, true);
+    send_buf(zap, text, strlen(text), true);
     send_buf(zap, "", 0, true);
     send_buf(zap, "", 0, false);
     close_parts(p, n);
@@ -437,6 +563,22 @@ static void server_in(tp_zmq *t, void *router)
         n >= 2 ? rly_zw_parse(zmq_msg_data(&p[1]), zmq_msg_size(&p[1]), &h) : RELAY_ETRUNCATED;
     if (e) {
         warn_malformed(t, relay_strerror(e));
+        close_parts(p, n);
+        return;
+    }
+    size_t big = 0;
+    for (int i = 2; i < n; i++)
+        if (zmq_msg_size(&p[i]) > big)
+            big = zmq_msg_size(&p[i]);
+    if (big > RLY_ZW_MAX_PAYLOAD) {
+        unsigned long long k = atomic_fetch_add(&t->oversized, 1) + 1;
+        if (k <= 10 || k % 1000 == 0)
+            rly_warn(MOD,
+                     "refused a frame of %zu bytes: the limit is %u bytes (64 MiB + 4 KiB; "
+                     "frames above %u bytes make libzmq drop the sender); %llu so far",
+                     big, RLY_ZW_MAX_PAYLOAD, RLY_ZW_MAX_PAYLOAD + FRAME_SLACK, k);
+        if (h.kind == RLY_ZW_TRAJ) /* the actor drops it: resending cannot help */
+            server_reply(router, &p[0], RLY_ZW_ACK, RLY_ZW_REFUSED, h.corr, NULL, NULL, 0);
         close_parts(p, n);
         return;
     }
@@ -510,6 +652,7 @@ static void server_cmd(tp_zmq *t, void *cmd, void *router, void *pub)
 
 typedef struct io_sockets {
     void *cmd, *a, *b, *zap, *mon;
+    void *mon_pub, *mon_inf; /* server: monitors of the PUB and inference sockets */
 } io_sockets;
 
 /* the I/O threads take their sockets from here (created by open on the opening thread, then
@@ -519,28 +662,12 @@ typedef struct io_start {
     io_sockets s;
 } io_start;
 
-/* server_monitor counts the ROUTER's connections and failed handshakes (I/O thread). */
-static void server_monitor(tp_zmq *t, void *mon)
+/* server_monitors drains the three bound sockets' monitors (I/O thread). */
+static void server_monitors(tp_zmq *t, const io_sockets *s)
 {
-    zmq_msg_t p[2];
-    int total = 0, n = recv_all(mon, p, 2, &total);
-    if (n >= 1 && zmq_msg_size(&p[0]) >= 6) {
-        const uint8_t *d = zmq_msg_data(&p[0]);
-        uint16_t ev = (uint16_t)(d[0] | d[1] << 8);
-        if (ev == ZMQ_EVENT_ACCEPTED)
-            atomic_fetch_add(&t->conns, 1);
-        else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
-                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-                 ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-            unsigned long long k = atomic_fetch_add(&t->bad_handshakes, 1) + 1;
-            if (k <= 10 || k % 1000 == 0)
-                rly_warn(MOD,
-                         "a connection failed its handshake (not ZMTP, or refused); %llu so "
-                         "far",
-                         k);
-        }
-    }
-    close_parts(p, n);
+    server_monitor(t, s->mon, G_MAIN);
+    server_monitor(t, s->mon_pub, G_PUB);
+    server_monitor(t, s->mon_inf, G_INF);
 }
 
 static void *server_loop(void *arg)
@@ -550,10 +677,12 @@ static void *server_loop(void *arg)
     io_sockets s = st->s;
     free(st);
     while (!atomic_load(&t->stop)) {
-        zmq_pollitem_t it[4] = {{s.cmd, 0, ZMQ_POLLIN, 0}, {s.mon, 0, ZMQ_POLLIN, 0}};
-        int n = 2;
-        if (s.zap)
-            it[n++] = (zmq_pollitem_t){s.zap, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t it[6] = {{s.cmd, 0, ZMQ_POLLIN, 0},
+                                {s.mon, 0, ZMQ_POLLIN, 0},
+                                {s.mon_pub, 0, ZMQ_POLLIN, 0},
+                                {s.mon_inf, 0, ZMQ_POLLIN, 0},
+                                {s.zap, 0, ZMQ_POLLIN, 0}};
+        int n = 5;
         rly_mutex_lock(&t->qmu);
         bool room = t->q_n < QCAP;
         rly_mutex_unlock(&t->qmu);
@@ -561,15 +690,23 @@ static void *server_loop(void *arg)
             it[n++] = (zmq_pollitem_t){s.a, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(it, n, 50) < 0 && zmq_errno() == ETERM)
             break;
+        if ((it[1].revents | it[2].revents | it[3].revents) & ZMQ_POLLIN)
+            server_monitors(t, &s);
         for (int i = 0; i < n; i++) {
-            if (!(it[i].revents & ZMQ_POLLIN))
+            if (!(it[i].revents & ZMQ_POLLIN) || i == 1 || i == 2 || i == 3)
                 continue;
             if (it[i].socket == s.cmd)
                 server_cmd(t, s.cmd, s.a, s.b);
             else if (it[i].socket == s.zap)
-                zap_answer(t, s.zap);
-            else if (it[i].socket == s.mon)
-                server_monitor(t, s.mon);
+                for (int k = 0; k < 256; k++) {
+                    /* every connection asking was accepted before it asked: count it first */
+                    server_monitors(t, &s);
+                    uint32_t ev = 0;
+                    size_t el = sizeof ev;
+                    if (zmq_getsockopt(s.zap, ZMQ_EVENTS, &ev, &el) != 0 || !(ev & ZMQ_POLLIN))
+                        break;
+                    zap_answer(t, s.zap);
+                }
             else
                 for (int k = 0; k < 64; k++) { /* a burst, bounded by the queue */
                     rly_mutex_lock(&t->qmu);
@@ -587,13 +724,15 @@ static void *server_loop(void *arg)
     int linger = 500;
     zmq_setsockopt(s.a, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s.b, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_socket_monitor(s.a, NULL, 0);
+    zmq_socket_monitor(s.b, NULL, 0);
     zmq_close(s.a);
     zmq_close(s.b);
     zmq_close(s.cmd);
-    if (s.zap)
-        zmq_close(s.zap);
-    zmq_socket_monitor(s.a, NULL, 0);
+    zmq_close(s.zap);
     zmq_close(s.mon);
+    zmq_close(s.mon_pub);
+    zmq_close(s.mon_inf);
     return NULL;
 }
 
@@ -702,30 +841,35 @@ static void request_model(void *dealer, int64_t known)
 
 static void client_monitor(tp_zmq *t, void *mon, void *dealer)
 {
-    zmq_msg_t p[2];
-    int total = 0, n = recv_all(mon, p, 2, &total);
-    if (n < 1 || zmq_msg_size(&p[0]) < 6) {
-        close_parts(p, n);
+    uint16_t ev = 0;
+    uint32_t value = 0;
+    if (!monitor_read(mon, &ev, &value) || !ev)
         return;
-    }
-    const uint8_t *d = zmq_msg_data(&p[0]);
-    uint16_t ev = (uint16_t)(d[0] | d[1] << 8);
-    close_parts(p, n);
-    bool up = false, down = false;
+    bool up = false, down = false, cap = false;
     rly_mutex_lock(&t->wmu);
     if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
         up = t->ever_connected; /* a reconnect */
         t->connected = t->ever_connected = true;
+        t->at_cap = false;
         t->n_infl = 0; /* their acks may be lost: the caller resends after conn(true) */
     } else if (ev == ZMQ_EVENT_DISCONNECTED && t->connected) {
         t->connected = false;
         down = true;
+    } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 500) {
+        /* the server is at its connection cap: libzmq tries again (reconnect interval) */
+        cap = !t->at_cap;
+        t->at_cap = true;
     } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
         t->auth_failed = true;
         rly_warn(MOD, "the server refused the CURVE handshake (check the keys)");
     }
     rly_cond_broadcast(&t->wcv);
     rly_mutex_unlock(&t->wmu);
+    if (cap)
+        rly_warn(MOD,
+                 "the server at %s refused the connection: it is at its connection cap (its "
+                 "transport.max_connections); retrying",
+                 t->ep_main);
     if (down) {
         rly_warn(MOD, "disconnected from %s; reconnecting", t->ep_main);
         if (t->conn)
@@ -893,7 +1037,27 @@ static bool infer_recv(tp_zmq *t, void *router)
         zmq_msg_close(msg);
         return true;
     }
+    /* the client: its routing id (FNV-1a) */
+    const uint8_t *id = zmq_msg_data(rid);
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < zmq_msg_size(rid); i++)
+        h = (h ^ id[i]) * UINT64_C(1099511628211);
+    rly_isrv_note_peer(s, h);
     return true; /* kept as item k until the batch is answered */
+}
+
+/* infer_wait waits until router may have a request or left_ns pass: poll(2) on its ZMQ_FD with
+   a nanosecond timeout (zmq_poll counts milliseconds). */
+static void infer_wait(void *router, int fd, int64_t left_ns)
+{
+    uint32_t ev = 0;
+    size_t el = sizeof ev;
+    if (zmq_getsockopt(router, ZMQ_EVENTS, &ev, &el) == 0 && (ev & ZMQ_POLLIN))
+        return;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct timespec ts = {.tv_sec = (time_t)(left_ns / RLY_NS_PER_S),
+                          .tv_nsec = (long)(left_ns % RLY_NS_PER_S)};
+    ppoll(&p, 1, &ts, NULL);
 }
 
 static void infer_answer(tp_zmq *t, void *router)
@@ -915,6 +1079,12 @@ static void *infer_loop(void *arg)
     void *router = t->inf_router;
     zmq_pollitem_t pi = {router, 0, ZMQ_POLLIN, 0};
     int64_t wait = rly_isrv_wait_ns(&t->isrv);
+    int fd = -1;
+    size_t fl = sizeof fd;
+    zmq_getsockopt(router, ZMQ_FD, &fd, &fl);
+#ifdef PR_SET_TIMERSLACK
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* sub-ms batch waits end on time (1 us slack) */
+#endif
     while (!atomic_load_explicit(&t->inf_stop, memory_order_relaxed)) {
         if (zmq_poll(&pi, 1, 100) <= 0)
             continue;
@@ -922,16 +1092,13 @@ static void *infer_loop(void *arg)
         for (;;) {
             while (!rly_isrv_full(&t->isrv) && infer_recv(t, router))
                 ;
-            if (rly_isrv_full(&t->isrv) || t->isrv.n == 0)
+            /* closed: full, or every client that can ask is in (no more can come) */
+            if (rly_isrv_full(&t->isrv) || t->isrv.n == 0 || rly_isrv_complete(&t->isrv))
                 break;
             int64_t left = deadline - rly_now_ns();
             if (left <= 0)
                 break;
-            /* zmq_poll counts milliseconds: wait in short sleeps for sub-millisecond bounds */
-            if (left >= RLY_NS_PER_MS)
-                zmq_poll(&pi, 1, (long)(left / RLY_NS_PER_MS));
-            else
-                rly_sleep_ns(left < 20000 ? left : 20000);
+            infer_wait(router, fd, left);
         }
         if (t->isrv.n)
             infer_answer(t, router);
@@ -957,13 +1124,17 @@ static relay_err infer_serve(void *impl, const rly_tp_infer_opts *o, rly_tp_infe
             zmq_close(r);
         return RELAY_ENOMEM;
     }
-    int64_t maxmsg = (int64_t)RLY_IW_MAX_BYTES;
-    int zero = 0, hwm = 100000;
+    /* requests above RLY_IW_MAX_BYTES get an error reply naming the limit (infer_wire.c) */
+    int64_t maxmsg = (int64_t)RLY_IW_MAX_BYTES + FRAME_SLACK;
+    int zero = 0, hwm = 100000, hs = 5000;
     zmq_setsockopt(r, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(r, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(r, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(r, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (set_curve(t, r) != 0 || zmq_bind(r, t->ep_inf) != 0) {
+    zmq_setsockopt(r, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs);
+    if (set_curve(t, r) != 0 || set_domain(r, G_INF) != 0 ||
+        zmq_socket_monitor(r, t->ep_mon_inf, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+        zmq_bind(r, t->ep_inf) != 0) {
         rly_error(MOD, "cannot serve inference on %s: %s", t->ep_inf, zmq_strerror(zmq_errno()));
         zmq_close(r);
         return RELAY_EIO;
@@ -1000,6 +1171,7 @@ static void infer_stop(tp_zmq *t)
                      (unsigned long long)st.rejected);
     }
     if (t->inf_router) {
+        zmq_socket_monitor(t->inf_router, NULL, 0);
         zmq_close(t->inf_router);
         t->inf_router = NULL;
     }
@@ -1155,12 +1327,15 @@ static void zmq_close_impl(void *impl)
         zmq_ctx_term(t->ctx);
     if (t->server) {
         unsigned long long mal = atomic_load(&t->malformed), ref = atomic_load(&t->refused_keys),
-                           bad = atomic_load(&t->bad_handshakes);
-        if (mal || ref || bad)
+                           bad = atomic_load(&t->bad_handshakes), big = atomic_load(&t->oversized),
+                           cap = atomic_load(&t->cap_refused);
+        if (mal || ref || bad || big || cap)
             rly_warn(MOD,
                      "server transport closed: %llu malformed messages refused, %llu client "
-                     "keys refused, %llu failed handshakes (of %llu connections)",
-                     mal, ref, bad, (unsigned long long)atomic_load(&t->conns));
+                     "keys refused, %llu failed handshakes (of %llu connections), %llu "
+                     "oversized frames refused, %llu connections refused at the cap of %u",
+                     mal, ref, bad, (unsigned long long)atomic_load(&t->conns), big, cap,
+                     t->max_conns);
     }
     for (size_t i = 0; i < t->q_n; i++) {
         zdel *d = t->q[(t->q_head + i) % QCAP];
@@ -1175,6 +1350,7 @@ static void zmq_close_impl(void *impl)
     free(t->status);
     free(t->allowed);
     free(t->infl);
+    free(t->open_fd);
     rly_mutex_fini(&t->cmd_mu);
     rly_mutex_fini(&t->cb_mu);
     free(t->cb_slot_k);
@@ -1209,6 +1385,11 @@ static relay_err traj_publish(void *impl, const char *msg_id, uint64_t batch_seq
     tp_zmq *t = impl;
     if (t->server)
         return RELAY_EUNSUPPORTED;
+    if (len > RLY_ZW_MAX_PAYLOAD) {
+        rly_error(MOD, "batch %llu of %zu bytes is above the frame limit of %u bytes",
+                  (unsigned long long)batch_seq, len, RLY_ZW_MAX_PAYLOAD);
+        return RELAY_ETOOBIG;
+    }
     int64_t deadline = rly_now_ns() + (timeout_ns > 0 ? timeout_ns : 0);
     rly_mutex_lock(&t->wmu);
     for (;;) {
@@ -1570,40 +1751,55 @@ static relay_err setup_curve(tp_zmq *t, const rly_tp_config *c)
     return read_key(c->curve_server_public_file, t->server_pub);
 }
 
+/* monitor_pair connects a PAIR to a socket monitor's endpoint (connecting before the monitor
+   binds is fine: inproc) */
+static void *monitor_pair(tp_zmq *t, const char *ep)
+{
+    void *m = zmq_socket(t->ctx, ZMQ_PAIR);
+    if (m && zmq_connect(m, ep) != 0) {
+        zmq_close(m);
+        return NULL;
+    }
+    return m;
+}
+
 static relay_err open_server(tp_zmq *t, io_sockets *s)
 {
-    int hwm = 0, v;
-    if (t->curve) {
-        s->zap = zmq_socket(t->ctx, ZMQ_REP);
-        if (!s->zap || zmq_bind(s->zap, "inproc://zeromq.zap.01") != 0) {
-            rly_error(MOD, "ZAP handler: %s", zmq_strerror(zmq_errno()));
-            return RELAY_EIO;
-        }
+    int hwm = 0;
+    /* the ZAP handler admits every connection: the cap on each socket, and CURVE keys */
+    s->zap = zmq_socket(t->ctx, ZMQ_REP);
+    if (!s->zap || zmq_bind(s->zap, "inproc://zeromq.zap.01") != 0) {
+        rly_error(MOD, "ZAP handler: %s", zmq_strerror(zmq_errno()));
+        return RELAY_EIO;
     }
     s->a = zmq_socket(t->ctx, ZMQ_ROUTER);
     s->b = zmq_socket(t->ctx, ZMQ_PUB);
     if (!s->a || !s->b)
         return RELAY_EIO;
-    int64_t maxmsg = (int64_t)RLY_ZW_MAX_PAYLOAD;
-    v = 1;
+    int64_t maxmsg = (int64_t)RLY_ZW_MAX_PAYLOAD + FRAME_SLACK;
     zmq_setsockopt(s->a, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    int64_t pubmax = 4096; /* subscribers send only subscriptions */
+    zmq_setsockopt(s->b, ZMQ_MAXMSGSIZE, &pubmax, sizeof pubmax);
     zmq_setsockopt(s->a, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->a, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->b, ZMQ_SNDHWM, &hwm, sizeof hwm);
     int hs = 5000;
     zmq_setsockopt(s->a, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs);
-    if (set_curve(t, s->a) || set_curve(t, s->b)) {
+    zmq_setsockopt(s->b, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs);
+    if (set_curve(t, s->a) || set_curve(t, s->b) || set_domain(s->a, G_MAIN) ||
+        set_domain(s->b, G_PUB)) {
         rly_error(MOD, "CURVE options: %s", zmq_strerror(zmq_errno()));
         return RELAY_ECONFIG;
     }
-    (void)v;
-    s->mon = zmq_socket(t->ctx, ZMQ_PAIR);
-    if (!s->mon ||
-        zmq_socket_monitor(s->a, t->ep_mon,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
-        zmq_connect(s->mon, t->ep_mon) != 0) {
+    s->mon = monitor_pair(t, t->ep_mon);
+    s->mon_pub = monitor_pair(t, t->ep_mon_pub);
+    s->mon_inf = monitor_pair(t, t->ep_mon_inf); /* its socket comes with infer_serve */
+    if (!s->mon || !s->mon_pub || !s->mon_inf ||
+        zmq_socket_monitor(
+            s->a, t->ep_mon,
+            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        zmq_socket_monitor(s->b, t->ep_mon_pub, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
         rly_error(MOD, "socket monitor: %s", zmq_strerror(zmq_errno()));
         return RELAY_EIO;
     }
@@ -1676,9 +1872,17 @@ relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out)
         t->max_infl = INFLIGHT_MAX;
     snprintf(t->ep_cmd, sizeof t->ep_cmd, "inproc://rly-cmd-%p", (void *)t);
     snprintf(t->ep_mon, sizeof t->ep_mon, "inproc://rly-mon-%p", (void *)t);
+    snprintf(t->ep_mon_pub, sizeof t->ep_mon_pub, "inproc://rly-mon-pub-%p", (void *)t);
+    snprintf(t->ep_mon_inf, sizeof t->ep_mon_inf, "inproc://rly-mon-inf-%p", (void *)t);
+    t->max_conns = c->max_connections ? c->max_connections : RLY_TP_MAX_CONNECTIONS_DEFAULT;
     io_sockets s = {0};
     io_start *st = NULL;
     relay_err e = endpoints(t, c->url);
+    if (!e && t->server && t->max_conns > RLY_TP_MAX_CONNECTIONS_MAX) {
+        rly_error(MOD, "max_connections %u is above the limit %u", t->max_conns,
+                  RLY_TP_MAX_CONNECTIONS_MAX);
+        e = RELAY_ECONFIG;
+    }
     if (!e)
         e = setup_curve(t, c);
     if (!e && !t->server && !(t->infl = calloc(t->max_infl, sizeof *t->infl)))
@@ -1712,9 +1916,9 @@ relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out)
     }
     if (e) {
         if (!t->th_running) {
-            void *socks[5] = {s.cmd, s.a, s.b, s.zap, s.mon};
+            void *socks[7] = {s.cmd, s.a, s.b, s.zap, s.mon, s.mon_pub, s.mon_inf};
             int zero = 0;
-            for (int i = 0; i < 5; i++)
+            for (int i = 0; i < 7; i++)
                 if (socks[i]) {
                     zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
                     zmq_close(socks[i]);
@@ -1733,16 +1937,16 @@ relay_err rly_tp_zmq_open(const rly_tp_config *c, rly_tp **out)
         rly_mutex_lock(&t->wmu);
         while (!t->connected && !t->auth_failed && rly_cond_wait_until(&t->wcv, &t->wmu, deadline))
             ;
-        bool ok = t->connected, auth = t->auth_failed;
+        bool ok = t->connected, auth = t->auth_failed, full = t->at_cap;
         rly_mutex_unlock(&t->wmu);
         if (!ok) {
             rly_error(MOD, "cannot connect to %s: %s", c->url,
-                      auth ? "the server refused our CURVE key"
-                           : (t->curve ? "no server answered (with CURVE: check the server's "
-                                         "public key)"
-                                       : "no server answered"));
+                      auth       ? "the server refused our CURVE key"
+                      : full     ? "the server is at its connection cap (transport.max_connections)"
+                      : t->curve ? "no server answered (with CURVE: check the server's public key)"
+                                 : "no server answered");
             zmq_close_impl(t);
-            return auth ? RELAY_EAUTH : RELAY_ECLOSED;
+            return auth ? RELAY_EAUTH : full ? RELAY_EBUSY : RELAY_ECLOSED;
         }
     }
     if ((e = rly_tp_new_impl(&zmq_ops, t, out))) {

@@ -179,12 +179,56 @@ static void server_and_client(void **state)
     unlink(pub);
 }
 
+/* A server with a cap of 1 connection per port: the first client connects, the second is refused
+   by name (RELAY_EBUSY) and the first still works; above the documented maximum: ECONFIG. */
+static void connection_cap(void **state)
+{
+    (void)state;
+    char url[128];
+    snprintf(url, sizeof url, "ipc:///tmp/relay-zmq-cap-%d", (int)getpid());
+    rly_tp_config c;
+    rly_tp_config_init(&c);
+    c.url = url;
+    c.bind = true;
+    c.max_connections = RLY_TP_MAX_CONNECTIONS_MAX + 1;
+    rly_tp *srv = NULL, *a = NULL, *b = NULL;
+    assert_err(rly_tp_open(&c, &srv), RELAY_ECONFIG);
+    c.max_connections = 1;
+    assert_ok(rly_tp_open(&c, &srv));
+    assert_ok(rly_tp_traj_consume(srv, 1));
+    assert_ok(rly_tp_control_serve(srv, serve, NULL));
+    c.bind = false;
+    c.connect_timeout_ns = 2 * RLY_NS_PER_S;
+    assert_ok(rly_tp_open(&c, &a));
+    assert_err(rly_tp_open(&c, &b), RELAY_EBUSY);
+    relay_codec_buf rep = {0};
+    relay_err e = RELAY_ENOTFOUND;
+    for (int i = 0; i < 100 && e; i++)
+        e = rly_tp_control_request(a, "hi", 2, &rep, RLY_NS_PER_S);
+    assert_ok(e);
+    assert_true(rep.len == 3 && !memcmp(rep.data, "hi!", 3));
+    /* once the first leaves, a newcomer is admitted */
+    rly_tp_close(a);
+    e = RELAY_EBUSY;
+    for (int i = 0; i < 20 && e == RELAY_EBUSY; i++)
+        e = rly_tp_open(&c, &b);
+    assert_ok(e);
+    rly_tp_close(b);
+    relay_codec_buf_fini(&rep);
+    rly_tp_close(srv);
+    unlink(url + 6);
+    char pub[160];
+    snprintf(pub, sizeof pub, "%s.pub", url + 6);
+    unlink(pub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(header_round_trip),
         cmocka_unit_test(seen_restart),
         cmocka_unit_test(server_and_client),
+        cmocka_unit_test(connection_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

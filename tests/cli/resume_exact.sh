@@ -26,20 +26,20 @@ same() {
 run() { "$relay" train --quiet "$@" > /dev/null 2>> log.txt || [ $? -eq 3 ]; }
 
 # --- CartPole, 3 actors on 2 routers: --max-updates then --resume ---------------------------------
-common=(--seed 7 --steps 24000 --actors 3 --eval-every 4 --eval-episodes 3 --save-every 5 --target 100000)
+common=(--seed 7 --steps 12000 --actors 3 --eval-every 4 --eval-episodes 3 --save-every 5 --target 100000)
 run "${common[@]}" --out full
-run "${common[@]}" --out part --max-updates 23
-[ "$(tail -1 part/metrics.csv | cut -d, -f1)" = 23 ] || fail "--max-updates 23 did not stop at update 23"
+run "${common[@]}" --out part --max-updates 17
+[ "$(tail -1 part/metrics.csv | cut -d, -f1)" = 17 ] || fail "--max-updates 17 did not stop at update 17"
 run --resume part
 same full part
 # a resume of a resume: interrupt twice
-run "${common[@]}" --out twice --max-updates 12
-run --resume twice --max-updates 31
+run "${common[@]}" --out twice --max-updates 8
+run --resume twice --max-updates 26
 run --resume twice
 same full twice
 
 # --- kill -9 after a checkpoint, then --resume ------------------------------------------------------
-"$relay" train "${common[@]}" --steps 60000 --out killed --quiet > /dev/null 2>&1 &
+"$relay" train "${common[@]}" --steps 30000 --out killed --quiet > /dev/null 2>&1 &
 pid=$!
 for _ in $(seq 1 3000); do
   [ -s killed/checkpoint.ckpt ] && [ -s killed/metrics.csv ] && [ "$(wc -l < killed/metrics.csv)" -gt 22 ] && break
@@ -50,25 +50,45 @@ wait "$pid" 2>/dev/null || true
 pid=
 [ -s killed/checkpoint.ckpt ] || fail "no checkpoint before kill -9"
 run --resume killed
-run "${common[@]}" --steps 60000 --out full60
-same full60 killed
+run "${common[@]}" --steps 30000 --out full30
+same full30 killed
+
+# --- SIGTERM (a graceful interrupt: the final checkpoint, or the previous one when the stop cut an
+#     update short), then --resume -----------------------------------------------------------------
+"$relay" train "${common[@]}" --steps 30000 --out termed --quiet > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 3000); do
+  [ -s termed/checkpoint.ckpt ] && [ -s termed/metrics.csv ] && [ "$(wc -l < termed/metrics.csv)" -gt 15 ] && break
+  sleep 0.01
+done
+kill -TERM "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+pid=
+run --resume termed
+same full30 termed
 
 # --- continuous actions (Pendulum-v1, Gaussian sampling RNG) ------------------------------------
-pc=(--env Pendulum-v1 --seed 3 --steps 16384 --eval-every 2 --eval-episodes 2 --save-every 1)
+pc=(--env Pendulum-v1 --seed 3 --steps 12288 --eval-every 2 --eval-episodes 2 --save-every 1)
 run "${pc[@]}" --out pfull
 run "${pc[@]}" --out ppart --max-updates 2
 run --resume ppart
 same pfull ppart
 
 # --- the update that reaches the target has its metrics row; the stop does not depend on timing --
-"$relay" train --seed 2 --steps 200000 --target 150 --eval-every 0 --out tgt --quiet > tgt.txt
+"$relay" train --seed 2 --steps 200000 --target 100 --eval-every 0 --out tgt --quiet > tgt.txt
 grep -q "target reached" tgt.txt || fail "target not reached: $(cat tgt.txt)"
 up=$(sed -n 's/.*steps, \([0-9]*\) updates.*/\1/p' tgt.txt)
 last=$(tail -1 tgt/metrics.csv)
 [ "$(cut -d, -f1 <<< "$last")" = "$up" ] || fail "the last metrics row is not update $up: $last"
-awk -F, '{ exit !($5 >= 150) }' <<< "$last" || fail "the last row does not reach the target: $last"
-"$relay" train --seed 2 --steps 200000 --target 150 --eval-every 0 --out tgt2 --quiet > /dev/null
+awk -F, '{ exit !($5 >= 100) }' <<< "$last" || fail "the last row does not reach the target: $last"
+"$relay" train --seed 2 --steps 200000 --target 100 --eval-every 0 --out tgt2 --quiet > /dev/null
 same tgt tgt2
+
+# --- with a trajectory sink, the resumed run writes its own files next to the first ones ----------
+run --steps 4096 --sink arrow --save-every 2 --max-updates 3 --eval-every 0 --out sunk
+run --resume sunk
+[ -s sunk/trajectories/run.arrow ] && [ -s sunk/trajectories/run-resume3.arrow ] \
+  || fail "trajectory files of the resumed run: $(ls sunk/trajectories)"
 
 # --- a snapshot section that does not fit the run is refused, naming it -----------------------------
 set +e

@@ -194,12 +194,17 @@ def scenario_curve():
 
 
 def scenario_hostile():
-    """Malformed, truncated, oversized frames and a burst of connections: the server stays up."""
+    """Malformed, truncated, oversized frames and a flood of connections while 2 actor processes
+    train: the flood beyond the connection cap is refused and counted, training goes on."""
     port = free_port_pair()
     url = "tcp://127.0.0.1:%d" % port
     out = os.path.join(TMP, "run")
-    srv = start(server_args(url, out), "server")
+    cap = 16
+    srv = start(server_args(url, out, "--max-connections", str(cap)), "server")
     time.sleep(0.3)
+    acts = [start(actor_args(url, i), "actors%d" % i) for i in range(2)]
+    wait_for(lambda: updates(out) >= 2 or srv.poll() is not None, "training to start", 120)
+    assert srv.poll() is None, "server exited early:\n" + read_log("server")
     ctx = zmq.Context()
     d = ctx.socket(zmq.DEALER)
     d.linger = 1000
@@ -220,24 +225,24 @@ def scenario_hostile():
     # unreadable batches inside a well-formed frame: recorded as rejected in the ledger
     for body in (b"RLYB" + bytes(10), b"\xff" * 100, b"RLYB\x01" + bytes(31) + b"\xff" * 50):
         d.send_multipart([good_hdr, body])
-    # an oversized frame: libzmq drops the connection (ZMQ_MAXMSGSIZE)
+    # an oversized frame: refused by name (the limit is 64 MiB + 4 KiB), acknowledged REFUSED
+    d.send_multipart([good_hdr, b"\0" * (65 << 20)])
+    # far above the limit: libzmq drops the connection (ZMQ_MAXMSGSIZE, limit + 16 MiB)
     big = ctx.socket(zmq.DEALER)
     big.linger = 2000
     big.connect(url)
-    big.send_multipart([good_hdr, b"\0" * (65 << 20)])
-    # a burst of connections
-    burst = []
-    for _ in range(200):
-        c = ctx.socket(zmq.DEALER)
+    big.send_multipart([good_hdr, b"\0" * (90 << 20)])
+    assert d.poll(20000), "no answer to the oversized batch:\n" + read_log("server")
+    ack = d.recv_multipart()
+    assert ack[0][3] == 2 and ack[0][4] == 1, ack  # ACK, REFUSED
+    # a flood of connections on both ports, far beyond the cap, held for a while
+    flood = []
+    for i in range(200):
+        c = ctx.socket(zmq.DEALER if i % 4 else zmq.SUB)
         c.linger = 0
-        c.connect(url)
-        burst.append(c)
-    time.sleep(1.0)
-    for c in burst:
-        c.close()
-    big.close()
-    d.close()
-    ctx.term()
+        c.connect(url if i % 4 else "tcp://127.0.0.1:%d" % (port + 1))
+        flood.append(c)
+    # and peers that are not ZeroMQ at all
     raw = [socket.create_connection(("127.0.0.1", port), 2) for _ in range(50)]
     for r in raw:
         try:
@@ -245,25 +250,42 @@ def scenario_hostile():
         except OSError:
             pass
         r.close()
-    assert srv.poll() is None, "server died:\n" + read_log("server")
-    acts = [start(actor_args(url, i), "actors%d" % i) for i in range(2)]
+    # training goes on while the flood is held open
+    at_flood = updates(out)
+    wait_for(lambda: updates(out) >= at_flood + 5 or srv.poll() is not None,
+             "learning during the flood", 120)
+    assert srv.poll() is None or srv.returncode == 0, "server died:\n" + read_log("server")
+    log("updates: %d when the flood began, %d while it was held" % (at_flood, updates(out)))
+    for c in flood:
+        c.close()
+    big.close()
+    d.close()
+    ctx.term()
     rc = wait_exit(srv, 200)
     assert rc == 0, "server exit %d:\n%s" % (rc, read_log("server"))
     for a in acts:
-        wait_exit(a, 30)
+        assert wait_exit(a, 30) == 0, read_log(a.name)
+        assert "0 dropped, 0 unacknowledged" in read_log(a.name), read_log(a.name)
     fates, _ = check_ledgers(out, 2)
     assert fates["rejected"] >= 3, fates
+    assert "target reached" in read_log("server")
     slog = read_log("server")
     assert "malformed" in slog, slog
+    assert "the limit is %d bytes" % ((64 << 20) + 4096) in slog, slog
+    assert "the cap is %d" % cap in slog, slog
     n = [l for l in slog.splitlines() if "malformed messages refused" in l]
     assert n and int(n[-1].split("closed: ")[1].split()[0]) >= len(malformed), slog
     bad = int(n[-1].split("keys refused, ")[1].split()[0])
     conns = int(n[-1].split("(of ")[1].split()[0])
+    big_n = int(n[-1].split("connections), ")[1].split()[0])
+    refused = int(n[-1].split("oversized frames refused, ")[1].split()[0])
     log("malformed:", n[-1].split("closed: ")[1].split()[0], "failed handshakes:", bad,
-        "connections:", conns)
+        "connections:", conns, "oversized:", big_n, "refused at the cap:", refused)
     # 50 non-ZMTP peers (one closing before libzmq read its bytes counts as a plain disconnect,
-    # not a failed handshake); of the 200 ZeroMQ peers some may close before connecting
+    # not a failed handshake); of the 200 flood peers at most cap per port were admitted
     assert bad >= 10 and conns >= 50, n[-1]
+    assert big_n >= 1, n[-1]
+    assert refused >= 200 - 2 * cap, n[-1]
 
 
 def scenario_drain_crash():
