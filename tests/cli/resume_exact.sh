@@ -53,6 +53,20 @@ run --resume killed
 run "${common[@]}" --steps 30000 --out full30
 same full30 killed
 
+# --- SIGTERM (a graceful interrupt: the final checkpoint, or the previous one when the stop cut an
+#     update short), then --resume -----------------------------------------------------------------
+"$relay" train "${common[@]}" --steps 30000 --out termed --quiet > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 3000); do
+  [ -s termed/checkpoint.ckpt ] && [ -s termed/metrics.csv ] && [ "$(wc -l < termed/metrics.csv)" -gt 15 ] && break
+  sleep 0.01
+done
+kill -TERM "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+pid=
+run --resume termed
+same full30 termed
+
 # --- continuous actions (Pendulum-v1, Gaussian sampling RNG) ------------------------------------
 pc=(--env Pendulum-v1 --seed 3 --steps 12288 --eval-every 2 --eval-episodes 2 --save-every 1)
 run "${pc[@]}" --out pfull
