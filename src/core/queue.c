@@ -51,6 +51,14 @@ static inline void seq_set(const rly_mpsc *q, cell_hdr *c, size_t pos, size_t v,
     atomic_store_explicit(&c->seq, v - (pos & q->mask), o);
 }
 
+/* prefetch_next asks for the cell the next push will write, for writing. A lightly loaded ring's
+   next cell was last used a lap ago and is out of cache: this takes the miss off the next
+   message's path (the consumer does not read past the tail, so nothing else brings it in). */
+static inline void prefetch_next(const rly_mpsc *q, size_t pos)
+{
+    __builtin_prefetch(cell_at(q, pos), 1);
+}
+
 relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
 {
     memset(q, 0, sizeof *q);
@@ -144,6 +152,7 @@ relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n)
         memcpy(cell_data(c), src + i * q->elem_size, q->elem_size);
         seq_set(q, c, pos + i, pos + i + 1, memory_order_release);
     }
+    prefetch_next(q, pos + n);
     return RELAY_OK;
 }
 
@@ -159,6 +168,7 @@ relay_err rly_mpsc_push(rly_mpsc *q, const void *elem)
                                                       memory_order_relaxed)) {
                 memcpy(cell_data(c), elem, q->elem_size);
                 seq_set(q, c, pos, pos + 1, memory_order_release);
+                prefetch_next(q, pos + 1);
                 return RELAY_OK;
             }
         } else if (dif < 0) {
