@@ -17,6 +17,10 @@
  * inproc://zeromq.zap.01 in the transport's context) admits only the public keys listed in the
  * allowed-clients file; clients give the server's public key and their own secret key.
  *
+ * Connection cap: every server socket has a ZAP domain, so every handshake (CURVE or NULL) asks
+ * the ZAP handler, which refuses it (status 500) while more than max_connections connections
+ * are open on that socket, counted from the socket monitors' ACCEPTED / DISCONNECTED events.
+ *
  * Threads: one I/O thread per transport owns every socket. API calls reach it through an inproc
  * PAIR command socket (serialised by cmd_mu) and wait on condition variables for replies. The ack,
  * connection, model and control callbacks run on the I/O thread. Central inference has its own
@@ -1756,6 +1760,9 @@ static relay_err setup_curve(tp_zmq *t, const rly_tp_config *c)
 static void *monitor_pair(tp_zmq *t, const char *ep)
 {
     void *m = zmq_socket(t->ctx, ZMQ_PAIR);
+    int unlimited = 0; /* a flood must not drop ACCEPTED/DISCONNECTED events (the counts) */
+    if (m)
+        zmq_setsockopt(m, ZMQ_RCVHWM, &unlimited, sizeof unlimited);
     if (m && zmq_connect(m, ep) != 0) {
         zmq_close(m);
         return NULL;
