@@ -235,6 +235,15 @@ def scenario_hostile():
     assert d.poll(20000), "no answer to the oversized batch:\n" + read_log("server")
     ack = d.recv_multipart()
     assert ack[0][3] == 2 and ack[0][4] == 1, ack  # ACK, REFUSED
+    # an oversized central inference request: an error reply naming the limit (64 MiB)
+    inf = ctx.socket(zmq.DEALER)
+    inf.linger = 0
+    inf.connect("tcp://127.0.0.1:%d" % (port + 2))
+    inf.send(b"\0" * (65 << 20))
+    assert inf.poll(20000), "no answer to the oversized inference request"
+    rep = inf.recv()
+    assert b"exceeds the limit of %d bytes" % (64 << 20) in rep, rep[:200]
+    inf.close()
     # a flood of connections on both ports, far beyond the cap, held for a while
     flood = []
     for i in range(200):
