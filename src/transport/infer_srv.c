@@ -8,7 +8,7 @@
 #include "core/log.h"
 
 #define MOD "infer"
-#define WARN_FIRST 5     /* rejects logged one by one; then only counted */
+#define WARN_FIRST 5 /* rejects logged one by one; then only counted */
 /* client table (power of two), compacted when half full: the clients of two batches of up to
    RLY_IW_MAX_ROWS requests each always fit */
 #define PEER_SLOTS 16384u

@@ -38,32 +38,30 @@ run --resume twice --max-updates 26
 run --resume twice
 same full twice
 
+# interrupt SIGNAL DIR ROWS: train DIR (30,000 steps) in the background and send SIGNAL once it has
+# a checkpoint and more than ROWS metrics rows
+interrupt() {
+  "$relay" train "${common[@]}" --steps 30000 --out "$2" --quiet > /dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 3000); do
+    [ -s "$2/checkpoint.ckpt" ] && [ -s "$2/metrics.csv" ] && [ "$(wc -l < "$2/metrics.csv")" -gt "$3" ] && break
+    sleep 0.01
+  done
+  kill "-$1" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
+  [ -s "$2/checkpoint.ckpt" ] || fail "no checkpoint before kill -$1"
+}
+
 # --- kill -9 after a checkpoint, then --resume ------------------------------------------------------
-"$relay" train "${common[@]}" --steps 30000 --out killed --quiet > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 3000); do
-  [ -s killed/checkpoint.ckpt ] && [ -s killed/metrics.csv ] && [ "$(wc -l < killed/metrics.csv)" -gt 22 ] && break
-  sleep 0.01
-done
-kill -9 "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-pid=
-[ -s killed/checkpoint.ckpt ] || fail "no checkpoint before kill -9"
+interrupt KILL killed 22
 run --resume killed
 run "${common[@]}" --steps 30000 --out full30
 same full30 killed
 
 # --- SIGTERM (a graceful interrupt: the final checkpoint, or the previous one when the stop cut an
 #     update short), then --resume -----------------------------------------------------------------
-"$relay" train "${common[@]}" --steps 30000 --out termed --quiet > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 3000); do
-  [ -s termed/checkpoint.ckpt ] && [ -s termed/metrics.csv ] && [ "$(wc -l < termed/metrics.csv)" -gt 15 ] && break
-  sleep 0.01
-done
-kill -TERM "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-pid=
+interrupt TERM termed 15
 run --resume termed
 same full30 termed
 
