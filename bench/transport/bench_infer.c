@@ -8,11 +8,12 @@
  *
  * usage: bench_infer [--procs 2] [--actors 32] [--envs 1] [--seconds 5] [--batch 1024]
  *                    [--wait-us 100] [--routers 2] [--url tcp://127.0.0.1:PORT]
- *                    [--mode both|remote|local]
+ *                    [--mode both|remote|local] [--close early|wait]
  * Output, one line per mode:
  *   bench_infer remote: 64 actors in 2 processes x 1 envs: N actions/s, request p50 X us p99 Y us,
  *   server batches mean B rows (largest M)
  */
+#include <dirent.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #define HBUCKETS 100000 /* request latency histogram: 1 us buckets up to 100 ms */
 
 static uint32_t P = 2, A = 32, E = 1, SECONDS = 5, BATCH = 1024, WAIT_US = 100, ROUTERS = 2;
+static bool WAIT_ALWAYS = false; /* --close wait: batches close only at --batch rows or --wait-us */
 static char URL[256] = "";
 
 #define CHECK(call)                                                                                \
@@ -67,6 +69,32 @@ static relay_model *mlp(uint32_t out, uint64_t seed)
     return m;
 }
 
+/* sched_totals sums the CPU time and the run-queue wait (runnable, waiting for a CPU) of this
+   process's live threads, in ns (/proc/self/task/T/schedstat; zeros where unavailable). */
+static void sched_totals(uint64_t *run, uint64_t *wait)
+{
+    *run = *wait = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long r = 0, w = 0;
+        if (f && fscanf(f, "%llu %llu", &r, &w) == 2) {
+            *run += r;
+            *wait += w;
+        }
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+}
+
 /* ---- actor process ------------------------------------------------------------------------- */
 
 typedef struct timed {
@@ -95,6 +123,7 @@ static void drop(void *ctx, relay_traj *t)
 
 typedef struct report {
     uint64_t steps, requests;
+    uint64_t run_ns, wait_ns; /* the process's threads: on a CPU, waiting for one */
     double seconds;
     uint32_t hist[HBUCKETS];
 } report;
@@ -146,9 +175,14 @@ static void actor_process(int fd, bool remote, uint32_t idx)
     uint32_t *h0 = calloc(HBUCKETS, sizeof *h0);
     for (int i = 0; i < HBUCKETS; i++)
         h0[i] = atomic_load(&tm.hist[i]);
+    uint64_t run0, wait0, run1, wait1;
+    sched_totals(&run0, &wait0);
     int64_t t0 = rly_now_ns();
     rly_sleep_ns((int64_t)SECONDS * RLY_NS_PER_S);
     relay_agent_get_stats(ag, &s1);
+    sched_totals(&run1, &wait1);
+    rep.run_ns = run1 - run0;
+    rep.wait_ns = wait1 - wait0;
     rep.seconds = (double)(rly_now_ns() - t0) / 1e9;
     rep.steps = s1.env_steps - s0.env_steps;
     rep.requests = atomic_load(&tm.requests) - r0;
@@ -194,7 +228,8 @@ static void run(bool remote)
         rly_policy_desc desc = {.obs_dim = 4, .discrete = true, .n_actions = 2, .act_dim = 1};
         CHECK(rly_infer_server_new(&desc, &is));
         rly_infer_server_publish(is, 1, mlp(2, 1), mlp(1, 2), NULL, 0);
-        rly_tp_infer_opts o = {.max_batch = BATCH, .max_wait_ns = (int64_t)WAIT_US * 1000};
+        rly_tp_infer_opts o = {
+            .max_batch = BATCH, .max_wait_ns = (int64_t)WAIT_US * 1000, .wait_always = WAIT_ALWAYS};
         CHECK(rly_infer_server_start(is, srv, &o));
     }
     int fds[16];
@@ -215,7 +250,14 @@ static void run(bool remote)
     static report rep;
     static uint64_t hist[HBUCKETS];
     memset(hist, 0, sizeof hist);
-    double steps = 0, requests = 0;
+    double steps = 0, requests = 0, a_run = 0, a_wait = 0;
+    /* the server's threads over about the actors' window (after their 1 s warm-up) */
+    rly_sleep_ns(RLY_NS_PER_S);
+    uint64_t srun0, swait0, srun1, swait1;
+    rly_tp_infer_stats st0 = {0}, st1 = {0};
+    sched_totals(&srun0, &swait0);
+    if (remote)
+        rly_tp_infer_stats_get(srv, &st0);
     for (uint32_t i = 0; i < P; i++) {
         uint8_t *p = (uint8_t *)&rep;
         size_t off = 0;
@@ -230,6 +272,13 @@ static void run(bool remote)
         close(fds[i]);
         steps += (double)rep.steps / rep.seconds;
         requests += (double)rep.requests;
+        a_run += (double)rep.run_ns;
+        a_wait += (double)rep.wait_ns;
+        if (i == 0) {
+            sched_totals(&srun1, &swait1);
+            if (remote)
+                rly_tp_infer_stats_get(srv, &st1);
+        }
         for (int k = 0; k < HBUCKETS; k++)
             hist[k] += rep.hist[k];
     }
@@ -245,6 +294,18 @@ static void run(bool remote)
                pct(hist, (uint64_t)requests, 0.99),
                st.batches ? (double)st.rows / (double)st.batches : 0.0, st.max_rows, BATCH,
                WAIT_US);
+        printf("bench_infer remote: batches closed early (every client in) %.1f%%, server mean "
+               "gather %.1f us, forward+replies %.1f us per batch (close: %s)\n",
+               st.batches ? 100.0 * (double)st.closed_early / (double)st.batches : 0.0,
+               st.batches ? (double)st.gather_ns / 1e3 / (double)st.batches : 0.0,
+               st.batches ? (double)st.serve_ns / 1e3 / (double)st.batches : 0.0,
+               WAIT_ALWAYS ? "wait" : "early");
+        double sreq = (double)(st1.requests - st0.requests);
+        printf("bench_infer remote: per request: actor processes %.1f us on a CPU, %.1f us "
+               "runnable waiting for one; server %.1f us on a CPU, %.1f us waiting (all threads)\n",
+               requests ? a_run / 1e3 / requests : 0.0, requests ? a_wait / 1e3 / requests : 0.0,
+               sreq > 0 ? (double)(srun1 - srun0) / 1e3 / sreq : 0.0,
+               sreq > 0 ? (double)(swait1 - swait0) / 1e3 / sreq : 0.0);
         printf("bench_infer remote: server batch sizes (rows <=1,2,4,..): ");
         for (int i = 0; i < RLY_TP_INFER_BUCKETS; i++)
             printf("%llu%s", (unsigned long long)st.hist[i],
@@ -253,8 +314,9 @@ static void run(bool remote)
         rly_infer_server_free(is);
     } else {
         printf("bench_infer local: %u actors in %u processes x %u envs: %.0f actions/s (each "
-               "process runs the model itself)\n",
-               P * A, P, E, steps);
+               "process runs the model itself; per action %.2f us on a CPU, %.2f us waiting)\n",
+               P * A, P, E, steps, steps ? a_run / 1e3 / (steps * SECONDS) : 0.0,
+               steps ? a_wait / 1e3 / (steps * SECONDS) : 0.0);
     }
     fflush(stdout);
 }
@@ -282,6 +344,8 @@ int main(int argc, char **argv)
             ROUTERS = (uint32_t)atoi(v);
         else if (!strcmp(f, "--mode"))
             mode = v;
+        else if (!strcmp(f, "--close"))
+            WAIT_ALWAYS = !strcmp(v, "wait");
         else {
             fprintf(stderr, "bench_infer: unknown option %s\n", f);
             return 2;

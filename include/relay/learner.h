@@ -85,7 +85,8 @@ RELAY_API relay_err relay_learner_wait_version(relay_learner *l, int64_t v, uint
 /* relay_learner_n_steps returns the rows per actor that make one update. */
 RELAY_API uint32_t relay_learner_n_steps(relay_learner *l);
 
-/* relay_learner_save_checkpoint writes the complete learner state to path atomically. */
+/* relay_learner_save_checkpoint writes the complete learner state to path atomically
+   (RELAY_ESTATE, and the file untouched, after a stop that cancelled an update part way). */
 RELAY_API relay_err relay_learner_save_checkpoint(relay_learner *l, const char *path);
 
 /* relay_learner_export_onnx writes the newest policy network to path as ONNX. */

@@ -477,7 +477,11 @@ relay_err rly_train_run(rly_train_config *fc, FILE *progress, relay_train_poll_f
     ac->sink_csv = strcmp(o->sink, "csv") == 0;
     ac->sink_binary = strcmp(o->sink, "binary") == 0;
     snprintf(ac->sink_dir, sizeof ac->sink_dir, "%.*s/trajectories", RELAY_PATH_MAX - 64, o->out);
-    snprintf(ac->run_name, sizeof ac->run_name, "run");
+    /* a resumed run writes its trajectories next to the interrupted run's, not over them */
+    if (o->resume)
+        snprintf(ac->run_name, sizeof ac->run_name, "run-resume%u", resume_updates);
+    else
+        snprintf(ac->run_name, sizeof ac->run_name, "run");
     char path[RELAY_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/config.json", o->out);
     if ((e = write_effective_config(path, fc)) != RELAY_OK)

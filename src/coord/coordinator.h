@@ -25,7 +25,7 @@ typedef struct rly_coord_config {
     uint32_t routers;             /* initial router count (default 1) */
     uint32_t workers;             /* pool threads the routers run on (0 = CPUs available) */
     size_t router_queue_capacity; /* per-router intake (default 16384; shrunk down to 1024 when
-                                     many routers would need over 256 MiB together) */
+                                     many routers would need over 16 MiB together) */
     int64_t control_timeout_ns;   /* wait for the dispatcher's ack (default 30 s) */
     int64_t shutdown_timeout_ns;  /* bound on shutdown (default 30 s) */
     /* router_started runs (control thread) before a new router takes actors, e.g. to give it a

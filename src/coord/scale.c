@@ -67,8 +67,11 @@ out:
     return e;
 }
 
-/* Router queues of all routers together stay within this (a queue cell is 64 bytes). */
-#define QUEUE_BUDGET_BYTES (256u << 20)
+/* Router queues of all routers together stay within this (a queue cell is 64 bytes), unless
+   there are so many routers that QUEUE_MIN_CAP each is more. Small rings also keep a lightly
+   loaded router's queue in cache: a message lands in the cell after the previous one, so with
+   hundreds of routers and big rings every message touched a line last used a lap ago. */
+#define QUEUE_BUDGET_BYTES (16u << 20)
 #define QUEUE_MIN_CAP 1024u
 
 /* queue_cap returns the intake capacity for a new router when total routers will exist: the

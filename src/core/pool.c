@@ -48,6 +48,12 @@ static _Thread_local bool tls_worker;      /* this thread is one of a pool's wor
 static _Thread_local rly_pool *tls_pool;   /* pool an off-pool thread last queued a task on */
 static _Thread_local uint32_t tls_callers; /* rly_pool_caller_runs depth */
 static _Thread_local bool tls_owed;        /* a wake-up was skipped for the caller to help */
+/* Tasks a caller-runs thread scheduled and will run itself (FIFO, all on tls_pool): they skip the
+   shared run queue, so a round trip costs no atomic read-modify-write on its lines. They are
+   moved to the run queue (and a worker woken) by rly_pool_settle. */
+#define LOCAL_CAP 64u
+static _Thread_local rly_task *tls_local[LOCAL_CAP];
+static _Thread_local uint32_t tls_lhead, tls_ltail;
 
 /* ---- run queue (Vyukov's bounded MPMC queue of task pointers) ------------------------------ */
 
@@ -208,7 +214,10 @@ static void run_task(rly_pool *p, rly_task *t, bool *spinner)
             drop_spin(p, spinner);
         }
         if (runq_busy(p)) {
-            enqueue(p, t); /* others are waiting: to the back of the queue */
+            /* Others are waiting: to the back of the queue. No wake-up: this worker takes the
+               next task at once, and it woke a helper when it found the queue busy. */
+            while (!runq_push(p, t))
+                sched_yield();
             return;
         }
     }
@@ -344,9 +353,13 @@ void rly_task_notify(rly_task *t)
         enqueue(p, t);
         return;
     }
+    tls_owed = true;
+    if (tls_ltail - tls_lhead < LOCAL_CAP) {
+        tls_local[tls_ltail++ % LOCAL_CAP] = t; /* SCHED is set: nobody else queues it */
+        return;
+    }
     while (!runq_push(p, t))
         sched_yield();
-    tls_owed = true;
 }
 
 void rly_pool_caller_runs(bool on)
@@ -365,6 +378,12 @@ void rly_pool_settle(void)
         return;
     tls_owed = false;
     rly_pool *p = tls_pool;
+    /* Tasks kept for this thread go to the run queue, in order, for the workers. */
+    while (tls_lhead != tls_ltail) {
+        rly_task *t = tls_local[tls_lhead++ % LOCAL_CAP];
+        while (!runq_push(p, t))
+            sched_yield();
+    }
     if (p && runq_busy(p))
         wake_one(p);
 }
@@ -374,7 +393,7 @@ bool rly_pool_help(bool (*done)(void *), void *arg)
     rly_pool *p = tls_pool;
     if (!p || !tls_callers || tls_worker || tls_task)
         return false;
-    rly_task *t = runq_pop(p);
+    rly_task *t = tls_lhead != tls_ltail ? tls_local[tls_lhead++ % LOCAL_CAP] : runq_pop(p);
     if (!t)
         return false;
     /* Same protocol as a worker (run_task): t was popped, so nobody else runs it now. */
@@ -392,8 +411,14 @@ bool rly_pool_help(bool (*done)(void *), void *arg)
                 return true;
         }
         /* Work left: go on only while the caller still waits and no other task is queued;
-           otherwise hand t to the workers (woken, since the caller may stop helping now). */
-        if ((done && done(arg)) || runq_busy(p)) {
+           otherwise hand t to the workers (woken, since the caller may stop helping now), or
+           behind this thread's own queued tasks while it still waits. */
+        bool waited = done && done(arg);
+        if (!waited && tls_lhead != tls_ltail && tls_ltail - tls_lhead < LOCAL_CAP) {
+            tls_local[tls_ltail++ % LOCAL_CAP] = t;
+            return true;
+        }
+        if (waited || tls_lhead != tls_ltail || runq_busy(p)) {
             enqueue(p, t);
             return true;
         }

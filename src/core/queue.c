@@ -7,6 +7,12 @@
 
 /* Rings of at least this many bytes get their own mapping (see rly_mpsc_init). */
 #define MAP_MIN_BYTES ((size_t)64 << 10)
+/* Mapped rings are faulted in at creation while all such rings of the process together stay
+   within this; beyond it (thousands of routers) pages are faulted in when first used. A fault in
+   the message path costs about a microsecond, once per page of a ring's first lap. */
+#define POPULATE_BUDGET ((size_t)32 << 20)
+
+static _Atomic size_t populated_bytes;
 
 static size_t round_pow2(size_t n)
 {
@@ -45,6 +51,14 @@ static inline void seq_set(const rly_mpsc *q, cell_hdr *c, size_t pos, size_t v,
     atomic_store_explicit(&c->seq, v - (pos & q->mask), o);
 }
 
+/* prefetch_next asks for the cell the next push will write, for writing. A lightly loaded ring's
+   next cell was last used a lap ago and is out of cache: this takes the miss off the next
+   message's path (the consumer does not read past the tail, so nothing else brings it in). */
+static inline void prefetch_next(const rly_mpsc *q, size_t pos)
+{
+    __builtin_prefetch(cell_at(q, pos), 1);
+}
+
 relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
 {
     memset(q, 0, sizeof *q);
@@ -58,9 +72,21 @@ relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
        pages are faulted in only when messages reach them (calloc would clear them all now). */
     size_t bytes = cap * q->cell_size;
     if (bytes >= MAP_MIN_BYTES) {
-        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+        size_t prev = atomic_fetch_add_explicit(&populated_bytes, bytes, memory_order_relaxed);
+        if (prev + bytes <= POPULATE_BUDGET) {
+            flags |= MAP_POPULATE;
+            q->populated = true;
+        } else {
+            atomic_fetch_sub_explicit(&populated_bytes, bytes, memory_order_relaxed);
+        }
+        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (m == MAP_FAILED) {
+            if (q->populated)
+                atomic_fetch_sub_explicit(&populated_bytes, bytes, memory_order_relaxed);
+            q->populated = false;
             return RELAY_ENOMEM;
+        }
         q->mem = m;
         q->mapped = bytes;
         q->cells = m;
@@ -78,9 +104,12 @@ relay_err rly_mpsc_init(rly_mpsc *q, size_t capacity, size_t elem_size)
 
 void rly_mpsc_fini(rly_mpsc *q)
 {
-    if (q->mapped)
+    if (q->mapped) {
         munmap(q->mem, q->mapped);
-    else
+        if (q->populated)
+            atomic_fetch_sub_explicit(&populated_bytes, q->mapped, memory_order_relaxed);
+        q->populated = false;
+    } else
         free(q->mem);
     q->mapped = 0;
     q->mem = NULL;
@@ -123,6 +152,7 @@ relay_err rly_mpsc_push_batch(rly_mpsc *q, const void *elems, size_t n)
         memcpy(cell_data(c), src + i * q->elem_size, q->elem_size);
         seq_set(q, c, pos + i, pos + i + 1, memory_order_release);
     }
+    prefetch_next(q, pos + n);
     return RELAY_OK;
 }
 
@@ -138,6 +168,7 @@ relay_err rly_mpsc_push(rly_mpsc *q, const void *elem)
                                                       memory_order_relaxed)) {
                 memcpy(cell_data(c), elem, q->elem_size);
                 seq_set(q, c, pos, pos + 1, memory_order_release);
+                prefetch_next(q, pos + 1);
                 return RELAY_OK;
             }
         } else if (dif < 0) {
@@ -154,6 +185,15 @@ size_t rly_mpsc_pop_batch(rly_mpsc *q, void *out, size_t max)
     size_t n = 0;
     size_t cap = q->mask + 1;
     size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    /* Look no further than the claimed positions: reading the cell after the last message
+       would touch a line not used since the ring's previous lap (a cache miss on every call
+       for a lightly loaded queue). A stale tail only means fewer now; cells claimed but not
+       yet written still stop the loop below. */
+    size_t avail = atomic_load_explicit(&q->tail, memory_order_relaxed) - head;
+    if ((intptr_t)avail <= 0)
+        return 0;
+    if (max > avail)
+        max = avail;
     while (n < max) {
         cell_hdr *c = cell_at(q, head);
         size_t seq = seq_get(q, c, head, memory_order_acquire);

@@ -18,6 +18,7 @@
 #define RLY_CORE_QUEUE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,7 +33,8 @@ typedef struct rly_mpsc {
     size_t cell_size;
     unsigned char *cells; /* cache-line aligned, inside mem */
     void *mem;
-    size_t mapped; /* mem's length when mmap'ed, else 0 (calloc) */
+    size_t mapped;  /* mem's length when mmap'ed, else 0 (calloc) */
+    bool populated; /* faulted in at creation (counted in the process's populate budget) */
 } rly_mpsc;
 
 /* rly_mpsc_init creates a queue of capacity (rounded up to a power of two) elements. */

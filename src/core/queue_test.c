@@ -1,6 +1,7 @@
 /* Tests for the bounded MPSC and SPSC queues: capacity, order, batches, and concurrency. */
 #include "test_util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/queue.h"
@@ -39,6 +40,58 @@ static void mpsc_rejects_bad_init(void **state)
     rly_mpsc q;
     assert_err(rly_mpsc_init(&q, 0, 8), RELAY_EINVAL);
     assert_err(rly_mpsc_init(&q, 8, 0), RELAY_EINVAL);
+}
+
+/* Rings of 64 KiB and more are mapped; past the populate budget (32 MiB of rings in the process)
+   they start untouched. Either way a fresh ring is valid (zeroed cells mean "empty") and keeps
+   order over several laps, alone and after others were freed. */
+static void mpsc_large_rings_lap_in_order(void **state)
+{
+    enum { RINGS = 300, CAP = 4096 }; /* 4096 x 32-byte cells = 128 KiB each, 37.5 MiB in all */
+    rly_mpsc *q = calloc(RINGS, sizeof *q);
+    assert_non_null(q);
+    for (int r = 0; r < RINGS; r++)
+        assert_ok(rly_mpsc_init(&q[r], CAP, sizeof(item)));
+    item out[64];
+    for (int r = 0; r < RINGS; r += 37) { /* populated and lazy rings alike */
+        uint32_t next = 0, sent = 0;
+        while (sent < 3 * CAP + 17) {
+            item b[48];
+            uint32_t k = 0;
+            for (; k < 48; k++)
+                b[k] = (item){.producer = (uint32_t)r, .seq = sent + k};
+            assert_ok(rly_mpsc_push_batch(&q[r], b, 48));
+            sent += 48;
+            size_t n;
+            while ((n = rly_mpsc_pop_batch(&q[r], out, 64 - (sent % 5))) > 0)
+                for (size_t i = 0; i < n; i++) {
+                    assert_int_equal(out[i].producer, (uint32_t)r);
+                    assert_int_equal(out[i].seq, next++);
+                }
+        }
+        assert_int_equal(next, sent);
+        assert_int_equal(rly_mpsc_size_approx(&q[r]), 0);
+    }
+    /* Fill one ring to capacity: exactly CAP fit, then it is full, then it drains in order. */
+    rly_mpsc *f = &q[RINGS - 1];
+    for (uint32_t i = 0; i < CAP; i++)
+        assert_ok(rly_mpsc_push(f, &(item){.seq = i}));
+    assert_err(rly_mpsc_push(f, &(item){.seq = 0}), RELAY_EFULL);
+    uint32_t next = 0;
+    size_t n;
+    while ((n = rly_mpsc_pop_batch(f, out, 64)) > 0)
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(out[i].seq, next++);
+    assert_int_equal(next, CAP);
+    for (int r = 0; r < RINGS; r++)
+        rly_mpsc_fini(&q[r]);
+    /* After the frees the budget is back: new rings are populated again and work. */
+    assert_ok(rly_mpsc_init(&q[0], CAP, sizeof(item)));
+    assert_ok(rly_mpsc_push(&q[0], &(item){.seq = 7}));
+    assert_int_equal(rly_mpsc_pop_batch(&q[0], out, 64), 1);
+    assert_int_equal(out[0].seq, 7);
+    rly_mpsc_fini(&q[0]);
+    free(q);
 }
 
 #define PRODUCERS 4
@@ -156,6 +209,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mpsc_capacity_and_order),
         cmocka_unit_test(mpsc_rejects_bad_init),
+        cmocka_unit_test(mpsc_large_rings_lap_in_order),
         cmocka_unit_test(mpsc_concurrent_fifo_per_producer),
         cmocka_unit_test(spsc_wraps_and_batches),
         cmocka_unit_test(spsc_concurrent_order),

@@ -1188,7 +1188,9 @@ out:
 /* save_now writes the checkpoint; only on the learner thread or once it has been joined. */
 static relay_err save_now(rly_learner *l, const char *path, const void *extra, size_t n)
 {
-    if (l->torn) {
+    /* Pooled (the distributed server) keeps saving: its cursor was not advanced by the torn
+       update, so a resumed server learns those rows again (on the part-updated weights). */
+    if (l->torn && !l->cfg.pooled) {
         rly_warn(MOD,
                  "checkpoint %s not written: the stop cancelled an update part way, so the "
                  "learner's state is not one an uninterrupted run passes through (the previous "

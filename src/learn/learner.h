@@ -174,7 +174,10 @@ relay_err rly_learner_export_onnx(rly_learner *l, uint8_t **bytes, size_t *len);
  * (the learner thread) it saves at once, between updates; from another thread it asks the
  * learner thread to save before its next update and waits for the result; after rly_learner_stop
  * it saves directly. While the learner is stopping (stop called but not returned) it returns
- * RELAY_ESHUTDOWN. Errors: RELAY_EIO (file system, logged with the reason), RELAY_ETOOBIG.
+ * RELAY_ESHUTDOWN. Errors: RELAY_EIO (file system, logged with the reason), RELAY_ETOOBIG;
+ * RELAY_ESTATE (nothing written, a warning logged) when the stop cancelled an update part way
+ * (rows consumed, weights part-updated: no uninterrupted run passes through that state), except
+ * in pooled mode, whose cursor makes a resumed learner learn those rows again.
  */
 relay_err rly_learner_checkpoint_save(rly_learner *l, const char *path, const void *extra,
                                       size_t extra_len);

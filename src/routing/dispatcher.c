@@ -79,7 +79,8 @@ struct rly_dispatcher {
     rly_mutex routes_lock;
     route **all_routes;
     size_t n_routes, cap_routes;
-    route *touched; /* routes whose fwd count or fast flag must be published */
+    route *touched;    /* routes whose fwd count or fast flag must be published */
+    route *last_route; /* the route of the previous data message (route_msg) */
     rtent **rts;
     size_t n_rts, cap_rts;
     rtent **dirty; /* routers with staged messages (so a loop costs O(busy routers), not O(R)) */
@@ -523,7 +524,13 @@ static void flush_route(rly_dispatcher *d, route *r)
 /* route_msg forwards a data message or holds it in the actor's pending FIFO. */
 static void route_msg(rly_dispatcher *d, rly_msg *m, int64_t now)
 {
-    route *r = route_get_or_create(d, m->actor);
+    /* Messages come in runs for one actor (a sender's batch): look its route up once per run.
+       Routes live until the dispatcher is freed, so the cached pointer stays valid. */
+    route *r = d->last_route;
+    if (!r || !rly_id_same(&r->id, &m->actor)) {
+        r = route_get_or_create(d, m->actor);
+        d->last_route = r;
+    }
     if (!r) {
         rly_error("dispatcher", "out of memory creating a route; failing a %s message",
                   rly_proto_name(m->proto));

@@ -262,6 +262,71 @@ static void router_removal_moves_nothing_lost(void **state)
     fx_stop(&f);
 }
 
+/* router_of sends a's next message (sequence seq) with a reply and, once it is answered, returns
+   the router a lives on (the reply orders the router's write of slot.router before the read). */
+static rly_router *router_of(rly_dispatcher *d, h_actor *a, int64_t seq)
+{
+    rly_reply *r = rly_reply_new();
+    rly_msg m = rly_msg_data(a->slot.id, RLY_MODEL_VERSION, seq, NULL, NULL, r);
+    assert_ok(rly_dispatcher_send(d, &m));
+    assert_ok(rly_reply_wait(r, 20 * RLY_NS_PER_S, NULL, NULL));
+    rly_reply_release(r);
+    return a->slot.router;
+}
+
+/* The dispatcher keeps its routers sorted by id for lookup: ids added out of order, a duplicate,
+   and a removal in the middle all resolve to the right router. */
+static void routers_found_by_id_in_any_order(void **state)
+{
+    fixture f;
+    fx_start(&f, NULL, 0);
+    static const uint32_t ids[4] = {40, 7, 23, 11};
+    for (int i = 0; i < 4; i++) {
+        assert_ok(rly_router_new(ids[i], 1024, rly_dispatcher_router_return, f.d, &f.routers[i]));
+        assert_ok(rly_router_start(f.routers[i], f.pool));
+        assert_ok(h_ctl(f.d, RLY_KIND_CTL_ROUTER_ADD, (relay_id){0}, 0, f.routers[i], NULL));
+    }
+    f.n_routers = 4;
+    rly_router *dup;
+    assert_ok(rly_router_new(23, 64, rly_dispatcher_router_return, f.d, &dup));
+    assert_err(h_ctl(f.d, RLY_KIND_CTL_ROUTER_ADD, (relay_id){0}, 0, dup, NULL), RELAY_EEXIST);
+    rly_router_free(dup);
+    h_actor a[4];
+    for (int i = 0; i < 4; i++) {
+        h_actor_init(&a[i], relay_id_from_seed(30, (uint64_t)i));
+        assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_ADD, a[i].slot.id, ids[i], &a[i].slot, NULL));
+        assert_ok(h_send(f.d, a[i].slot.id, 0, 0));
+    }
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(router_of(f.d, &a[i], 1), f.routers[i]);
+    /* Remove router 23 (its actor moves to 11 first); 40 and 7 are still found. */
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_MOVE, a[2].slot.id, 11, NULL, NULL));
+    void *gone = NULL;
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ROUTER_REMOVE, (relay_id){0}, 23, NULL, &gone));
+    assert_ptr_equal(gone, f.routers[2]);
+    rly_router_join(f.routers[2]);
+    rly_router_free(f.routers[2]);
+    f.routers[2] = f.routers[3];
+    f.n_routers = 3;
+    h_actor b;
+    h_actor_init(&b, relay_id_from_seed(31, 0));
+    assert_err(h_ctl(f.d, RLY_KIND_CTL_ACTOR_ADD, b.slot.id, 23, &b.slot, NULL),
+               RELAY_EROUTER_NOT_FOUND);
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_MOVE, a[0].slot.id, 7, NULL, NULL));
+    assert_ok(h_ctl(f.d, RLY_KIND_CTL_ACTOR_MOVE, a[1].slot.id, 40, NULL, NULL));
+    for (int i = 0; i < 4; i++)
+        assert_ok(h_send(f.d, a[i].slot.id, 0, 2));
+    assert_ptr_equal(router_of(f.d, &a[0], 3), f.routers[1]); /* 7 */
+    assert_ptr_equal(router_of(f.d, &a[1], 3), f.routers[0]); /* 40 */
+    assert_ptr_equal(router_of(f.d, &a[2], 3), f.routers[2]); /* 11 */
+    assert_ptr_equal(router_of(f.d, &a[3], 3), f.routers[2]); /* 11 */
+    for (int i = 0; i < 4; i++) {
+        assert_true(h_wait_received(&a[i], 4));
+        assert_int_equal(atomic_load(&a[i].order_errors), 0);
+    }
+    fx_stop(&f);
+}
+
 static void misrouted_message_is_routed_again(void **state)
 {
     fixture f;
@@ -454,6 +519,7 @@ int main(void)
         cmocka_unit_test(remove_actor_detaches_and_returns_slot),
         cmocka_unit_test(unknown_router_and_unassigned_errors),
         cmocka_unit_test(router_removal_moves_nothing_lost),
+        cmocka_unit_test(routers_found_by_id_in_any_order),
         cmocka_unit_test(misrouted_message_is_routed_again),
         cmocka_unit_test(shutdown_fails_undeliverable_and_closes_intake),
         cmocka_unit_test(send_after_close_is_refused),

@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "relay/codec.h"
+#include "sink/buffer.h"
 #include "sink/sink_internal.h"
 #include "sink/sink_test_util.h"
 
@@ -589,6 +592,66 @@ static void streaming_outfile_keeps_every_byte(void **state)
     tu_rmtree(dir);
 }
 
+/* ---- router trajectory buffers ---- */
+
+static void count_consumed(void *ctx, relay_traj *t)
+{
+    atomic_fetch_add((_Atomic uint64_t *)ctx, 1);
+    relay_traj_free(t);
+}
+
+#define MANY_BUFS 600
+typedef struct {
+    rly_tbuf **bufs;
+    uint32_t id;
+    int n;
+} buf_pusher;
+
+static void *push_many(void *arg)
+{
+    buf_pusher *p = arg;
+    relay_step_spec spec = tu_spec(RELAY_F32, false, 0);
+    uint64_t x = 0x9e3779b97f4a7c15ull * (p->id + 1);
+    for (int i = 0; i < p->n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        rly_traj_out *o = rly_tbuf_out(p->bufs[x % MANY_BUFS]);
+        o->push(o, tu_make(&spec, 2, (uint64_t)i));
+    }
+    return NULL;
+}
+
+/* Many buffers, few of them busy at a time (thousands of routers): the worker finds every
+   trajectory through the ready stack (none is stranded in a buffer it no longer visits), and
+   retiring every buffer, busy or not, returns once each is drained. */
+static void many_buffers_drain_and_retire(void **state)
+{
+    _Atomic uint64_t consumed = 0;
+    rly_sinkworker *w;
+    assert_ok(rly_sinkworker_new(NULL, 0, 16, count_consumed, (void *)&consumed, &w));
+    rly_tbuf **bufs = calloc(MANY_BUFS, sizeof *bufs);
+    for (int i = 0; i < MANY_BUFS; i++)
+        assert_ok(rly_tbuf_new(w, 4, RLY_BP_BLOCK, &bufs[i]));
+    int per = test_sanitized() ? 2000 : 20000;
+    buf_pusher ps[3];
+    pthread_t th[3];
+    for (uint32_t k = 0; k < 3; k++) {
+        ps[k] = (buf_pusher){.bufs = bufs, .id = k, .n = per};
+        assert_int_equal(pthread_create(&th[k], NULL, push_many, &ps[k]), 0);
+    }
+    for (int k = 0; k < 3; k++)
+        pthread_join(th[k], NULL);
+    for (int i = 0; i < MANY_BUFS; i++)
+        rly_tbuf_retire(bufs[i]);
+    assert_int_equal(atomic_load(&consumed), (uint64_t)(3 * per));
+    rly_tbuf_stats st;
+    rly_sinkworker_totals(w, &st);
+    assert_int_equal(st.accepted, (uint64_t)(3 * per));
+    assert_int_equal(st.drained, (uint64_t)(3 * per));
+    assert_int_equal(st.dropped, 0);
+    rly_sinkworker_free(w);
+    free(bufs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +664,7 @@ int main(void)
         cmocka_unit_test(inspect_reads_every_format),
         cmocka_unit_test(inspect_survives_corruption),
         cmocka_unit_test(streaming_outfile_keeps_every_byte),
+        cmocka_unit_test(many_buffers_drain_and_retire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,17 @@ typedef struct rly_isrv {
     size_t rep_cap, rep_used;
     size_t *rep_off, *rep_len;
     uint8_t err[RLY_IW_HDR + RLY_IW_TEXT_MAX]; /* the last rejected request's reply */
+    /* clients (rly_isrv_note_peer): open-addressed table of (key, last batch asked in) */
+    uint64_t *peer_key, *peer_last, *peer_tmp;
+    size_t peer_used;
+    uint64_t batch_no;
+    uint32_t expect;   /* clients of the previous batch, plus newcomers in this one */
+    uint32_t in_batch; /* distinct clients with a request in this batch */
+    uint32_t prev;     /* distinct clients of the previous batch */
+    size_t noted;      /* requests of this batch whose client is known */
+    int64_t first_ns;  /* when this batch's first request came */
     _Atomic uint64_t requests, rows_total, batches, rejected, failed, max_rows;
+    _Atomic uint64_t closed_early, gather_ns, serve_ns;
     _Atomic uint64_t hist[RLY_TP_INFER_BUCKETS];
 } rly_isrv;
 
@@ -45,6 +55,14 @@ relay_err rly_isrv_add(rly_isrv *s, const void *data, size_t len, size_t *err_le
 
 /* rly_isrv_full reports whether the batch reached max_batch rows (or its item capacity). */
 bool rly_isrv_full(const rly_isrv *s);
+
+/* rly_isrv_note_peer says which client sent the request just added (a nonzero key, e.g. a hash
+   of its ZeroMQ routing id); transports that cannot tell clients apart never call it. */
+void rly_isrv_note_peer(rly_isrv *s, uint64_t key);
+
+/* rly_isrv_complete reports whether every expected client has a request in the batch (all its
+   requests noted), so waiting longer cannot add any; false with opts.wait_always. */
+bool rly_isrv_complete(const rly_isrv *s);
 
 /* rly_isrv_run serves the batch: calls fn, then finishes every reply. */
 void rly_isrv_run(rly_isrv *s);

@@ -101,10 +101,16 @@ typedef struct rly_tp_infer_item {
 /* rly_tp_infer_fn serves one batch of n requests holding rows rows in all. */
 typedef void (*rly_tp_infer_fn)(void *ctx, rly_tp_infer_item *items, size_t n, uint32_t rows);
 
-/* rly_tp_infer_opts bounds a batch. */
+/*
+ * rly_tp_infer_opts bounds a batch. A batch also closes, before max_wait_ns, as soon as every
+ * client that asked in the previous batch (and every newcomer) has a request in it: each client
+ * (a DEALER per actor-process thread) waits for its reply before it asks again, so no more can
+ * come. Transports that cannot tell clients apart (NATS) wait for max_batch or max_wait_ns.
+ */
 typedef struct rly_tp_infer_opts {
     uint32_t max_batch; /* rows per batch, 1..RLY_IW_MAX_ROWS (0: 1024); a request is never split */
     int64_t max_wait_ns; /* wait for more after a batch's first request (< 0: 100 us) */
+    bool wait_always;    /* never close early (benchmarks: the behaviour before early closing) */
 } rly_tp_infer_opts;
 
 /* RLY_TP_INFER_BUCKETS: batches are counted by rows <= 1, 2, 4, ..., 4096, more. */
@@ -113,8 +119,11 @@ typedef struct rly_tp_infer_opts {
 /* rly_tp_infer_stats are the server's inference counters (racy snapshot). */
 typedef struct rly_tp_infer_stats {
     uint64_t requests, rows, batches;
-    uint64_t rejected; /* malformed or oversized requests refused */
-    uint64_t failed;   /* requests fn failed (no model yet, shape mismatch, ...) */
+    uint64_t closed_early; /* batches closed because every client was in */
+    uint64_t gather_ns;    /* summed: first request of a batch to its close */
+    uint64_t serve_ns;     /* summed: the batch callback and laying out the replies */
+    uint64_t rejected;     /* malformed or oversized requests refused */
+    uint64_t failed;       /* requests fn failed (no model yet, shape mismatch, ...) */
     uint64_t hist[RLY_TP_INFER_BUCKETS];
     uint32_t max_rows; /* largest batch */
 } rly_tp_infer_stats;

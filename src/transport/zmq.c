@@ -17,6 +17,10 @@
  * inproc://zeromq.zap.01 in the transport's context) admits only the public keys listed in the
  * allowed-clients file; clients give the server's public key and their own secret key.
  *
+ * Connection cap: every server socket has a ZAP domain, so every handshake (CURVE or NULL) asks
+ * the ZAP handler, which refuses it (status 500) while more than max_connections connections
+ * are open on that socket, counted from the socket monitors' ACCEPTED / DISCONNECTED events.
+ *
  * Threads: one I/O thread per transport owns every socket. API calls reach it through an inproc
  * PAIR command socket (serialised by cmd_mu) and wait on condition variables for replies. The ack,
  * connection, model and control callbacks run on the I/O thread. Central inference has its own
@@ -24,12 +28,18 @@
  * DEALER per calling thread (made on that thread's first request, closed by zmq_close_impl), so
  * concurrent requests from router workers never share a socket or wait on the I/O thread.
  */
+
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -1031,7 +1041,27 @@ static bool infer_recv(tp_zmq *t, void *router)
         zmq_msg_close(msg);
         return true;
     }
+    /* the client: its routing id (FNV-1a) */
+    const uint8_t *id = zmq_msg_data(rid);
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < zmq_msg_size(rid); i++)
+        h = (h ^ id[i]) * UINT64_C(1099511628211);
+    rly_isrv_note_peer(s, h);
     return true; /* kept as item k until the batch is answered */
+}
+
+/* infer_wait waits until router may have a request or left_ns pass: poll(2) on its ZMQ_FD with
+   a nanosecond timeout (zmq_poll counts milliseconds). */
+static void infer_wait(void *router, int fd, int64_t left_ns)
+{
+    uint32_t ev = 0;
+    size_t el = sizeof ev;
+    if (zmq_getsockopt(router, ZMQ_EVENTS, &ev, &el) == 0 && (ev & ZMQ_POLLIN))
+        return;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct timespec ts = {.tv_sec = (time_t)(left_ns / RLY_NS_PER_S),
+                          .tv_nsec = (long)(left_ns % RLY_NS_PER_S)};
+    ppoll(&p, 1, &ts, NULL);
 }
 
 static void infer_answer(tp_zmq *t, void *router)
@@ -1053,6 +1083,12 @@ static void *infer_loop(void *arg)
     void *router = t->inf_router;
     zmq_pollitem_t pi = {router, 0, ZMQ_POLLIN, 0};
     int64_t wait = rly_isrv_wait_ns(&t->isrv);
+    int fd = -1;
+    size_t fl = sizeof fd;
+    zmq_getsockopt(router, ZMQ_FD, &fd, &fl);
+#ifdef PR_SET_TIMERSLACK
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* sub-ms batch waits end on time (1 us slack) */
+#endif
     while (!atomic_load_explicit(&t->inf_stop, memory_order_relaxed)) {
         if (zmq_poll(&pi, 1, 100) <= 0)
             continue;
@@ -1060,16 +1096,13 @@ static void *infer_loop(void *arg)
         for (;;) {
             while (!rly_isrv_full(&t->isrv) && infer_recv(t, router))
                 ;
-            if (rly_isrv_full(&t->isrv) || t->isrv.n == 0)
+            /* closed: full, or every client that can ask is in (no more can come) */
+            if (rly_isrv_full(&t->isrv) || t->isrv.n == 0 || rly_isrv_complete(&t->isrv))
                 break;
             int64_t left = deadline - rly_now_ns();
             if (left <= 0)
                 break;
-            /* zmq_poll counts milliseconds: wait in short sleeps for sub-millisecond bounds */
-            if (left >= RLY_NS_PER_MS)
-                zmq_poll(&pi, 1, (long)(left / RLY_NS_PER_MS));
-            else
-                rly_sleep_ns(left < 20000 ? left : 20000);
+            infer_wait(router, fd, left);
         }
         if (t->isrv.n)
             infer_answer(t, router);
@@ -1727,6 +1760,9 @@ static relay_err setup_curve(tp_zmq *t, const rly_tp_config *c)
 static void *monitor_pair(tp_zmq *t, const char *ep)
 {
     void *m = zmq_socket(t->ctx, ZMQ_PAIR);
+    int unlimited = 0; /* a flood must not drop ACCEPTED/DISCONNECTED events (the counts) */
+    if (m)
+        zmq_setsockopt(m, ZMQ_RCVHWM, &unlimited, sizeof unlimited);
     if (m && zmq_connect(m, ep) != 0) {
         zmq_close(m);
         return NULL;

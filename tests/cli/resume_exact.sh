@@ -38,20 +38,32 @@ run --resume twice --max-updates 26
 run --resume twice
 same full twice
 
+# interrupt SIGNAL DIR ROWS: train DIR (30,000 steps) in the background and send SIGNAL once it has
+# a checkpoint and more than ROWS metrics rows
+interrupt() {
+  "$relay" train "${common[@]}" --steps 30000 --out "$2" --quiet > /dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 3000); do
+    [ -s "$2/checkpoint.ckpt" ] && [ -s "$2/metrics.csv" ] && [ "$(wc -l < "$2/metrics.csv")" -gt "$3" ] && break
+    sleep 0.01
+  done
+  kill "-$1" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
+  [ -s "$2/checkpoint.ckpt" ] || fail "no checkpoint before kill -$1"
+}
+
 # --- kill -9 after a checkpoint, then --resume ------------------------------------------------------
-"$relay" train "${common[@]}" --steps 30000 --out killed --quiet > /dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 3000); do
-  [ -s killed/checkpoint.ckpt ] && [ -s killed/metrics.csv ] && [ "$(wc -l < killed/metrics.csv)" -gt 22 ] && break
-  sleep 0.01
-done
-kill -9 "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-pid=
-[ -s killed/checkpoint.ckpt ] || fail "no checkpoint before kill -9"
+interrupt KILL killed 22
 run --resume killed
 run "${common[@]}" --steps 30000 --out full30
 same full30 killed
+
+# --- SIGTERM (a graceful interrupt: the final checkpoint, or the previous one when the stop cut an
+#     update short), then --resume -----------------------------------------------------------------
+interrupt TERM termed 15
+run --resume termed
+same full30 termed
 
 # --- continuous actions (Pendulum-v1, Gaussian sampling RNG) ------------------------------------
 pc=(--env Pendulum-v1 --seed 3 --steps 12288 --eval-every 2 --eval-episodes 2 --save-every 1)
@@ -69,6 +81,12 @@ last=$(tail -1 tgt/metrics.csv)
 awk -F, '{ exit !($5 >= 100) }' <<< "$last" || fail "the last row does not reach the target: $last"
 "$relay" train --seed 2 --steps 200000 --target 100 --eval-every 0 --out tgt2 --quiet > /dev/null
 same tgt tgt2
+
+# --- with a trajectory sink, the resumed run writes its own files next to the first ones ----------
+run --steps 4096 --sink arrow --save-every 2 --max-updates 3 --eval-every 0 --out sunk
+run --resume sunk
+[ -s sunk/trajectories/run.arrow ] && [ -s sunk/trajectories/run-resume3.arrow ] \
+  || fail "trajectory files of the resumed run: $(ls sunk/trajectories)"
 
 # --- a snapshot section that does not fit the run is refused, naming it -----------------------------
 set +e

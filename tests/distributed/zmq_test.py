@@ -2,7 +2,7 @@
 """Distributed training over ZeroMQ (brokerless, CURVE), end to end, with faults.
 
 usage: zmq_test.py RELAY_BIN SCENARIO
-SCENARIO: train | kill_server | kill_actor | curve | hostile | python | drain_crash
+SCENARIO: train | kill_server | kill_actor | curve | hostile | python | drain_crash | launcher
 
 Each scenario picks free 127.0.0.1 ports, starts a `relay server --zmq` and `relay actors --zmq`
 processes, bounds its time and stops everything it started by PID, also on failure. Accounting is
@@ -235,6 +235,15 @@ def scenario_hostile():
     assert d.poll(20000), "no answer to the oversized batch:\n" + read_log("server")
     ack = d.recv_multipart()
     assert ack[0][3] == 2 and ack[0][4] == 1, ack  # ACK, REFUSED
+    # an oversized central inference request: an error reply naming the limit (64 MiB)
+    inf = ctx.socket(zmq.DEALER)
+    inf.linger = 0
+    inf.connect("tcp://127.0.0.1:%d" % (port + 2))
+    inf.send(b"\0" * (65 << 20))
+    assert inf.poll(20000), "no answer to the oversized inference request"
+    rep = inf.recv()
+    assert b"exceeds the limit of %d bytes" % (64 << 20) in rep, rep[:200]
+    inf.close()
     # a flood of connections on both ports, far beyond the cap, held for a while
     flood = []
     for i in range(200):
@@ -349,6 +358,33 @@ def scenario_drain_crash():
     wait_exit(act2, 30)
     fates, acked = check_ledgers(out, 3)
     assert acked >= 6, acked
+
+
+def scenario_launcher():
+    """relay train --distributed 2 --zmq: server and 2 actor processes without a broker, in one
+    command that stops what it started."""
+    out = os.path.join(TMP, "run")
+    p = start([RELAY, "train", "--distributed", "2", "--zmq", "--out", out, "--target", TARGET],
+              "launcher")
+    rc = wait_exit(p, 200)
+    text = read_log("launcher")
+    assert rc == 0, "relay train --distributed 2 --zmq exit %d:\n%s" % (rc, text)
+    assert "no broker" in text and "target reached" in text, text
+    assert text.count("0 dropped, 0 unacknowledged") == 2, text  # both actor processes drained
+    assert "failed handshakes" not in text, text  # the launcher's readiness check is not a peer
+    for f in ("metrics.csv", "policy.onnx", "ledger.csv", "checkpoint.bin", "config.json"):
+        assert os.path.getsize(os.path.join(out, f)) > 0, f
+    fates = {}
+    with open(os.path.join(out, "ledger.csv")) as f:
+        for line in f:
+            fate = line.strip().split(",")[2]
+            fates[fate] = fates.get(fate, 0) + 1
+    log("ledger fates:", fates)
+    assert fates.get("learned", 0) > 0 and not fates.get("duplicate"), fates
+    # nothing left running: no server (its run directory) nor actors (the run, train<pid>)
+    for pat in ("--out " + out, "--run train%d " % p.pid):
+        left = subprocess.run(["pgrep", "-f", "--", pat], capture_output=True, text=True)
+        assert not left.stdout.strip(), "processes left behind (%s): %s" % (pat, left.stdout)
 
 
 def scenario_python():
