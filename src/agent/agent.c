@@ -315,6 +315,9 @@ relay_err relay_agent_shutdown(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
+    /* before `life`: the stop below waits for the sink worker, which may wait for the attached
+       learner, whose publish must then give up rather than wait for this thread */
+    atomic_store(&a->stopping, true);
     lifecycle_lock(a);
     if (a->state == ST_RUNNING) {
         a->shutdown_err = stop_runtime(a);
@@ -331,6 +334,7 @@ relay_err relay_agent_restart(relay_agent *a)
 {
     if (!a)
         return RELAY_EINVAL;
+    atomic_store(&a->stopping, true); /* as in shutdown */
     lifecycle_lock(a);
     if (a->state == ST_RUNNING)
         stop_runtime(a);
@@ -341,6 +345,7 @@ relay_err relay_agent_restart(relay_agent *a)
     } else {
         a->state = ST_RUNNING;
         a->shutdown_err = RELAY_OK;
+        atomic_store(&a->stopping, false);
     }
     lifecycle_unlock(a);
     return e;
@@ -396,4 +401,36 @@ relay_err rly_agent_enter(relay_agent *a)
 void rly_agent_leave(relay_agent *a)
 {
     pthread_rwlock_unlock(&a->life);
+}
+
+bool rly_agent_lock_unless_stopping(relay_agent *a)
+{
+    for (unsigned spins = 0; !rly_mutex_trylock(&a->lock); spins++) {
+        if (atomic_load(&a->stopping))
+            return false;
+        if (spins < 64)
+            rly_cpu_relax();
+        else
+            rly_sleep_ns(50 * 1000); /* held for a while: by a call, or by a stop just begun */
+    }
+    return true;
+}
+
+relay_err rly_agent_enter_unless_stopping(relay_agent *a)
+{
+    for (unsigned spins = 0; pthread_rwlock_tryrdlock(&a->life) != 0; spins++) {
+        if (atomic_load(&a->stopping))
+            return RELAY_ESHUTDOWN;
+        if (spins < 64)
+            rly_cpu_relax();
+        else
+            rly_sleep_ns(50 * 1000);
+    }
+    /* `life` is pinned: start/shutdown/restart cannot hold `lock` now, only brief calls */
+    rly_mutex_lock(&a->lock);
+    relay_err e = rly_agent_running_locked(a);
+    rly_mutex_unlock(&a->lock);
+    if (e)
+        pthread_rwlock_unlock(&a->life);
+    return e;
 }

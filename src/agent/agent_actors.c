@@ -323,19 +323,28 @@ static int id_cmp(const void *x, const void *y)
     return relay_id_cmp(*(const relay_id *)x, *(const relay_id *)y);
 }
 
+relay_id *rly_agent_ids_locked(relay_agent *a, size_t *n)
+{
+    size_t total = rly_idmap_count(&a->actors), k = 0, pos = 0;
+    relay_id *all = malloc((total ? total : 1) * sizeof *all);
+    rly_idmap_slot *it;
+    while (all && (it = rly_idmap_next(&a->actors, &pos)))
+        all[k++] = it->key;
+    if (all)
+        qsort(all, k, sizeof *all, id_cmp);
+    *n = k;
+    return all;
+}
+
 size_t relay_agent_actor_ids(relay_agent *a, relay_id *ids, size_t max)
 {
     if (!a)
         return 0;
     rly_mutex_lock(&a->lock);
-    size_t total = rly_idmap_count(&a->actors), n = 0, pos = 0;
-    relay_id *all = malloc((total ? total : 1) * sizeof *all);
-    rly_idmap_slot *it;
-    while (all && (it = rly_idmap_next(&a->actors, &pos)))
-        all[n++] = it->key;
+    size_t total = rly_idmap_count(&a->actors), n = 0;
+    relay_id *all = rly_agent_ids_locked(a, &n);
     rly_mutex_unlock(&a->lock);
     if (all) {
-        qsort(all, n, sizeof *all, id_cmp);
         for (size_t i = 0; i < n && i < max && ids; i++)
             ids[i] = all[i];
         free(all);

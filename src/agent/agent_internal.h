@@ -40,6 +40,10 @@ struct relay_agent {
     rly_mutex lock; /* actors table and lifecycle state; never held across a control round trip
                        or a blocking send (those pin the runtime with `life` instead) */
     int state;
+    /* set (before taking `life`) while shutdown or restart stops the runtime: threads the stop
+       waits for (the learner publishing, the network thread of relay actors) give up on `life`
+       and `lock` instead of waiting for the stopping thread (rly_agent_lock_unless_stopping) */
+    atomic_bool stopping;
     rly_coord *coord;
     rly_sinkworker *worker;
     relay_sink *sinks[MAX_SINKS];
@@ -75,6 +79,14 @@ relay_err rly_agent_enter(relay_agent *a);
 
 /* rly_agent_leave releases what rly_agent_enter pinned. */
 void rly_agent_leave(relay_agent *a);
+
+/* rly_agent_lock_unless_stopping takes a->lock, or returns false once a shutdown or restart has
+   begun (for threads that a stopping agent may be waiting for: they must not wait for it). */
+bool rly_agent_lock_unless_stopping(relay_agent *a);
+
+/* rly_agent_enter_unless_stopping is rly_agent_enter that gives up (RELAY_ESHUTDOWN) once a
+   shutdown or restart has begun instead of waiting for it. */
+relay_err rly_agent_enter_unless_stopping(relay_agent *a);
 /* rly_agent_consume hands a drained trajectory to the attached learner, if any (ctx = agent). */
 void rly_agent_consume(void *ctx, relay_traj *t);
 
@@ -94,6 +106,10 @@ relay_err rly_agent_obs_start(relay_agent *a);
 relay_err rly_agent_check_model_locked(relay_agent *a, const relay_id *ids, size_t n,
                                        const relay_model *pi, const relay_model *vf,
                                        const char *what);
+
+/* rly_agent_ids_locked snapshots every actor id, sorted, into a malloc'd array (caller frees;
+   NULL when out of memory); a->lock held. */
+relay_id *rly_agent_ids_locked(relay_agent *a, size_t *n);
 
 /* rly_agent_all_ids snapshots every actor id into a malloc'd array (caller frees). */
 relay_id *rly_agent_all_ids(relay_agent *a, size_t *n);

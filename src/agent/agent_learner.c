@@ -39,9 +39,13 @@ static relay_err on_publish(void *ctx, int64_t version, relay_model *pi, relay_m
                             const float *log_std, uint32_t n_log_std)
 {
     relay_learner *pl = ctx;
-    rly_mutex_lock(&pl->agent->lock);
-    bool running = pl->agent->state == ST_RUNNING;
-    rly_mutex_unlock(&pl->agent->lock);
+    bool running = false;
+    /* never wait for a stopping agent: it may be waiting for this thread (through the sink
+       worker blocked on this learner's full queue) */
+    if (rly_agent_lock_unless_stopping(pl->agent)) {
+        running = pl->agent->state == ST_RUNNING;
+        rly_mutex_unlock(&pl->agent->lock);
+    }
     if (!running) { /* an update finished after the shutdown: nobody left to act with it */
         relay_model_free(pi);
         relay_model_free(vf);

@@ -550,7 +550,13 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
         relay_model_free(vf);
         return RELAY_EINVAL;
     }
-    rly_mutex_lock(&a->lock);
+    /* the learner's thread and relay actors' network thread publish: a stopping agent may be
+       waiting for them, so they give up instead of waiting for it */
+    if (!rly_agent_lock_unless_stopping(a)) {
+        relay_model_free(pi);
+        relay_model_free(vf);
+        return RELAY_ESHUTDOWN;
+    }
     relay_err e = rly_agent_check_model_locked(a, NULL, 0, pi, vf, "publish");
     if (e) {
         rly_mutex_unlock(&a->lock);
@@ -571,9 +577,9 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
         return e;
     }
     a->shared_version = version;
+    size_t n = 0;
+    relay_id *ids = rly_agent_ids_locked(a, &n);
     rly_mutex_unlock(&a->lock);
-    size_t n;
-    relay_id *ids = rly_agent_all_ids(a, &n);
     if (!ids)
         return RELAY_ENOMEM;
     update_ctx uc = {.version = version, .log_std = log_std, .n_log_std = n_log_std};
@@ -590,7 +596,7 @@ relay_err rly_agent_publish(relay_agent *a, int64_t version, relay_model *pi, re
             break;
     }
     size_t sent = 0;
-    if (!e && (e = rly_agent_enter(a)) == RELAY_OK) {
+    if (!e && (e = rly_agent_enter_unless_stopping(a)) == RELAY_OK) {
         sent = rly_coord_send_batch(a->coord, msgs, built, &e);
         rly_agent_leave(a);
     }

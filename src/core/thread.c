@@ -60,6 +60,14 @@ void rly_mutex_unlock(rly_mutex *m)
     check(pthread_mutex_unlock(m), "pthread_mutex_unlock");
 }
 
+bool rly_mutex_trylock(rly_mutex *m)
+{
+    int r = pthread_mutex_trylock(m);
+    if (r != EBUSY)
+        check(r, "pthread_mutex_trylock");
+    return r == 0;
+}
+
 void rly_cond_init(rly_cond *c)
 {
     pthread_condattr_t a;

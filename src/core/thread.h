@@ -64,6 +64,8 @@ void rly_mutex_fini(rly_mutex *m);
 void rly_mutex_lock(rly_mutex *m);
 /* rly_mutex_unlock unlocks m. */
 void rly_mutex_unlock(rly_mutex *m);
+/* rly_mutex_trylock locks m if it is free and reports whether it did. */
+bool rly_mutex_trylock(rly_mutex *m);
 /* rly_cond_init initialises a condition variable on the monotonic clock. */
 void rly_cond_init(rly_cond *c);
 /* rly_cond_fini destroys c. */
