@@ -386,16 +386,23 @@ relay_err rly_agent_running_locked(relay_agent *a)
     return RELAY_ESTATE;
 }
 
-/* enter pins the runtime for a call that sends messages; pair with leave() when it returns OK. */
-relay_err rly_agent_enter(relay_agent *a)
+/* entered checks the runtime pinned by `life` is running, or releases `life`. With `life`
+   pinned, start/shutdown/restart cannot hold `lock`: only brief calls do. */
+static relay_err entered(relay_agent *a)
 {
-    pthread_rwlock_rdlock(&a->life);
     rly_mutex_lock(&a->lock);
     relay_err e = rly_agent_running_locked(a);
     rly_mutex_unlock(&a->lock);
     if (e)
         pthread_rwlock_unlock(&a->life);
     return e;
+}
+
+/* enter pins the runtime for a call that sends messages; pair with leave() when it returns OK. */
+relay_err rly_agent_enter(relay_agent *a)
+{
+    pthread_rwlock_rdlock(&a->life);
+    return entered(a);
 }
 
 void rly_agent_leave(relay_agent *a)
@@ -426,11 +433,5 @@ relay_err rly_agent_enter_unless_stopping(relay_agent *a)
         else
             rly_sleep_ns(50 * 1000);
     }
-    /* `life` is pinned: start/shutdown/restart cannot hold `lock` now, only brief calls */
-    rly_mutex_lock(&a->lock);
-    relay_err e = rly_agent_running_locked(a);
-    rly_mutex_unlock(&a->lock);
-    if (e)
-        pthread_rwlock_unlock(&a->life);
-    return e;
+    return entered(a);
 }
