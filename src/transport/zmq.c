@@ -1317,6 +1317,10 @@ static void zmq_close_impl(void *impl)
     tp_zmq *t = impl;
     if (!t)
         return;
+    /* inference first: the I/O thread's thread owns the PAIR that reads the inference router's
+       monitor, and a monitor event sent once that PAIR is closed blocks libzmq's I/O thread with
+       the monitor's lock held, so unmonitoring the router afterwards would hang */
+    infer_stop(t);
     if (t->th_running) {
         const void *d[1] = {"Q"};
         size_t l[1] = {1};
@@ -1324,7 +1328,6 @@ static void zmq_close_impl(void *impl)
         atomic_store(&t->stop, true);
         rly_thread_join(t->th);
     }
-    infer_stop(t);
     if (t->cmd_tx)
         zmq_close(t->cmd_tx);
     if (t->ctx)
