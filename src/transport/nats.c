@@ -25,6 +25,7 @@
 
 #define MOD "nats"
 #define NAME_MAX_ 160
+#define FETCH_BATCH_MAX 1024 /* the consumer's MaxRequestBatch */
 
 typedef struct tp_nats {
     natsOptions *opts;
@@ -41,8 +42,11 @@ typedef struct tp_nats {
     rly_tp_conn_fn conn;
     void *cb_ctx;
 
-    /* server side */
-    natsSubscription *pull;
+    /* server side: our own pull requests (see traj_fetch) */
+    natsSubscription *pull;   /* sync subscription on pull_pre + "*" */
+    char pull_pre[NAME_MAX_]; /* "_INBOX.<nuid>.": a request's reply is this + its number */
+    char subj_next[NAME_MAX_ + 64];
+    uint64_t pull_id;
     kvStore *kv;
     natsSubscription *ctl_sub;
     rly_tp_serve_fn serve;
@@ -318,73 +322,165 @@ static relay_err traj_consume(void *impl, uint64_t start_seq)
     cc.OptStartSeq = start_seq > 1 ? start_seq : 0;
     cc.AckWait = 30 * RLY_NS_PER_S;
     cc.MaxAckPending = 65536;
-    cc.MaxRequestBatch = 1024;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = t->stream;
-    so.Config = cc;
-    natsStatus s = js_PullSubscribe(&t->pull, t->js, t->subj_traj, "server", NULL, &so, &jerr);
+    cc.MaxRequestBatch = FETCH_BATCH_MAX;
+    jsConsumerInfo *ci = NULL;
+    natsStatus s = js_AddConsumer(&ci, t->js, t->stream, &cc, NULL, &jerr);
+    jsConsumerInfo_Destroy(ci);
     if (s != NATS_OK) {
         rly_error(MOD, "creating consumer on %s failed: %s (JetStream code %d)", t->stream,
                   natsStatus_GetText(s), (int)jerr);
         return map_status(s);
     }
+    natsInbox *inbox = NULL;
+    s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        char subj[NAME_MAX_ + 2];
+        snprintf(t->pull_pre, sizeof t->pull_pre, "%s.", (const char *)inbox);
+        snprintf(subj, sizeof subj, "%s*", t->pull_pre);
+        natsInbox_Destroy(inbox);
+        s = natsConnection_SubscribeSync(&t->pull, t->nc, subj);
+    }
+    /* bounded by the requests' batches; a slow-consumer drop would only delay redelivery */
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(t->pull, -1, -1);
+    if (s != NATS_OK) {
+        rly_error(MOD, "subscribing for %s deliveries failed: %s", t->stream,
+                  natsStatus_GetText(s));
+        natsSubscription_Destroy(t->pull);
+        t->pull = NULL;
+        return map_status(s);
+    }
     return RELAY_OK;
 }
 
+/* ack_meta reads the stream sequence and the delivery count from a delivery's ack subject:
+   $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>, or with
+   a domain and an account hash after "ACK" (then 11 or 12 tokens). */
+static void ack_meta(const char *ack, rly_tp_delivery *d)
+{
+    const char *tok[16];
+    size_t nt = 0;
+    for (const char *p = ack; p && nt < 16; p = strchr(p, '.'), p = p ? p + 1 : NULL)
+        tok[nt++] = p;
+    size_t base = nt == 9 ? 2 : nt >= 11 ? 4 : 0;
+    if (!base)
+        return;
+    d->delivered = strtoull(tok[base + 2], NULL, 10);
+    d->seq = strtoull(tok[base + 3], NULL, 10);
+}
+
+/* fetch_take files one message of the pull subscription. A delivery (acked on "$JS.ACK...")
+   becomes out[*k], whichever request brought it. A status ends the request it answers (its
+   subject is that request's reply): true when it ends the current one, with *why RELAY_OK
+   (404 nothing left, 408 expired) or the error it ended with. */
+static bool fetch_take(tp_nats *t, natsMsg *m, const char *reply, rly_tp_delivery *out, size_t *k,
+                       relay_err *why)
+{
+    const char *st = NULL;
+    if (natsMsgHeader_Get(m, "Status", &st) == NATS_OK && st) {
+        int code = atoi(st);
+        const char *subj = natsMsg_GetSubject(m);
+        bool end = reply && subj && !strcmp(subj, reply) && code >= 400;
+        if (end) {
+            *why = RELAY_OK;
+            if (code == 503) {
+                *why = RELAY_ENOTFOUND; /* no consumer: the bus lost it */
+            } else if (code != 404 && code != 408) {
+                const char *desc = NULL;
+                natsMsgHeader_Get(m, "Description", &desc);
+                rly_debug(MOD, "fetch from %s: status %d %s", t->stream, code, desc ? desc : "");
+                *why = RELAY_EIO;
+            }
+        }
+        natsMsg_Destroy(m);
+        return end;
+    }
+    const char *ack = natsMsg_GetReply(m);
+    if (!ack || strncmp(ack, "$JS.ACK.", 8)) {
+        natsMsg_Destroy(m);
+        return false;
+    }
+    rly_tp_delivery *d = &out[(*k)++];
+    memset(d, 0, sizeof *d);
+    d->handle = m;
+    d->data = (const uint8_t *)natsMsg_GetData(m);
+    int dl = natsMsg_GetDataLength(m);
+    d->len = dl > 0 ? (size_t)dl : 0;
+    ack_meta(ack, d);
+    const char *id = NULL;
+    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id && strlen(id) < sizeof d->msg_id)
+        strcpy(d->msg_id, id);
+    return false;
+}
+
+/* traj_fetch sends the consumer a pull request of its own (nats.c 3.4's natsSubscription_Fetch
+   can write past the end of its message array when deliveries of an earlier request are still
+   queued: it compares its count with the request's reduced batch). Deliveries that arrive after
+   a request ended on our side are returned by the next call before any new request. */
 static relay_err traj_fetch(void *impl, rly_tp_delivery *out, size_t max, size_t *n,
                             int64_t timeout_ns)
 {
     tp_nats *t = impl;
+    *n = 0;
     if (!t->pull)
         return RELAY_ESTATE;
-    natsMsgList list = {0};
-    jsErrCode jerr = 0;
-    int64_t ms = timeout_ns / 1000000;
-    natsStatus s = natsSubscription_Fetch(&list, t->pull, (int)(max > 1024 ? 1024 : max),
-                                          ms > 0 ? ms : 1, &jerr);
-    if (s == NATS_TIMEOUT) {
-        natsMsgList_Destroy(&list);
+    if (max > FETCH_BATCH_MAX)
+        max = FETCH_BATCH_MAX;
+    size_t k = 0;
+    int queued = 0, bytes = 0;
+    natsSubscription_GetPending(t->pull, &queued, &bytes);
+    for (; queued > 0 && k < max; queued--) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, t->pull, 1) != NATS_OK || !m)
+            break;
+        relay_err why;
+        (void)fetch_take(t, m, NULL, out, &k, &why);
+    }
+    if (k > 0 || max == 0) {
+        *n = k;
         return RELAY_OK;
     }
+    /* the server ends the request (408) shortly before we stop waiting for it */
+    int64_t wait = timeout_ns > RLY_NS_PER_MS ? timeout_ns : RLY_NS_PER_MS;
+    int64_t expires = wait >= 20 * RLY_NS_PER_MS ? wait - 10 * RLY_NS_PER_MS : wait / 2;
+    char reply[sizeof t->pull_pre + 24], req[96];
+    snprintf(reply, sizeof reply, "%s%llu", t->pull_pre, (unsigned long long)++t->pull_id);
+    int rl = snprintf(req, sizeof req, "{\"batch\":%zu,\"expires\":%lld}", max, (long long)expires);
+    natsStatus s = natsConnection_PublishRequest(t->nc, t->subj_next, reply, req, rl);
     if (s != NATS_OK) {
-        rly_debug(MOD, "fetch: %s (JetStream code %d)", natsStatus_GetText(s), (int)jerr);
-        natsMsgList_Destroy(&list);
+        rly_debug(MOD, "fetch request: %s", natsStatus_GetText(s));
         return map_status(s);
     }
-    size_t k = 0;
-    for (int i = 0; i < list.Count && k < max; i++) {
-        natsMsg *m = list.Msgs[i];
-        list.Msgs[i] = NULL;
-        rly_tp_delivery *d = &out[k++];
-        memset(d, 0, sizeof *d);
-        d->handle = m;
-        d->data = (const uint8_t *)natsMsg_GetData(m);
-        int dl = natsMsg_GetDataLength(m);
-        d->len = dl > 0 ? (size_t)dl : 0;
-        jsMsgMetaData *meta = NULL;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-            d->seq = meta->Sequence.Stream;
-            d->delivered = meta->NumDelivered;
-            jsMsgMetaData_Destroy(meta);
+    int64_t deadline = rly_now_ns() + wait;
+    relay_err e = RELAY_OK;
+    while (k < max) {
+        int64_t left = deadline - rly_now_ns();
+        if (left <= 0)
+            break;
+        natsMsg *m = NULL;
+        int64_t ms = left / RLY_NS_PER_MS;
+        s = natsSubscription_NextMsg(&m, t->pull, ms > 0 ? ms : 1);
+        if (s == NATS_TIMEOUT)
+            break;
+        if (s != NATS_OK) {
+            e = map_status(s);
+            break;
         }
-        const char *id = NULL;
-        if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id &&
-            strlen(id) < sizeof d->msg_id)
-            strcpy(d->msg_id, id);
+        if (fetch_take(t, m, reply, out, &k, &e))
+            break;
     }
-    natsMsgList_Destroy(&list);
     *n = k;
-    return RELAY_OK;
+    return k > 0 ? RELAY_OK : e;
 }
 
 static relay_err traj_ack(void *impl, rly_tp_delivery *d, bool ok)
 {
-    (void)impl;
+    tp_nats *t = impl;
     natsMsg *m = d->handle;
     if (!m)
         return RELAY_EINVAL;
-    natsStatus s = ok ? natsMsg_Ack(m, NULL) : natsMsg_Term(m, NULL);
+    const char *ack = natsMsg_GetReply(m);
+    natsStatus s = natsConnection_PublishString(t->nc, ack, ok ? "+ACK" : "+TERM");
     natsMsg_Destroy(m);
     d->handle = NULL;
     d->data = NULL;
@@ -874,6 +970,7 @@ relay_err rly_tp_nats_open(const rly_tp_config *c, rly_tp **out)
     snprintf(t->subj_model, sizeof t->subj_model, "relay.%s.model", c->run);
     snprintf(t->subj_ctl, sizeof t->subj_ctl, "relay.%s.control", c->run);
     snprintf(t->subj_inf, sizeof t->subj_inf, "relay.%s.infer", c->run);
+    snprintf(t->subj_next, sizeof t->subj_next, "$JS.API.CONSUMER.MSG.NEXT.%s.server", t->stream);
     t->ack_timeout_ns = c->ack_timeout_ns > 0 ? c->ack_timeout_ns : 5 * RLY_NS_PER_S;
     relay_err e = configure(t, c);
     if (e) {
