@@ -135,6 +135,19 @@ static void on_closed(natsConnection *nc, void *closure)
 
 static void infer_stop(tp_nats *t);
 
+/*
+ * nats_close tears down in an order that nats.c 3.4 needs:
+ * - pending asynchronous publishes first: each ends within its MaxWait (acknowledged, or timed
+ *   out by the library's timer) and its ack handler runs on the library's thread with t, so
+ *   we wait for all of them before anything is freed;
+ * - our subscriptions next, in three steps: natsConn_processMsg looks a message's subscription
+ *   up, lets go of the connection's subscription lock and only then locks the subscription,
+ *   holding no reference, so a subscription destroyed while its messages arrive can be freed
+ *   under the reader thread. Unsubscribing makes the connection forget it (we still hold it),
+ *   a flush round trip gets the reader past every message sent before the server saw the
+ *   UNSUB, and only then is it destroyed;
+ * - then the bucket, the JetStream context and the connection.
+ */
 static void nats_close(void *impl)
 {
     tp_nats *t = impl;
@@ -144,28 +157,30 @@ static void nats_close(void *impl)
     if (t->model_th_running)
         rly_thread_join(t->model_th);
     infer_stop(t);
-    if (t->model_sub) {
-        natsSubscription_Unsubscribe(t->model_sub);
-        natsSubscription_Destroy(t->model_sub);
-    }
-    if (t->ctl_sub) {
-        natsSubscription_Unsubscribe(t->ctl_sub);
-        natsSubscription_Destroy(t->ctl_sub);
-    }
-    if (t->pull)
-        natsSubscription_Destroy(t->pull);
-    if (t->kv)
-        kvStore_Destroy(t->kv);
+    atomic_store(&t->closing, true); /* traj_publish refuses from here on */
     if (t->js) {
-        /* give outstanding publishes a moment to be acknowledged */
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MaxWait = 500;
-        js_PublishAsyncComplete(t->js, &po);
-        jsCtx_Destroy(t->js);
+        po.MaxWait = t->ack_timeout_ns / RLY_NS_PER_MS + 1000;
+        if (js_PublishAsyncComplete(t->js, &po) != NATS_OK)
+            rly_warn(MOD, "closing with publishes still unacknowledged");
     }
+    natsSubscription *subs[] = {t->model_sub, t->ctl_sub, t->pull, t->inf_sub};
+    size_t nsubs = sizeof subs / sizeof subs[0];
+    bool unsubscribed = false;
+    for (size_t i = 0; i < nsubs; i++)
+        if (subs[i] && natsSubscription_Unsubscribe(subs[i]) == NATS_OK)
+            unsubscribed = true;
+    if (unsubscribed && t->nc && natsConnection_Status(t->nc) == NATS_CONN_STATUS_CONNECTED)
+        (void)natsConnection_FlushTimeout(t->nc, 1000);
+    for (size_t i = 0; i < nsubs; i++)
+        natsSubscription_Destroy(subs[i]);
+    t->model_sub = t->ctl_sub = t->pull = t->inf_sub = NULL;
+    if (t->kv)
+        kvStore_Destroy(t->kv);
+    if (t->js)
+        jsCtx_Destroy(t->js);
     if (t->nc) {
-        atomic_store(&t->closing, true);
         natsConnection_Close(t->nc);
         /* connection callbacks run on the library's thread: wait for the last one (closed) */
         for (int i = 0; i < 500 && !atomic_load(&t->closed); i++)
@@ -217,7 +232,7 @@ static relay_err traj_publish(void *impl, const char *msg_id, uint64_t batch_seq
                               size_t len, int64_t timeout_ns)
 {
     tp_nats *t = impl;
-    if (natsConnection_Status(t->nc) != NATS_CONN_STATUS_CONNECTED)
+    if (atomic_load(&t->closing) || natsConnection_Status(t->nc) != NATS_CONN_STATUS_CONNECTED)
         return RELAY_ECLOSED;
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, t->subj_traj, NULL, data, (int)len);
@@ -308,6 +323,10 @@ static relay_err traj_consume(void *impl, uint64_t start_seq)
     if (e)
         return e;
     if (t->pull) {
+        /* deliveries of an earlier request may still arrive: see nats_close */
+        natsSubscription_Unsubscribe(t->pull);
+        if (natsConnection_Status(t->nc) == NATS_CONN_STATUS_CONNECTED)
+            (void)natsConnection_FlushTimeout(t->nc, 1000);
         natsSubscription_Destroy(t->pull);
         t->pull = NULL;
     }
@@ -854,11 +873,7 @@ static void infer_stop(tp_nats *t)
             natsMsg_Destroy(t->inf_msg[i]);
         rly_isrv_clear(&t->isrv);
     }
-    if (t->inf_sub) {
-        natsSubscription_Unsubscribe(t->inf_sub);
-        natsSubscription_Destroy(t->inf_sub);
-        t->inf_sub = NULL;
-    }
+    /* inf_sub goes with the others in nats_close (unsubscribe, flush, destroy) */
 }
 
 static relay_err infer_request(void *impl, const void *req, size_t len, void *reply, size_t cap,
