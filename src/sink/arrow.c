@@ -891,8 +891,6 @@ static void free_state(arrowsink *a)
     free(a->tt.blocks);
     free(a->bits);
     rly_fbb_fini(&a->fbb);
-    rly_outfile_fini(&a->st.out);
-    rly_outfile_fini(&a->tt.out);
     free(a);
 }
 
@@ -960,11 +958,6 @@ static relay_err arrow_open(const relay_sink_config *cfg, void **state)
         e = rly_outfile_init(&a->tt.out, &tc, RLY_ARROW_TRAJ_EXT, &a->c);
     rly_outfile_stream(&a->st.out, RLY_OUTFILE_STREAM_CHUNK);
     rly_outfile_stream(&a->tt.out, RLY_OUTFILE_STREAM_CHUNK);
-    /* direct writes: the page cache's write path was ~40% of the sink thread's time per step */
-    if (e == RELAY_OK)
-        e = rly_outfile_direct(&a->st.out, RLY_OUTFILE_STAGE_BYTES);
-    if (e == RELAY_OK)
-        e = rly_outfile_direct(&a->tt.out, RLY_OUTFILE_STAGE_BYTES);
     if (e == RELAY_OK)
         e = rly_outfile_open(&a->st.out);
     if (e == RELAY_OK)

@@ -301,40 +301,8 @@ relay_err rly_outfile_open(rly_outfile *f)
     f->size = 0;
     f->wb_mark[0] = 0;
     f->wb_n = 0;
-    f->stage_len = f->stage_done = 0;
-    f->stage_off = 0;
-    f->dio = f->padded = false;
-    if (f->stage) {
-        /* Regular files only; a filesystem without direct I/O (tmpfs) refuses the flag. */
-        struct stat st;
-        int fl = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fcntl(fd, F_GETFL) : -1;
-        f->dio = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
-        if (!f->dio)
-            rly_debug(RLY_SINK_LOG, "%s: written through the page cache (no direct I/O)", f->path);
-    }
     rly_counters_add(&f->c->files, 1);
     return RELAY_OK;
-}
-
-relay_err rly_outfile_direct(rly_outfile *f, size_t stage_bytes)
-{
-    size_t cap = (stage_bytes + RLY_OUTFILE_DIO_ALIGN - 1) & ~(size_t)(RLY_OUTFILE_DIO_ALIGN - 1);
-    if (cap == 0 || f->stage)
-        return RELAY_OK;
-    void *p = NULL;
-    if (posix_memalign(&p, RLY_OUTFILE_DIO_ALIGN, cap) != 0)
-        return RELAY_ENOMEM;
-    f->stage = p;
-    f->stage_cap = cap;
-    return RELAY_OK;
-}
-
-void rly_outfile_fini(rly_outfile *f)
-{
-    rly_outfile_close(f);
-    free(f->stage);
-    f->stage = NULL;
-    f->stage_cap = 0;
 }
 
 void rly_outfile_stream(rly_outfile *f, uint64_t chunk)
@@ -366,109 +334,6 @@ static void stream_chunk(rly_outfile *f)
     f->wb_n--;
 }
 
-/* pwrite_all writes n bytes at off; with O_DIRECT on, EINVAL (the device refuses this direct
-   write) returns RELAY_EAGAIN so the caller can turn direct writes off and write it again. */
-static relay_err pwrite_all(rly_outfile *f, const uint8_t *p, size_t n, uint64_t off)
-{
-    while (n > 0) {
-        ssize_t w = pwrite(f->fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && errno == EINVAL && f->dio)
-            return RELAY_EAGAIN;
-        if (w <= 0) {
-            rly_error(RLY_SINK_LOG, "write to %s failed: %s", f->path,
-                      w < 0 ? strerror(errno) : "no progress");
-            return RELAY_EIO;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return RELAY_OK;
-}
-
-/* stage_fallback turns direct writes off for the open file (the device refused one): what the
-   stage holds beyond the file's written part goes through the page cache, any zero padding past
-   the data is cut, and later writes continue at the file position as buffered writes do. */
-static relay_err stage_fallback(rly_outfile *f)
-{
-    int fl = fcntl(f->fd, F_GETFL);
-    if (fl < 0 || fcntl(f->fd, F_SETFL, fl & ~O_DIRECT) != 0) {
-        rly_error(RLY_SINK_LOG, "%s: cannot turn direct I/O off: %s", f->path, strerror(errno));
-        return RELAY_EIO;
-    }
-    f->dio = false;
-    rly_warn(RLY_SINK_LOG, "%s: the device refused a direct write; writing through the page cache",
-             f->path);
-    size_t from = f->stage_done & ~(size_t)(RLY_OUTFILE_DIO_ALIGN - 1);
-    relay_err e =
-        pwrite_all(f, f->stage + from, f->stage_len - from, f->stage_off + (uint64_t)from);
-    if (e == RELAY_OK && f->padded && ftruncate(f->fd, (off_t)f->size) != 0) {
-        rly_error(RLY_SINK_LOG, "%s: cannot cut the padding: %s", f->path, strerror(errno));
-        e = RELAY_EIO;
-    }
-    if (e == RELAY_OK && lseek(f->fd, (off_t)f->size, SEEK_SET) < 0) {
-        rly_error(RLY_SINK_LOG, "%s: cannot seek to its end: %s", f->path, strerror(errno));
-        e = RELAY_EIO;
-    }
-    f->padded = false;
-    f->stage_len = f->stage_done = 0;
-    f->stage_off = f->size;
-    return e;
-}
-
-/* stage_write writes the stage's unwritten bytes with one direct write: from the block holding
-   the first of them to the end of the block holding the last, zero-padded; a full stage is then
-   emptied. Falls back to buffered writes when the device refuses. */
-static relay_err stage_write(rly_outfile *f)
-{
-    const size_t a = RLY_OUTFILE_DIO_ALIGN;
-    size_t from = f->stage_done & ~(a - 1), to = (f->stage_len + a - 1) & ~(a - 1);
-    memset(f->stage + f->stage_len, 0, to - f->stage_len);
-    relay_err e = pwrite_all(f, f->stage + from, to - from, f->stage_off + (uint64_t)from);
-    if (e == RELAY_EAGAIN)
-        return stage_fallback(f);
-    if (e != RELAY_OK)
-        return e;
-    f->stage_done = f->stage_len;
-    f->padded = to > f->stage_len;
-    if (f->stage_len == f->stage_cap) {
-        f->stage_off += f->stage_cap;
-        f->stage_len = f->stage_done = 0;
-    }
-    return RELAY_OK;
-}
-
-/* stage_writev copies iovecs into the stage, writing each full stage and at the end the rest
-   (direct writes); consumes *iov / *cnt. Returns early with direct writes off if the device
-   refused one, leaving the unconsumed iovecs to the buffered path. */
-static relay_err stage_writev(rly_outfile *f, struct iovec **iov, int *cnt)
-{
-    while (*cnt > 0) {
-        struct iovec *v = *iov;
-        size_t k = f->stage_cap - f->stage_len;
-        if (k > v->iov_len)
-            k = v->iov_len;
-        memcpy(f->stage + f->stage_len, v->iov_base, k);
-        f->stage_len += k;
-        f->size += k;
-        rly_counters_add(&f->c->bytes, k);
-        v->iov_base = (uint8_t *)v->iov_base + k;
-        v->iov_len -= k;
-        if (v->iov_len == 0) {
-            (*iov)++;
-            (*cnt)--;
-        }
-        if (f->stage_len == f->stage_cap) {
-            relay_err e = stage_write(f);
-            if (e != RELAY_OK || !f->dio)
-                return e;
-        }
-    }
-    return f->stage_len > f->stage_done ? stage_write(f) : RELAY_OK;
-}
-
 relay_err rly_outfile_write(rly_outfile *f, const void *p, size_t n)
 {
     struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
@@ -481,11 +346,6 @@ relay_err rly_outfile_writev(rly_outfile *f, struct iovec *iov, int cnt)
         rly_error(RLY_SINK_LOG, "write to %s after it was closed",
                   f->path[0] ? f->path : "(no file)");
         return RELAY_EIO;
-    }
-    if (f->dio) {
-        relay_err e = stage_writev(f, &iov, &cnt);
-        if (e != RELAY_OK || f->dio)
-            return e;
     }
     while (cnt > 0) {
         if (iov->iov_len == 0) {
@@ -531,20 +391,13 @@ relay_err rly_outfile_close(rly_outfile *f)
 {
     if (f->fd < 0)
         return RELAY_OK;
-    relay_err e = RELAY_OK;
-    if (f->padded && ftruncate(f->fd, (off_t)f->size) != 0) {
-        rly_error(RLY_SINK_LOG, "%s: cannot cut the padding after its last write: %s", f->path,
-                  strerror(errno));
-        e = RELAY_EIO;
-    }
-    f->padded = f->dio = false;
     int rc = close(f->fd);
     f->fd = -1;
     if (rc != 0 && errno != EINTR) {
         rly_error(RLY_SINK_LOG, "closing %s failed: %s", f->path, strerror(errno));
         return RELAY_EIO;
     }
-    return e;
+    return RELAY_OK;
 }
 
 void rly_shape_text(char *buf, size_t n, uint32_t rank, const int64_t *shape)

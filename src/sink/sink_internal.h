@@ -52,20 +52,7 @@ typedef struct rly_outfile {
     uint64_t stream_chunk; /* 0: off */
     uint64_t wb_mark[RLY_OUTFILE_WB_LAG + 2];
     uint32_t wb_n;
-    /* Direct writes (rly_outfile_direct): stage[0, stage_len) are the file's bytes from stage_off
-       (a multiple of RLY_OUTFILE_DIO_ALIGN); stage[0, stage_done) are already in the file. */
-    uint8_t *stage;   /* NULL: direct writes off */
-    size_t stage_cap; /* a multiple of RLY_OUTFILE_DIO_ALIGN */
-    size_t stage_len, stage_done;
-    uint64_t stage_off;
-    bool dio;    /* the open file has O_DIRECT and is written from the stage */
-    bool padded; /* the file holds zero padding past size (cut at close) */
 } rly_outfile;
-
-/* RLY_OUTFILE_DIO_ALIGN is the offset, length and memory alignment of direct writes. */
-#define RLY_OUTFILE_DIO_ALIGN 4096
-/* RLY_OUTFILE_STAGE_BYTES is the file sinks' direct-write staging buffer (rly_outfile_direct). */
-#define RLY_OUTFILE_STAGE_BYTES ((size_t)1 << 20)
 
 /* RLY_OUTFILE_STREAM_CHUNK is the file sinks' streaming writeback chunk (rly_outfile_stream). */
 #define RLY_OUTFILE_STREAM_CHUNK ((uint64_t)8 << 20)
@@ -87,19 +74,6 @@ relay_err rly_outfile_writev(rly_outfile *f, struct iovec *iov, int cnt);
  * Files that cannot do this (pipes, /dev/null) are written normally.
  */
 void rly_outfile_stream(rly_outfile *f, uint64_t chunk);
-/*
- * rly_outfile_direct makes f write its regular files with O_DIRECT through an aligned staging
- * buffer of stage_bytes (rounded up to RLY_OUTFILE_DIO_ALIGN), bypassing the page cache: the
- * kernel's buffered write path costs about three times the CPU per byte. Every write still reaches
- * the file before it returns: its last partial block is written zero-padded and rewritten by the
- * next write, and close cuts the padding (after a crash, fewer than RLY_OUTFILE_DIO_ALIGN zero
- * bytes may follow the data, which Arrow stream readers take as its end). Files that refuse
- * O_DIRECT (tmpfs, pipes, /dev/null, or a device refusing a direct write) are written as before.
- * Call it after rly_outfile_init and before rly_outfile_open; rly_outfile_fini frees the buffer.
- */
-relay_err rly_outfile_direct(rly_outfile *f, size_t stage_bytes);
-/* rly_outfile_fini closes f and frees its staging buffer (f may be zeroed or initialised). */
-void rly_outfile_fini(rly_outfile *f);
 /* rly_outfile_should_rotate reports whether the current file passed the rotation size. */
 bool rly_outfile_should_rotate(const rly_outfile *f);
 /* rly_outfile_close closes the current file (no-op when closed). */

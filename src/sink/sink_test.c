@@ -592,124 +592,6 @@ static void streaming_outfile_keeps_every_byte(void **state)
     tu_rmtree(dir);
 }
 
-/* file_bytes reads path whole (its length in *len). */
-static uint8_t *file_bytes(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    uint8_t *b = (uint8_t *)tu_read_all(fp, len);
-    fclose(fp);
-    assert_non_null(b);
-    return b;
-}
-
-/* A direct-write output file (O_DIRECT through an aligned stage) holds every byte written as soon
- * as each write returns: the data, then zero padding to the next 4096-byte block (what a crash
- * would leave); close cuts the padding. Writes of every size cross the stage's end; when the
- * device refuses a direct write (a misaligned stage stands in for one), the file goes on through
- * the page cache with nothing lost. A file that cannot take O_DIRECT (/dev/null) is written
- * normally. */
-static void direct_outfile_keeps_every_byte(void **state)
-{
-    (void)state;
-    char dir[256];
-    assert_int_equal(tu_tmpdir(dir, sizeof dir), 0);
-    rly_sink_counters c;
-    memset(&c, 0, sizeof c);
-    relay_sink_config cfg = {
-        .kind = RELAY_SINK_ARROW, .dir = dir, .run_name = "direct", .rotate_bytes = 1 << 30};
-    rly_outfile f;
-    assert_ok(rly_outfile_init(&f, &cfg, ".bin", &c));
-    rly_outfile_stream(&f, 16384);
-    assert_ok(rly_outfile_direct(&f, 10000)); /* rounded up to 12288 */
-    assert_int_equal(f.stage_cap, 12288);
-    assert_ok(rly_outfile_open(&f));
-    bool dio = f.dio; /* false where the filesystem has no direct I/O (tmpfs) */
-    if (!dio)
-        fprintf(stderr, "note: %s takes no O_DIRECT; only the buffered fallback is tested\n", dir);
-    enum { TOTAL = 600000 };
-    uint8_t *want = malloc(TOTAL);
-    assert_non_null(want);
-    uint64_t seed = 11;
-    for (size_t i = 0; i < TOTAL; i++)
-        want[i] = (uint8_t)tu_rand(&seed);
-    char path[sizeof f.path];
-    snprintf(path, sizeof path, "%s", f.path);
-    uint8_t *orig_stage = f.stage, *bad = NULL;
-    size_t off = 0, k = 0;
-    bool fell_back = false;
-    while (off < TOTAL) {
-        /* 1 byte .. 30 KB: some far below a block, some beyond the whole stage */
-        size_t n = k % 4 == 0 ? 1 + k % 97 : 500 + (k * 7919) % 30000;
-        k++;
-        if (n > TOTAL - off)
-            n = TOTAL - off;
-        if (!fell_back && off > TOTAL / 2) {
-            /* the device refuses the next direct write: a stage off the block alignment */
-            bad = aligned_alloc(RLY_OUTFILE_DIO_ALIGN, f.stage_cap + RLY_OUTFILE_DIO_ALIGN);
-            assert_non_null(bad);
-            memcpy(bad + 1, f.stage, f.stage_len);
-            f.stage = bad + 1;
-            fell_back = true;
-        }
-        size_t h = n / 3;
-        struct iovec iov[3] = {{want + off, h}, {NULL, 0}, {want + off + h, n - h}};
-        assert_ok(rly_outfile_writev(&f, iov, 3));
-        off += n;
-        assert_int_equal(f.size, off);
-        if (k % 16 == 0 || off == TOTAL) {
-            /* everything written is in the file now, before any close (a crash keeps it) */
-            size_t len = 0;
-            uint8_t *got = file_bytes(path, &len);
-            size_t blocks =
-                (off + RLY_OUTFILE_DIO_ALIGN - 1) & ~(size_t)(RLY_OUTFILE_DIO_ALIGN - 1);
-            if (f.dio)
-                assert_int_equal(len, blocks); /* the data, zero-padded to a block */
-            else
-                assert_true(len == off || (dio && len == blocks));
-            assert_memory_equal(got, want, off);
-            for (size_t i = off; i < len; i++)
-                assert_int_equal(got[i], 0);
-            free(got);
-        }
-    }
-    assert_false(f.dio); /* direct writes were turned off by the refusal */
-    assert_ok(rly_outfile_close(&f));
-    f.stage = orig_stage;
-    free(bad);
-    assert_int_equal(c.bytes, TOTAL);
-    size_t len = 0;
-    uint8_t *got = file_bytes(path, &len);
-    assert_int_equal(len, TOTAL); /* the padding was cut */
-    assert_memory_equal(got, want, TOTAL);
-    free(got);
-
-    /* a second file of the same outfile starts direct again; close cuts its padding */
-    assert_ok(rly_outfile_open(&f));
-    assert_int_equal(f.dio, dio);
-    snprintf(path, sizeof path, "%s", f.path);
-    assert_ok(rly_outfile_write(&f, want, 5000));
-    assert_ok(rly_outfile_write(&f, want + 5000, 3));
-    assert_ok(rly_outfile_close(&f));
-    got = file_bytes(path, &len);
-    assert_int_equal(len, 5003);
-    assert_memory_equal(got, want, 5003);
-    free(got);
-    rly_outfile_fini(&f);
-    assert_null(f.stage);
-
-    relay_sink_config dev = {.kind = RELAY_SINK_ARROW, .path = "/dev/null"};
-    assert_ok(rly_outfile_init(&f, &dev, ".bin", &c));
-    assert_ok(rly_outfile_direct(&f, 4096));
-    assert_ok(rly_outfile_open(&f));
-    assert_false(f.dio);
-    for (int i = 0; i < 4; i++)
-        assert_ok(rly_outfile_write(&f, want, 10000));
-    rly_outfile_fini(&f);
-    free(want);
-    tu_rmtree(dir);
-}
-
 /* ---- router trajectory buffers ---- */
 
 static void count_consumed(void *ctx, relay_traj *t)
@@ -782,7 +664,6 @@ int main(void)
         cmocka_unit_test(inspect_reads_every_format),
         cmocka_unit_test(inspect_survives_corruption),
         cmocka_unit_test(streaming_outfile_keeps_every_byte),
-        cmocka_unit_test(direct_outfile_keeps_every_byte),
         cmocka_unit_test(many_buffers_drain_and_retire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
