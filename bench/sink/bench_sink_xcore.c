@@ -7,6 +7,8 @@
  * CPU ns per step (median of RUNS runs of SECONDS each); waiting for the producer is not counted.
  *
  * Usage: bench_sink_xcore [SECONDS=1 [RUNS=5 [DIR|/dev/null=/dev/null]]]
+ * BENCH_XCORE_POOL sets the batches of 64 trajectories in the pool (default 16, at most 512);
+ * BENCH_ARROW_BATCH_ROWS the sink's rows per record batch.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -115,6 +117,9 @@ static double one_run(ring *r, const char *dir, double seconds)
                              .run_name = name,
                              .overwrite = true,
                              .path = devnull ? "/dev/null" : NULL};
+    const char *rows = getenv("BENCH_ARROW_BATCH_ROWS");
+    if (rows && atoi(rows) > 0)
+        cfg.batch_rows = (uint32_t)atoi(rows);
     relay_sink *s;
     if (relay_sink_open(&cfg, &s) != RELAY_OK) {
         fprintf(stderr, "cannot open the Arrow sink in %s\n", dir);
