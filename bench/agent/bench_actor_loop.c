@@ -234,8 +234,11 @@ static void run_case(const bench_case *c, double seconds, int runs, const char *
         relay_agent_get_stats(sides[k].agent, &st);
         if (k) {
             arrow_steps = st.env_steps;
-            printf("%-22s arrow side: %llu trajectories, %llu blocked, %llu dropped\n", c->name,
-                   (unsigned long long)st.trajectories, (unsigned long long)st.buffered_blocked,
+            printf("%-22s arrow side: %llu trajectories (%.1f steps each), %llu blocked, %llu "
+                   "dropped\n",
+                   c->name, (unsigned long long)st.trajectories,
+                   st.trajectories ? (double)st.env_steps / (double)st.trajectories : 0.0,
+                   (unsigned long long)st.buffered_blocked,
                    (unsigned long long)st.buffered_dropped);
         }
         BENCH_CHECK(relay_agent_shutdown(sides[k].agent));

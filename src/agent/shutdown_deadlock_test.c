@@ -22,11 +22,13 @@
 
 #include "agent/agent_internal.h"
 #include "core/clock.h"
+#include "learn/learner.h"
 #include "relay/learner.h"
 #include "relay/relay.h"
 
-/* the learner's intake (learner.c, queue_cap 0: 4 x n_streams + 64) for one stream */
-#define LEARNER_QUEUE (4 * 1 + 64)
+/* the learner's intake (the default capacity: relay_agent_attach_learner leaves queue_cap 0) for
+   one stream */
+#define LEARNER_QUEUE ((int)RLY_LEARNER_QUEUE_DEFAULT(1))
 /* rows (one per trajectory) the first update needs: relay_learner_n_steps for CartPole-v1 */
 #define FIRST_ROWS 32
 /* trajectories made while the learner is held: a full queue, a second full queue once the learner

@@ -444,7 +444,7 @@ relay_err rly_learner_new(const rly_learner_config *cfg, rly_learner **out)
     l->discrete = pc->policy.discrete;
     l->n_actions = pc->policy.discrete ? pc->policy.n_actions : 0;
     l->act_dim = pc->policy.discrete ? 1 : pc->policy.act_dim;
-    l->q_cap = cfg->queue_cap ? cfg->queue_cap : 4 * l->n_streams + 64;
+    l->q_cap = cfg->queue_cap ? cfg->queue_cap : RLY_LEARNER_QUEUE_DEFAULT(l->n_streams);
     if (l->cfg.push_timeout_ns == 0)
         l->cfg.push_timeout_ns = 5 * RLY_NS_PER_S;
     l->version = -1;

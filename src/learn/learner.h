@@ -81,6 +81,9 @@ typedef void (*rly_learner_update_fn)(void *ctx, const rly_learner_stats *stats)
  */
 typedef void (*rly_learner_episode_fn)(void *ctx, float episode_return);
 
+/* RLY_LEARNER_QUEUE_DEFAULT is the intake's capacity in trajectories when queue_cap is 0. */
+#define RLY_LEARNER_QUEUE_DEFAULT(n_streams) (4u * (uint32_t)(n_streams) + 64u)
+
 /* rly_learner_config configures a learner (see rly_learner_config_init for defaults). */
 typedef struct rly_learner_config {
     relay_ppo_config ppo;     /* hyperparameters; ppo.n_envs is replaced by n_streams */
@@ -94,7 +97,7 @@ typedef struct rly_learner_config {
     uint32_t envs_per_actor;
     uint32_t n_steps;        /* rows per stream per update (0: ppo.n_steps) */
     uint32_t policy_lag;     /* accepted age of data in versions; 0 = on-policy */
-    uint32_t queue_cap;      /* trajectories the intake holds (0: 4 x n_streams + 64) */
+    uint32_t queue_cap;      /* trajectories the intake holds (0: RLY_LEARNER_QUEUE_DEFAULT) */
     int64_t push_timeout_ns; /* how long rly_learner_push blocks when full (0: 5 s; < 0: none) */
     rly_learner_publish_fn publish;
     void *publish_ctx;

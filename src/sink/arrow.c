@@ -15,6 +15,8 @@
  * are split across batches; a trajectory split by a file rotation gets a row in both file pairs
  * (first_step tells where its rows resume).
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -775,12 +777,57 @@ static relay_err write_traj(arrowsink *a, const relay_traj *t)
     return RELAY_OK;
 }
 
+/* prefetch_head asks for the cache lines of t's fields that writing it reads (a trajectory was
+   just filled on another core: fetching its lines one miss at a time dominated the sink thread). */
+static void prefetch_head(const relay_traj *t)
+{
+    const char *p = (const char *)t;
+    for (size_t off = 0; off < offsetof(relay_traj, row_obs_); off += 64)
+        __builtin_prefetch(p + off);
+}
+
+/* prefetch_range asks for the lines of [p, p + n), at most PREFETCH_MAX bytes of them. */
+#define PREFETCH_MAX 4096
+static void prefetch_range(const void *p, size_t n)
+{
+    if (!p)
+        return;
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63);
+    const char *end = (const char *)p + (n < PREFETCH_MAX ? n : PREFETCH_MAX);
+    for (; c < end; c += 64)
+        __builtin_prefetch(c);
+}
+
+/* prefetch_cols asks for the lines of t's columns (its header has arrived meanwhile). */
+static void prefetch_cols(const relay_traj *t)
+{
+    if (t->len == 0 || t->len > t->cap || !t->row_cached_)
+        return;
+    size_t n = t->len;
+    prefetch_range(t->obs, n * t->row_obs_);
+    prefetch_range(t->act, n * t->row_act_);
+    prefetch_range(t->mask, n * t->row_mask_);
+    prefetch_range(t->reward, n * sizeof(float));
+    prefetch_range(t->terminated, n);
+    prefetch_range(t->truncated, n);
+    prefetch_range(t->ts, n * sizeof(int64_t));
+    prefetch_range(t->aux, n * t->spec.n_aux * sizeof(float));
+}
+
 static relay_err arrow_write(void *state, relay_traj *const *trajs, size_t n)
 {
     arrowsink *a = state;
     relay_err ret = RELAY_OK;
+    for (size_t ti = 0; ti < n && ti < 2; ti++)
+        prefetch_head(trajs[ti]);
+    if (n > 0)
+        prefetch_cols(trajs[0]);
     for (size_t ti = 0; ti < n; ti++) {
         const relay_traj *t = trajs[ti];
+        if (ti + 2 < n)
+            prefetch_head(trajs[ti + 2]);
+        if (ti + 1 < n)
+            prefetch_cols(trajs[ti + 1]);
         if (!traj_ok(t)) {
             rly_warn(RLY_SINK_LOG, "arrow sink: trajectory %zu has inconsistent columns", ti);
             rly_counters_add(&a->c.rejected, 1);

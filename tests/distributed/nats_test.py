@@ -44,8 +44,9 @@ class Nats:
 
 
 def server_args(nats, out, *extra):
+    # the target ends the run; the step budget (4x the zoo's) only stops a run that learns badly
     return [RELAY, "server", "--nats", nats.url, "--run", "t", "--out", out, "--target", TARGET,
-            "--quiet"] + list(extra)
+            "--steps", "400000", "--quiet"] + list(extra)
 
 
 def actor_args(nats, i, *extra):

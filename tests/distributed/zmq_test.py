@@ -61,8 +61,10 @@ def curve_configs(n_clients):
 
 
 def server_args(url, out, *extra):
-    return [RELAY, "server", "--zmq", url, "--out", out, "--target", TARGET, "--quiet"] + \
-        list(extra)
+    # the target ends the run; the step budget (4x the zoo's) only stops a run that learns badly,
+    # which a loaded machine's stale trajectories can make happen within the zoo's budget
+    return [RELAY, "server", "--zmq", url, "--out", out, "--target", TARGET, "--steps", "400000",
+            "--quiet"] + list(extra)
 
 
 def actor_args(url, i, *extra):
