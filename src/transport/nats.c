@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/thread.h"
 #include "transport/infer_srv.h"
+#include "transport/nats_wire.h"
 #include "transport/transport.h"
 
 #define MOD "nats"
@@ -372,22 +373,6 @@ static relay_err traj_consume(void *impl, uint64_t start_seq)
     return RELAY_OK;
 }
 
-/* ack_meta reads the stream sequence and the delivery count from a delivery's ack subject:
-   $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>, or with
-   a domain and an account hash after "ACK" (then 11 or 12 tokens). */
-static void ack_meta(const char *ack, rly_tp_delivery *d)
-{
-    const char *tok[16];
-    size_t nt = 0;
-    for (const char *p = ack; p && nt < 16; p = strchr(p, '.'), p = p ? p + 1 : NULL)
-        tok[nt++] = p;
-    size_t base = nt == 9 ? 2 : nt >= 11 ? 4 : 0;
-    if (!base)
-        return;
-    d->delivered = strtoull(tok[base + 2], NULL, 10);
-    d->seq = strtoull(tok[base + 3], NULL, 10);
-}
-
 /* fetch_take files one message of the pull subscription. A delivery (acked on "$JS.ACK...")
    becomes out[*k], whichever request brought it. A status ends the request it answers (its
    subject is that request's reply): true when it ends the current one, with *why RELAY_OK
@@ -425,7 +410,8 @@ static bool fetch_take(tp_nats *t, natsMsg *m, const char *reply, rly_tp_deliver
     d->data = (const uint8_t *)natsMsg_GetData(m);
     int dl = natsMsg_GetDataLength(m);
     d->len = dl > 0 ? (size_t)dl : 0;
-    ack_meta(ack, d);
+    if (rly_nw_ack_meta(ack, strlen(ack), &d->delivered, &d->seq) != RELAY_OK)
+        rly_debug(MOD, "delivery with an unreadable ack subject (no sequence): %.80s", ack);
     const char *id = NULL;
     if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id && strlen(id) < sizeof d->msg_id)
         strcpy(d->msg_id, id);
