@@ -14,16 +14,10 @@
 #include <unistd.h>
 
 #include "relay/sink.h"
+#include "sink_bench.h"
 
 #define STEPS 200
 #define POOL 64
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp(const void *a, const void *b)
 {
@@ -39,23 +33,8 @@ static relay_traj *make(const relay_step_spec *spec, uint64_t seed)
     t->actor = relay_id_from_seed(7, seed % 8);
     t->env_id = (int64_t)(seed % 4);
     snprintf(t->env_label, sizeof t->env_label, "CartPole-v1");
-    t->episode = (int64_t)seed;
     t->policy_version = 3;
-    uint64_t s = seed * 2654435761u + 1;
-    for (int i = 0; i < STEPS; i++) {
-        float obs[4], aux[2];
-        for (int k = 0; k < 4; k++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            obs[k] = (float)((int64_t)(s >> 33) % 200000) / 100000.0f - 1.0f;
-        }
-        int32_t act = (int32_t)(s >> 62) & 1;
-        aux[0] = -0.6931472f + obs[0] * 0.01f;
-        aux[1] = 10.0f + obs[1];
-        relay_traj_push(t, obs, &act, NULL, 1.0f, i == STEPS - 1, false, aux,
-                        1700000000000000000ll + (int64_t)seed * 1000000 + i * 1000);
-    }
-    t->start_ns = t->ts[0];
-    t->end_ns = t->ts[STEPS - 1];
+    sink_bench_fill(t, seed, STEPS);
     return t;
 }
 
@@ -76,7 +55,7 @@ static double run(relay_sink_kind kind, const char *dir, bool devnull, int n, re
         fprintf(stderr, "cannot open sink\n");
         exit(1);
     }
-    double t0 = now();
+    double t0 = sink_bench_now();
     for (int i = 0; i < n; i += POOL) {
         int k = n - i < POOL ? n - i : POOL;
         if (relay_sink_write_batch(s, pool, (size_t)k) != RELAY_OK) {
@@ -92,7 +71,7 @@ static double run(relay_sink_kind kind, const char *dir, bool devnull, int n, re
         fprintf(stderr, "close failed\n");
         exit(1);
     }
-    double dt = now() - t0;
+    double dt = sink_bench_now() - t0;
     *bytes = st.bytes;
     if (path[0] && !devnull) {
         unlink(path);
@@ -113,15 +92,7 @@ int main(int argc, char **argv)
     if (runs < 1 || runs > 100)
         runs = 5;
     relay_step_spec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.obs_dtype = RELAY_F32;
-    spec.obs_rank = 1;
-    spec.obs_shape[0] = 4;
-    spec.act_dtype = RELAY_I32;
-    spec.act_rank = 0;
-    spec.n_aux = 2;
-    strcpy(spec.aux_names[0], "logp");
-    strcpy(spec.aux_names[1], "value");
+    sink_bench_spec(&spec);
     relay_traj *pool[POOL];
     for (int i = 0; i < POOL; i++)
         if (!(pool[i] = make(&spec, (uint64_t)i)))

@@ -12,7 +12,6 @@
  */
 #include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "relay/sink.h"
+#include "sink_bench.h"
 
 #define STEPS 24
 #define BATCH 64
@@ -46,40 +46,12 @@ static double thread_cpu(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void pin(int cpu)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
     (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
-
-static void refill(relay_traj *t, uint64_t seed)
-{
-    relay_traj_clear(t);
-    t->episode = (int64_t)seed;
-    uint64_t s = seed * 2654435761u + 1;
-    for (int i = 0; i < STEPS; i++) {
-        float obs[4], aux[2];
-        for (int k = 0; k < 4; k++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            obs[k] = (float)((int64_t)(s >> 33) % 200000) / 100000.0f - 1.0f;
-        }
-        int32_t act = (int32_t)(s >> 62) & 1;
-        aux[0] = -0.69f + obs[0] * 0.01f;
-        aux[1] = 10.0f + obs[1];
-        relay_traj_push(t, obs, &act, NULL, 1.0f, i == STEPS - 1, false, aux,
-                        1700000000000000000ll + (int64_t)seed * 1000000 + i * 1000);
-    }
-    t->start_ns = t->ts[0];
-    t->end_ns = t->ts[STEPS - 1];
 }
 
 static void *producer(void *arg)
@@ -97,7 +69,7 @@ static void *producer(void *arg)
         int slot = r->head % POOL;
         pthread_mutex_unlock(&r->mu);
         for (int i = 0; i < BATCH; i++)
-            refill(r->trajs[slot][i], r->seq++);
+            sink_bench_fill(r->trajs[slot][i], r->seq++, STEPS);
         pthread_mutex_lock(&r->mu);
         r->head++;
         pthread_cond_broadcast(&r->cv);
@@ -126,8 +98,8 @@ static double one_run(ring *r, const char *dir, double seconds)
         exit(1);
     }
     uint64_t steps = 0;
-    double cpu = 0, end = now() + seconds;
-    while (now() < end) {
+    double cpu = 0, end = sink_bench_now() + seconds;
+    while (sink_bench_now() < end) {
         pthread_mutex_lock(&r->mu);
         while (r->head == r->tail)
             pthread_cond_wait(&r->cv, &r->mu);
@@ -179,14 +151,7 @@ int main(int argc, char **argv)
         return 2;
     }
     relay_step_spec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.obs_dtype = RELAY_F32;
-    spec.obs_rank = 1;
-    spec.obs_shape[0] = 4;
-    spec.act_dtype = RELAY_I32;
-    spec.n_aux = 2;
-    strcpy(spec.aux_names[0], "logp");
-    strcpy(spec.aux_names[1], "value");
+    sink_bench_spec(&spec);
     const char *pool_env = getenv("BENCH_XCORE_POOL");
     if (pool_env && atoi(pool_env) > SLOTS && atoi(pool_env) <= POOL_MAX)
         POOL = atoi(pool_env);
