@@ -136,6 +136,17 @@ static void open_pair(const char *url, rly_tp **srv, rly_tp **cli)
     assert_ok(rly_tp_open(&c, cli));
 }
 
+/* unlink_ipc removes the ipc endpoints a transport bound at url (main, models, inference). */
+static void unlink_ipc(const char *url)
+{
+    static const char *const ext[] = {"", ".pub", ".infer"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[160];
+        snprintf(path, sizeof path, "%s%s", url + 6, ext[i]);
+        unlink(path);
+    }
+}
+
 static void remote_equals_local(void **state)
 {
     (void)state;
@@ -216,6 +227,7 @@ static void remote_equals_local(void **state)
     assert_int_equal(rly_infer_client_failures(ic), 2);
     rly_infer_client_free(ic);
     rly_tp_close(cli);
+    unlink_ipc(url);
 }
 
 static relay_err raw(rly_tp *cli, const void *req, size_t len, rly_iw_rep *rep, uint8_t *buf,
@@ -309,6 +321,7 @@ static void malformed_refused(void **state)
     rly_tp_close(cli);
     rly_tp_close(srv);
     rly_infer_server_free(is);
+    unlink_ipc(url);
 }
 
 int main(void)
