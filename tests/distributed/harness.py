@@ -77,6 +77,7 @@ def stop_all():
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
+            p.send_signal(signal.SIGCONT)  # a paused (SIGSTOP) process takes it once continued
     t = time.monotonic() + 10
     for p in procs:
         try:
